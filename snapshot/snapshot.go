@@ -20,9 +20,28 @@ package snapshot
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"time"
 )
+
+// ErrInvalid means a call was given an argument the contract rejects: an
+// empty stream name or a snapshot version of 0. Backends wrap it with the
+// detail (match it with errors.Is); nothing is stored or changed.
+var ErrInvalid = errors.New("snapshot: invalid argument")
+
+// Validate reports whether s may be saved: Stream must be non-empty and
+// Version above 0. The error wraps ErrInvalid.
+func (s Snapshot) Validate() error {
+	if s.Stream == "" {
+		return fmt.Errorf("%w: empty stream name", ErrInvalid)
+	}
+	if s.Version == 0 {
+		return fmt.Errorf("%w: version 0 in stream %q (versions start at 1)", ErrInvalid, s.Stream)
+	}
+	return nil
+}
 
 // Snapshot is one saved state of a stream.
 type Snapshot struct {
