@@ -1,6 +1,14 @@
 package orchestrix
 
-import "time"
+import (
+	"math"
+	"mime"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
 
 // SpecVersion is the CloudEvents specification version every envelope
 // carries.
@@ -57,4 +65,236 @@ type Envelope struct {
 
 	// Data is the encoded payload.
 	Data []byte
+}
+
+// Attribute names of the CloudEvents context and of Orchestrix's extension
+// attributes, as they appear in structured-mode JSON.
+const (
+	attrID              = "id"
+	attrSource          = "source"
+	attrSpecVersion     = "specversion"
+	attrType            = "type"
+	attrSubject         = "subject"
+	attrTime            = "time"
+	attrDataContentType = "datacontenttype"
+	attrDataSchema      = "dataschema"
+	attrData            = "data"
+	attrDataBase64      = "data_base64"
+	attrSequence        = "sequence"
+	attrCorrelationID   = "correlationid"
+	attrCausationID     = "causationid"
+	attrTraceParent     = "traceparent"
+	attrSchemaVersion   = "schemaversion"
+)
+
+// maxExtensionNameLen is the longest extension attribute name accepted, as
+// the CloudEvents specification recommends.
+const maxExtensionNameLen = 20
+
+// isReservedName reports whether an entry of Envelope.Extensions may not
+// use name, because a field of Envelope (or the data member) owns it.
+func isReservedName(name string) bool {
+	switch name {
+	case attrID, attrSource, attrSpecVersion, attrType, attrSubject, attrTime,
+		attrDataContentType, attrDataSchema, attrData, attrSequence,
+		attrCorrelationID, attrCausationID, attrTraceParent, attrSchemaVersion:
+		return true
+	}
+	return false
+}
+
+// AttributeError reports an envelope attribute that is missing or invalid.
+// It matches ErrInvalidEnvelope with errors.Is.
+type AttributeError struct {
+	// Attribute is the CloudEvents attribute name, e.g. "source", or the
+	// extension name for an entry of Envelope.Extensions.
+	Attribute string
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+// Error implements error.
+func (e *AttributeError) Error() string {
+	return "orchestrix: invalid envelope: attribute " + strconv.Quote(e.Attribute) + ": " + e.Reason
+}
+
+// Is makes errors.Is(err, ErrInvalidEnvelope) true.
+func (e *AttributeError) Is(target error) bool { return target == ErrInvalidEnvelope }
+
+func attrErr(name, reason string) error {
+	return &AttributeError{Attribute: name, Reason: reason}
+}
+
+// Validate reports whether e can be encoded as a valid CloudEvents 1.0
+// event. It checks that:
+//
+//   - ID, Source and Type are non-blank; Subject, if set, is non-blank;
+//   - Source is a URI reference and DataSchema, if set, an absolute URI;
+//   - SpecVersion is "" (read as "1.0") or "1.0";
+//   - DataContentType, if set, is an RFC 2046 media type;
+//   - Time, if set, falls in the years 0000-9999 (RFC 3339) in UTC;
+//   - SchemaVersion is between 0 (unset) and math.MaxInt32;
+//   - every extension name is 1-20 lower-case ASCII letters or digits and
+//     is not the name of an attribute Envelope has a field for;
+//   - every string attribute and extension value is valid UTF-8.
+//
+// The first problem found is returned as an *AttributeError, which matches
+// ErrInvalidEnvelope. Validate does not look at Data.
+func (e Envelope) Validate() error {
+	if err := checkRequired(attrID, e.ID); err != nil {
+		return err
+	}
+	if err := checkRequired(attrSource, e.Source); err != nil {
+		return err
+	}
+	if !isURIReference(e.Source) {
+		return attrErr(attrSource, "not a URI reference")
+	}
+	if e.SpecVersion != "" && e.SpecVersion != SpecVersion {
+		return attrErr(attrSpecVersion, "must be "+strconv.Quote(SpecVersion)+", got "+strconv.Quote(e.SpecVersion))
+	}
+	if err := checkRequired(attrType, e.Type); err != nil {
+		return err
+	}
+	if e.Subject != "" {
+		if err := checkRequired(attrSubject, e.Subject); err != nil {
+			return err
+		}
+	}
+	if !e.Time.IsZero() {
+		if y := e.Time.UTC().Year(); y < 0 || y > 9999 {
+			return attrErr(attrTime, "year "+strconv.Itoa(y)+" outside the RFC 3339 range 0000-9999")
+		}
+	}
+	if e.DataContentType != "" && !isMediaType(e.DataContentType) {
+		return attrErr(attrDataContentType, "not an RFC 2046 media type")
+	}
+	if e.DataSchema != "" {
+		if !utf8.ValidString(e.DataSchema) {
+			return attrErr(attrDataSchema, "not valid UTF-8")
+		}
+		if !isAbsoluteURI(e.DataSchema) {
+			return attrErr(attrDataSchema, "not an absolute URI")
+		}
+	}
+	if e.SchemaVersion < 0 || int64(e.SchemaVersion) > math.MaxInt32 {
+		return attrErr(attrSchemaVersion, "out of range 0.."+strconv.Itoa(math.MaxInt32))
+	}
+	for _, f := range [...]struct{ name, value string }{
+		{attrCorrelationID, e.CorrelationID},
+		{attrCausationID, e.CausationID},
+		{attrTraceParent, e.TraceParent},
+	} {
+		if !utf8.ValidString(f.value) {
+			return attrErr(f.name, "not valid UTF-8")
+		}
+	}
+	for name, value := range e.Extensions {
+		if err := checkExtensionName(name); err != nil {
+			return err
+		}
+		if !utf8.ValidString(value) {
+			return attrErr(name, "value is not valid UTF-8")
+		}
+	}
+	return nil
+}
+
+// checkRequired checks a string attribute that, when present, must be
+// valid UTF-8 and contain more than white space.
+func checkRequired(name, value string) error {
+	if strings.TrimSpace(value) == "" {
+		return attrErr(name, "must be a non-empty string")
+	}
+	if !utf8.ValidString(value) {
+		return attrErr(name, "not valid UTF-8")
+	}
+	return nil
+}
+
+func checkExtensionName(name string) error {
+	if name == "" || len(name) > maxExtensionNameLen {
+		return attrErr(name, "extension names must be 1-20 characters long")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return attrErr(name, "extension names must consist of lower-case letters a-z and digits 0-9")
+		}
+	}
+	if isReservedName(name) {
+		return attrErr(name, "reserved attribute name, set the Envelope field instead")
+	}
+	return nil
+}
+
+// isURIReference reports whether s parses as an RFC 3986 URI reference.
+// Strings made only of unreserved characters and slashes (the common
+// "/orchestrix/bank" form) are accepted without calling url.Parse.
+func isURIReference(s string) bool {
+	if isUnreservedPath(s) {
+		return true
+	}
+	_, err := url.Parse(s)
+	return err == nil
+}
+
+// isAbsoluteURI reports whether s parses as an absolute RFC 3986 URI. The
+// common "scheme://host/path" form made of unreserved characters is
+// accepted without calling url.Parse.
+func isAbsoluteURI(s string) bool {
+	i := 0
+	for i < len(s) && (s[i] >= 'a' && s[i] <= 'z' || s[i] >= 'A' && s[i] <= 'Z' ||
+		i > 0 && (s[i] >= '0' && s[i] <= '9' || s[i] == '+' || s[i] == '-' || s[i] == '.')) {
+		i++
+	}
+	if i > 0 && i < len(s) && s[i] == ':' && isUnreservedPath(s[i+1:]) {
+		return true
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.IsAbs()
+}
+
+// isUnreservedPath reports whether s consists only of RFC 3986 unreserved
+// characters and slashes.
+func isUnreservedPath(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+			return false
+		}
+	}
+	return true
+}
+
+// isMediaType reports whether s is an RFC 2046 media type. A bare
+// "type/subtype" of token characters is checked without allocating;
+// anything else (parameters, white space) goes through mime.ParseMediaType.
+func isMediaType(s string) bool {
+	slash := -1
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '/' && slash < 0:
+			slash = i
+		case isTokenChar(c):
+		default:
+			mt, _, err := mime.ParseMediaType(s)
+			return err == nil && strings.Contains(mt, "/")
+		}
+	}
+	return slash > 0 && slash < len(s)-1
+}
+
+// isTokenChar reports whether c may appear in an RFC 2045 token.
+func isTokenChar(c byte) bool {
+	if c <= ' ' || c >= 0x7f {
+		return false
+	}
+	switch c {
+	case '(', ')', '<', '>', '@', ',', ';', ':', '\\', '"', '/', '[', ']', '?', '=':
+		return false
+	}
+	return true
 }

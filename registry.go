@@ -1,0 +1,314 @@
+package orchestrix
+
+import (
+	"errors"
+	"fmt"
+	"mime"
+	"reflect"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// Registry maps Go payload types to stable type names and schema versions,
+// encodes payloads into Envelopes and decodes them back, bringing payloads
+// written at older schema versions forward through upcasters.
+//
+// Register every type and add every upcaster at start-up, then share the
+// Registry: Marshal, Unmarshal and TypeName are safe for concurrent use
+// with each other and with further registrations.
+type Registry struct {
+	codec Codec
+	newID func() string
+
+	mu     sync.RWMutex
+	byName map[string]*registration
+	byType map[reflect.Type]*registration
+}
+
+// registration is what the registry knows about one type. Its fields are
+// written only under the registry's write lock.
+type registration struct {
+	name    string
+	typ     reflect.Type
+	version int
+	decode  func(c Codec, data []byte) (any, error)
+	// upcasters[v] turns a payload at version v into version v+1.
+	upcasters map[int]func([]byte) ([]byte, error)
+}
+
+// RegistryOption configures NewRegistry.
+type RegistryOption func(*Registry)
+
+// WithCodec makes the registry encode and decode payloads with c instead
+// of JSONCodec. A nil c is ignored.
+func WithCodec(c Codec) RegistryOption {
+	return func(r *Registry) {
+		if c != nil {
+			r.codec = c
+		}
+	}
+}
+
+// WithIDFunc makes Marshal take envelope ids from newID instead of NewID,
+// for example to get deterministic ids in tests. A nil newID is ignored.
+func WithIDFunc(newID func() string) RegistryOption {
+	return func(r *Registry) {
+		if newID != nil {
+			r.newID = newID
+		}
+	}
+}
+
+// NewRegistry returns an empty registry using JSONCodec and NewID unless
+// options say otherwise.
+func NewRegistry(opts ...RegistryOption) *Registry {
+	r := &Registry{
+		codec:  JSONCodec{},
+		newID:  NewID,
+		byName: make(map[string]*registration),
+		byType: make(map[reflect.Type]*registration),
+	}
+	for _, opt := range opts {
+		opt(r)
+	}
+	return r
+}
+
+// Codec returns the codec the registry encodes payloads with.
+func (r *Registry) Codec() Codec { return r.codec }
+
+// RegisterOption configures one call of Register.
+type RegisterOption func(*registerConfig)
+
+type registerConfig struct {
+	version int
+}
+
+// WithSchemaVersion sets the current schema version of the type being
+// registered (default 1). Payloads written at a lower version are brought
+// forward by the upcasters added with Registry.AddUpcaster.
+func WithSchemaVersion(n int) RegisterOption {
+	return func(c *registerConfig) { c.version = n }
+}
+
+// RegistrationError reports a rejected Register or AddUpcaster call.
+type RegistrationError struct {
+	// Name is the type name involved.
+	Name string
+	// Reason says why the call was rejected.
+	Reason string
+}
+
+// Error implements error.
+func (e *RegistrationError) Error() string {
+	return fmt.Sprintf("orchestrix: registering %q: %s", e.Name, e.Reason)
+}
+
+// Register records that payloads of type T travel under the type name
+// name (Envelope.Type) at the current schema version given by
+// WithSchemaVersion (default 1).
+//
+// The name must be a non-blank UTF-8 string; CloudEvents recommends a
+// reverse-DNS prefix such as "com.example.bank.AccountOpened". Registering
+// a name already taken by another type, a type already registered under
+// another name, a non-positive schema version, or an interface type is an
+// error (*RegistrationError). Registering the same type under the same
+// name and version again is a no-op.
+//
+// Unmarshal returns payloads as values of type T (not *T). Marshal accepts
+// a T or a non-nil *T.
+func Register[T any](r *Registry, name string, opts ...RegisterOption) error {
+	cfg := registerConfig{version: 1}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	typ := reflect.TypeFor[T]()
+	switch {
+	case strings.TrimSpace(name) == "" || !utf8.ValidString(name):
+		return &RegistrationError{Name: name, Reason: "type name must be a non-blank UTF-8 string"}
+	case cfg.version < 1:
+		return &RegistrationError{Name: name, Reason: fmt.Sprintf("schema version %d is not positive", cfg.version)}
+	case int64(cfg.version) > 1<<31-1:
+		return &RegistrationError{Name: name, Reason: fmt.Sprintf("schema version %d exceeds the 32-bit range", cfg.version)}
+	case typ.Kind() == reflect.Interface:
+		return &RegistrationError{Name: name, Reason: fmt.Sprintf("%v is an interface type; register a concrete type", typ)}
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old, ok := r.byName[name]; ok {
+		if old.typ != typ {
+			return &RegistrationError{Name: name, Reason: fmt.Sprintf("name already registered for %v, cannot register %v", old.typ, typ)}
+		}
+		if old.version != cfg.version {
+			return &RegistrationError{Name: name, Reason: fmt.Sprintf("already registered at schema version %d, cannot register version %d", old.version, cfg.version)}
+		}
+		return nil
+	}
+	if old, ok := r.byType[typ]; ok {
+		return &RegistrationError{Name: name, Reason: fmt.Sprintf("type %v already registered as %q", typ, old.name)}
+	}
+	reg := &registration{
+		name:    name,
+		typ:     typ,
+		version: cfg.version,
+		decode: func(c Codec, data []byte) (any, error) {
+			var v T
+			if err := c.Decode(data, &v); err != nil {
+				return nil, err
+			}
+			return v, nil
+		},
+		upcasters: make(map[int]func([]byte) ([]byte, error)),
+	}
+	r.byName[name] = reg
+	r.byType[typ] = reg
+	return nil
+}
+
+// lookupValue finds the registration for the dynamic type of v, or of *v
+// when v is a non-nil pointer to a registered type.
+func (r *Registry) lookupValue(v any) (*registration, any, error) {
+	if v == nil {
+		return nil, nil, fmt.Errorf("%w: nil payload", ErrUnknownEventType)
+	}
+	typ := reflect.TypeOf(v)
+	r.mu.RLock()
+	reg, ok := r.byType[typ]
+	if !ok && typ.Kind() == reflect.Pointer {
+		reg, ok = r.byType[typ.Elem()]
+		if ok {
+			rv := reflect.ValueOf(v)
+			if rv.IsNil() {
+				r.mu.RUnlock()
+				return nil, nil, fmt.Errorf("%w: nil %v", ErrUnknownEventType, typ)
+			}
+			v = rv.Elem().Interface()
+		}
+	}
+	r.mu.RUnlock()
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: Go type %v is not registered", ErrUnknownEventType, typ)
+	}
+	return reg, v, nil
+}
+
+// TypeName returns the registered type name of v's type (or of *v, for a
+// pointer to a registered type). An unregistered type yields an error
+// matching ErrUnknownEventType.
+func (r *Registry) TypeName(v any) (string, error) {
+	reg, _, err := r.lookupValue(v)
+	if err != nil {
+		return "", err
+	}
+	return reg.name, nil
+}
+
+// Marshal encodes v with the registry's codec into a new envelope with ID
+// (from NewID or WithIDFunc), SpecVersion, Type, SchemaVersion (the
+// registered current version), DataContentType and Data set. The caller
+// sets Source, Subject, Time and the remaining attributes before the
+// envelope is stored or sent.
+//
+// An unregistered type yields an error matching ErrUnknownEventType; an
+// encoding failure is returned wrapped.
+func (r *Registry) Marshal(v any) (Envelope, error) {
+	reg, v, err := r.lookupValue(v)
+	if err != nil {
+		return Envelope{}, err
+	}
+	data, err := r.codec.Encode(v)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("orchestrix: encoding %q: %w", reg.name, err)
+	}
+	return Envelope{
+		ID:              r.newID(),
+		SpecVersion:     SpecVersion,
+		Type:            reg.name,
+		SchemaVersion:   reg.version,
+		DataContentType: r.codec.ContentType(),
+		Data:            data,
+	}, nil
+}
+
+// Unmarshal decodes the payload of e into a value of the type registered
+// under e.Type and returns it (a T, not a *T).
+//
+// A payload written at an older schema version (e.SchemaVersion; 0 is read
+// as 1) is first passed through the upcasters for each version up to the
+// registered one. Errors:
+//
+//   - an unregistered e.Type matches ErrUnknownEventType and names the type;
+//   - a missing upcaster, a failing upcaster, or a payload written at a
+//     version newer than the registered one is an *UpcastError;
+//   - a DataContentType that is not the codec's media type, or a payload
+//     the codec cannot decode, matches ErrInvalidEnvelope.
+func (r *Registry) Unmarshal(e Envelope) (any, error) {
+	r.mu.RLock()
+	reg, ok := r.byName[e.Type]
+	var chain []func([]byte) ([]byte, error)
+	from := max(e.SchemaVersion, 1)
+	var upErr error
+	if ok {
+		chain, upErr = reg.chain(from)
+	}
+	r.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownEventType, e.Type)
+	}
+	if upErr != nil {
+		return nil, upErr
+	}
+	if e.DataContentType != "" && !sameMediaType(e.DataContentType, r.codec.ContentType()) {
+		return nil, fmt.Errorf("%w: %q payload has content type %q, the registry's codec reads %q",
+			ErrInvalidEnvelope, e.Type, e.DataContentType, r.codec.ContentType())
+	}
+	data := e.Data
+	for i, up := range chain {
+		out, err := up(data)
+		if err != nil {
+			return nil, &UpcastError{Type: reg.name, From: from + i, To: reg.version, Err: err}
+		}
+		data = out
+	}
+	v, err := reg.decode(r.codec, data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: decoding %q payload at schema version %d: %w", ErrInvalidEnvelope, reg.name, reg.version, err)
+	}
+	return v, nil
+}
+
+// chain returns the upcasters that bring a payload at version from to the
+// registered version. Callers hold the registry's read lock.
+func (reg *registration) chain(from int) ([]func([]byte) ([]byte, error), error) {
+	if from > reg.version {
+		return nil, &UpcastError{Type: reg.name, From: from, To: reg.version, Err: errNewerVersion}
+	}
+	if from == reg.version {
+		return nil, nil
+	}
+	chain := make([]func([]byte) ([]byte, error), 0, reg.version-from)
+	for v := from; v < reg.version; v++ {
+		up, ok := reg.upcasters[v]
+		if !ok {
+			return nil, &UpcastError{Type: reg.name, From: v, To: reg.version,
+				Err: fmt.Errorf("no upcaster from version %d to %d", v, v+1)}
+		}
+		chain = append(chain, up)
+	}
+	return chain, nil
+}
+
+var errNewerVersion = errors.New("payload written at a schema version newer than the registered one")
+
+// sameMediaType reports whether two media types name the same type,
+// ignoring parameters and case.
+func sameMediaType(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ma, _, errA := mime.ParseMediaType(a)
+	mb, _, errB := mime.ParseMediaType(b)
+	return errA == nil && errB == nil && ma == mb
+}
