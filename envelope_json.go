@@ -1,8 +1,10 @@
 package orchestrix
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"mime"
@@ -207,8 +209,9 @@ func (e *Envelope) UnmarshalJSON(data []byte) error {
 // an error. "sequence" and "schemaversion" are accepted as decimal strings
 // or JSON integers; other extension attributes as strings, numbers or
 // booleans (stored in their JSON text form). A null attribute is treated
-// as absent. The result is checked with Validate; Time is returned in UTC
-// and SpecVersion is "1.0".
+// as absent; an attribute that appears twice is an error. Member names are
+// case-sensitive, as CloudEvents requires. The result is checked with
+// Validate; Time is returned in UTC and SpecVersion is "1.0".
 //
 // Malformed JSON, a missing or invalid attribute, a specversion other than
 // "1.0" or a value of the wrong JSON type yields an error matching
@@ -217,89 +220,116 @@ func (e *Envelope) UnmarshalJSON(data []byte) error {
 // DecodeJSON never panics. Callers reading from the network should also
 // bound the size of the input itself (for example http.MaxBytesReader).
 func DecodeJSON(data []byte, opts DecodeOptions) (Envelope, error) {
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(data, &members); err != nil {
-		return Envelope{}, fmt.Errorf("%w: %w", ErrInvalidEnvelope, err)
-	}
-	if members == nil {
-		return Envelope{}, fmt.Errorf("%w: not a JSON object", ErrInvalidEnvelope)
-	}
-	var e Envelope
-	sv, ok, err := stringMember(members, attrSpecVersion)
-	if err != nil {
-		return Envelope{}, err
-	}
-	if !ok {
-		return Envelope{}, attrErr(attrSpecVersion, "missing")
-	}
-	if sv != SpecVersion {
-		return Envelope{}, attrErr(attrSpecVersion, "must be "+strconv.Quote(SpecVersion)+", got "+strconv.Quote(sv))
-	}
-	e.SpecVersion = SpecVersion
-
-	for _, f := range [...]struct {
-		name     string
-		dst      *string
-		required bool
-	}{
-		{attrID, &e.ID, true},
-		{attrSource, &e.Source, true},
-		{attrType, &e.Type, true},
-		{attrSubject, &e.Subject, false},
-		{attrDataContentType, &e.DataContentType, false},
-		{attrDataSchema, &e.DataSchema, false},
-		{attrCorrelationID, &e.CorrelationID, false},
-		{attrCausationID, &e.CausationID, false},
-		{attrTraceParent, &e.TraceParent, false},
-	} {
-		v, ok, err := stringMember(members, f.name)
+	var (
+		e                 Envelope
+		seen              uint32 // bit i set: member knownMembers[i] seen
+		dataRaw, dataB64  jsonMember
+		hasData, hasB64   bool
+		requiredPresent   = [3]bool{}
+		requiredAttribute = [3]string{attrID, attrSource, attrType}
+	)
+	err := scanObject(data, func(m jsonMember) error {
+		bit := knownMemberBit(m.name)
+		if bit != 0 {
+			if seen&bit != 0 {
+				return attrErr(m.name, "appears twice")
+			}
+			seen |= bit
+		}
+		isNull := !m.isStr && string(m.raw) == "null"
+		if isNull && m.name != attrData && m.name != attrDataBase64 {
+			return nil // a null attribute is an absent one
+		}
+		str := func(dst *string) error {
+			if !m.isStr {
+				return attrErr(m.name, "must be a JSON string")
+			}
+			*dst = m.str
+			return nil
+		}
+		switch m.name {
+		case attrSpecVersion:
+			if !m.isStr || m.str != SpecVersion {
+				return attrErr(attrSpecVersion, "must be "+strconv.Quote(SpecVersion)+", got "+string(m.raw))
+			}
+			e.SpecVersion = SpecVersion
+			return nil
+		case attrID:
+			requiredPresent[0] = true
+			return str(&e.ID)
+		case attrSource:
+			requiredPresent[1] = true
+			return str(&e.Source)
+		case attrType:
+			requiredPresent[2] = true
+			return str(&e.Type)
+		case attrSubject:
+			return str(&e.Subject)
+		case attrDataContentType:
+			return str(&e.DataContentType)
+		case attrDataSchema:
+			return str(&e.DataSchema)
+		case attrCorrelationID:
+			return str(&e.CorrelationID)
+		case attrCausationID:
+			return str(&e.CausationID)
+		case attrTraceParent:
+			return str(&e.TraceParent)
+		case attrTime:
+			var ts string
+			if err := str(&ts); err != nil {
+				return err
+			}
+			t, err := time.Parse(time.RFC3339Nano, ts)
+			if err != nil {
+				return attrErr(attrTime, "not an RFC 3339 timestamp")
+			}
+			e.Time = t.UTC()
+			return nil
+		case attrSequence:
+			n, err := integerMember(m, math.MaxUint64)
+			e.Sequence = n
+			return err
+		case attrSchemaVersion:
+			n, err := integerMember(m, math.MaxInt32)
+			e.SchemaVersion = int(n)
+			return err
+		case attrData:
+			dataRaw, hasData = m, !isNull
+			return nil
+		case attrDataBase64:
+			dataB64, hasB64 = m, !isNull
+			return nil
+		}
+		// An extension attribute.
+		if _, dup := e.Extensions[m.name]; dup {
+			return attrErr(m.name, "appears twice")
+		}
+		v, err := extensionValue(m)
 		if err != nil {
-			return Envelope{}, err
-		}
-		if !ok && f.required {
-			return Envelope{}, attrErr(f.name, "missing")
-		}
-		*f.dst = v
-	}
-
-	if ts, ok, err := stringMember(members, attrTime); err != nil {
-		return Envelope{}, err
-	} else if ok {
-		t, err := time.Parse(time.RFC3339Nano, ts)
-		if err != nil {
-			return Envelope{}, attrErr(attrTime, "not an RFC 3339 timestamp")
-		}
-		e.Time = t.UTC()
-	}
-	if n, ok, err := integerMember(members, attrSequence, math.MaxUint64); err != nil {
-		return Envelope{}, err
-	} else if ok {
-		e.Sequence = n
-	}
-	if n, ok, err := integerMember(members, attrSchemaVersion, math.MaxInt32); err != nil {
-		return Envelope{}, err
-	} else if ok {
-		e.SchemaVersion = int(n)
-	}
-
-	for name, raw := range members {
-		if isKnownMember(name) {
-			continue
-		}
-		v, ok, err := extensionValue(name, raw)
-		if err != nil {
-			return Envelope{}, err
-		}
-		if !ok {
-			continue
+			return err
 		}
 		if e.Extensions == nil {
 			e.Extensions = make(map[string]string)
 		}
-		e.Extensions[name] = v
+		e.Extensions[m.name] = v
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrInvalidEnvelope) {
+			return Envelope{}, err
+		}
+		return Envelope{}, fmt.Errorf("%w: %w", ErrInvalidEnvelope, err)
 	}
-
-	if err := e.decodeData(members, opts.maxDataSize()); err != nil {
+	if e.SpecVersion == "" {
+		return Envelope{}, attrErr(attrSpecVersion, "missing")
+	}
+	for i, ok := range requiredPresent {
+		if !ok {
+			return Envelope{}, attrErr(requiredAttribute[i], "missing")
+		}
+	}
+	if err := e.decodeData(dataRaw, hasData, dataB64, hasB64, opts.maxDataSize()); err != nil {
 		return Envelope{}, err
 	}
 	if err := e.Validate(); err != nil {
@@ -308,94 +338,62 @@ func DecodeJSON(data []byte, opts DecodeOptions) (Envelope, error) {
 	return e, nil
 }
 
-func isKnownMember(name string) bool {
-	return name == attrDataBase64 || isReservedName(name)
-}
-
-// member returns the raw value of a member, with ok false when the member
-// is absent or null.
-func member(members map[string]json.RawMessage, name string) (json.RawMessage, bool) {
-	raw, ok := members[name]
-	if !ok || string(raw) == "null" {
-		return nil, false
+// knownMemberBit returns the bit DecodeJSON uses to spot a repeated
+// member, or 0 for an extension attribute.
+func knownMemberBit(name string) uint32 {
+	for i, n := range [...]string{
+		attrID, attrSource, attrSpecVersion, attrType, attrSubject, attrTime,
+		attrDataContentType, attrDataSchema, attrData, attrDataBase64,
+		attrSequence, attrCorrelationID, attrCausationID, attrTraceParent,
+		attrSchemaVersion,
+	} {
+		if n == name {
+			return 1 << i
+		}
 	}
-	return raw, true
-}
-
-func stringMember(members map[string]json.RawMessage, name string) (string, bool, error) {
-	raw, ok := member(members, name)
-	if !ok {
-		return "", false, nil
-	}
-	if raw[0] != '"' {
-		return "", false, attrErr(name, "must be a JSON string")
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false, attrErr(name, err.Error())
-	}
-	return s, true, nil
+	return 0
 }
 
 // integerMember reads a non-negative integer attribute given as a decimal
 // string or a JSON number, with the value at most limit.
-func integerMember(members map[string]json.RawMessage, name string, limit uint64) (uint64, bool, error) {
-	raw, ok := member(members, name)
-	if !ok {
-		return 0, false, nil
-	}
-	text := string(raw)
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, false, attrErr(name, err.Error())
-		}
-		text = s
+func integerMember(m jsonMember, limit uint64) (uint64, error) {
+	text := m.str
+	if !m.isStr {
+		text = string(m.raw)
 	}
 	n, err := strconv.ParseUint(text, 10, 64)
 	if err != nil || n > limit {
-		return 0, false, attrErr(name, "must be a non-negative decimal integer no larger than "+strconv.FormatUint(limit, 10))
+		return 0, attrErr(m.name, "must be a non-negative decimal integer no larger than "+strconv.FormatUint(limit, 10))
 	}
-	return n, true, nil
+	return n, nil
 }
 
-// extensionValue converts the JSON value of an extension attribute to its
-// string form; ok is false for null.
-func extensionValue(name string, raw json.RawMessage) (string, bool, error) {
-	switch c := raw[0]; {
-	case c == '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", false, attrErr(name, err.Error())
-		}
-		return s, true, nil
-	case c == 'n':
-		return "", false, nil
+// extensionValue converts the JSON value of an extension attribute (not
+// null) to its string form.
+func extensionValue(m jsonMember) (string, error) {
+	if m.isStr {
+		return m.str, nil
+	}
+	switch c := m.raw[0]; {
 	case c == 't' || c == 'f' || c == '-' || c >= '0' && c <= '9':
-		return string(raw), true, nil
+		return string(m.raw), nil
 	}
-	return "", false, attrErr(name, "extension values must be strings, numbers or booleans")
+	return "", attrErr(m.name, "extension values must be strings, numbers or booleans")
 }
 
-func (e *Envelope) decodeData(members map[string]json.RawMessage, limit int) error {
-	raw, hasData := member(members, attrData)
-	b64, hasBase64 := member(members, attrDataBase64)
+func (e *Envelope) decodeData(raw jsonMember, hasData bool, b64 jsonMember, hasBase64 bool, limit int) error {
 	switch {
 	case hasData && hasBase64:
 		return attrErr(attrData, `"data" and "data_base64" must not both be present`)
 	case hasBase64:
-		if b64[0] != '"' {
+		if !b64.isStr {
 			return attrErr(attrDataBase64, "must be a JSON string")
 		}
-		var s string
-		if err := json.Unmarshal(b64, &s); err != nil {
-			return attrErr(attrDataBase64, err.Error())
-		}
 		// DecodedLen overstates the decoded size by at most two bytes.
-		if n := base64.StdEncoding.DecodedLen(len(s)) - 2; n > limit {
+		if n := base64.StdEncoding.DecodedLen(len(b64.str)) - 2; n > limit {
 			return tooLarge(n, limit)
 		}
-		d, err := base64.StdEncoding.DecodeString(s)
+		d, err := base64.StdEncoding.DecodeString(b64.str)
 		if err != nil {
 			return attrErr(attrDataBase64, "not standard base64: "+err.Error())
 		}
@@ -406,24 +404,20 @@ func (e *Envelope) decodeData(members map[string]json.RawMessage, limit int) err
 			e.Data = d
 		}
 	case hasData && isJSONMediaType(e.DataContentType):
-		if len(raw) > limit {
-			return tooLarge(len(raw), limit)
+		if len(raw.raw) > limit {
+			return tooLarge(len(raw.raw), limit)
 		}
-		e.Data = raw // json.RawMessage values are copies of the input
+		e.Data = bytes.Clone(raw.raw)
 	case hasData:
-		if raw[0] != '"' {
+		if !raw.isStr {
 			mt, _, _ := mime.ParseMediaType(e.DataContentType)
 			return attrErr(attrData, "must be a JSON string for media type "+strconv.Quote(mt))
 		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return attrErr(attrData, err.Error())
+		if len(raw.str) > limit {
+			return tooLarge(len(raw.str), limit)
 		}
-		if len(s) > limit {
-			return tooLarge(len(s), limit)
-		}
-		if len(s) > 0 {
-			e.Data = []byte(s)
+		if len(raw.str) > 0 {
+			e.Data = []byte(raw.str)
 		}
 	}
 	return nil

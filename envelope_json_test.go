@@ -116,6 +116,11 @@ func TestDecodeJSON_BadInput_ReturnsErrInvalidEnvelope(t *testing.T) {
 		"bad extension name":       `{"specversion":"1.0","id":"1","source":"s","type":"t","Ext":"x"}`,
 		"both data members":        `{"specversion":"1.0","id":"1","source":"s","type":"t","data":1,"data_base64":"AQ=="}`,
 		"bad base64":               `{"specversion":"1.0","id":"1","source":"s","type":"t","data_base64":"!!"}`,
+		"repeated attribute":       `{"specversion":"1.0","id":"1","id":"2","source":"s","type":"t"}`,
+		"repeated extension":       `{"specversion":"1.0","id":"1","source":"s","type":"t","x":"1","x":"2"}`,
+		"trailing data":            `{"specversion":"1.0","id":"1","source":"s","type":"t"} {}`,
+		"unterminated data":        `{"specversion":"1.0","id":"1","source":"s","type":"t","data":{"a":[1}`,
+		"bad escape":               `{"specversion":"1.0","id":"\q","source":"s","type":"t"}`,
 		"non-string text data":     `{"specversion":"1.0","id":"1","source":"s","type":"t","datacontenttype":"text/plain","data":{}}`,
 	}
 	for name, in := range tests {
@@ -324,4 +329,28 @@ func fromSDK(t *testing.T, ce cloudevents.Event) orchestrix.Envelope {
 		}
 	}
 	return e
+}
+
+func BenchmarkEnvelope_MarshalJSON(b *testing.B) {
+	e := fullEnvelope()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.MarshalJSON(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeJSON(b *testing.B) {
+	data, err := json.Marshal(fullEnvelope())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := orchestrix.DecodeJSON(data, orchestrix.DecodeOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
