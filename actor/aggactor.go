@@ -1,0 +1,594 @@
+package actor
+
+import (
+	"fmt"
+	"math"
+	"runtime/debug"
+
+	proto "github.com/asynkron/protoactor-go/actor"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/snapshot"
+)
+
+// aggActor is the actor of one aggregate. All its fields are owned by the
+// actor's goroutine; appends and snapshot saves run on their own goroutines
+// and report back by message.
+//
+// Pipelining: commands are decided against the pending state (committed
+// state plus the events of batches not yet durable). batches[0] is the
+// batch being appended (at most one append is in flight); later batches
+// collect the commands decided meanwhile, and are appended one Append call
+// each once the previous one is durable. Every command, including rejected
+// ones, takes its place in a batch so that replies leave in arrival order.
+type aggActor[S, C, E any] struct {
+	h    *Handle[S, C, E]
+	e    *entry
+	id   string
+	self *proto.PID
+
+	ready    bool
+	state    S // committed
+	version  uint64
+	pstate   S // pending: state after every decided command
+	pversion uint64
+
+	batches  []*batch[S, E]
+	inFlight bool
+	pending  map[string]*pendingCmd[E] // queued command ids, for dedup
+	dedup    dedupCache[E]
+
+	snapMark     uint64 // version of the last snapshot attempt
+	snapSaved    uint64 // version of the newest snapshot known saved
+	snapInFlight bool
+
+	shutdown chan struct{}
+}
+
+type batch[S, E any] struct {
+	cmds       []*pendingCmd[E]
+	envs       []orchestrix.Envelope
+	endState   S
+	endVersion uint64
+	launched   bool
+}
+
+type pendingCmd[E any] struct {
+	res   Result[E]
+	err   error
+	reply chan cmdReply[E]
+	dups  []chan cmdReply[E]
+}
+
+type appendDone[S, E any] struct {
+	b    *batch[S, E]
+	base uint64
+	res  journal.AppendResult
+	err  error
+}
+
+type snapshotDone struct {
+	version uint64
+	err     error
+}
+
+func (a *aggActor[S, C, E]) sys() *System { return a.h.sys }
+
+func (a *aggActor[S, C, E]) observe(o Observation) {
+	if obs := a.h.sys.cfg.Observer; obs != nil {
+		o.AggregateKind = a.h.kind
+		o.AggregateID = a.id
+		obs.Observe(o)
+	}
+}
+
+// Receive implements proto.Actor.
+func (a *aggActor[S, C, E]) Receive(c proto.Context) {
+	defer func() {
+		// Our own code should not panic; if it does, fail what is
+		// pending and start over from the journal rather than let the
+		// supervisor replace the actor with its routing counters.
+		if r := recover(); r != nil {
+			a.sys().cfg.Logger.Error("aggregate actor panicked; restarting from the journal",
+				"kind", a.h.kind, "id", a.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			a.failAll(fmt.Errorf("actor: internal error: %v", r))
+		}
+	}()
+	switch m := c.Message().(type) {
+	case *initMsg:
+		a.id, a.e = m.id, m.e
+		a.observe(Observation{Kind: Activated})
+	case *cmdMsg[C, E]:
+		a.routed(true)
+		a.onCommand(c, m)
+	case *stateMsg[S]:
+		a.routed(true)
+		a.onState(m)
+	case *appendDone[S, E]:
+		a.touch()
+		a.onAppendDone(c, m)
+	case *snapshotDone:
+		a.onSnapshotDone(c, m)
+	case *passivateMsg:
+		a.routed(false)
+		a.onPassivate(c, m)
+	case *shutdownMsg:
+		a.routed(false)
+		a.shutdown = m.done
+		a.maybeFinish(c)
+	case *proto.Started:
+		a.self = c.Self()
+	}
+}
+
+func (a *aggActor[S, C, E]) routed(active bool) {
+	a.e.received++
+	if active {
+		a.touch()
+	}
+}
+
+func (a *aggActor[S, C, E]) touch() {
+	a.e.lastActive.Store(a.sys().cfg.Clock.Now().UnixNano())
+}
+
+// ---- recovery ----
+
+func (a *aggActor[S, C, E]) recover() error {
+	sys := a.sys()
+	select {
+	case sys.sem <- struct{}{}:
+	case <-sys.bg.Done():
+		return orchestrix.ErrClosed
+	}
+	defer func() { <-sys.sem }()
+	start := sys.cfg.Clock.Now()
+	rb, err := a.h.rebuild(sys.bg, a.id, math.MaxUint64, nil, sys.cfg.DedupWindow)
+	a.observe(Observation{Kind: Recovered, Version: rb.version, SnapshotVersion: rb.snapshotVersion,
+		Events: rb.replayed, Duration: sys.cfg.Clock.Now().Sub(start), Err: err})
+	if err != nil {
+		sys.cfg.Logger.Warn("aggregate recovery failed", "kind", a.h.kind, "id", a.id, "error", err)
+		return &recoveryError{cause: err}
+	}
+	a.state, a.pstate = rb.state, rb.state
+	a.version, a.pversion = rb.version, rb.version
+	a.snapMark, a.snapSaved = rb.snapshotVersion, rb.snapshotVersion
+	a.dedup = dedupCache[E]{}
+	// Consecutive events with the same causation id are one command.
+	for i := 0; i < len(rb.recent); {
+		cmdID := rb.recent[i].commandID
+		j := i
+		var events []E
+		for j < len(rb.recent) && rb.recent[j].commandID == cmdID {
+			events = append(events, rb.recent[j].event)
+			j++
+		}
+		if cmdID != "" {
+			last := rb.recent[j-1]
+			a.dedup.add(Result[E]{CommandID: cmdID, Events: events, Version: last.version, Position: last.position}, sys.cfg.DedupWindow)
+		}
+		i = j
+	}
+	a.ready = true
+	return nil
+}
+
+// ---- commands ----
+
+func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
+	cmd := m.cmd
+	if a.shutdown != nil {
+		replyTo(m.reply, Result[E]{}, orchestrix.ErrClosed)
+		return
+	}
+	if !a.ready {
+		if err := a.recover(); err != nil {
+			replyTo(m.reply, Result[E]{}, err)
+			a.observe(Observation{Kind: CommandDone, Err: err})
+			return
+		}
+	}
+	window := a.sys().cfg.DedupWindow
+	if window > 0 {
+		if r, ok := a.dedup.get(cmd.ID); ok {
+			r.Duplicate = true
+			replyTo(m.reply, r, nil)
+			return
+		}
+		if p := a.pending[cmd.ID]; p != nil {
+			if m.reply != nil {
+				p.dups = append(p.dups, m.reply)
+			}
+			return
+		}
+	}
+
+	p := &pendingCmd[E]{reply: m.reply, res: Result[E]{CommandID: cmd.ID}}
+	var next S
+	var events []E
+	if a.h.def.Creates != nil && a.pversion == 0 {
+		if ok, err := a.creates(cmd.Body); err != nil {
+			p.err = err
+		} else if !ok {
+			p.err = fmt.Errorf("%w: %s %q has no events and the command does not create it", orchestrix.ErrNotFound, a.h.kind, a.id)
+		}
+	}
+	if p.err == nil {
+		next, events, p.err = a.h.def.Execute(a.pstate, cmd.Body)
+	}
+
+	if len(a.batches) == 0 && (p.err != nil || len(events) == 0) {
+		// Nothing pending: the outcome is final now.
+		p.res.Version = a.pversion
+		a.finish(p)
+		return
+	}
+	b := a.building(len(events))
+	if p.err == nil && len(events) > 0 {
+		n := len(b.envs)
+		var err error
+		b.envs, err = a.h.envelopesFor(cmd, events, a.sys().cfg.Clock.Now(), b.envs)
+		if err != nil {
+			clear(b.envs[n:])
+			b.envs = b.envs[:n]
+			p.err = fmt.Errorf("actor: encoding events: %w", err)
+		} else {
+			a.pstate = next
+			a.pversion += uint64(len(events))
+			p.res.Events = events
+		}
+	}
+	p.res.Version = a.pversion
+	b.cmds = append(b.cmds, p)
+	b.endState, b.endVersion = a.pstate, a.pversion
+	if p.err == nil && window > 0 {
+		if a.pending == nil {
+			a.pending = make(map[string]*pendingCmd[E])
+		}
+		a.pending[cmd.ID] = p
+	}
+	if a.inFlight {
+		a.observe(Observation{Kind: Decided, Version: p.res.Version, Events: len(p.res.Events), Err: p.err})
+	}
+	a.advance(c)
+}
+
+func (a *aggActor[S, C, E]) creates(body C) (ok bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &aggregate.PanicError{Func: "Creates", Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return a.h.def.Creates(body), nil
+}
+
+// building returns the batch new commands join: the last one unless it is
+// already being appended or adding n events would exceed MaxBatchEvents.
+func (a *aggActor[S, C, E]) building(n int) *batch[S, E] {
+	if k := len(a.batches); k > 0 {
+		last := a.batches[k-1]
+		if !last.launched && (len(last.envs) == 0 || len(last.envs)+n <= a.sys().cfg.MaxBatchEvents) {
+			return last
+		}
+	}
+	b := &batch[S, E]{endState: a.pstate, endVersion: a.pversion}
+	a.batches = append(a.batches, b)
+	return b
+}
+
+// advance answers leading batches without events and launches the next
+// append when none is in flight.
+func (a *aggActor[S, C, E]) advance(c proto.Context) {
+	for !a.inFlight && len(a.batches) > 0 {
+		b := a.batches[0]
+		if len(b.envs) > 0 {
+			a.launch(b)
+			break
+		}
+		for _, p := range b.cmds {
+			a.finish(p)
+		}
+		a.popBatch()
+	}
+	a.maybeFinish(c)
+}
+
+func (a *aggActor[S, C, E]) popBatch() {
+	a.batches[0] = nil
+	a.batches = a.batches[1:]
+	if len(a.batches) == 0 {
+		a.batches = nil
+	}
+}
+
+// launch appends b on a goroutine of its own; the result comes back as an
+// appendDone message.
+func (a *aggActor[S, C, E]) launch(b *batch[S, E]) {
+	sys := a.sys()
+	b.launched = true
+	a.inFlight = true
+	base := a.version
+	stream := a.h.Stream(a.id)
+	self := a.self
+	sys.workers.Add(1)
+	go func() {
+		defer sys.workers.Done()
+		ctx, cancel := sys.ioContext()
+		res, err := sys.cfg.Journal.Append(ctx, stream, journal.Exact(base), b.envs)
+		cancel()
+		sys.root.Send(self, &appendDone[S, E]{b: b, base: base, res: res, err: err})
+	}()
+}
+
+func (a *aggActor[S, C, E]) onAppendDone(c proto.Context, m *appendDone[S, E]) {
+	if len(a.batches) == 0 || a.batches[0] != m.b {
+		return // from before a restart
+	}
+	a.inFlight = false
+	b := m.b
+	err := m.err
+	if err == nil && (m.res.FirstVersion != m.base+1 || m.res.LastVersion != b.endVersion) {
+		err = fmt.Errorf("%w: journal stored versions %d-%d, expected %d-%d", orchestrix.ErrCorrupt,
+			m.res.FirstVersion, m.res.LastVersion, m.base+1, b.endVersion)
+	}
+	a.observe(Observation{Kind: Committed, Version: b.endVersion, Events: len(b.envs), Commands: len(b.cmds), Err: err})
+	if err != nil {
+		a.sys().cfg.Logger.Warn("append failed; aggregate restarts from the journal",
+			"kind", a.h.kind, "id", a.id, "error", err)
+		a.failAll(classifyAppendError(err))
+		a.maybeFinish(c)
+		return
+	}
+	a.state, a.version = b.endState, b.endVersion
+	for _, p := range b.cmds {
+		if p.err == nil && len(p.res.Events) > 0 {
+			p.res.Position = m.res.LastPosition
+		}
+		a.finish(p)
+	}
+	a.popBatch()
+	a.maybeSnapshot()
+	a.advance(c)
+}
+
+// finish answers p and its duplicates and remembers a success for dedup.
+func (a *aggActor[S, C, E]) finish(p *pendingCmd[E]) {
+	if a.pending != nil {
+		delete(a.pending, p.res.CommandID)
+	}
+	if p.err == nil && a.sys().cfg.DedupWindow > 0 {
+		a.dedup.add(p.res, a.sys().cfg.DedupWindow)
+	}
+	replyTo(p.reply, p.res, p.err)
+	if len(p.dups) > 0 {
+		dup := p.res
+		dup.Duplicate = true
+		for _, ch := range p.dups {
+			replyTo(ch, dup, p.err)
+		}
+	}
+	a.observe(Observation{Kind: CommandDone, Version: p.res.Version, Events: len(p.res.Events), Err: p.err})
+}
+
+func replyTo[E any](ch chan cmdReply[E], res Result[E], err error) {
+	if ch != nil {
+		if err != nil {
+			res = Result[E]{}
+		}
+		ch <- cmdReply[E]{res: res, err: err}
+	}
+}
+
+// failAll fails every queued command after a journal failure (cause) and
+// drops the state: the next message recovers from the journal. Commands
+// with events in the failed batch get cause; every command decided against
+// state that included uncommitted events gets an abortedError.
+func (a *aggActor[S, C, E]) failAll(cause error) {
+	speculative := false
+	for i, b := range a.batches {
+		for _, p := range b.cmds {
+			switch {
+			case p.err == nil && len(p.res.Events) > 0 && i == 0 && b.launched:
+				p.err = cause
+				speculative = true
+			case p.err == nil || speculative:
+				p.err = &abortedError{cause: cause}
+			}
+			a.finish(p)
+		}
+	}
+	var zero S
+	a.batches, a.pending, a.inFlight = nil, nil, false
+	a.state, a.pstate, a.version, a.pversion = zero, zero, 0, 0
+	a.dedup = dedupCache[E]{}
+	a.ready = false
+	a.observe(Observation{Kind: Restarted, Err: cause})
+}
+
+// ---- state ----
+
+func (a *aggActor[S, C, E]) onState(m *stateMsg[S]) {
+	var zero S
+	if !a.ready {
+		if err := a.recover(); err != nil {
+			m.reply <- stateReply[S]{err: err}
+			return
+		}
+	}
+	if a.h.def.Creates != nil && a.version == 0 {
+		m.reply <- stateReply[S]{state: zero, err: orchestrix.ErrNotFound}
+		return
+	}
+	m.reply <- stateReply[S]{state: a.state, version: a.version}
+}
+
+// ---- snapshots ----
+
+func (a *aggActor[S, C, E]) maybeSnapshot() {
+	sys := a.sys()
+	n := a.h.def.SnapshotInterval()
+	if sys.cfg.Snapshots == nil || n == 0 || a.snapInFlight || a.version-a.snapMark < uint64(n) {
+		return
+	}
+	snap, ok := a.encodeSnapshot()
+	a.snapMark = a.version
+	if !ok {
+		return
+	}
+	a.snapInFlight = true
+	prev := a.snapSaved
+	deleteEvents := a.h.def.DeleteEventsOnSnapshot
+	self := a.self
+	sys.workers.Add(1)
+	go func() {
+		defer sys.workers.Done()
+		ctx, cancel := sys.ioContext()
+		defer cancel()
+		err := sys.cfg.Snapshots.Save(ctx, snap)
+		if err == nil && deleteEvents && prev > 0 {
+			if d, ok := sys.cfg.Journal.(journal.Deleter); ok {
+				if derr := d.DeleteTo(ctx, snap.Stream, prev); derr != nil {
+					sys.cfg.Logger.Warn("deleting events before snapshot failed", "stream", snap.Stream, "to", prev, "error", derr)
+				}
+			}
+		}
+		sys.root.Send(self, &snapshotDone{version: snap.Version, err: err})
+	}()
+}
+
+func (a *aggActor[S, C, E]) encodeSnapshot() (snapshot.Snapshot, bool) {
+	sys := a.sys()
+	data, err := a.h.def.EncodeSnapshot(a.state)
+	if err != nil {
+		sys.cfg.Logger.Warn("encoding snapshot failed", "kind", a.h.kind, "id", a.id, "error", err)
+		a.observe(Observation{Kind: SnapshotSaved, Version: a.version, Err: err})
+		return snapshot.Snapshot{}, false
+	}
+	return snapshot.Snapshot{
+		Stream: a.h.Stream(a.id), Version: a.version, Type: a.h.kind,
+		SchemaVersion: a.h.def.SchemaVersion(), Time: sys.cfg.Clock.Now(), Data: data,
+	}, true
+}
+
+func (a *aggActor[S, C, E]) onSnapshotDone(c proto.Context, m *snapshotDone) {
+	a.snapInFlight = false
+	a.observe(Observation{Kind: SnapshotSaved, Version: m.version, Err: m.err})
+	if m.err != nil {
+		a.sys().cfg.Logger.Warn("saving snapshot failed", "kind", a.h.kind, "id", a.id, "version", m.version, "error", m.err)
+	} else if m.version > a.snapSaved {
+		a.snapSaved = m.version
+	}
+	if a.ready && a.shutdown == nil {
+		a.maybeSnapshot() // catch up on an interval passed meanwhile
+	}
+	a.maybeFinish(c)
+}
+
+// ---- passivation ----
+
+func (a *aggActor[S, C, E]) onPassivate(c proto.Context, m *passivateMsg) {
+	a.e.passivating.Store(false)
+	if a.shutdown != nil || len(a.batches) > 0 || a.snapInFlight {
+		return
+	}
+	sys := a.sys()
+	if !m.evict {
+		idle := sys.cfg.Clock.Now().UnixNano() - a.e.lastActive.Load()
+		if sys.cfg.IdleTimeout <= 0 || idle < int64(sys.cfg.IdleTimeout) {
+			return
+		}
+	}
+	if !a.h.routes.remove(a.id, a.e, false) {
+		return // messages are on their way; stay active
+	}
+	a.stop(c)
+}
+
+// maybeFinish completes a shutdown once nothing is in flight.
+func (a *aggActor[S, C, E]) maybeFinish(c proto.Context) {
+	if a.shutdown == nil || len(a.batches) > 0 || a.snapInFlight {
+		return
+	}
+	a.h.routes.remove(a.id, a.e, true)
+	done := a.shutdown
+	a.shutdown = nil
+	a.stop(c)
+	close(done)
+}
+
+// stop saves a final snapshot when the state moved past the last one, and
+// stops the actor. The entry is already out of the routing table.
+func (a *aggActor[S, C, E]) stop(c proto.Context) {
+	sys := a.sys()
+	if a.ready && sys.cfg.Snapshots != nil && a.version > a.snapSaved {
+		if snap, ok := a.encodeSnapshot(); ok {
+			ctx, cancel := sys.ioContext()
+			err := sys.cfg.Snapshots.Save(ctx, snap)
+			cancel()
+			a.observe(Observation{Kind: SnapshotSaved, Version: snap.Version, Err: err})
+			if err != nil {
+				sys.cfg.Logger.Warn("saving passivation snapshot failed", "kind", a.h.kind, "id", a.id, "error", err)
+			}
+		}
+	}
+	a.observe(Observation{Kind: Passivated, Version: a.version})
+	c.Stop(c.Self())
+}
+
+// ---- dedup cache ----
+
+// dedupCache remembers the results of the most recent commands, up to the
+// dedup window. Small caches are searched linearly; an index map is built
+// once they grow, so idle aggregates stay small.
+type dedupCache[E any] struct {
+	ring  []Result[E]
+	next  int // slot to overwrite once the ring is full
+	index map[string]int
+}
+
+const dedupIndexAt = 16
+
+func (d *dedupCache[E]) get(id string) (Result[E], bool) {
+	if d.index != nil {
+		if i, ok := d.index[id]; ok {
+			return d.ring[i], true
+		}
+		return Result[E]{}, false
+	}
+	for i := range d.ring {
+		if d.ring[i].CommandID == id {
+			return d.ring[i], true
+		}
+	}
+	return Result[E]{}, false
+}
+
+func (d *dedupCache[E]) add(r Result[E], window int) {
+	if _, ok := d.get(r.CommandID); ok {
+		return
+	}
+	var slot int
+	if len(d.ring) < window {
+		d.ring = append(d.ring, r)
+		slot = len(d.ring) - 1
+	} else {
+		slot = d.next
+		if d.index != nil {
+			delete(d.index, d.ring[slot].CommandID)
+		}
+		d.ring[slot] = r
+		d.next = (d.next + 1) % window
+	}
+	if d.index == nil && len(d.ring) > dedupIndexAt {
+		d.index = make(map[string]int, len(d.ring))
+		for i := range d.ring {
+			d.index[d.ring[i].CommandID] = i
+		}
+		return
+	}
+	if d.index != nil {
+		d.index[r.CommandID] = slot
+	}
+}

@@ -1,0 +1,177 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/snapshot"
+)
+
+// Defaults applied to zero Config fields.
+const (
+	DefaultSource         = "/orchestrix"
+	DefaultIdleTimeout    = 10 * time.Minute
+	DefaultDedupWindow    = 100
+	DefaultMaxBatchEvents = 1000
+	DefaultMaxIDLength    = 256
+)
+
+// Config configures a System. Journal is required; the zero value of every
+// other field is a sensible default (documented per field).
+type Config struct {
+	// Journal stores the events. Required. The system does not close it.
+	Journal journal.Journal
+
+	// Snapshots stores aggregate snapshots. Optional: without it recovery
+	// replays whole streams. The system does not close it.
+	Snapshots snapshot.Store
+
+	// Registry maps event types to stable names; every registered
+	// definition adds its event types to it. Add upcasters here. Nil means
+	// a new, empty registry.
+	Registry *orchestrix.Registry
+
+	// Clock supplies time for event timestamps, snapshots and
+	// passivation. Nil means the wall clock (SystemClock).
+	Clock Clock
+
+	// Logger receives the runtime's logs (snapshot failures, restarts).
+	// Nil discards them. protoactor-go's own logs go to the same logger at
+	// level Warn and above.
+	Logger *slog.Logger
+
+	// Source is the CloudEvents source of the events the system writes.
+	// Empty means DefaultSource.
+	Source string
+
+	// IdleTimeout is how long an aggregate may go without messages before
+	// it is passivated (snapshotted when a store is configured, then
+	// stopped). Zero means DefaultIdleTimeout; negative disables idle
+	// passivation. The clock is checked every IdleTimeout/2, so an idle
+	// aggregate is passivated between IdleTimeout and 1.5×IdleTimeout
+	// after its last message.
+	IdleTimeout time.Duration
+
+	// MaxActive caps the number of active aggregates of each kind; when a
+	// new activation exceeds it, one of the least recently used idle
+	// aggregates of that kind is passivated. The cap is soft: aggregates
+	// with commands in flight are never passivated. Zero means no cap.
+	MaxActive int
+
+	// MaxConcurrentRecoveries bounds how many aggregates recover (load a
+	// snapshot and replay events) at the same time. Zero means
+	// 4×GOMAXPROCS.
+	MaxConcurrentRecoveries int
+
+	// DedupWindow is how many recent events' command ids an aggregate
+	// reads back on recovery, and how many recent commands it remembers
+	// while active, to recognise retried commands. Zero means
+	// DefaultDedupWindow; negative disables deduplication.
+	DedupWindow int
+
+	// MaxBatchEvents caps the events of one journal append (a command
+	// producing more is appended alone). Zero means
+	// DefaultMaxBatchEvents.
+	MaxBatchEvents int
+
+	// AppendTimeout bounds one journal append or snapshot save; an append
+	// that times out has an unknown outcome. Zero means no bound beyond
+	// the journal's own (Shutdown still cancels appends when its context
+	// ends).
+	AppendTimeout time.Duration
+
+	// MaxIDLength caps the length of aggregate and command ids in bytes.
+	// Zero means DefaultMaxIDLength.
+	MaxIDLength int
+
+	// Observer is told about activations, recoveries, commits,
+	// passivations and restarts (telemetry hooks). Nil means none.
+	Observer Observer
+}
+
+// Validate reports whether c can be used, with an error matching
+// ErrInvalidConfig that says what is wrong.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Journal == nil {
+		errs = append(errs, errors.New("Journal is nil"))
+	}
+	if c.MaxActive < 0 {
+		errs = append(errs, fmt.Errorf("MaxActive %d is negative", c.MaxActive))
+	}
+	if c.MaxConcurrentRecoveries < 0 {
+		errs = append(errs, fmt.Errorf("MaxConcurrentRecoveries %d is negative", c.MaxConcurrentRecoveries))
+	}
+	if c.MaxBatchEvents < 0 {
+		errs = append(errs, fmt.Errorf("MaxBatchEvents %d is negative", c.MaxBatchEvents))
+	}
+	if c.AppendTimeout < 0 {
+		errs = append(errs, fmt.Errorf("AppendTimeout %v is negative", c.AppendTimeout))
+	}
+	if c.MaxIDLength < 0 {
+		errs = append(errs, fmt.Errorf("MaxIDLength %d is negative", c.MaxIDLength))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}
+
+// withDefaults returns c with zero fields replaced by their defaults.
+func (c Config) withDefaults() Config {
+	if c.Registry == nil {
+		c.Registry = orchestrix.NewRegistry()
+	}
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Source == "" {
+		c.Source = DefaultSource
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxConcurrentRecoveries == 0 {
+		c.MaxConcurrentRecoveries = 4 * runtime.GOMAXPROCS(0)
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = DefaultDedupWindow
+	}
+	if c.DedupWindow < 0 {
+		c.DedupWindow = 0
+	}
+	if c.MaxBatchEvents == 0 {
+		c.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+	if c.MaxIDLength == 0 {
+		c.MaxIDLength = DefaultMaxIDLength
+	}
+	return c
+}
+
+// levelFloor is a slog.Handler that drops records below a level; it keeps
+// protoactor-go's informational chatter out of the user's logs.
+type levelFloor struct {
+	h     slog.Handler
+	floor slog.Level
+}
+
+func (l levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= l.floor && l.h.Enabled(ctx, lv)
+}
+func (l levelFloor) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
+func (l levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFloor{h: l.h.WithAttrs(a), floor: l.floor}
+}
+func (l levelFloor) WithGroup(name string) slog.Handler {
+	return levelFloor{h: l.h.WithGroup(name), floor: l.floor}
+}

@@ -1,0 +1,69 @@
+// Package actor is the Orchestrix runtime: it runs aggregates defined with
+// package aggregate as protoactor-go actors, one per active aggregate id,
+// persisting their events to a journal.
+//
+// # Using it
+//
+//	sys, err := actor.NewSystem(actor.Config{Journal: j, Snapshots: s})
+//	accounts, err := actor.Register(sys, bank.Accounts) // *Handle[Account, Command, Event]
+//	res, err := accounts.Send(ctx, "acc-1", bank.Deposit{Amount: 50})
+//	state, version, err := accounts.State(ctx, "acc-1")
+//	defer sys.Shutdown(ctx)
+//
+// The events of aggregate id of kind k live in the journal stream
+// k + "-" + id (Handle.Stream). Each event's envelope carries the aggregate
+// id as Subject, the command id as CausationID, the correlation id and
+// traceparent of the command, the system's Source and the clock's time.
+//
+// # Guarantees
+//
+//   - Send returns after the command's events are durable in the journal,
+//     with the committed events and the aggregate's new version. A journal
+//     failure is reported as such (an error matching
+//     orchestrix.ErrOutcomeUnknown), never as success.
+//   - Commands to one aggregate are decided one at a time, in arrival order,
+//     and answered in that order. While an append is in flight the
+//     aggregate keeps deciding later commands against the pending state and
+//     appends them together as the next batch (one Journal.Append call for
+//     many commands), so a hot aggregate is bound by CPU and batch commits
+//     rather than by the journal's latency. At most one append per
+//     aggregate is in flight; appends run on their own goroutines.
+//   - When an append fails, its commands get the journal's error, every
+//     command queued behind it fails with an error matching ErrAborted and
+//     orchestrix.ErrOutcomeUnknown, and the aggregate drops its state: the
+//     next command recovers it from the journal. Two activations of one
+//     aggregate (two processes on one journal, a cluster during a
+//     membership change) are fenced by the journal's expected-version
+//     check: the stale one gets orchestrix.ErrVersionConflict and recovers.
+//   - A command id (WithCommandID, or aggregate.Command.ID) is executed at
+//     most once within the dedup window (Config.DedupWindow): a retry gets
+//     the original Result with Duplicate set. The command id is stored as
+//     each event's CausationID and read back on recovery, so the window
+//     survives restarts for commands that produced events; commands that
+//     produced none are remembered while the aggregate stays active.
+//     Rejected commands are not remembered: a retry is decided again.
+//   - A panic in Decide or Evolve fails that command with an error matching
+//     aggregate.ErrPanicked and leaves the aggregate's state as it was.
+//
+// # Activation, recovery and passivation
+//
+// An aggregate is activated by its first message. It recovers from the
+// newest snapshot that loads and decodes (older ones, then a full replay,
+// are the fallbacks), then replays the events after it, decoding them
+// through the Registry so that upcasters apply. At most
+// Config.MaxConcurrentRecoveries recoveries run at once. A snapshot is saved
+// every Definition.SnapshotEvery events and on passivation; events before a
+// snapshot are deleted only when Definition.DeleteEventsOnSnapshot says so.
+// An aggregate idle for Config.IdleTimeout (measured on Config.Clock) is
+// passivated, and Config.MaxActive caps the active aggregates of a kind by
+// passivating the least recently used.
+//
+// Routing has no central mailbox: aggregate ids map to actor PIDs in a
+// sharded table, and a command goes straight to its aggregate's mailbox.
+//
+// StateAt and StateAtTime rebuild past states from snapshots and the
+// journal without touching the live actor.
+//
+// Package actortest has a manual clock, a probe actor and NewSystem, which
+// starts a system on the in-memory journal with fault injection.
+package actor

@@ -1,0 +1,240 @@
+package actor
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	proto "github.com/asynkron/protoactor-go/actor"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/aggregate"
+)
+
+// Handle is the typed entry point to one registered kind of aggregate:
+// service code sends commands and reads state through it, addressing
+// aggregates by id. The events of aggregate id are stored in the journal
+// stream Kind + "-" + id (see Stream). A Handle is safe for concurrent use.
+type Handle[S, C, E any] struct {
+	sys    *System
+	def    aggregate.Definition[S, C, E]
+	kind   string
+	routes *router
+	props  *proto.Props // shared by every activation
+}
+
+func (h *Handle[S, C, E]) router() *router { return h.routes }
+
+// Kind returns the aggregate kind.
+func (h *Handle[S, C, E]) Kind() string { return h.kind }
+
+// Stream returns the journal stream of aggregate id: Kind + "-" + id.
+func (h *Handle[S, C, E]) Stream(id string) string { return h.kind + "-" + id }
+
+// Active returns how many aggregates of this kind are active (have an
+// actor) right now.
+func (h *Handle[S, C, E]) Active() int { return h.routes.count() }
+
+// Result is the outcome of a command that succeeded.
+type Result[E any] struct {
+	// CommandID is the command's id (generated when the caller set none).
+	CommandID string
+	// Events are the events the command produced, as committed.
+	Events []E
+	// Version is the aggregate's version after the command: the version of
+	// its last event, or the version it was decided at when it produced
+	// none.
+	Version uint64
+	// Position is a global journal position at or after the command's last
+	// event (0 when it produced none): a reader of the global log that has
+	// passed it has seen the command's events.
+	Position uint64
+	// Duplicate is true when the command id had already been executed and
+	// this is the original result, returned without executing it again.
+	Duplicate bool
+}
+
+// SendOption sets per-command metadata.
+type SendOption func(*sendOptions)
+
+type sendOptions struct {
+	commandID, correlationID, traceParent string
+}
+
+// WithCommandID sets the command id used for deduplication (a new UUIDv7
+// otherwise).
+func WithCommandID(id string) SendOption { return func(o *sendOptions) { o.commandID = id } }
+
+// WithCorrelationID sets the correlation id copied to the command's events.
+func WithCorrelationID(id string) SendOption { return func(o *sendOptions) { o.correlationID = id } }
+
+// WithTraceParent sets the W3C traceparent copied to the command's events.
+func WithTraceParent(tp string) SendOption { return func(o *sendOptions) { o.traceParent = tp } }
+
+func buildCommand[C any](id string, body C, opts []SendOption) aggregate.Command[C] {
+	var o sendOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return aggregate.Command[C]{ID: o.commandID, AggregateID: id, Body: body, CorrelationID: o.correlationID, TraceParent: o.traceParent}
+}
+
+// Send executes cmd on aggregate id and returns once the events it produced
+// are durable in the journal, with the committed events and the new
+// version. Commands to one aggregate execute one at a time in arrival
+// order. On error the returned error is a *CommandError; see the package's
+// error list for what can be matched.
+//
+// When ctx ends before the reply, Send returns an error matching ctx's
+// error and orchestrix.ErrOutcomeUnknown: the command may still execute.
+func (h *Handle[S, C, E]) Send(ctx context.Context, id string, cmd C, opts ...SendOption) (Result[E], error) {
+	return h.Dispatch(ctx, buildCommand(id, cmd, opts))
+}
+
+// Dispatch is Send for a command that carries its own target and metadata.
+func (h *Handle[S, C, E]) Dispatch(ctx context.Context, cmd aggregate.Command[C]) (Result[E], error) {
+	if cmd.ID == "" {
+		cmd.ID = orchestrix.NewID()
+	}
+	fail := func(err error) (Result[E], error) {
+		return Result[E]{}, &CommandError{Kind: h.kind, AggregateID: cmd.AggregateID, CommandID: cmd.ID, Err: err}
+	}
+	if err := h.checkIDs(cmd); err != nil {
+		return fail(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	reply := make(chan cmdReply[E], 1)
+	if err := h.sys.route(h.routes, cmd.AggregateID, &cmdMsg[C, E]{cmd: cmd, reply: reply}, h.props, h.sys.cfg.MaxActive); err != nil {
+		return fail(err)
+	}
+	select {
+	case r := <-reply:
+		if r.err != nil {
+			return fail(r.err)
+		}
+		return r.res, nil
+	case <-ctx.Done():
+		return fail(&unknownOutcomeError{cause: ctx.Err()})
+	}
+}
+
+// Tell sends cmd to aggregate id without waiting for the outcome. It
+// returns an error only when the command cannot be delivered (invalid id,
+// system shut down).
+func (h *Handle[S, C, E]) Tell(id string, cmd C, opts ...SendOption) error {
+	c := buildCommand(id, cmd, opts)
+	if c.ID == "" {
+		c.ID = orchestrix.NewID()
+	}
+	if err := h.checkIDs(c); err != nil {
+		return &CommandError{Kind: h.kind, AggregateID: id, CommandID: c.ID, Err: err}
+	}
+	if err := h.sys.route(h.routes, id, &cmdMsg[C, E]{cmd: c}, h.props, h.sys.cfg.MaxActive); err != nil {
+		return &CommandError{Kind: h.kind, AggregateID: id, CommandID: c.ID, Err: err}
+	}
+	return nil
+}
+
+func (h *Handle[S, C, E]) checkIDs(cmd aggregate.Command[C]) error {
+	if err := h.sys.validateID("aggregate id", cmd.AggregateID); err != nil {
+		return err
+	}
+	return h.sys.validateID("command id", cmd.ID)
+}
+
+// State returns the committed state and version of aggregate id, activating
+// it when needed. Events of commands still being written are not included.
+// The returned state is shared with the actor: do not modify it. With
+// Creates set on the definition, an aggregate without events reports an
+// error matching orchestrix.ErrNotFound.
+func (h *Handle[S, C, E]) State(ctx context.Context, id string) (S, uint64, error) {
+	var zero S
+	if err := h.sys.validateID("aggregate id", id); err != nil {
+		return zero, 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return zero, 0, err
+	}
+	reply := make(chan stateReply[S], 1)
+	if err := h.sys.route(h.routes, id, &stateMsg[S]{reply: reply}, h.props, h.sys.cfg.MaxActive); err != nil {
+		return zero, 0, fmt.Errorf("actor: state of %s %q: %w", h.kind, id, err)
+	}
+	select {
+	case r := <-reply:
+		if r.err != nil {
+			return zero, 0, fmt.Errorf("actor: state of %s %q: %w", h.kind, id, r.err)
+		}
+		return r.state, r.version, nil
+	case <-ctx.Done():
+		return zero, 0, fmt.Errorf("actor: state of %s %q: %w", h.kind, id, ctx.Err())
+	}
+}
+
+// StateAt returns the state of aggregate id after its event at version
+// (after its last event when version is above the head), rebuilt from the
+// newest usable snapshot at or below version and the journal. It does not
+// touch the live actor. The returned version is the one actually reached.
+func (h *Handle[S, C, E]) StateAt(ctx context.Context, id string, version uint64) (S, uint64, error) {
+	var zero S
+	if err := h.sys.validateID("aggregate id", id); err != nil {
+		return zero, 0, err
+	}
+	rec, err := h.rebuild(ctx, id, version, nil, 0)
+	if err != nil {
+		return zero, 0, fmt.Errorf("actor: state of %s %q at version %d: %w", h.kind, id, version, err)
+	}
+	if h.def.Creates != nil && rec.version == 0 {
+		return zero, 0, fmt.Errorf("actor: state of %s %q at version %d: %w", h.kind, id, version, orchestrix.ErrNotFound)
+	}
+	return rec.state, rec.version, nil
+}
+
+// StateAtTime returns the state of aggregate id including exactly the
+// events whose time is at or before t, rebuilt like StateAt. It relies on
+// the clock that stamped the events being monotonic.
+func (h *Handle[S, C, E]) StateAtTime(ctx context.Context, id string, t time.Time) (S, uint64, error) {
+	var zero S
+	if err := h.sys.validateID("aggregate id", id); err != nil {
+		return zero, 0, err
+	}
+	rec, err := h.rebuild(ctx, id, math.MaxUint64, &t, 0)
+	if err != nil {
+		return zero, 0, fmt.Errorf("actor: state of %s %q at %v: %w", h.kind, id, t, err)
+	}
+	if h.def.Creates != nil && rec.version == 0 {
+		return zero, 0, fmt.Errorf("actor: state of %s %q at %v: %w", h.kind, id, t, orchestrix.ErrNotFound)
+	}
+	return rec.state, rec.version, nil
+}
+
+// ---- messages ----
+
+type cmdMsg[C, E any] struct {
+	cmd   aggregate.Command[C]
+	reply chan cmdReply[E] // nil for Tell
+}
+
+type cmdReply[E any] struct {
+	res Result[E]
+	err error
+}
+
+type stateMsg[S any] struct{ reply chan stateReply[S] }
+
+type stateReply[S any] struct {
+	state   S
+	version uint64
+	err     error
+}
+
+type passivateMsg struct{ evict bool }
+
+var (
+	passivateIdle  = &passivateMsg{}
+	passivateEvict = &passivateMsg{evict: true}
+)
+
+type shutdownMsg struct{ done chan struct{} }

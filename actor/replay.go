@@ -1,0 +1,340 @@
+package actor
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"time"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/snapshot"
+)
+
+// rebuilt is a state rebuilt from a snapshot and the journal.
+type rebuilt[S, E any] struct {
+	state           S
+	version         uint64
+	position        uint64 // position of the last event applied
+	snapshotVersion uint64
+	snapshotTime    time.Time
+	replayed        int
+	// recent holds up to the dedup window's newest events (oldest first),
+	// for rebuilding the command-id → result map.
+	recent []recentEvent[E]
+}
+
+type recentEvent[E any] struct {
+	commandID string
+	version   uint64
+	position  uint64
+	event     E
+}
+
+// maxSnapshotFallbacks bounds how many older snapshots recovery tries when
+// newer ones cannot be decoded.
+const maxSnapshotFallbacks = 8
+
+// rebuild recovers the state of aggregate id up to version to (inclusive)
+// and, when until is set, only from events stamped at or before *until. It
+// starts from the newest snapshot that matches and decodes, falling back to
+// older snapshots and finally to a full replay. When window > 0 it also
+// collects the window newest events' command ids, reading events before the
+// snapshot when needed.
+func (h *Handle[S, C, E]) rebuild(ctx context.Context, id string, to uint64, until *time.Time, window int) (rebuilt[S, E], error) {
+	var out rebuilt[S, E]
+	stream := h.Stream(id)
+	state, err := h.def.InitialState(id)
+	if err != nil {
+		return out, err
+	}
+	out.state = state
+
+	if store := h.sys.cfg.Snapshots; store != nil && to > 0 {
+		crit := snapshot.Criteria{MaxVersion: to}
+		if until != nil {
+			crit.MaxTime = *until
+		}
+		h.loadSnapshot(ctx, store, stream, crit, &out)
+	}
+
+	from := out.snapshotVersion + 1
+	if window > 0 && out.snapshotVersion > 0 {
+		head, err := h.sys.cfg.Journal.Head(ctx, stream)
+		if err != nil {
+			return out, err
+		}
+		if head > out.snapshotVersion {
+			// Events after the snapshot are read anyway; read back far
+			// enough before it to fill the window.
+			if head-out.snapshotVersion < uint64(window) {
+				need := uint64(window) - (head - out.snapshotVersion)
+				if need >= out.snapshotVersion {
+					from = 1
+				} else {
+					from = out.snapshotVersion - need + 1
+				}
+			}
+		} else if uint64(window) >= out.snapshotVersion {
+			from = 1
+		} else {
+			from = out.snapshotVersion - uint64(window) + 1
+		}
+	}
+	if from > to {
+		return out, nil
+	}
+
+	var ring []recentEvent[E]
+	if window > 0 {
+		ring = make([]recentEvent[E], 0, min(window, 64))
+	}
+	ringStart := 0
+	reg := h.sys.cfg.Registry
+	evolve := h.def.Evolve
+	var evolveErr error
+	apply := func(s S, e E) (next S) {
+		defer func() {
+			if r := recover(); r != nil {
+				evolveErr = &aggregate.PanicError{Func: "Evolve", Value: r}
+				next = s
+			}
+		}()
+		return evolve(s, e)
+	}
+
+	// step handles one record; stop reports that replay is complete.
+	step := func(rec journal.Record, v any, decErr error) (stop bool, err error) {
+		if until != nil && rec.Version > out.snapshotVersion && rec.Envelope.Time.After(*until) {
+			return true, nil
+		}
+		if decErr != nil {
+			return true, &journal.CorruptionError{Stream: stream, Version: rec.Version, Position: rec.Position, Err: decErr}
+		}
+		ev, ok := v.(E)
+		if !ok {
+			return true, &journal.CorruptionError{Stream: stream, Version: rec.Version, Position: rec.Position,
+				Err: fmt.Errorf("event type %q (%T) is not an event of aggregate kind %q", rec.Envelope.Type, v, h.kind)}
+		}
+		if window > 0 {
+			re := recentEvent[E]{commandID: rec.Envelope.CausationID, version: rec.Version, position: rec.Position, event: ev}
+			if len(ring) < window {
+				ring = append(ring, re)
+			} else {
+				ring[ringStart] = re
+				ringStart = (ringStart + 1) % window
+			}
+		}
+		if rec.Version <= out.snapshotVersion {
+			return false, nil // read only for the dedup window
+		}
+		if rec.Version != out.version+1 {
+			return true, &journal.CorruptionError{Stream: stream, Version: rec.Version, Position: rec.Position,
+				Err: fmt.Errorf("events %d to %d are missing (deleted without a usable snapshot?)", out.version+1, rec.Version-1)}
+		}
+		out.state = apply(out.state, ev)
+		if evolveErr != nil {
+			return true, fmt.Errorf("replaying %s version %d: %w", stream, rec.Version, evolveErr)
+		}
+		out.version = rec.Version
+		out.position = rec.Position
+		out.replayed++
+		return false, nil
+	}
+
+	// Short streams are decoded inline. Past parallelReplayAfter records
+	// the rest of the stream is read again from where replay stands and
+	// decoded by a pipeline of workers, in order.
+	next := from
+	n := 0
+	stopped := false
+	for rec, err := range h.sys.cfg.Journal.Read(ctx, stream, from, to, math.MaxInt) {
+		if err != nil {
+			return out, err
+		}
+		v, decErr := reg.Unmarshal(rec.Envelope)
+		stop, err := step(rec, v, decErr)
+		if err != nil {
+			return out, err
+		}
+		if stop {
+			stopped = true
+			break
+		}
+		next = rec.Version + 1
+		if n++; n == parallelReplayAfter && runtime.GOMAXPROCS(0) > 1 && next <= to {
+			break
+		}
+	}
+	if !stopped && n == parallelReplayAfter && next <= to && runtime.GOMAXPROCS(0) > 1 {
+		if err := h.decodeParallel(ctx, stream, next, to, step); err != nil {
+			return out, err
+		}
+	}
+	if len(ring) > 0 {
+		out.recent = append(ring[ringStart:len(ring):len(ring)], ring[:ringStart]...)
+	}
+	return out, nil
+}
+
+// parallelReplayAfter is the number of records recovery decodes inline
+// before it switches to parallel decoding.
+const parallelReplayAfter = 2048
+
+// replayChunk is a run of records decoded together by one worker.
+type replayChunk struct {
+	recs []journal.Record
+	vals []any
+	errs []error
+	err  error // read error ending the stream
+	done chan struct{}
+}
+
+const replayChunkSize = 256
+
+// decodeParallel reads stream from..to and decodes the records on
+// GOMAXPROCS workers, handing them to step in version order. It stops
+// when step says so or returns an error.
+func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, stream string, from, to uint64,
+	step func(journal.Record, any, error) (bool, error)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := runtime.GOMAXPROCS(0)
+	work := make(chan *replayChunk, workers*2)
+	ordered := make(chan *replayChunk, workers*4)
+	reg := h.sys.cfg.Registry
+
+	for range workers {
+		go func() {
+			for c := range work {
+				c.vals = make([]any, len(c.recs))
+				c.errs = make([]error, len(c.recs))
+				for i := range c.recs {
+					c.vals[i], c.errs[i] = reg.Unmarshal(c.recs[i].Envelope)
+				}
+				close(c.done)
+			}
+		}()
+	}
+	go func() {
+		defer close(ordered)
+		defer close(work)
+		send := func(c *replayChunk) bool {
+			if c.err == nil {
+				select {
+				case work <- c:
+				case <-ctx.Done():
+					return false
+				}
+			}
+			select {
+			case ordered <- c:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		c := &replayChunk{recs: make([]journal.Record, 0, replayChunkSize), done: make(chan struct{})}
+		for rec, err := range h.sys.cfg.Journal.Read(ctx, stream, from, to, math.MaxInt) {
+			if err != nil {
+				if len(c.recs) > 0 && !send(c) {
+					return
+				}
+				e := &replayChunk{err: err, done: make(chan struct{})}
+				close(e.done)
+				send(e)
+				return
+			}
+			c.recs = append(c.recs, rec)
+			if len(c.recs) == replayChunkSize {
+				if !send(c) {
+					return
+				}
+				c = &replayChunk{recs: make([]journal.Record, 0, replayChunkSize), done: make(chan struct{})}
+			}
+		}
+		if len(c.recs) > 0 {
+			send(c)
+		}
+	}()
+	defer func() {
+		cancel()
+		for range ordered { // let the reader finish
+		}
+	}()
+	for c := range ordered {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if c.err != nil {
+			return c.err
+		}
+		for i := range c.recs {
+			stop, err := step(c.recs[i], c.vals[i], c.errs[i])
+			if err != nil {
+				return err
+			}
+			if stop {
+				return nil
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// loadSnapshot loads the newest decodable snapshot matching crit into out.
+// Snapshots are optional, so a store error is logged and ignored: recovery
+// then falls back to older snapshots or to a full replay.
+func (h *Handle[S, C, E]) loadSnapshot(ctx context.Context, store snapshot.Store, stream string, crit snapshot.Criteria, out *rebuilt[S, E]) {
+	for range maxSnapshotFallbacks {
+		snap, ok, err := store.Load(ctx, stream, crit)
+		if err != nil {
+			h.sys.cfg.Logger.Warn("snapshot load failed; replaying events", "stream", stream, "error", err)
+			return
+		}
+		if !ok {
+			return
+		}
+		if snap.Type == h.kind && snap.SchemaVersion == h.def.SchemaVersion() {
+			state, err := h.def.DecodeSnapshot(snap.Data)
+			if err == nil {
+				out.state = state
+				out.version = snap.Version
+				out.snapshotVersion = snap.Version
+				out.snapshotTime = snap.Time
+				return
+			}
+			h.sys.cfg.Logger.Warn("snapshot does not decode; trying an older one", "stream", stream, "version", snap.Version, "error", err)
+		}
+		if snap.Version <= 1 {
+			return
+		}
+		crit.MaxVersion = snap.Version - 1
+	}
+}
+
+// envelopesFor encodes the events of one command.
+func (h *Handle[S, C, E]) envelopesFor(cmd aggregate.Command[C], events []E, now time.Time, dst []orchestrix.Envelope) ([]orchestrix.Envelope, error) {
+	corr := cmd.CorrelationID
+	if corr == "" {
+		corr = cmd.ID
+	}
+	for _, e := range events {
+		env, err := h.sys.cfg.Registry.Marshal(e)
+		if err != nil {
+			return dst, err
+		}
+		env.Source = h.sys.cfg.Source
+		env.Subject = cmd.AggregateID
+		env.Time = now
+		env.CausationID = cmd.ID
+		env.CorrelationID = corr
+		env.TraceParent = cmd.TraceParent
+		dst = append(dst, env)
+	}
+	return dst, nil
+}
