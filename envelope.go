@@ -19,8 +19,8 @@ const SpecVersion = "1.0"
 // the already-encoded payload in Data.
 //
 // The structured-mode JSON form (MarshalJSON / UnmarshalJSON) is valid
-// CloudEvents JSON. The binary form (MarshalBinary / UnmarshalBinary) is the
-// compact encoding the journals store.
+// CloudEvents JSON. The binary form (AppendBinary, MarshalBinary /
+// UnmarshalBinary) is the compact encoding the journals store.
 type Envelope struct {
 	// ID identifies the event (a UUIDv7 string by default). Together with
 	// Source it is unique; journals use it for idempotent retries.
@@ -139,16 +139,23 @@ func attrErr(name, reason string) error {
 //   - every string attribute and extension value is valid UTF-8.
 //
 // The first problem found is returned as an *AttributeError, which matches
-// ErrInvalidEnvelope. Validate does not look at Data.
+// ErrInvalidEnvelope. Validate does not look at Data. It does not allocate
+// when e is valid, and the common forms (ASCII attributes, a plain
+// "type/subtype" media type, a Source made of unreserved characters and
+// slashes) are checked without the general URI and media type parsers.
 func (e Envelope) Validate() error {
 	if err := checkRequired(attrID, e.ID); err != nil {
 		return err
 	}
-	if err := checkRequired(attrSource, e.Source); err != nil {
-		return err
-	}
-	if !isURIReference(e.Source) {
-		return attrErr(attrSource, "not a URI reference")
+	// A Source made of unreserved characters and slashes (the common
+	// "/orchestrix/bank" form) is non-blank ASCII and a URI reference.
+	if e.Source == "" || !isUnreservedPath(e.Source) {
+		if err := checkRequired(attrSource, e.Source); err != nil {
+			return err
+		}
+		if !isURIReference(e.Source) {
+			return attrErr(attrSource, "not a URI reference")
+		}
 	}
 	if e.SpecVersion != "" && e.SpecVersion != SpecVersion {
 		return attrErr(attrSpecVersion, "must be "+strconv.Quote(SpecVersion)+", got "+strconv.Quote(e.SpecVersion))
@@ -162,15 +169,16 @@ func (e Envelope) Validate() error {
 		}
 	}
 	if !e.Time.IsZero() {
-		if y := e.Time.UTC().Year(); y < 0 || y > 9999 {
+		if sec := e.Time.Unix(); sec < minRFC3339Unix || sec >= endRFC3339Unix {
+			y := e.Time.UTC().Year()
 			return attrErr(attrTime, "year "+strconv.Itoa(y)+" outside the RFC 3339 range 0000-9999")
 		}
 	}
-	if e.DataContentType != "" && !isMediaType(e.DataContentType) {
+	if e.DataContentType != "" && e.DataContentType != "application/json" && !isMediaType(e.DataContentType) {
 		return attrErr(attrDataContentType, "not an RFC 2046 media type")
 	}
 	if e.DataSchema != "" {
-		if !utf8.ValidString(e.DataSchema) {
+		if !validUTF8(e.DataSchema) {
 			return attrErr(attrDataSchema, "not valid UTF-8")
 		}
 		if !isAbsoluteURI(e.DataSchema) {
@@ -180,29 +188,47 @@ func (e Envelope) Validate() error {
 	if e.SchemaVersion < 0 || int64(e.SchemaVersion) > math.MaxInt32 {
 		return attrErr(attrSchemaVersion, "out of range 0.."+strconv.Itoa(math.MaxInt32))
 	}
-	for _, f := range [...]struct{ name, value string }{
-		{attrCorrelationID, e.CorrelationID},
-		{attrCausationID, e.CausationID},
-		{attrTraceParent, e.TraceParent},
-	} {
-		if !utf8.ValidString(f.value) {
-			return attrErr(f.name, "not valid UTF-8")
-		}
+	if !validUTF8(e.CorrelationID) {
+		return attrErr(attrCorrelationID, "not valid UTF-8")
 	}
-	for name, value := range e.Extensions {
-		if err := checkExtensionName(name); err != nil {
-			return err
-		}
-		if !utf8.ValidString(value) {
-			return attrErr(name, "value is not valid UTF-8")
+	if !validUTF8(e.CausationID) {
+		return attrErr(attrCausationID, "not valid UTF-8")
+	}
+	if !validUTF8(e.TraceParent) {
+		return attrErr(attrTraceParent, "not valid UTF-8")
+	}
+	if len(e.Extensions) > 0 {
+		for name, value := range e.Extensions {
+			if err := checkExtensionName(name); err != nil {
+				return err
+			}
+			if !validUTF8(value) {
+				return attrErr(name, "value is not valid UTF-8")
+			}
 		}
 	}
 	return nil
 }
 
+// The Unix times of 0000-01-01T00:00:00Z and 10000-01-01T00:00:00Z: an
+// instant t lies in the RFC 3339 years 0000-9999 exactly when
+// minRFC3339Unix <= t.Unix() < endRFC3339Unix.
+const (
+	minRFC3339Unix = -62167219200
+	endRFC3339Unix = 253402300800
+)
+
 // checkRequired checks a string attribute that, when present, must be
 // valid UTF-8 and contain more than white space.
 func checkRequired(name, value string) error {
+	// Fast path: a first byte that is printable ASCII (not white space)
+	// already proves the value is not blank.
+	if len(value) > 0 && value[0] > ' ' && value[0] < utf8.RuneSelf {
+		if !validUTF8(value) {
+			return attrErr(name, "not valid UTF-8")
+		}
+		return nil
+	}
 	if strings.TrimSpace(value) == "" {
 		return attrErr(name, "must be a non-empty string")
 	}
@@ -217,8 +243,7 @@ func checkExtensionName(name string) error {
 		return attrErr(name, "extension names must be 1-20 characters long")
 	}
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+		if charClass[name[i]]&classExtName == 0 {
 			return attrErr(name, "extension names must consist of lower-case letters a-z and digits 0-9")
 		}
 	}
@@ -227,6 +252,59 @@ func checkExtensionName(name string) error {
 	}
 	return nil
 }
+
+// validUTF8 reports whether s is valid UTF-8, checking 16 bytes at a time
+// while s is ASCII.
+func validUTF8(s string) bool {
+	i := 0
+	for ; i+16 <= len(s); i += 16 {
+		lo := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		hi := uint64(s[i+8]) | uint64(s[i+9])<<8 | uint64(s[i+10])<<16 | uint64(s[i+11])<<24 |
+			uint64(s[i+12])<<32 | uint64(s[i+13])<<40 | uint64(s[i+14])<<48 | uint64(s[i+15])<<56
+		if (lo|hi)&0x8080808080808080 != 0 {
+			return utf8.ValidString(s[i:])
+		}
+	}
+	var or byte
+	for ; i < len(s); i++ {
+		or |= s[i]
+	}
+	return or < utf8.RuneSelf || utf8.ValidString(s[len(s)&^15:])
+}
+
+// Character classes of charClass.
+const (
+	// classToken marks the characters of an RFC 2045 token.
+	classToken = 1 << iota
+	// classPath marks RFC 3986 unreserved characters and '/'.
+	classPath
+	// classScheme marks the characters of an RFC 3986 scheme after its
+	// first letter.
+	classScheme
+	// classExtName marks the characters of an extension attribute name.
+	classExtName
+)
+
+// charClass maps every byte to the set of character classes it belongs to.
+var charClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		lower, upper, digit := c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9'
+		if c > ' ' && c < 0x7f && !strings.ContainsRune(`()<>@,;:\"/[]?=`, rune(c)) {
+			t[c] |= classToken
+		}
+		if lower || upper || digit || strings.ContainsRune("-._~/", rune(c)) {
+			t[c] |= classPath
+		}
+		if lower || upper || digit || strings.ContainsRune("+-.", rune(c)) {
+			t[c] |= classScheme
+		}
+		if lower || digit {
+			t[c] |= classExtName
+		}
+	}
+	return t
+}()
 
 // isURIReference reports whether s parses as an RFC 3986 URI reference.
 // Strings made only of unreserved characters and slashes (the common
@@ -243,13 +321,14 @@ func isURIReference(s string) bool {
 // common "scheme://host/path" form made of unreserved characters is
 // accepted without calling url.Parse.
 func isAbsoluteURI(s string) bool {
-	i := 0
-	for i < len(s) && (s[i] >= 'a' && s[i] <= 'z' || s[i] >= 'A' && s[i] <= 'Z' ||
-		i > 0 && (s[i] >= '0' && s[i] <= '9' || s[i] == '+' || s[i] == '-' || s[i] == '.')) {
-		i++
-	}
-	if i > 0 && i < len(s) && s[i] == ':' && isUnreservedPath(s[i+1:]) {
-		return true
+	if len(s) > 0 && (s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z') {
+		i := 1
+		for i < len(s) && charClass[s[i]]&classScheme != 0 {
+			i++
+		}
+		if i < len(s) && s[i] == ':' && isUnreservedPath(s[i+1:]) {
+			return true
+		}
 	}
 	u, err := url.Parse(s)
 	return err == nil && u.IsAbs()
@@ -259,9 +338,7 @@ func isAbsoluteURI(s string) bool {
 // characters and slashes.
 func isUnreservedPath(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+		if charClass[s[i]]&classPath == 0 {
 			return false
 		}
 	}
@@ -275,26 +352,15 @@ func isMediaType(s string) bool {
 	slash := -1
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == '/' && slash < 0:
-			slash = i
-		case isTokenChar(c):
-		default:
-			mt, _, err := mime.ParseMediaType(s)
-			return err == nil && strings.Contains(mt, "/")
+		if charClass[c]&classToken != 0 {
+			continue
 		}
+		if c == '/' && slash < 0 {
+			slash = i
+			continue
+		}
+		mt, _, err := mime.ParseMediaType(s)
+		return err == nil && strings.Contains(mt, "/")
 	}
 	return slash > 0 && slash < len(s)-1
-}
-
-// isTokenChar reports whether c may appear in an RFC 2045 token.
-func isTokenChar(c byte) bool {
-	if c <= ' ' || c >= 0x7f {
-		return false
-	}
-	switch c {
-	case '(', ')', '<', '>', '@', ',', ';', ':', '\\', '"', '/', '[', ']', '?', '=':
-		return false
-	}
-	return true
 }

@@ -1,16 +1,20 @@
 package orchestrix
 
 import (
+	"encoding"
 	"encoding/binary"
 	"fmt"
+	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // binaryVersion1 is the first byte of the binary form written by
-// MarshalBinary. A future layout gets a new version byte; UnmarshalBinary
-// keeps reading every version it has ever written.
+// AppendBinary and MarshalBinary. A future layout gets a new version byte;
+// UnmarshalBinary keeps reading every version it has ever written.
 //
 // Layout of version 1 (uvarint and varint as in encoding/binary; a string
 // is a uvarint byte length followed by the bytes):
@@ -21,10 +25,10 @@ import (
 //	         CorrelationID, CausationID, TraceParent
 //	varint   Time: seconds since the Unix epoch   (only if flag bit 0)
 //	uvarint  Time: nanoseconds within the second  (only if flag bit 0)
-//	uvarint  SchemaVersion
+//	uvarint  SchemaVersion (at most math.MaxInt32)
 //	uvarint  Sequence
 //	uvarint  number of extensions, then per extension in strictly
-//	         increasing name order: string name, string value
+//	         increasing (byte-wise) name order: string name, string value
 //	string   Data
 //
 // SpecVersion is not stored: version 1 always means CloudEvents "1.0".
@@ -36,251 +40,329 @@ const flagHasTime = 1 << 0
 // part of the binary form.
 const numFixedStrings = 9
 
-func (e *Envelope) fixedStrings() [numFixedStrings]*string {
-	return [numFixedStrings]*string{
-		&e.ID, &e.Source, &e.Type, &e.Subject, &e.DataContentType,
-		&e.DataSchema, &e.CorrelationID, &e.CausationID, &e.TraceParent,
+// maxStackExtensions is how many extensions AppendBinary sorts without
+// allocating.
+const maxStackExtensions = 8
+
+// AppendBinary appends the compact, versioned binary form of e to b and
+// returns the extended buffer; it implements encoding.BinaryAppender. The
+// binary form is what journals store.
+//
+// AppendBinary does not call Validate: it encodes any envelope whose
+// encoding can be read back into an equal envelope, so that the hot path
+// of a journal pays for validation only once. Code that accepts envelopes
+// from outside must call Validate first (journals do so on Append) or use
+// MarshalBinary. AppendBinary fails, with an *AttributeError matching
+// ErrInvalidEnvelope and b returned unchanged, only when the binary form
+// cannot represent e: SpecVersion other than "" or "1.0", or SchemaVersion
+// outside 0..math.MaxInt32.
+//
+// The encoding is deterministic: equal envelopes give equal bytes. Time is
+// stored as an instant (its location is not kept; UnmarshalBinary returns
+// it in UTC). When cap(b)-len(b) is large enough AppendBinary does not
+// allocate; otherwise it grows b once, to the exact size needed.
+func (e Envelope) AppendBinary(b []byte) ([]byte, error) {
+	if e.SpecVersion != "" && e.SpecVersion != SpecVersion {
+		return b, attrErr(attrSpecVersion, "must be "+SpecVersion+" to be encoded")
 	}
+	if e.SchemaVersion < 0 || int64(e.SchemaVersion) > math.MaxInt32 {
+		return b, attrErr(attrSchemaVersion, "out of range 0..2147483647")
+	}
+
+	if len(e.Extensions) > 0 {
+		return appendWithExtensions(b, &e), nil
+	}
+	return appendEnvelope(b, &e, nil, 0), nil
 }
 
-// MarshalBinary encodes e in Orchestrix's compact, versioned binary form,
-// the form journals store. e is validated first; an invalid envelope
-// yields an error matching ErrInvalidEnvelope. The encoding is
-// deterministic: equal envelopes give equal bytes. Time is stored as an
-// instant (its location is not kept; UnmarshalBinary returns it in UTC).
+var (
+	_ encoding.BinaryAppender    = Envelope{}
+	_ encoding.BinaryMarshaler   = Envelope{}
+	_ encoding.BinaryUnmarshaler = (*Envelope)(nil)
+)
+
+// extension is one entry of Envelope.Extensions.
+type extension struct{ name, value string }
+
+// appendWithExtensions sorts the extensions of e by name, without
+// allocating when there are at most maxStackExtensions of them, and
+// appends the binary form of e to b.
+func appendWithExtensions(b []byte, e *Envelope) []byte {
+	var stack [maxStackExtensions]extension
+	sorted := stack[:0]
+	if len(e.Extensions) > maxStackExtensions {
+		sorted = make([]extension, 0, len(e.Extensions))
+	}
+	size := 0
+	for k, v := range e.Extensions {
+		sorted = append(sorted, extension{k, v})
+		size += stringLen(len(k)) + stringLen(len(v))
+	}
+	slices.SortFunc(sorted, func(a, b extension) int { return strings.Compare(a.name, b.name) })
+	return appendEnvelope(b, e, sorted, size)
+}
+
+// appendEnvelope appends the binary form of e to b, with ext, whose
+// encoded size is extSize, as the extensions.
+func appendEnvelope(b []byte, e *Envelope, ext []extension, extSize int) []byte {
+	var flags byte
+	var sec int64
+	var nsec uint64
+	size := 2 + stringLen(len(e.ID)) + stringLen(len(e.Source)) + stringLen(len(e.Type)) +
+		stringLen(len(e.Subject)) + stringLen(len(e.DataContentType)) + stringLen(len(e.DataSchema)) +
+		stringLen(len(e.CorrelationID)) + stringLen(len(e.CausationID)) + stringLen(len(e.TraceParent)) +
+		uvarintLen(uint64(e.SchemaVersion)) + uvarintLen(e.Sequence) +
+		uvarintLen(uint64(len(ext))) + extSize + stringLen(len(e.Data))
+	if !e.Time.IsZero() {
+		flags |= flagHasTime
+		sec, nsec = e.Time.Unix(), uint64(e.Time.Nanosecond())
+		size += varintLen(sec) + uvarintLen(nsec)
+	}
+
+	b = slices.Grow(b, size)
+	b = append(b, binaryVersion1, flags)
+	b = appendString(b, e.ID)
+	b = appendString(b, e.Source)
+	b = appendString(b, e.Type)
+	b = appendString(b, e.Subject)
+	b = appendString(b, e.DataContentType)
+	b = appendString(b, e.DataSchema)
+	b = appendString(b, e.CorrelationID)
+	b = appendString(b, e.CausationID)
+	b = appendString(b, e.TraceParent)
+	if flags&flagHasTime != 0 {
+		b = binary.AppendVarint(b, sec)
+		b = appendUvarint(b, nsec)
+	}
+	b = appendUvarint(b, uint64(e.SchemaVersion))
+	b = appendUvarint(b, e.Sequence)
+	b = appendUvarint(b, uint64(len(ext)))
+	for _, x := range ext {
+		b = appendString(b, x.name)
+		b = appendString(b, x.value)
+	}
+	b = appendUvarint(b, uint64(len(e.Data)))
+	return append(b, e.Data...)
+}
+
+// MarshalBinary validates e and returns its binary form: Validate followed
+// by AppendBinary(nil). An invalid envelope yields the *AttributeError of
+// Validate, which matches ErrInvalidEnvelope. Hot paths that have already
+// validated e should call AppendBinary with a reused buffer instead.
 func (e Envelope) MarshalBinary() ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
-	strs := e.fixedStrings()
-	size := 2 + 3*binary.MaxVarintLen64 + 2*binary.MaxVarintLen64 + len(e.Data) + binary.MaxVarintLen64
-	for _, s := range strs {
-		size += binary.MaxVarintLen64 + len(*s)
-	}
-	var names []string
-	if len(e.Extensions) > 0 {
-		names = make([]string, 0, len(e.Extensions))
-		for k, v := range e.Extensions {
-			names = append(names, k)
-			size += 2*binary.MaxVarintLen64 + len(k) + len(v)
-		}
-		slices.Sort(names)
-	}
+	return e.AppendBinary(nil)
+}
 
-	b := make([]byte, 0, size)
-	var flags byte
-	if !e.Time.IsZero() {
-		flags |= flagHasTime
+// uvarintLen returns the number of bytes binary.AppendUvarint writes for x.
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
+
+// varintLen returns the number of bytes binary.AppendVarint writes for x.
+func varintLen(x int64) int {
+	ux := uint64(x) << 1
+	if x < 0 {
+		ux = ^ux
 	}
-	b = append(b, binaryVersion1, flags)
-	for _, s := range strs {
-		b = appendString(b, *s)
+	return uvarintLen(ux)
+}
+
+// stringLen returns the encoded size of a string of n bytes.
+func stringLen(n int) int { return uvarintLen(uint64(n)) + n }
+
+func appendUvarint(b []byte, x uint64) []byte {
+	if x < 0x80 {
+		return append(b, byte(x))
 	}
-	if flags&flagHasTime != 0 {
-		b = binary.AppendVarint(b, e.Time.Unix())
-		b = binary.AppendUvarint(b, uint64(e.Time.Nanosecond()))
-	}
-	b = binary.AppendUvarint(b, uint64(e.SchemaVersion))
-	b = binary.AppendUvarint(b, e.Sequence)
-	b = binary.AppendUvarint(b, uint64(len(names)))
-	for _, k := range names {
-		b = appendString(b, k)
-		b = appendString(b, e.Extensions[k])
-	}
-	b = binary.AppendUvarint(b, uint64(len(e.Data)))
-	b = append(b, e.Data...)
-	return b, nil
+	return binary.AppendUvarint(b, x)
 }
 
 func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
+	return append(appendUvarint(b, uint64(len(s))), s...)
 }
 
-// UnmarshalBinary decodes data written by MarshalBinary into e, replacing
-// all of e's fields. Input that is truncated, has trailing bytes, an
-// unknown version or an impossible length yields an error matching
-// ErrCorrupt; a well-formed encoding of an envelope that fails Validate
-// yields an error matching ErrInvalidEnvelope. UnmarshalBinary never
-// panics and never allocates more than a small multiple of len(data).
-// The decoded envelope does not share memory with data.
+// UnmarshalBinary decodes the binary form written by AppendBinary or
+// MarshalBinary into e, replacing all of e's fields; on error e is left
+// unchanged.
+//
+// UnmarshalBinary checks structure only: input that is truncated, has
+// trailing bytes, an unknown version or flag, an impossible length, time
+// nanoseconds or schema version out of range, or extension names that are
+// not strictly increasing yields an error matching ErrCorrupt. It does not
+// call Validate: anything AppendBinary can write decodes, including
+// envelopes that Validate would reject. Journals validate envelopes before
+// storing them and protect records with checksums; code decoding bytes
+// from an untrusted source should call Validate on the result.
+//
+// UnmarshalBinary never panics and allocates one buffer of len(data) bytes
+// (plus the Extensions map when there are extensions). All string fields
+// and Data point into that buffer; the decoded envelope never shares memory
+// with data. Data's capacity equals its length, so appending to it does not
+// touch the other fields. Time is returned in UTC and SpecVersion is "1.0".
 func (e *Envelope) UnmarshalBinary(data []byte) error {
-	d := binDecoder{buf: data}
-	version := d.byte()
-	if d.err != nil {
-		return d.err
+	if len(data) < 2 {
+		return corruptf("binary envelope of %d bytes is truncated", len(data))
 	}
-	if version != binaryVersion1 {
-		return corruptf("unknown binary envelope version %d", version)
+	if data[0] != binaryVersion1 {
+		return corruptf("unknown binary envelope version %d", data[0])
 	}
-	flags := d.byte()
+	flags := data[1]
 	if flags&^flagHasTime != 0 {
 		return corruptf("unknown binary envelope flags %#x", flags)
 	}
 
-	// First pass over the strings: remember where they are, then copy them
-	// all into one allocation.
+	// First pass: check the structure and note where every field lies.
 	type span struct{ off, n int }
 	var fixed [numFixedStrings]span
-	total := 0
+	pos := 2
+	var ok bool
 	for i := range fixed {
-		off, n := d.span()
-		fixed[i] = span{off, n}
-		total += n
+		// Inlined fast path for the usual string of under 128 bytes.
+		if pos < len(data) && data[pos] < 0x80 {
+			n := int(data[pos])
+			if n >= len(data)-pos {
+				return corruptAt("a string attribute", pos)
+			}
+			fixed[i] = span{pos + 1, n}
+			pos += 1 + n
+			continue
+		}
+		if fixed[i].off, fixed[i].n, pos, ok = readSpan(data, pos); !ok {
+			return corruptAt("a string attribute", pos)
+		}
 	}
-	var out Envelope
-	out.SpecVersion = SpecVersion
+	var sec int64
+	var nsec uint64
 	if flags&flagHasTime != 0 {
-		sec := d.varint()
-		nsec := d.uvarint()
-		if d.err == nil && nsec >= uint64(time.Second) {
+		var n int
+		if sec, n = binary.Varint(data[pos:]); n <= 0 {
+			return corruptAt("the time", pos)
+		}
+		pos += n
+		if nsec, pos = readUvarint(data, pos); pos < 0 {
+			return corruptAt("the time", len(data))
+		}
+		if nsec >= uint64(time.Second) {
 			return corruptf("time nanoseconds %d out of range", nsec)
 		}
-		out.Time = time.Unix(sec, int64(nsec)).UTC()
 	}
-	sv := d.uvarint()
-	if d.err == nil && sv > 1<<31-1 {
+	sv, pos := readUvarint(data, pos)
+	if pos < 0 {
+		return corruptAt("the schema version", len(data))
+	}
+	if sv > math.MaxInt32 {
 		return corruptf("schema version %d out of range", sv)
 	}
-	out.SchemaVersion = int(sv)
-	out.Sequence = d.uvarint()
-	count := d.uvarint()
+	seq, pos := readUvarint(data, pos)
+	if pos < 0 {
+		return corruptAt("the sequence", len(data))
+	}
+	count, pos := readUvarint(data, pos)
+	if pos < 0 {
+		return corruptAt("the extension count", len(data))
+	}
 	// Every extension takes at least two bytes, which bounds count by the
 	// input size before anything is allocated for it.
-	if d.err == nil && count > uint64(d.remaining()/2) {
+	if count > uint64(len(data)-pos)/2 {
 		return corruptf("extension count %d exceeds the input", count)
 	}
-	var ext []span
-	if count > 0 {
-		ext = make([]span, 0, 2*count)
+	extStart := pos
+	var prev span
+	for i := uint64(0); i < count; i++ {
+		var k span
+		if k.off, k.n, pos, ok = readSpan(data, pos); !ok {
+			return corruptAt("an extension name", pos)
+		}
+		if _, _, pos, ok = readSpan(data, pos); !ok {
+			return corruptAt("an extension value", pos)
+		}
+		if i > 0 && string(data[k.off:k.off+k.n]) <= string(data[prev.off:prev.off+prev.n]) {
+			return corruptf("extension names out of order or duplicated at %q", data[k.off:k.off+k.n])
+		}
+		prev = k
 	}
-	for i := uint64(0); i < count && d.err == nil; i++ {
-		off, n := d.span()
-		ext = append(ext, span{off, n})
-		voff, vn := d.span()
-		ext = append(ext, span{voff, vn})
-		total += n + vn
+	var dat span
+	if dat.off, dat.n, pos, ok = readSpan(data, pos); !ok {
+		return corruptAt("the data", pos)
 	}
-	doff, dn := d.span()
-	if d.err != nil {
-		return d.err
-	}
-	if d.remaining() != 0 {
-		return corruptf("%d trailing bytes after binary envelope", d.remaining())
+	if pos != len(data) {
+		return corruptf("%d trailing bytes after binary envelope", len(data)-pos)
 	}
 
-	var sb strings.Builder
-	sb.Grow(total)
-	for _, s := range fixed {
-		sb.Write(data[s.off : s.off+s.n])
+	// Second pass: copy the input once and point every field into the
+	// copy. The copy is never written to again, except that the caller may
+	// write to Data, whose bytes (the last field) no string overlaps.
+	buf := make([]byte, len(data))
+	copy(buf, data)
+	str := func(s span) string {
+		if s.n == 0 {
+			return ""
+		}
+		return unsafe.String(&buf[s.off], s.n)
 	}
-	for _, s := range ext {
-		sb.Write(data[s.off : s.off+s.n])
+	out := Envelope{
+		ID:              str(fixed[0]),
+		Source:          str(fixed[1]),
+		SpecVersion:     SpecVersion,
+		Type:            str(fixed[2]),
+		Subject:         str(fixed[3]),
+		DataContentType: str(fixed[4]),
+		DataSchema:      str(fixed[5]),
+		SchemaVersion:   int(sv),
+		Sequence:        seq,
+		CorrelationID:   str(fixed[6]),
+		CausationID:     str(fixed[7]),
+		TraceParent:     str(fixed[8]),
 	}
-	all := sb.String()
-	pos := 0
-	next := func(n int) string {
-		s := all[pos : pos+n]
-		pos += n
-		return s
+	if flags&flagHasTime != 0 {
+		out.Time = time.Unix(sec, int64(nsec)).UTC()
 	}
-	for i, p := range out.fixedStrings() {
-		*p = next(fixed[i].n)
-	}
-	if len(ext) > 0 {
-		out.Extensions = make(map[string]string, len(ext)/2)
-		prev := ""
-		for i := 0; i < len(ext); i += 2 {
-			k := next(ext[i].n)
-			v := next(ext[i+1].n)
-			if i > 0 && k <= prev {
-				return corruptf("extension names out of order or duplicated at %q", k)
-			}
-			prev = k
-			out.Extensions[k] = v
+	if count > 0 {
+		out.Extensions = make(map[string]string, count)
+		pos = extStart
+		for range count {
+			var k, v span
+			k.off, k.n, pos, _ = readSpan(buf, pos)
+			v.off, v.n, pos, _ = readSpan(buf, pos)
+			out.Extensions[str(k)] = str(v)
 		}
 	}
-	if dn > 0 {
-		out.Data = slices.Clone(data[doff : doff+dn])
-	}
-	if err := out.Validate(); err != nil {
-		return err
+	if dat.n > 0 {
+		out.Data = buf[dat.off : dat.off+dat.n : dat.off+dat.n]
 	}
 	*e = out
 	return nil
 }
 
+// readUvarint reads a uvarint at pos and returns it with the position
+// after it, or a negative position when data holds no valid uvarint there.
+func readUvarint(data []byte, pos int) (uint64, int) {
+	if pos < len(data) && data[pos] < 0x80 {
+		return uint64(data[pos]), pos + 1
+	}
+	v, n := binary.Uvarint(data[pos:])
+	if n <= 0 {
+		return 0, -1
+	}
+	return v, pos + n
+}
+
+// readSpan reads a length-prefixed byte string at pos and returns where its
+// bytes lie and the position after it. ok is false, and next is pos, when
+// the length is malformed or runs past the end of data.
+func readSpan(data []byte, pos int) (off, n, next int, ok bool) {
+	l, p := readUvarint(data, pos)
+	if p < 0 || l > uint64(len(data)-p) {
+		return 0, 0, pos, false
+	}
+	return p, int(l), p + int(l), true
+}
+
+func corruptAt(what string, offset int) error {
+	return corruptf("binary envelope truncated or malformed reading %s at offset %d", what, offset)
+}
+
 func corruptf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
-}
-
-// binDecoder reads the primitives of the binary form. After the first
-// failure every read returns zero and err keeps that failure.
-type binDecoder struct {
-	buf []byte
-	pos int
-	err error
-}
-
-func (d *binDecoder) remaining() int { return len(d.buf) - d.pos }
-
-func (d *binDecoder) fail(what string) {
-	if d.err == nil {
-		d.err = corruptf("binary envelope truncated or malformed reading %s at offset %d", what, d.pos)
-	}
-}
-
-func (d *binDecoder) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	if d.pos >= len(d.buf) {
-		d.fail("a byte")
-		return 0
-	}
-	c := d.buf[d.pos]
-	d.pos++
-	return c
-}
-
-func (d *binDecoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.buf[d.pos:])
-	if n <= 0 {
-		d.fail("an unsigned varint")
-		return 0
-	}
-	d.pos += n
-	return v
-}
-
-func (d *binDecoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.buf[d.pos:])
-	if n <= 0 {
-		d.fail("a varint")
-		return 0
-	}
-	d.pos += n
-	return v
-}
-
-// span reads a length-prefixed byte string and returns where it lies in
-// the input.
-func (d *binDecoder) span() (off, n int) {
-	l := d.uvarint()
-	if d.err != nil {
-		return 0, 0
-	}
-	if l > uint64(d.remaining()) {
-		d.fail("a length-prefixed field")
-		return 0, 0
-	}
-	off = d.pos
-	d.pos += int(l)
-	return off, int(l)
 }

@@ -3,6 +3,7 @@ package orchestrix_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"math"
 	"strings"
@@ -202,8 +203,8 @@ func TestEnvelope_UnmarshalBinary_TruncatedInput_ReturnsErrCorrupt(t *testing.T)
 	for n := range len(b) {
 		var out orchestrix.Envelope
 		err := out.UnmarshalBinary(b[:n])
-		if !errors.Is(err, orchestrix.ErrCorrupt) && !errors.Is(err, orchestrix.ErrInvalidEnvelope) {
-			t.Fatalf("UnmarshalBinary(first %d of %d bytes) = %v, want ErrCorrupt or ErrInvalidEnvelope", n, len(b), err)
+		if !errors.Is(err, orchestrix.ErrCorrupt) {
+			t.Fatalf("UnmarshalBinary(first %d of %d bytes) = %v, want ErrCorrupt", n, len(b), err)
 		}
 	}
 }
@@ -223,16 +224,158 @@ func TestEnvelope_UnmarshalBinary_Garbage_ReturnsError(t *testing.T) {
 		"huge ext count":   {1, 0, 1, 'a', 1, 'b', 1, 'c', 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0},
 		"duplicate ext":    {1, 0, 1, 'a', 1, 'b', 1, 'c', 0, 0, 0, 0, 0, 0, 0, 0, 2, 1, 'x', 0, 1, 'x', 0, 0},
 		"nanos too large":  {1, 1, 1, 'a', 1, 'b', 1, 'c', 0, 0, 0, 0, 0, 0, 0, 0x80, 0x94, 0xeb, 0xdc, 0x03, 0, 0, 0, 0},
-		"missing required": {1, 0, 0, 1, 'b', 1, 'c', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		"bad time varint":  {1, 1, 1, 'a', 1, 'b', 1, 'c', 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"schema too large": {1, 0, 1, 'a', 1, 'b', 1, 'c', 0, 0, 0, 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x08, 0, 0, 0},
+		"ext out of order": {1, 0, 1, 'a', 1, 'b', 1, 'c', 0, 0, 0, 0, 0, 0, 0, 0, 2, 1, 'y', 0, 1, 'x', 0, 0},
+		"data too long":    {1, 0, 1, 'a', 1, 'b', 1, 'c', 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 'x'},
+		"missing data len": {1, 0, 1, 'a', 1, 'b', 1, 'c', 0, 0, 0, 0, 0, 0, 0, 0, 0},
 	}
 	for name, b := range tests {
 		t.Run(name, func(t *testing.T) {
-			var out orchestrix.Envelope
+			out := orchestrix.Envelope{ID: "keep"}
 			err := out.UnmarshalBinary(b)
-			if !errors.Is(err, orchestrix.ErrCorrupt) && !errors.Is(err, orchestrix.ErrInvalidEnvelope) {
-				t.Fatalf("UnmarshalBinary() = %v, want ErrCorrupt or ErrInvalidEnvelope", err)
+			if !errors.Is(err, orchestrix.ErrCorrupt) {
+				t.Fatalf("UnmarshalBinary() = %v, want ErrCorrupt", err)
+			}
+			if out.ID != "keep" {
+				t.Fatalf("UnmarshalBinary() changed the envelope on error: %+v", out)
 			}
 		})
+	}
+}
+
+func TestEnvelope_UnmarshalBinary_WellFormedInvalidEnvelope_DecodesWithoutValidating(t *testing.T) {
+	// An envelope without id, source or type: structurally sound, so it
+	// decodes; Validate is the caller's business.
+	b := []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	var out orchestrix.Envelope
+	if err := out.UnmarshalBinary(b); err != nil {
+		t.Fatalf("UnmarshalBinary() = %v, want nil", err)
+	}
+	if !envelopesEqual(out, orchestrix.Envelope{}) {
+		t.Fatalf("UnmarshalBinary() = %+v, want the zero envelope", out)
+	}
+	if err := out.Validate(); !errors.Is(err, orchestrix.ErrInvalidEnvelope) {
+		t.Fatalf("Validate() of the decoded envelope = %v, want ErrInvalidEnvelope", err)
+	}
+}
+
+func TestEnvelope_AppendBinary_InvalidButEncodable_RoundTrips(t *testing.T) {
+	in := orchestrix.Envelope{
+		Source:        "%zz",
+		Type:          " ",
+		Subject:       "a\xffb",
+		Time:          time.Date(12000, 1, 1, 0, 0, 0, 1, time.UTC),
+		SchemaVersion: math.MaxInt32,
+		Sequence:      math.MaxUint64,
+		TraceParent:   "\xc3",
+		Extensions:    map[string]string{"sequence": "1", "Upper": "\xff", "": "empty name"},
+		Data:          []byte{0xff},
+	}
+	if err := in.Validate(); err == nil {
+		t.Fatal("test envelope unexpectedly valid")
+	}
+	b, err := in.AppendBinary(nil)
+	if err != nil {
+		t.Fatalf("AppendBinary() error = %v, want nil", err)
+	}
+	var out orchestrix.Envelope
+	if err := out.UnmarshalBinary(b); err != nil {
+		t.Fatalf("UnmarshalBinary() error = %v", err)
+	}
+	if !envelopesEqual(in, out) {
+		t.Fatalf("round trip = %+v, want %+v", out, in)
+	}
+	if _, err := in.MarshalBinary(); !errors.Is(err, orchestrix.ErrInvalidEnvelope) {
+		t.Fatalf("MarshalBinary() = %v, want ErrInvalidEnvelope", err)
+	}
+}
+
+func TestEnvelope_AppendBinary_Unencodable_ReturnsErrInvalidEnvelope(t *testing.T) {
+	tests := map[string]func(*orchestrix.Envelope){
+		"other specversion":       func(e *orchestrix.Envelope) { e.SpecVersion = "0.3" },
+		"negative schema version": func(e *orchestrix.Envelope) { e.SchemaVersion = -1 },
+		"huge schema version":     func(e *orchestrix.Envelope) { e.SchemaVersion = math.MaxInt32 + 1 },
+	}
+	for name, mutate := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := fullEnvelope()
+			mutate(&e)
+			prefix := []byte("prefix")
+			got, err := e.AppendBinary(prefix)
+			if !errors.Is(err, orchestrix.ErrInvalidEnvelope) {
+				t.Fatalf("AppendBinary() error = %v, want ErrInvalidEnvelope", err)
+			}
+			if string(got) != "prefix" {
+				t.Fatalf("AppendBinary() = %q on error, want the buffer unchanged", got)
+			}
+		})
+	}
+}
+
+func TestEnvelope_AppendBinary_Prefix_AppendsMarshalBinaryBytes(t *testing.T) {
+	e := fullEnvelope()
+	want, err := e.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 3, 1024)
+	copy(buf, "abc")
+	got, err := e.AppendBinary(buf)
+	if err != nil {
+		t.Fatalf("AppendBinary() error = %v", err)
+	}
+	if string(got[:3]) != "abc" || !bytes.Equal(got[3:], want) {
+		t.Fatalf("AppendBinary(%q) = %q, want the prefix followed by %q", "abc", got, want)
+	}
+	if &got[0] != &buf[0] {
+		t.Fatal("AppendBinary() reallocated a buffer that had room")
+	}
+}
+
+func TestEnvelope_AppendBinary_ManyExtensions_IsDeterministic(t *testing.T) {
+	e := fullEnvelope()
+	e.Extensions = make(map[string]string)
+	for i := range 40 {
+		e.Extensions[fmt.Sprintf("ext%02d", 39-i)] = strings.Repeat("v", i)
+	}
+	first, err := e.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		again, err := e.AppendBinary(nil)
+		if err != nil || !bytes.Equal(again, first) {
+			t.Fatalf("AppendBinary() gave different bytes for the same envelope (err %v)", err)
+		}
+	}
+	var out orchestrix.Envelope
+	if err := out.UnmarshalBinary(first); err != nil {
+		t.Fatalf("UnmarshalBinary() error = %v", err)
+	}
+	if !envelopesEqual(e, out) {
+		t.Fatalf("round trip = %+v, want %+v", out, e)
+	}
+}
+
+func TestEnvelope_UnmarshalBinary_WriteToData_LeavesOtherFieldsIntact(t *testing.T) {
+	b, err := fullEnvelope().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out orchestrix.Envelope
+	if err := out.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	for i := range out.Data {
+		out.Data[i] = 'z'
+	}
+	grown := append(out.Data, "more bytes to force a reallocation"...)
+	grown[0] = 'y'
+	want := fullEnvelope()
+	want.Data = bytes.Repeat([]byte("z"), len(want.Data))
+	if !envelopesEqual(out, want) {
+		t.Fatalf("writing to Data changed other fields: %+v", out)
 	}
 }
 
