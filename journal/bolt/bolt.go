@@ -1,0 +1,486 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/journal"
+)
+
+// Errors of this package. Errors shared by all backends are the sentinels
+// of package orchestrix.
+var (
+	// ErrLocked is returned by Open when another process (or another Open
+	// in this process) holds the file and Options.Timeout passes.
+	ErrLocked = errors.New("journal/bolt: database file is locked by another user")
+
+	// ErrInvalidStream is returned for an empty stream name or one longer
+	// than 4096 bytes. Nothing is stored.
+	ErrInvalidStream = errors.New("journal/bolt: invalid stream name")
+
+	// ErrNoEvents is returned by Append for an empty events slice. It
+	// matches orchestrix.ErrInvalidEnvelope as well.
+	ErrNoEvents = fmt.Errorf("journal/bolt: append without events: %w", orchestrix.ErrInvalidEnvelope)
+)
+
+// Defaults used for zero Options fields.
+const (
+	DefaultMaxEventSize      = 1 << 20
+	DefaultMaxBatchEvents    = 4096
+	DefaultMaxBatchBytes     = 16 << 20
+	DefaultIndexEvery        = 1 << 16
+	DefaultIdempotencyWindow = 16
+	DefaultFileMode          = 0o600
+	DefaultTimeout           = 5 * time.Second
+)
+
+// Options configures a Journal. The zero value is a durable journal with
+// the defaults above.
+type Options struct {
+	// NoSync skips fsync on commit. FOR TESTS ONLY: a machine crash or
+	// power loss then loses acknowledged events or corrupts the file.
+	NoSync bool
+
+	// MaxEventSize is the largest encoded event (Envelope.MarshalBinary
+	// output) accepted, in bytes; a larger one fails its append with an
+	// error matching orchestrix.ErrTooLarge. Zero means
+	// DefaultMaxEventSize.
+	MaxEventSize int
+
+	// MaxBatchEvents and MaxBatchBytes cap one group commit. A single
+	// append larger than the cap still commits, alone. Zero means the
+	// default.
+	MaxBatchEvents int
+	MaxBatchBytes  int
+
+	// IndexEvery is the number of appended events after which a commit
+	// also writes the stream index and heads (see "Deferred index"). It
+	// bounds the log tail Open scans. Zero means DefaultIndexEvery.
+	IndexEvery int
+
+	// IdempotencyWindow is the number of most recent events of each
+	// stream whose ids are compared with a retry appended with Any or
+	// StreamExists. Zero means DefaultIdempotencyWindow; at most 1<<16.
+	IdempotencyWindow int
+
+	// FileMode is the mode of a newly created file. Zero means 0600.
+	FileMode os.FileMode
+
+	// Timeout is how long Open waits for the file lock before failing
+	// with ErrLocked. Zero means DefaultTimeout.
+	Timeout time.Duration
+
+	// Logger receives warnings (a corrupt record met while opening, a
+	// failed commit). Nil discards them.
+	Logger *slog.Logger
+}
+
+// Validate reports an Options value that cannot be used.
+func (o Options) Validate() error {
+	switch {
+	case o.MaxEventSize < 0:
+		return errors.New("journal/bolt: negative MaxEventSize")
+	case o.MaxEventSize > bbolt.MaxValueSize-maxStreamLen-64:
+		return errors.New("journal/bolt: MaxEventSize above bbolt's value size limit")
+	case o.MaxBatchEvents < 0:
+		return errors.New("journal/bolt: negative MaxBatchEvents")
+	case o.MaxBatchBytes < 0:
+		return errors.New("journal/bolt: negative MaxBatchBytes")
+	case o.IndexEvery < 0:
+		return errors.New("journal/bolt: negative IndexEvery")
+	case o.IdempotencyWindow < 0 || o.IdempotencyWindow > 1<<16:
+		return errors.New("journal/bolt: IdempotencyWindow out of range 0..65536")
+	case o.Timeout < 0:
+		return errors.New("journal/bolt: negative Timeout")
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxEventSize == 0 {
+		o.MaxEventSize = DefaultMaxEventSize
+	}
+	if o.MaxBatchEvents == 0 {
+		o.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+	if o.MaxBatchBytes == 0 {
+		o.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if o.IndexEvery == 0 {
+		o.IndexEvery = DefaultIndexEvery
+	}
+	if o.IdempotencyWindow == 0 {
+		o.IdempotencyWindow = DefaultIdempotencyWindow
+	}
+	if o.FileMode == 0 {
+		o.FileMode = DefaultFileMode
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return o
+}
+
+// Journal is a journal.Journal stored in a bbolt file. It also implements
+// journal.Deleter and journal.Watcher. All methods are safe for concurrent
+// use.
+type Journal struct {
+	db   *bbolt.DB
+	opts Options
+	log  *slog.Logger
+	seed maphash.Seed
+
+	// The queue of appends and deletions waiting for the writer.
+	qmu        sync.Mutex
+	queue      []*request
+	spare      []*request
+	qclosed    bool
+	wake       chan struct{}
+	writerDone chan struct{}
+	closed     atomic.Bool
+	done       chan struct{} // closed when Close has finished
+	closeOnce  sync.Once
+	closeErr   error
+
+	// Published state, guarded by mu. The writer changes it only after a
+	// commit, so readers never see uncommitted heads or positions.
+	mu      sync.RWMutex
+	streams map[string]*streamState
+	lastPos uint64
+	notify  chan struct{} // closed and replaced on every commit
+
+	w writerState // owned by the writer goroutine (and Open)
+
+	// blockSize is the largest journal.log value the writer builds from
+	// several records: half a page, less bbolt's per-element overhead.
+	blockSize int
+
+	commits, committedEvents, checkpoints atomic.Uint64
+
+	hooks hooks
+}
+
+// hooks lets tests inject faults; the zero value injects nothing.
+type hooks struct {
+	// beforeCommit, when set, is called just before a commit; an error
+	// makes the writer roll back and treat the commit as failed.
+	beforeCommit atomic.Pointer[func() error]
+}
+
+// streamState is the in-memory state of one stream.
+type streamState struct {
+	name   string
+	prefix []byte // journal.index key prefix
+
+	// Published, guarded by Journal.mu.
+	head, deletedTo uint64
+	// pending are the committed runs not yet in journal.index. The slice
+	// is only ever appended to or replaced, never changed below its
+	// length, so a reader may keep a copy of the slice header.
+	pending []run
+
+	// Writer-only.
+	wHead   uint64 // head including the current batch
+	staged  []run  // runs of the current batch
+	touched bool   // in writerState.touched
+	// recent holds idKeys of the stream's newest events, versions
+	// recentLast-recentLen+1 … recentLast, version v at v % len(recent).
+	// nil until an Any or StreamExists append needs it (loaded from the
+	// log then, and kept up to date afterwards).
+	recent     []uint64
+	recentLast uint64
+	recentLen  int
+	dirty      bool // in writerState.dirty
+}
+
+// Open opens (creating it if needed) the journal file at path. It fails
+// with ErrLocked when the file stays locked for opts.Timeout, and with an
+// error matching orchestrix.ErrCorrupt when the file's journal buckets
+// cannot be read.
+func Open(path string, opts Options) (*Journal, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	db, err := bbolt.Open(path, opts.FileMode, &bbolt.Options{
+		Timeout:      opts.Timeout,
+		NoSync:       opts.NoSync,
+		FreelistType: bbolt.FreelistMapType,
+	})
+	if err != nil {
+		if errors.Is(err, bberrors.ErrTimeout) {
+			return nil, fmt.Errorf("%w: %s (waited %v)", ErrLocked, path, opts.Timeout)
+		}
+		return nil, fmt.Errorf("journal/bolt: open %s: %w", path, err)
+	}
+	j := &Journal{
+		db:         db,
+		opts:       opts,
+		log:        opts.Logger,
+		seed:       maphash.MakeSeed(),
+		wake:       make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+		notify:     make(chan struct{}),
+	}
+	j.blockSize = max(db.Info().PageSize/2-64, 256)
+	if err := db.Update(initBuckets); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("journal/bolt: open %s: %w", path, err)
+	}
+	if err := j.load(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("journal/bolt: open %s: %w", path, err)
+	}
+	go j.writer()
+	return j, nil
+}
+
+func initBuckets(tx *bbolt.Tx) error {
+	for _, name := range [][]byte{bucketLog, bucketIndex, bucketStreams, bucketMeta} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(metaFormat); v != nil {
+		if len(v) != 8 || binary.BigEndian.Uint64(v) != formatVersion {
+			return fmt.Errorf("%w: unknown journal format %x", orchestrix.ErrCorrupt, v)
+		}
+		return nil
+	}
+	return meta.Put(metaFormat, binary.BigEndian.AppendUint64(nil, formatVersion))
+}
+
+// load (re)builds all in-memory state from the file: heads from
+// journal.streams, runs from the log after the checkpoint.
+// It is called by Open and by the writer after a failed commit.
+func (j *Journal) load() error {
+	streams := make(map[string]*streamState)
+	w := writerState{}
+	var lastPos uint64
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		err := tx.Bucket(bucketStreams).ForEach(func(k, v []byte) error {
+			if len(v) != 16 {
+				return &journal.CorruptionError{Stream: string(k), Err: errors.New("malformed stream head entry")}
+			}
+			st := newStreamState(string(k))
+			st.head = binary.BigEndian.Uint64(v[0:8])
+			st.deletedTo = binary.BigEndian.Uint64(v[8:16])
+			st.wHead = st.head
+			streams[st.name] = st
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		meta := tx.Bucket(bucketMeta)
+		var checkpoint uint64
+		if v := meta.Get(metaCheckpoint); len(v) == 8 {
+			checkpoint = binary.BigEndian.Uint64(v)
+		}
+		if v := meta.Get(metaLastPos); len(v) == 8 {
+			lastPos = binary.BigEndian.Uint64(v)
+		}
+		lastPos = max(lastPos, checkpoint)
+		c := tx.Bucket(bucketLog).Cursor()
+		first, block, ok := findBlock(c, checkpoint+1)
+		for ok {
+			n, err := blockCount(block)
+			if err != nil {
+				return &journal.CorruptionError{Position: first, Err: err}
+			}
+			for i := range n {
+				pos := first + uint64(i)
+				if pos <= checkpoint {
+					continue
+				}
+				v, err := blockFrame(block, n, i)
+				if err != nil {
+					return &journal.CorruptionError{Position: pos, Err: err}
+				}
+				if len(v) == 0 {
+					continue // deleted
+				}
+				f, err := parseFrame(v)
+				if err != nil {
+					if !errors.Is(err, errChecksum) {
+						return &journal.CorruptionError{Position: pos, Err: err}
+					}
+					j.log.Warn("journal/bolt: record fails its checksum; reads of it will fail",
+						"position", pos, "stream", string(f.stream), "version", f.version)
+				}
+				st := streams[string(f.stream)]
+				if st == nil {
+					st = newStreamState(string(f.stream))
+					streams[st.name] = st
+				}
+				st.pending = appendRun(st.pending, run{version: f.version, pos: pos, n: 1})
+				st.head = max(st.head, f.version)
+				st.wHead = st.head
+				if !st.dirty {
+					st.dirty = true
+					w.dirty = append(w.dirty, st)
+				}
+				w.pendingEvents++
+			}
+			lastPos = max(lastPos, first+uint64(n)-1)
+			k, v := c.Next()
+			if k == nil {
+				break
+			}
+			first, block = binary.BigEndian.Uint64(k), v
+		}
+		if k, v := c.Last(); k != nil {
+			lastPos = max(lastPos, binary.BigEndian.Uint64(k)+blockSpan(v)-1)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.nextPos = lastPos + 1
+	j.mu.Lock()
+	j.streams = streams
+	j.lastPos = lastPos
+	j.mu.Unlock()
+	j.w = w
+	return nil
+}
+
+func newStreamState(name string) *streamState {
+	return &streamState{name: name, prefix: streamPrefix(name)}
+}
+
+// idKey is the hash of an event id kept in a stream's recent-id ring.
+func (j *Journal) idKey(id string) uint64 { return maphash.String(j.seed, id) }
+
+// DB returns the underlying bbolt database, so that other stores (such as
+// snapshot/bolt) can keep their own buckets in the same file. Callers must
+// not touch the buckets whose names start with "journal.", and must not
+// close the database: Close does.
+func (j *Journal) DB() *bbolt.DB { return j.db }
+
+// Path returns the file the journal is stored in.
+func (j *Journal) Path() string { return j.db.Path() }
+
+// Close stops accepting appends, waits for the queued ones to commit (each
+// reports its own outcome), writes a checkpoint of the index, and closes
+// the file. Every later call returns orchestrix.ErrClosed. Close is
+// idempotent and returns the same error every time.
+func (j *Journal) Close() error {
+	j.closeOnce.Do(func() {
+		j.qmu.Lock()
+		j.qclosed = true
+		j.qmu.Unlock()
+		j.signal()
+		<-j.writerDone
+		j.closed.Store(true)
+		j.mu.Lock()
+		close(j.notify)
+		j.mu.Unlock()
+		close(j.done)
+		if err := j.db.Close(); err != nil {
+			j.closeErr = fmt.Errorf("journal/bolt: close: %w", err)
+		}
+	})
+	return j.closeErr
+}
+
+func (j *Journal) checkOpen(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if j.closed.Load() {
+		return orchestrix.ErrClosed
+	}
+	return nil
+}
+
+// Head returns the highest version ever stored in stream, 0 for a stream
+// never written. It reads memory only.
+func (j *Journal) Head(ctx context.Context, stream string) (uint64, error) {
+	if err := j.checkOpen(ctx); err != nil {
+		return 0, err
+	}
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if st := j.streams[stream]; st != nil {
+		return st.head, nil
+	}
+	return 0, nil
+}
+
+// LastPosition returns the position of the newest committed record, 0 for
+// an empty journal.
+func (j *Journal) LastPosition(ctx context.Context) (uint64, error) {
+	if err := j.checkOpen(ctx); err != nil {
+		return 0, err
+	}
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	return j.lastPos, nil
+}
+
+// WaitFor blocks until a record above after is committed and returns the
+// newest committed position. It does not poll: every commit wakes the
+// waiters.
+func (j *Journal) WaitFor(ctx context.Context, after uint64) (uint64, error) {
+	for {
+		if err := j.checkOpen(ctx); err != nil {
+			return 0, err
+		}
+		j.mu.RLock()
+		last, ch := j.lastPos, j.notify
+		j.mu.RUnlock()
+		if last > after {
+			return last, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-j.done:
+			return 0, orchestrix.ErrClosed
+		}
+	}
+}
+
+// Stats are counters since Open, for metrics and benchmarks.
+type Stats struct {
+	// Commits is the number of group commits that stored events.
+	Commits uint64
+	// Events is the number of events those commits stored.
+	Events uint64
+	// Checkpoints is the number of index checkpoints written with them.
+	Checkpoints uint64
+}
+
+// Stats returns the journal's counters. Events/Commits is the mean batch
+// size.
+func (j *Journal) Stats() Stats {
+	return Stats{Commits: j.commits.Load(), Events: j.committedEvents.Load(), Checkpoints: j.checkpoints.Load()}
+}
+
+// Interface checks.
+var (
+	_ journal.Journal = (*Journal)(nil)
+	_ journal.Deleter = (*Journal)(nil)
+	_ journal.Watcher = (*Journal)(nil)
+)

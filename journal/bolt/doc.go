@@ -1,0 +1,145 @@
+// Package bolt is the embedded journal backend: a journal.Journal stored in
+// one bbolt file, with group commit so that many streams' appends share one
+// transaction and one fsync.
+//
+// It implements journal.Journal, journal.Deleter and journal.Watcher and
+// passes the conformance suite in journal/journaltest.
+//
+// # Group commit
+//
+// Append encodes its events (Envelope.MarshalBinary and the CRC of the
+// encoded bytes) in the caller's goroutine and puts the append on a queue.
+// One writer goroutine takes everything that is queued (at most
+// Options.MaxBatchEvents events and Options.MaxBatchBytes bytes, and always
+// at least one append), checks each append in queue order against the
+// stream heads as they stand after the earlier appends of the same batch,
+// writes every accepted append in one bbolt read-write transaction, commits
+// it (one commit: bbolt syncs the data pages, then the meta page), and then
+// answers every caller.
+// There is no timer: an idle journal commits a lone append at once, and
+// under load the batch is whatever queued up while the previous commit was
+// syncing, so batch size follows load. After acknowledging a batch of
+// several appends the writer yields the processor (runtime.Gosched) for as
+// long as the queue keeps growing, so the callers it has just woken can
+// queue their next appends and share the next commit; without this, busy
+// callers split into two halves that take turns, each idle for a whole
+// commit.
+//
+// A rejected append (version conflict, cancelled context) fails alone and
+// stores nothing; the rest of its batch commits. When the commit itself
+// fails (an I/O error, a full disk), every append of that batch that had
+// been accepted, including those recognised as duplicates, returns an
+// error matching orchestrix.ErrOutcomeUnknown, and the writer reloads its
+// in-memory state (heads, unindexed runs, id cache) from the file before
+// taking the next batch.
+//
+// # Cancellation
+//
+// An append whose context ends while it is still queued returns the
+// context's error and is never stored; the writer also drops an append
+// whose context has ended by the time it takes it into a batch. Once the
+// writer has taken an append into a batch, Append waits for the batch's
+// real outcome even if the context ends meanwhile, so that a returned
+// context error always means "not stored".
+//
+// # Idempotency (KurrentDB rules)
+//
+// For NoStream and Exact(n) with n below the head, the append is compared
+// with the stored events at versions n+1…: if all its ids match it is a
+// duplicate (Duplicate is set, nothing is stored, the original versions
+// and positions are returned); if only the first ids match, or the append
+// reaches beyond the head, it is a conflict with reason "event ids partly
+// match stored events"; otherwise a plain version conflict. Events already
+// deleted cannot be compared, so an append over deleted versions is a
+// plain conflict.
+//
+// For Any and StreamExists the first event id is looked up in an in-memory
+// cache of the ids of the most recent Options.IdempotencyWindow events
+// appended to the journal (all streams together; filled from the end of the
+// log when the journal is opened, so it survives restarts). When the first
+// id is found in the same stream, the append is a duplicate if all its ids
+// match the stored events from that version on, and a conflict if they
+// match only partly. When it is not found the append is stored as new: a
+// retry of an append older than the window is not recognised. Every cache
+// hit is confirmed against the stored records, so the cache can only miss,
+// never invent a duplicate.
+//
+// # File layout
+//
+// All buckets are top-level buckets of the bbolt file; the file may be
+// shared with other stores (snapshot/bolt uses its own bucket
+// "snapshots"), which reach it through (*Journal).DB.
+//
+//	journal.log      key: 8-byte big-endian global position of the first
+//	                 record of a block; value: a block (below). Keys only
+//	                 increase; FillPercent 1.0.
+//	journal.index    key: uvarint(len(stream)) ‖ stream ‖ 8-byte big-endian
+//	                 first version of the entry (the length prefix keeps one
+//	                 stream's keys from interleaving with another's)
+//	                 value: runs of consecutive versions, each
+//	                 uvarint(first position) ‖ uvarint(count); the versions
+//	                 are consecutive from the key's version on.
+//	journal.streams  key: stream name; value: 8-byte big-endian head ‖
+//	                 8-byte big-endian deleted-up-to version.
+//	journal.meta     "format" → 1; "checkpoint" → 8-byte big-endian position
+//	                 up to which journal.index and journal.streams reflect
+//	                 journal.log; "lastpos" → highest position ever
+//	                 assigned (written when deletion could remove the last
+//	                 records, so positions are never reused).
+//
+// A block holds the records of one commit at consecutive positions,
+// starting at its key:
+//
+//	uint32      count of positions, big endian
+//	count ×     uint32 end offset of record i's frame in the data (big
+//	            endian); a deleted record has an empty frame
+//	data        the frames, concatenated
+//
+// A commit splits its records into blocks of at most half a bbolt page
+// (about 2 KB, eight 200-byte events). bbolt keeps at least two keys in a
+// leaf node, so one large value per commit would be rewritten together
+// with its predecessors on every commit; half-page blocks fill each page
+// with two of them, and a commit rewrites at most one partly filled page
+// besides its own. Positions are contiguous within a commit; deletion
+// empties frames (and drops blocks left empty), so positions get holes
+// but are never reused.
+//
+// A frame is one record:
+//
+//	[0:4)   CRC-32C (Castagnoli), big endian
+//	[4:12)  version, big endian
+//	        uvarint(len(stream)) ‖ stream
+//	        the envelope in its binary form (Envelope.MarshalBinary)
+//
+// The CRC covers the envelope bytes first and then the bytes from offset 4
+// to the end of the stream name, so the caller's goroutine checksums the
+// envelope before the version is known and the writer only extends it.
+// The stored envelope carries Sequence 0; reads set Sequence from the
+// frame's version.
+//
+// # Deferred index
+//
+// A commit writes only journal.log: a batch of appends to a thousand
+// different streams touches consecutive leaf pages at the end of one
+// bucket instead of a page per stream in an index. The per-stream index and heads are kept in memory as runs
+// (version, position, count) and written to journal.index and
+// journal.streams in a checkpoint, folded into the batch commit once
+// Options.IndexEvery events have accumulated, and on Close. Open reads
+// journal.streams, then scans journal.log after the checkpoint to rebuild
+// the runs. A stream's index entries therefore cover its events in the
+// order they were checkpointed, one entry per stream per checkpoint (split
+// at 1024 runs).
+//
+// Every stream's head is kept in memory (roughly 100 bytes per stream plus
+// the name), so Head and the expected-version check never touch the disk.
+//
+// # Reads
+//
+// Read and ReadAll read in chunks, each in its own short read transaction,
+// and yield outside any transaction: a consumer that appends while
+// iterating cannot deadlock against the writer's need to grow the memory
+// map. Every record's checksum is verified on every read; a record that
+// fails it, cannot be decoded, or is missing from the log is reported as a
+// *journal.CorruptionError naming its stream, version and position, never
+// skipped.
+package bolt
