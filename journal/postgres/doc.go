@@ -1,0 +1,124 @@
+// Package postgres is the shared journal backend: a journal.Journal stored
+// in PostgreSQL, for deployments where several processes (cluster members)
+// append to and read from one journal.
+//
+// It implements journal.Journal, journal.Deleter and journal.Watcher and
+// passes the conformance suite in journal/journaltest.
+//
+// # Schema
+//
+// Open creates and migrates its tables in Options.Schema (default: the
+// connection's current schema, usually "public"). Migrations are numbered
+// and recorded in the schema's schema_migrations table (component
+// "journal"); they run in one transaction under a transaction-scoped
+// advisory lock, so several processes may open the same journal at once.
+//
+//	journal_position  one row: last_position, the highest position handed
+//	                  out (and committed: it is updated in the committing
+//	                  transaction)
+//	journal_streams   stream (PK) → head, the highest version ever stored.
+//	                  Deletion does not touch it.
+//	journal_events    position (PK), stream, version (UNIQUE with stream),
+//	                  event_id (indexed with stream, for idempotent
+//	                  retries), type, event_time, record, crc
+//	journal_append()  the PL/pgSQL function that commits a batch (below)
+//
+// record is the event's Envelope.MarshalBinary form with Sequence left at
+// zero (the version column supplies it on read); crc is the CRC-32C
+// (Castagnoli) of the stream name, the big-endian version and the record.
+// A record whose CRC does not match, or that does not decode, is reported
+// as a *journal.CorruptionError naming its stream, version and position.
+//
+// # Global order that cannot skip
+//
+// A sequence or bigserial position is not commit order: a transaction can
+// take position 3, another take 4 and commit first, and a reader that
+// follows "position > last" sees 4, moves on, and never sees 3. This
+// journal instead hands out positions from the single journal_position
+// row, which the committing transaction updates first and therefore keeps
+// row-locked until it commits or rolls back. A second writer — in this
+// process or any other — blocks on that row lock; PostgreSQL releases it
+// only after the first transaction's commit is visible to new snapshots,
+// and the second writer's UPDATE then reads the new value. So a
+// transaction that takes higher positions always commits, and becomes
+// visible, after every transaction that took lower ones: positions are
+// assigned in commit order. A reader's query "position >= from ORDER BY
+// position" sees a prefix of the final log plus nothing below it that can
+// still appear, so following the log never skips a record. Positions of a
+// rolled-back batch are not consumed (the counter update rolls back too);
+// positions of deleted events leave holes, which is allowed.
+//
+// The row lock would cost one transaction per position if every append
+// committed alone. Instead appends are group-committed.
+//
+// # Group commit
+//
+// Append validates and encodes its events in the caller's goroutine and
+// queues the append. A writer goroutine per Journal takes everything
+// queued (at most Options.MaxBatchEvents events, and at most one append
+// per stream: a second append to the same stream waits for a later
+// batch), checks each append's expected version against its cache of
+// stream heads (reading the heads it does not know in one query), and
+// commits all accepted appends with one call of journal_append: one round
+// trip and one transaction. The function locks journal_position, verifies
+// that each stream's head is still the one the writer planned with,
+// inserts every event with unnest, updates the heads, sends a NOTIFY with
+// the new last position, and commits. So the lock is taken once per
+// batch, and throughput grows with the batch size instead of being
+// bounded by one round trip per event. Up to two batches are in flight
+// at once (never sharing a stream): while one commits, the next is
+// planned, encoded and sent, and waits for the lock on the server. There
+// is no timer: an idle journal commits a lone append at once, and under
+// load a batch is whatever queued while the previous ones committed.
+// Stats reports the number of batches and events.
+//
+// A rejected append (version conflict, invalid or too large event) fails
+// alone before the batch is sent. When another process moved a head or
+// stored one of the ids since the writer cached them, journal_append
+// raises and nothing is stored; the writer then commits that batch on the
+// locked path: an explicit transaction that first locks journal_position
+// (so nobody can race it again), rereads the heads, re-checks every
+// append (now rejecting only those that really conflict) and inserts the
+// rest. A database error that rejects a whole batch is retried one append
+// at a time, so it affects only the append it belongs to. When the
+// outcome of a commit is unknown (the connection broke or the server
+// crashed during the call or the COMMIT, or Options.WriteTimeout passed),
+// every append of that batch returns an error matching
+// orchestrix.ErrOutcomeUnknown and the writer forgets the heads of their
+// streams; the connection pool reconnects for the next batch. An error
+// before anything was sent (no connection) reports a plain error: nothing
+// was stored.
+//
+// # Idempotency (KurrentDB rules)
+//
+// For NoStream and Exact(n) below the head, the stored events at versions
+// n+1… are compared with the append: if all ids match it is a duplicate
+// (nothing stored, the original versions and positions returned with
+// Duplicate set); if only some match, or the append reaches beyond the
+// head, it is a conflict with reason "event ids partly match stored
+// events"; otherwise a plain conflict. For Any and StreamExists on a
+// stream that exists, journal_append checks under its lock whether any of
+// the append's ids is stored in the stream; when one is, the writer looks
+// them up: if the ids are stored at consecutive versions starting where
+// the first one is, the append is a duplicate, otherwise a conflict.
+// Unlike journal/bolt this check is not limited to a window of recent
+// events.
+//
+// # Live notification
+//
+// A dedicated connection LISTENs on a channel named after the schema;
+// journal_append notifies it in the committing transaction, so a
+// notification is only delivered for a committed, visible batch. WaitFor
+// wakes on these notifications (and on this process's own commits). The
+// listener reconnects with backoff after a lost connection and rereads the
+// last position when it does; as a further safeguard WaitFor polls the
+// last position every Options.PollInterval.
+//
+// # Cancellation
+//
+// An append whose context ends while it is queued returns the context's
+// error and is never stored. Once the writer has taken it into a batch,
+// Append waits for the batch's real outcome (bounded by
+// Options.WriteTimeout), so a returned context error always means "not
+// stored".
+package postgres

@@ -1,0 +1,346 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/pgmigrate"
+	"github.com/orchestrix/orchestrix/journal"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultMaxEventSize   = 1 << 20
+	DefaultMaxBatchEvents = 4096
+	DefaultWriteTimeout   = 30 * time.Second
+	DefaultPollInterval   = 5 * time.Second
+)
+
+// ErrInvalidStream is returned (wrapped) by Append for a stream name that is
+// empty, not valid UTF-8, or contains a NUL byte.
+var ErrInvalidStream = errors.New("journal/postgres: invalid stream name")
+
+// Options configure a Journal. The zero value works.
+type Options struct {
+	// Schema is the PostgreSQL schema holding the journal's tables; it is
+	// created if missing. Empty means the connection's current schema
+	// (the first existing schema of search_path, usually "public").
+	Schema string
+
+	// MaxEventSize is the largest encoded event (Envelope.MarshalBinary
+	// output) accepted, in bytes; a larger one fails its append with an
+	// error matching orchestrix.ErrTooLarge. Zero means
+	// DefaultMaxEventSize.
+	MaxEventSize int
+
+	// MaxBatchEvents caps the events of one group commit. A single append
+	// larger than the cap still commits, alone. Zero means
+	// DefaultMaxBatchEvents.
+	MaxBatchEvents int
+
+	// WriteTimeout bounds one batch's round trips to the database; when it
+	// passes during the commit the batch's appends report
+	// orchestrix.ErrOutcomeUnknown. Zero means DefaultWriteTimeout.
+	WriteTimeout time.Duration
+
+	// PollInterval is how often WaitFor rereads the last position in case
+	// a notification was lost. Zero means DefaultPollInterval.
+	PollInterval time.Duration
+
+	// MaxConns is the size of the connection pool Open creates (ignored
+	// by New). Zero means pgxpool's default.
+	MaxConns int32
+
+	// Logger receives the listener's connection problems. Nil discards.
+	Logger *slog.Logger
+}
+
+// Validate reports whether o is usable.
+func (o Options) Validate() error {
+	switch {
+	case o.MaxEventSize < 0:
+		return errors.New("journal/postgres: Options.MaxEventSize is negative")
+	case o.MaxBatchEvents < 0:
+		return errors.New("journal/postgres: Options.MaxBatchEvents is negative")
+	case o.WriteTimeout < 0:
+		return errors.New("journal/postgres: Options.WriteTimeout is negative")
+	case o.PollInterval < 0:
+		return errors.New("journal/postgres: Options.PollInterval is negative")
+	case o.MaxConns < 0:
+		return errors.New("journal/postgres: Options.MaxConns is negative")
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxEventSize == 0 {
+		o.MaxEventSize = DefaultMaxEventSize
+	}
+	if o.MaxBatchEvents == 0 {
+		o.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Journal is a journal.Journal stored in PostgreSQL. It is safe for
+// concurrent use, and several Journals (in one or many processes) may
+// share one schema.
+type Journal struct {
+	pool    *pgxpool.Pool
+	ownPool bool
+	opts    Options
+	schema  string
+	channel string
+	sql     queries
+
+	// The queue of appends waiting for the writer, and the batches being
+	// committed, guarded by mu.
+	mu        sync.Mutex
+	cond      *sync.Cond
+	queue     []*pending
+	closing   bool
+	inFlight  map[string]struct{} // streams of the batches being committed
+	running   int                 // batches being committed
+	completed uint64              // batches finished since Open
+
+	// heads caches stream heads as of the last batch that touched them.
+	headsMu sync.Mutex
+	heads   map[string]uint64
+
+	closed     atomic.Bool
+	closeOnce  sync.Once
+	closedCh   chan struct{}
+	runCtx     context.Context
+	cancelRun  context.CancelFunc
+	writerDone chan struct{}
+	listenDone chan struct{}
+
+	// commits and events count successful batches and their events.
+	commits, events atomic.Uint64
+
+	// lastKnown is the highest committed position this Journal has seen;
+	// changed is closed (and replaced) whenever it grows.
+	lastKnown atomic.Uint64
+	watchMu   sync.Mutex
+	changed   chan struct{}
+}
+
+var (
+	_ journal.Journal = (*Journal)(nil)
+	_ journal.Deleter = (*Journal)(nil)
+	_ journal.Watcher = (*Journal)(nil)
+)
+
+// queries are the package's SQL statements with the schema filled in.
+type queries struct {
+	append, heads, head, versionRange, byIDs, read, readAll, del, lastPosition, lock string
+}
+
+// Open connects to the database at dsn (a libpq connection string or URL),
+// creates or migrates the journal's schema and returns the journal. Close
+// closes the connection pool it creates.
+func Open(ctx context.Context, dsn string, opts Options) (*Journal, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("journal/postgres: parse DSN: %w", err)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	// journal_append relies on READ COMMITTED (see the package docs).
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("journal/postgres: connect: %w", err)
+	}
+	j, err := newJournal(ctx, pool, opts, true)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// New returns a journal over an existing pool, creating or migrating its
+// schema. Close does not close the pool. The listener for live
+// notifications opens one extra connection with the pool's connection
+// settings.
+func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Journal, error) {
+	if pool == nil {
+		return nil, errors.New("journal/postgres: nil pool")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	return newJournal(ctx, pool, opts, false)
+}
+
+func newJournal(ctx context.Context, pool *pgxpool.Pool, opts Options, ownPool bool) (*Journal, error) {
+	opts = opts.withDefaults()
+	schema := opts.Schema
+	if schema == "" {
+		var err error
+		if schema, err = pgmigrate.CurrentSchema(ctx, pool); err != nil {
+			return nil, fmt.Errorf("journal/postgres: %w", err)
+		}
+	}
+	if err := pgmigrate.Apply(ctx, pool, schema, component, migrations); err != nil {
+		return nil, fmt.Errorf("journal/postgres: %w", err)
+	}
+	x := func(s string) string { return pgmigrate.Expand(s, schema) }
+	runCtx, cancel := context.WithCancel(context.Background())
+	j := &Journal{
+		pool:    pool,
+		ownPool: ownPool,
+		opts:    opts,
+		schema:  schema,
+		channel: channelName(schema),
+		sql: queries{
+			append: x(sqlAppend), heads: x(sqlHeads), head: x(sqlHead),
+			versionRange: x(sqlVersionRange), byIDs: x(sqlByIDs), read: x(sqlRead),
+			readAll: x(sqlReadAll), del: x(sqlDelete), lastPosition: x(sqlLastPosition), lock: x(sqlLock),
+		},
+		heads:      make(map[string]uint64),
+		inFlight:   make(map[string]struct{}),
+		closedCh:   make(chan struct{}),
+		runCtx:     runCtx,
+		cancelRun:  cancel,
+		writerDone: make(chan struct{}),
+		listenDone: make(chan struct{}),
+		changed:    make(chan struct{}),
+	}
+	j.cond = sync.NewCond(&j.mu)
+	if last, err := j.LastPosition(ctx); err == nil {
+		j.lastKnown.Store(last)
+	} else {
+		cancel()
+		return nil, err
+	}
+	go j.runWriter()
+	go j.runListener()
+	return j, nil
+}
+
+// channelName is the NOTIFY channel of the journal in schema: at most 63
+// bytes, PostgreSQL's identifier limit.
+func channelName(schema string) string {
+	name := "orchestrix_journal." + schema
+	if len(name) <= 63 {
+		return name
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(schema))
+	return fmt.Sprintf("orchestrix_journal.%016x", h.Sum64())
+}
+
+// Stats are counters of a Journal's group commits since Open.
+type Stats struct {
+	// Commits is the number of committed batches; Events the number of
+	// events they stored. Events/Commits is the mean batch size.
+	Commits, Events uint64
+}
+
+// Stats returns the journal's commit counters.
+func (j *Journal) Stats() Stats {
+	return Stats{Commits: j.commits.Load(), Events: j.events.Load()}
+}
+
+// Schema returns the schema holding the journal's tables.
+func (j *Journal) Schema() string { return j.schema }
+
+// Close waits for queued and in-flight appends to finish (each reports its
+// own outcome), stops the listener, closes the pool if Open created it,
+// and makes every later call return orchestrix.ErrClosed. It is
+// idempotent.
+func (j *Journal) Close() error {
+	j.closeOnce.Do(func() {
+		j.closed.Store(true)
+		close(j.closedCh)
+		j.mu.Lock()
+		j.closing = true
+		j.cond.Broadcast()
+		j.mu.Unlock()
+		<-j.writerDone
+		j.cancelRun()
+		<-j.listenDone
+		if j.ownPool {
+			j.pool.Close()
+		}
+	})
+	return nil
+}
+
+// check returns the error a call must fail with before doing anything.
+func (j *Journal) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if j.closed.Load() {
+		return orchestrix.ErrClosed
+	}
+	return nil
+}
+
+// wrapDB wraps a database error of a read or a write known not to have
+// been applied. A context error of ctx is returned as is (wrapped), so
+// that errors.Is(err, context.Canceled) holds; a closed journal reports
+// ErrClosed.
+func (j *Journal) wrapDB(ctx context.Context, op string, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("journal/postgres: %s: %w", op, cerr)
+	}
+	if j.closed.Load() {
+		return fmt.Errorf("journal/postgres: %s: %w", op, orchestrix.ErrClosed)
+	}
+	return fmt.Errorf("journal/postgres: %s: %w", op, err)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// checksum is the CRC-32C of stream, the big-endian version and record.
+func checksum(stream string, version uint64, record []byte) int64 {
+	c := crc32.Update(0, castagnoli, []byte(stream))
+	var v [8]byte
+	for i := range v {
+		v[i] = byte(version >> (56 - 8*i))
+	}
+	c = crc32.Update(c, castagnoli, v[:])
+	c = crc32.Update(c, castagnoli, record)
+	return int64(c)
+}
+
+// validText reports whether s can be stored in a PostgreSQL text column.
+func validText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return false
+		}
+	}
+	return true
+}

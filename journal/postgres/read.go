@@ -1,0 +1,175 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/journal"
+)
+
+// readChunk is how many records one query of Read or ReadAll fetches. No
+// connection is held while the caller consumes a chunk.
+const readChunk = 512
+
+// clampInt64 converts a uint64 bound to the bigint range.
+func clampInt64(v uint64) int64 {
+	if v > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(v)
+}
+
+// Read returns the events of stream with from <= version <= to, in version
+// order, at most max of them. See journal.Journal.
+func (j *Journal) Read(ctx context.Context, stream string, from, to uint64, max int) iter.Seq2[journal.Record, error] {
+	return func(yield func(journal.Record, error) bool) {
+		if err := j.check(ctx); err != nil {
+			yield(journal.Record{}, err)
+			return
+		}
+		if max <= 0 || from > to || from > math.MaxInt64 {
+			return
+		}
+		lo, hi := clampInt64(from), clampInt64(to)
+		j.readChunks(ctx, max, yield, func(n int) (pgx.Rows, error) {
+			return j.pool.Query(ctx, j.sql.read, stream, lo, hi, n)
+		}, func(last journal.Record) bool {
+			if last.Version >= uint64(hi) {
+				return false
+			}
+			lo = int64(last.Version) + 1
+			return true
+		})
+	}
+}
+
+// ReadAll returns committed records of all streams with position >= from,
+// in commit order, at most max of them. See journal.Journal.
+func (j *Journal) ReadAll(ctx context.Context, from uint64, max int) iter.Seq2[journal.Record, error] {
+	return func(yield func(journal.Record, error) bool) {
+		if err := j.check(ctx); err != nil {
+			yield(journal.Record{}, err)
+			return
+		}
+		if max <= 0 || from > math.MaxInt64 {
+			return
+		}
+		next := int64(from)
+		j.readChunks(ctx, max, yield, func(n int) (pgx.Rows, error) {
+			return j.pool.Query(ctx, j.sql.readAll, next, n)
+		}, func(last journal.Record) bool {
+			if last.Position >= math.MaxInt64 {
+				return false
+			}
+			next = int64(last.Position) + 1
+			return true
+		})
+	}
+}
+
+// readChunks runs query for chunks of at most readChunk records until max
+// records are yielded, a chunk comes back short, or advance (given the
+// chunk's last record) says there is nothing more.
+func (j *Journal) readChunks(ctx context.Context, max int, yield func(journal.Record, error) bool,
+	query func(n int) (pgx.Rows, error), advance func(last journal.Record) bool) {
+	remaining := max
+	for remaining > 0 {
+		n := min(remaining, readChunk)
+		rows, err := query(n)
+		if err != nil {
+			yield(journal.Record{}, j.wrapDB(ctx, "read", err))
+			return
+		}
+		recs, err := j.scanRecords(rows)
+		for _, r := range recs {
+			if cerr := ctx.Err(); cerr != nil {
+				yield(journal.Record{}, cerr)
+				return
+			}
+			if !yield(r, nil) {
+				return
+			}
+		}
+		if err != nil {
+			var ce *journal.CorruptionError
+			if !errors.As(err, &ce) {
+				err = j.wrapDB(ctx, "read", err)
+			}
+			yield(journal.Record{}, err)
+			return
+		}
+		if len(recs) < n || !advance(recs[len(recs)-1]) {
+			return
+		}
+		remaining -= len(recs)
+	}
+}
+
+// scanRecords decodes rows, stopping at the first corrupt record: the
+// records before it are returned with a *journal.CorruptionError.
+func (j *Journal) scanRecords(rows pgx.Rows) ([]journal.Record, error) {
+	defer rows.Close()
+	var recs []journal.Record
+	for rows.Next() {
+		var (
+			position, version, crc int64
+			stream                 string
+			record                 []byte
+		)
+		if err := rows.Scan(&position, &stream, &version, &record, &crc); err != nil {
+			return recs, err
+		}
+		r := journal.Record{Position: uint64(position), Stream: stream, Version: uint64(version)}
+		if got := checksum(stream, r.Version, record); got != crc {
+			return recs, &journal.CorruptionError{Stream: stream, Version: r.Version, Position: r.Position,
+				Err: fmt.Errorf("checksum mismatch: stored %08x, computed %08x", uint32(crc), uint32(got))}
+		}
+		if err := r.Envelope.UnmarshalBinary(record); err != nil {
+			return recs, &journal.CorruptionError{Stream: stream, Version: r.Version, Position: r.Position, Err: err}
+		}
+		r.Envelope.Sequence = r.Version
+		recs = append(recs, r)
+	}
+	return recs, rows.Err()
+}
+
+// Head returns the highest version ever stored in stream, 0 for a stream
+// never written. Deletion does not lower it.
+func (j *Journal) Head(ctx context.Context, stream string) (uint64, error) {
+	if err := j.check(ctx); err != nil {
+		return 0, err
+	}
+	var head int64
+	err := j.pool.QueryRow(ctx, j.sql.head, stream).Scan(&head)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, j.wrapDB(ctx, "head", err)
+	}
+	return uint64(head), nil
+}
+
+// DeleteTo deletes the events of stream with version <= to. The stream's
+// head is unchanged. See journal.Deleter.
+func (j *Journal) DeleteTo(ctx context.Context, stream string, to uint64) error {
+	if err := j.check(ctx); err != nil {
+		return err
+	}
+	if to == 0 {
+		return nil
+	}
+	if _, err := j.pool.Exec(ctx, j.sql.del, stream, clampInt64(to)); err != nil {
+		return j.wrapDB(ctx, "delete", err)
+	}
+	return nil
+}
+
+// errClosedWhileWaiting is returned by WaitFor when Close interrupts it.
+var errClosedWhileWaiting = fmt.Errorf("journal/postgres: closed while waiting: %w", orchestrix.ErrClosed)
