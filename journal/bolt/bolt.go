@@ -60,9 +60,10 @@ type Options struct {
 	// DefaultMaxEventSize.
 	MaxEventSize int
 
-	// MaxBatchEvents and MaxBatchBytes cap one group commit. A single
-	// append larger than the cap still commits, alone. Zero means the
-	// default.
+	// MaxBatchEvents and MaxBatchBytes cap one group commit. An append
+	// of more events than MaxBatchEvents still commits, alone; an append
+	// whose encoded events exceed MaxBatchBytes (at most 1 GiB) fails
+	// with orchestrix.ErrTooLarge. Zero means the default.
 	MaxBatchEvents int
 	MaxBatchBytes  int
 
@@ -97,8 +98,8 @@ func (o Options) Validate() error {
 		return errors.New("journal/bolt: MaxEventSize above bbolt's value size limit")
 	case o.MaxBatchEvents < 0:
 		return errors.New("journal/bolt: negative MaxBatchEvents")
-	case o.MaxBatchBytes < 0:
-		return errors.New("journal/bolt: negative MaxBatchBytes")
+	case o.MaxBatchBytes < 0 || o.MaxBatchBytes > 1<<30:
+		return errors.New("journal/bolt: MaxBatchBytes out of range 0..1 GiB")
 	case o.IndexEvery < 0:
 		return errors.New("journal/bolt: negative IndexEvery")
 	case o.IdempotencyWindow < 0 || o.IdempotencyWindow > 1<<16:

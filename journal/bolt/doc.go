@@ -53,16 +53,19 @@
 // deleted cannot be compared, so an append over deleted versions is a
 // plain conflict.
 //
-// For Any and StreamExists the first event id is looked up in an in-memory
-// cache of the ids of the most recent Options.IdempotencyWindow events
-// appended to the journal (all streams together; filled from the end of the
-// log when the journal is opened, so it survives restarts). When the first
-// id is found in the same stream, the append is a duplicate if all its ids
-// match the stored events from that version on, and a conflict if they
-// match only partly. When it is not found the append is stored as new: a
-// retry of an append older than the window is not recognised. Every cache
-// hit is confirmed against the stored records, so the cache can only miss,
-// never invent a duplicate.
+// For Any and StreamExists the first event id is looked for among the
+// stream's last Options.IdempotencyWindow events (16 by default). When it
+// is found at version v, the append is a duplicate if all its ids match
+// the stored events from v on, and a conflict if they match only partly
+// (or the append reaches beyond the head). When it is not found the
+// append is stored as new: a retry of an append that has since been
+// followed by more than IdempotencyWindow events of its stream is not
+// recognised, which is what KurrentDB's bounded id cache does too. The
+// window is kept in memory as hashes of the ids, per stream, loaded from
+// the log the first time a stream receives an Any or StreamExists append
+// (so it survives restarts and costs nothing for streams only appended
+// with exact versions); every hit is confirmed against the stored records,
+// so a hash collision cannot invent a duplicate.
 //
 // # File layout
 //

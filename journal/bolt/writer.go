@@ -40,6 +40,8 @@ type request struct {
 	events []event
 	bytes  int // approximate size of the frames
 
+	one [1]event // storage of events for the common single-event append
+
 	state atomic.Int32
 	done  chan struct{}
 	res   journal.AppendResult
@@ -85,7 +87,8 @@ func checkStream(stream string) error {
 // version, and returns once they are durable (see the package
 // documentation for batching, idempotency and cancellation). Invalid
 // envelopes fail with an error matching orchestrix.ErrInvalidEnvelope,
-// events above Options.MaxEventSize with orchestrix.ErrTooLarge; both are
+// events above Options.MaxEventSize, and appends whose events together
+// exceed Options.MaxBatchBytes, with orchestrix.ErrTooLarge; all are
 // detected before anything is queued.
 func (j *Journal) Append(ctx context.Context, stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope) (journal.AppendResult, error) {
 	if err := j.checkOpen(ctx); err != nil {
@@ -103,8 +106,12 @@ func (j *Journal) Append(ctx context.Context, stream string, expected journal.Ex
 		ctx:      ctx,
 		stream:   stream,
 		expected: expected,
-		events:   make([]event, n),
 		done:     make(chan struct{}),
+	}
+	if n == 1 {
+		r.events = r.one[:]
+	} else {
+		r.events = make([]event, n)
 	}
 	for i := range events {
 		ev := events[i]
@@ -119,6 +126,10 @@ func (j *Journal) Append(ctx context.Context, stream string, expected journal.Ex
 		}
 		r.events[i] = event{body: body, crc: crc32.Checksum(body, castagnoli), key: j.idKey(ev.ID), id: ev.ID}
 		r.bytes += 24 + len(stream) + len(body)
+	}
+	if r.bytes > j.opts.MaxBatchBytes {
+		return journal.AppendResult{}, fmt.Errorf("journal/bolt: append to %q: %d events of %d bytes together, above MaxBatchBytes %d: %w",
+			stream, n, r.bytes, j.opts.MaxBatchBytes, orchestrix.ErrTooLarge)
 	}
 	return j.submit(ctx, r)
 }
@@ -152,9 +163,14 @@ func (j *Journal) submit(ctx context.Context, r *request) (journal.AppendResult,
 	if wasEmpty {
 		j.signal()
 	}
+	cancel := ctx.Done()
+	if cancel == nil {
+		<-r.done
+		return r.res, r.err
+	}
 	select {
 	case <-r.done:
-	case <-ctx.Done():
+	case <-cancel:
 		if r.state.CompareAndSwap(stateQueued, stateCancelled) {
 			return journal.AppendResult{}, ctx.Err()
 		}

@@ -1,0 +1,571 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/journal/bolt"
+	snapbolt "github.com/orchestrix/orchestrix/snapshot/bolt"
+)
+
+// The aggregates subcommand measures the actor runtime on the bbolt
+// journal (fsync on): many aggregates and one hot aggregate under 1024
+// concurrent senders, against a baseline of a mutex per aggregate and one
+// bbolt Update per command; recovery replay rate; activation time from a
+// snapshot; and heap bytes per active idle aggregate.
+func init() {
+	subcommands["aggregates"] = subcommand{
+		summary: "actor runtime: commands/s and latency on bbolt, recovery rate, memory per aggregate",
+		run:     runAggregates,
+	}
+}
+
+type aggConfig struct {
+	dir        string
+	duration   time.Duration
+	aggregates int
+	senders    int
+	replay     int
+	idle       int
+	only       string
+	jsonOut    bool
+	cpuProfile string
+}
+
+// aggResult is one scenario's outcome (one JSON object per line with -json).
+type aggResult struct {
+	Scenario       string  `json:"scenario"`
+	Aggregates     int     `json:"aggregates,omitempty"`
+	Senders        int     `json:"senders,omitempty"`
+	Commands       uint64  `json:"commands,omitempty"`
+	Seconds        float64 `json:"seconds,omitempty"`
+	CommandsPerSec float64 `json:"commands_per_sec"`
+	P50us          float64 `json:"p50_us"`
+	P99us          float64 `json:"p99_us"`
+	EventsPerSec   float64 `json:"events_per_sec,omitempty"`
+	ActivationUs   float64 `json:"activation_us,omitempty"`
+	BytesPerAgg    float64 `json:"bytes_per_aggregate,omitempty"`
+	// EventsPerCommit is the journal's mean group-commit size.
+	EventsPerCommit float64 `json:"events_per_commit,omitempty"`
+	Errors          uint64  `json:"errors,omitempty"`
+}
+
+// ---- the benchmark aggregate: an account with ~200-byte events ----
+
+type benchAccount struct {
+	Balance int64
+}
+
+type benchDeposit struct{ Amount int64 }
+
+type benchDeposited struct {
+	Amount int64  `json:"amount"`
+	Memo   string `json:"memo"`
+}
+
+// memo pads each event's JSON payload to about 200 bytes.
+var memo = strings.Repeat("m", 170)
+
+var benchAccounts = aggregate.Definition[benchAccount, benchDeposit, benchDeposited]{
+	Kind:    "acct",
+	Initial: func(string) benchAccount { return benchAccount{} },
+	Decide: func(_ benchAccount, c benchDeposit) ([]benchDeposited, error) {
+		return []benchDeposited{{Amount: c.Amount, Memo: memo}}, nil
+	},
+	Evolve: func(s benchAccount, e benchDeposited) benchAccount {
+		s.Balance += e.Amount
+		return s
+	},
+	Events:        []aggregate.EventType{aggregate.Event[benchDeposited]("bench.acct.deposited")},
+	SnapshotEvery: -1, // measured separately
+}
+
+func parseAggFlags(args []string, stderr io.Writer) (aggConfig, error) {
+	var cfg aggConfig
+	fs := flag.NewFlagSet("aggregates", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.dir, "dir", "", "directory for database files (default: a temporary directory, removed afterwards)")
+	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "how long each throughput scenario runs")
+	fs.IntVar(&cfg.aggregates, "aggregates", 10000, "aggregates in the many-aggregates and baseline scenarios")
+	fs.IntVar(&cfg.senders, "senders", 1024, "concurrent senders")
+	fs.IntVar(&cfg.replay, "replay-events", 1000000, "events in the stream of the recovery scenario")
+	fs.IntVar(&cfg.idle, "idle", 100000, "aggregates activated in the memory scenario")
+	fs.StringVar(&cfg.only, "only", "many,hot,baseline,recovery,memory", "comma-separated scenarios to run")
+	fs.BoolVar(&cfg.jsonOut, "json", false, "print one JSON object per scenario and line instead of a table")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if cfg.duration <= 0 || cfg.aggregates <= 0 || cfg.senders <= 0 || cfg.replay <= 0 || cfg.idle <= 0 {
+		return cfg, errors.New("-duration, -aggregates, -senders, -replay-events and -idle must be positive")
+	}
+	return cfg, nil
+}
+
+func runAggregates(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseAggFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "bench aggregates:", err)
+		return 2
+	}
+	root := cfg.dir
+	if root == "" {
+		root, err = os.MkdirTemp("", "orchestrix-bench-agg-")
+		if err != nil {
+			fmt.Fprintln(stderr, "bench aggregates:", err)
+			return 1
+		}
+		defer os.RemoveAll(root)
+	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "bench aggregates:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "bench aggregates:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	want := map[string]bool{}
+	for _, s := range strings.Split(cfg.only, ",") {
+		want[strings.TrimSpace(s)] = true
+	}
+	var results []aggResult
+	emit := func(r aggResult) {
+		results = append(results, r)
+		if cfg.jsonOut {
+			b, _ := json.Marshal(r)
+			fmt.Fprintln(stdout, string(b))
+		}
+	}
+	type scenario struct {
+		name string
+		run  func(dir string) ([]aggResult, error)
+	}
+	scenarios := []scenario{
+		{"many", func(dir string) ([]aggResult, error) {
+			r, err := runtimeThroughput(dir, "many-aggregates", cfg.aggregates, cfg.senders, cfg.duration)
+			return []aggResult{r}, err
+		}},
+		{"hot", func(dir string) ([]aggResult, error) {
+			r, err := runtimeThroughput(dir, "hot-aggregate", 1, cfg.senders, cfg.duration)
+			return []aggResult{r}, err
+		}},
+		{"baseline", func(dir string) ([]aggResult, error) {
+			r, err := mutexBaseline(dir, cfg.aggregates, cfg.senders, cfg.duration)
+			return []aggResult{r}, err
+		}},
+		{"recovery", func(dir string) ([]aggResult, error) { return recoveryScenario(dir, cfg.replay) }},
+		{"memory", func(dir string) ([]aggResult, error) {
+			r, err := memoryScenario(dir, cfg.idle)
+			return []aggResult{r}, err
+		}},
+	}
+	for _, sc := range scenarios {
+		if !want[sc.name] {
+			continue
+		}
+		dir, err := os.MkdirTemp(root, sc.name+"-")
+		if err != nil {
+			fmt.Fprintln(stderr, "bench aggregates:", err)
+			return 1
+		}
+		rs, err := sc.run(dir)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench aggregates: %s: %v\n", sc.name, err)
+			return 1
+		}
+		for _, r := range rs {
+			emit(r)
+		}
+		os.RemoveAll(dir)
+	}
+	if !cfg.jsonOut {
+		printAggTable(stdout, results)
+	}
+	return 0
+}
+
+// sendLoop runs n senders until d has passed; each calls step and records
+// its latency.
+func sendLoop(n int, d time.Duration, step func(sender int, rng *rand.Rand) error) (uint64, uint64, []time.Duration, time.Duration, error) {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		all      []time.Duration
+		total    uint64
+		failures uint64
+		firstErr error
+	)
+	start := make(chan struct{})
+	var deadline time.Time
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 42))
+			lat := make([]time.Duration, 0, 4096)
+			var done, failed uint64
+			var ferr error
+			<-start
+			for {
+				t0 := time.Now()
+				if !t0.Before(deadline) {
+					break
+				}
+				if err := step(i, rng); err != nil {
+					if ferr == nil {
+						ferr = err
+					}
+					if failed++; failed > 100 {
+						break
+					}
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+				done++
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			total += done
+			failures += failed
+			if firstErr == nil {
+				firstErr = ferr
+			}
+			mu.Unlock()
+		}()
+	}
+	t0 := time.Now()
+	deadline = t0.Add(d)
+	close(start)
+	wg.Wait()
+	return total, failures, all, time.Since(t0), firstErr
+}
+
+func latencyResult(name string, aggs, senders int, total, failed uint64, lat []time.Duration, elapsed time.Duration) aggResult {
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[min(int(p*float64(len(lat))), len(lat)-1)].Nanoseconds()) / 1e3
+	}
+	return aggResult{
+		Scenario: name, Aggregates: aggs, Senders: senders, Commands: total, Seconds: elapsed.Seconds(),
+		CommandsPerSec: float64(total) / elapsed.Seconds(), P50us: pct(0.5), P99us: pct(0.99), Errors: failed,
+	}
+}
+
+func openSystem(dir string) (*actor.System, *actor.Handle[benchAccount, benchDeposit, benchDeposited], *bolt.Journal, error) {
+	j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Options{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sys, err := actor.NewSystem(actor.Config{Journal: j})
+	if err != nil {
+		j.Close()
+		return nil, nil, nil, err
+	}
+	h, err := actor.Register(sys, benchAccounts)
+	if err != nil {
+		sys.Close()
+		j.Close()
+		return nil, nil, nil, err
+	}
+	return sys, h, j, nil
+}
+
+// runtimeThroughput: senders send Deposit commands to random aggregates
+// among aggs, each waiting for its reply (events durable) before the next.
+func runtimeThroughput(dir, name string, aggs, senders int, d time.Duration) (aggResult, error) {
+	sys, h, j, err := openSystem(dir)
+	if err != nil {
+		return aggResult{}, err
+	}
+	defer j.Close()
+	defer sys.Close()
+	ids := make([]string, aggs)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("a%06d", i)
+	}
+	ctx := context.Background()
+	total, failed, lat, elapsed, ferr := sendLoop(senders, d, func(_ int, rng *rand.Rand) error {
+		_, err := h.Send(ctx, ids[rng.IntN(len(ids))], benchDeposit{Amount: 1})
+		return err
+	})
+	if failed > 0 {
+		return aggResult{}, fmt.Errorf("%d commands failed, first: %w", failed, ferr)
+	}
+	r := latencyResult(fmt.Sprintf("%s-%d", name, senders), aggs, senders, total, failed, lat, elapsed)
+	if st := j.Stats(); st.Commits > 0 {
+		r.EventsPerCommit = float64(st.Events) / float64(st.Commits)
+	}
+	return r, nil
+}
+
+// mutexBaseline is the usual design without actors: a mutex per aggregate
+// and one bbolt Update (one fsync) per command.
+func mutexBaseline(dir string, aggs, senders int, d time.Duration) (aggResult, error) {
+	db, err := bbolt.Open(filepath.Join(dir, "baseline.db"), 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		return aggResult{}, err
+	}
+	defer db.Close()
+	bucket := []byte("events")
+	if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucketIfNotExists(bucket); return err }); err != nil {
+		return aggResult{}, err
+	}
+	type agg struct {
+		mu      sync.Mutex
+		id      string
+		version uint64
+		state   benchAccount
+	}
+	all := make([]*agg, aggs)
+	for i := range all {
+		all[i] = &agg{id: fmt.Sprintf("a%06d", i)}
+	}
+	reg := orchestrix.NewRegistry()
+	if err := benchAccounts.RegisterEvents(reg); err != nil {
+		return aggResult{}, err
+	}
+	total, failed, lat, elapsed, ferr := sendLoop(senders, d, func(_ int, rng *rand.Rand) error {
+		a := all[rng.IntN(len(all))]
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		events, err := benchAccounts.Decide(a.state, benchDeposit{Amount: 1})
+		if err != nil {
+			return err
+		}
+		env, err := reg.Marshal(events[0])
+		if err != nil {
+			return err
+		}
+		env.Source, env.Subject, env.Sequence = "/bench", a.id, a.version+1
+		body, err := env.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		key := binary.BigEndian.AppendUint64([]byte("acct-"+a.id+"\x00"), a.version+1)
+		if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucket).Put(key, body) }); err != nil {
+			return err
+		}
+		a.version++
+		a.state = benchAccounts.Evolve(a.state, events[0])
+		return nil
+	})
+	if failed > 0 {
+		return aggResult{}, fmt.Errorf("%d commands failed, first: %w", failed, ferr)
+	}
+	return latencyResult(fmt.Sprintf("baseline-mutex-update-per-command-%d", senders), aggs, senders, total, failed, lat, elapsed), nil
+}
+
+// recoveryScenario writes n events to one stream, then measures a cold
+// activation replaying all of them, and one starting from a snapshot.
+func recoveryScenario(dir string, n int) ([]aggResult, error) {
+	ctx := context.Background()
+	j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer j.Close()
+	reg := orchestrix.NewRegistry()
+	if err := benchAccounts.RegisterEvents(reg); err != nil {
+		return nil, err
+	}
+	const chunk = 1000
+	stream := "acct-hot"
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for written := 0; written < n; {
+		k := min(chunk, n-written)
+		envs := make([]orchestrix.Envelope, k)
+		for i := range envs {
+			env, err := reg.Marshal(benchDeposited{Amount: 1, Memo: memo})
+			if err != nil {
+				return nil, err
+			}
+			env.Source, env.Subject, env.Time = "/bench", "hot", t0
+			env.CausationID = env.ID
+			envs[i] = env
+		}
+		if _, err := j.Append(ctx, stream, journal.Exact(uint64(written)), envs); err != nil {
+			return nil, err
+		}
+		written += k
+	}
+
+	snaps, err := snapbolt.Open(filepath.Join(dir, "snapshots.db"), snapbolt.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer snaps.Close()
+
+	activate := func(withSnapshots bool) (time.Duration, uint64, error) {
+		cfg := actor.Config{Journal: j, Registry: reg}
+		if withSnapshots {
+			cfg.Snapshots = snaps
+		}
+		sys, err := actor.NewSystem(cfg)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer sys.Close() // saves the passivation snapshot when a store is set
+		h, err := actor.Register(sys, benchAccounts)
+		if err != nil {
+			return 0, 0, err
+		}
+		start := time.Now()
+		s, v, err := h.State(ctx, "hot")
+		el := time.Since(start)
+		if err == nil && s.Balance != int64(n) {
+			err = fmt.Errorf("recovered balance %d, want %d", s.Balance, n)
+		}
+		return el, v, err
+	}
+	replayTime, v, err := activate(false)
+	if err != nil {
+		return nil, err
+	}
+	out := []aggResult{{
+		Scenario: fmt.Sprintf("recovery-replay-%d-events", n), Aggregates: 1,
+		EventsPerSec: float64(v) / replayTime.Seconds(), ActivationUs: float64(replayTime.Microseconds()),
+	}}
+	// The first activation with the store replays and, on shutdown, saves
+	// a snapshot at the head; the second starts from it.
+	if _, _, err := activate(true); err != nil {
+		return nil, err
+	}
+	snapTime, _, err := activate(true)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, aggResult{
+		Scenario: "recovery-activation-from-snapshot", Aggregates: 1,
+		ActivationUs: float64(snapTime.Nanoseconds()) / 1e3,
+	})
+	return out, nil
+}
+
+// memoryScenario activates n aggregates that each have one event, and
+// reports the heap growth per active, idle aggregate.
+func memoryScenario(dir string, n int) (aggResult, error) {
+	ctx := context.Background()
+	sys, h, j, err := openSystem(dir)
+	if err != nil {
+		return aggResult{}, err
+	}
+	defer j.Close()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("a%06d", i)
+	}
+	// Write one event per aggregate, then restart the system so that only
+	// the journal's own state is in memory.
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	for w := range 256 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 256 {
+				if _, err := h.Send(ctx, ids[i], benchDeposit{Amount: 1}); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return aggResult{}, err
+	default:
+	}
+	if err := sys.Close(); err != nil {
+		return aggResult{}, err
+	}
+	sys2, err := actor.NewSystem(actor.Config{Journal: j})
+	if err != nil {
+		return aggResult{}, err
+	}
+	defer sys2.Close()
+	h2, err := actor.Register(sys2, benchAccounts)
+	if err != nil {
+		return aggResult{}, err
+	}
+	before := heapInUse()
+	for i := range n {
+		if _, _, err := h2.State(ctx, ids[i]); err != nil {
+			return aggResult{}, err
+		}
+	}
+	after := heapInUse()
+	if h2.Active() != n {
+		return aggResult{}, fmt.Errorf("%d aggregates active, want %d", h2.Active(), n)
+	}
+	return aggResult{
+		Scenario: fmt.Sprintf("memory-%d-idle-aggregates", n), Aggregates: n,
+		BytesPerAgg: float64(after-before) / float64(n),
+	}, nil
+}
+
+func heapInUse() int64 {
+	var ms runtime.MemStats
+	for range 2 {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+func printAggTable(w io.Writer, results []aggResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "scenario\taggregates\tsenders\tcommands/s\tp50 µs\tp99 µs\tevents/s\tactivation µs\tbytes/aggregate\tevents/commit\t\n")
+	f := func(v float64) string {
+		if v == 0 || math.IsNaN(v) {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f", v)
+	}
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Aggregates, r.Senders,
+			f(r.CommandsPerSec), f(r.P50us), f(r.P99us), f(r.EventsPerSec), f(r.ActivationUs), f(r.BytesPerAgg), f(r.EventsPerCommit))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nGOMAXPROCS=%d, %s %s/%s\n", runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

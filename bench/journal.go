@@ -1,0 +1,474 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/journal/bolt"
+	pgjournal "github.com/orchestrix/orchestrix/journal/postgres"
+)
+
+// journalConfig holds the flags of the journal subcommand.
+type journalConfig struct {
+	backend   string
+	dsn       string
+	dir       string
+	duration  time.Duration
+	appenders []int
+	dataSize  int
+	baseline  bool
+	jsonOut   bool
+}
+
+// journalResult is one scenario's outcome; with -json it is printed as one
+// JSON object per line.
+type journalResult struct {
+	Scenario        string  `json:"scenario"`
+	Backend         string  `json:"backend"`
+	Appenders       int     `json:"appenders"`
+	Events          uint64  `json:"events"`
+	Seconds         float64 `json:"seconds"`
+	EventsPerSec    float64 `json:"events_per_sec"`
+	P50us           float64 `json:"p50_us"`
+	P99us           float64 `json:"p99_us"`
+	MaxUs           float64 `json:"max_us"`
+	Commits         uint64  `json:"commits"`
+	EventsPerCommit float64 `json:"events_per_commit"`
+	EventBytes      int     `json:"event_bytes"`
+	Errors          uint64  `json:"errors"`
+}
+
+// openedJournal is a journal under test, how to read its commit counters
+// (nil when the backend has none), and how to remove what it stored.
+type openedJournal struct {
+	j       journal.Journal
+	stats   func() (commits, events uint64)
+	cleanup func() error
+}
+
+// journalBackend opens a fresh, empty journal of one backend; file-based
+// backends put it in dir, server-based ones in a namespace named after
+// the scenario.
+type journalBackend func(ctx context.Context, scenario, dir string) (openedJournal, error)
+
+// backendFor returns the opener of a backend by name. Adding a backend is
+// one case here; the scenarios only see journal.Journal.
+func backendFor(cfg journalConfig) (journalBackend, error) {
+	switch cfg.backend {
+	case "bolt":
+		return func(_ context.Context, _, dir string) (openedJournal, error) {
+			j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Options{})
+			if err != nil {
+				return openedJournal{}, err
+			}
+			return openedJournal{j: j, stats: func() (uint64, uint64) {
+				s := j.Stats()
+				return s.Commits, s.Events
+			}}, nil
+		}, nil
+	case "postgres":
+		if cfg.dsn == "" {
+			return nil, errors.New("-backend=postgres needs -dsn or ORCHESTRIX_PG_DSN")
+		}
+		return func(ctx context.Context, scenario, _ string) (openedJournal, error) {
+			schema := fmt.Sprintf("orchestrix_bench_%s_%d", strings.ReplaceAll(scenario, "-", "_"), time.Now().UnixNano())
+			j, err := pgjournal.Open(ctx, cfg.dsn, pgjournal.Options{Schema: schema})
+			if err != nil {
+				return openedJournal{}, err
+			}
+			return openedJournal{
+				j: j,
+				stats: func() (uint64, uint64) {
+					s := j.Stats()
+					return s.Commits, s.Events
+				},
+				cleanup: func() error { return dropSchema(context.Background(), cfg.dsn, schema) },
+			}, nil
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown backend %q (want bolt or postgres)", cfg.backend)
+}
+
+// dropSchema removes a benchmark's PostgreSQL schema.
+func dropSchema(ctx context.Context, dsn, schema string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	return err
+}
+
+func parseJournalFlags(args []string, stderr io.Writer) (journalConfig, error) {
+	var cfg journalConfig
+	fs := flag.NewFlagSet("journal", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.backend, "backend", "bolt", "journal backend: bolt or postgres")
+	fs.StringVar(&cfg.dsn, "dsn", os.Getenv("ORCHESTRIX_PG_DSN"), "PostgreSQL DSN for -backend=postgres (each scenario uses a fresh schema orchestrix_bench_<scenario>_<nanos>, dropped afterwards)")
+	fs.StringVar(&cfg.dir, "dir", "", "directory for the database files (default: a new temporary directory, removed afterwards)")
+	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "how long each scenario appends")
+	appenders := fs.String("appenders", "1,64,1024", "comma-separated numbers of concurrent appenders, one scenario each")
+	fs.IntVar(&cfg.dataSize, "data", 96, "bytes of payload per event (the encoded envelope is about 100 bytes more)")
+	fs.BoolVar(&cfg.baseline, "baseline", true, "also run the baseline: one bbolt Update (and fsync) per event")
+	fs.BoolVar(&cfg.jsonOut, "json", false, "print one JSON object per scenario and line instead of a table")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: go run ./bench journal [flags]\n\n"+
+			"Each scenario runs N appenders, each appending one event at a time to\n"+
+			"its own stream with an exact expected version, fsync on, for -duration.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	for _, s := range strings.Split(*appenders, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			return cfg, fmt.Errorf("bad -appenders entry %q", s)
+		}
+		cfg.appenders = append(cfg.appenders, n)
+	}
+	if cfg.duration <= 0 {
+		return cfg, errors.New("-duration must be positive")
+	}
+	if cfg.dataSize < 0 {
+		return cfg, errors.New("-data must not be negative")
+	}
+	return cfg, nil
+}
+
+func runJournal(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseJournalFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "bench journal:", err)
+		return 2
+	}
+	open, err := backendFor(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench journal:", err)
+		return 2
+	}
+	root := cfg.dir
+	if root == "" {
+		root, err = os.MkdirTemp("", "orchestrix-bench-")
+		if err != nil {
+			fmt.Fprintln(stderr, "bench journal:", err)
+			return 1
+		}
+		defer os.RemoveAll(root)
+	}
+	ctx := context.Background()
+	template := benchEvent(cfg.dataSize)
+	var results []journalResult
+	emit := func(r journalResult) {
+		results = append(results, r)
+		if cfg.jsonOut {
+			b, _ := json.Marshal(r)
+			fmt.Fprintln(stdout, string(b))
+		}
+	}
+	// The disk is shared with whatever else runs on the machine; a probe
+	// before the scenarios says how fast it syncs right now.
+	probe, err := fsyncProbe(root, min(cfg.duration, time.Second))
+	if err != nil {
+		fmt.Fprintln(stderr, "bench journal:", err)
+		return 1
+	}
+	emit(probe)
+	for _, n := range cfg.appenders {
+		dir, err := os.MkdirTemp(root, fmt.Sprintf("%s-%d-", cfg.backend, n))
+		if err != nil {
+			fmt.Fprintln(stderr, "bench journal:", err)
+			return 1
+		}
+		r, err := groupCommitScenario(ctx, open, dir, n, cfg.duration, template)
+		if err != nil {
+			fmt.Fprintln(stderr, "bench journal:", err)
+			return 1
+		}
+		r.Backend = cfg.backend
+		emit(r)
+	}
+	if cfg.baseline {
+		n := slices.Max(cfg.appenders)
+		dir, err := os.MkdirTemp(root, "baseline-")
+		if err != nil {
+			fmt.Fprintln(stderr, "bench journal:", err)
+			return 1
+		}
+		r, err := baselineScenario(dir, n, cfg.duration, template)
+		if err != nil {
+			fmt.Fprintln(stderr, "bench journal:", err)
+			return 1
+		}
+		emit(r)
+	}
+	if !cfg.jsonOut {
+		printTable(stdout, results)
+	}
+	return 0
+}
+
+// benchEvent returns the event every appender appends (with a fresh id).
+func benchEvent(dataSize int) orchestrix.Envelope {
+	data := make([]byte, 0, dataSize)
+	data = append(data, `{"amount":`...)
+	for len(data) < dataSize-1 {
+		data = append(data, '1')
+	}
+	data = append(data, '}')
+	return orchestrix.Envelope{
+		Source:          "/orchestrix/bench",
+		Type:            "bench.Deposited",
+		Time:            time.Date(2026, time.November, 25, 12, 0, 0, 0, time.UTC),
+		DataContentType: "application/json",
+		SchemaVersion:   1,
+		Data:            data[:max(dataSize, 0)],
+	}
+}
+
+// appendLoop runs n appenders until the deadline; each calls step with its
+// index and the number of events it has appended so far, and records the
+// latency of every call. It returns events appended, errors, latencies and
+// elapsed time.
+func appendLoop(n int, d time.Duration, step func(i int, done uint64) error) (uint64, uint64, []time.Duration, time.Duration) {
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		all    []time.Duration
+		events uint64
+		errs   uint64
+	)
+	start := make(chan struct{})
+	var deadline time.Time
+	for i := range n {
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, 1024)
+			var done, failed uint64
+			<-start
+			for {
+				t0 := time.Now()
+				if !t0.Before(deadline) {
+					break
+				}
+				if err := step(i, done); err != nil {
+					failed++
+					if failed > 100 {
+						break
+					}
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+				done++
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			events += done
+			errs += failed
+			mu.Unlock()
+		})
+	}
+	t0 := time.Now()
+	deadline = t0.Add(d)
+	close(start)
+	wg.Wait()
+	return events, errs, all, time.Since(t0)
+}
+
+func groupCommitScenario(ctx context.Context, open journalBackend, dir string, n int, d time.Duration, template orchestrix.Envelope) (journalResult, error) {
+	name := fmt.Sprintf("group-commit-%d", n)
+	oj, err := open(ctx, name, dir)
+	if err != nil {
+		return journalResult{}, err
+	}
+	defer func() {
+		_ = oj.j.Close()
+		if oj.cleanup != nil {
+			_ = oj.cleanup()
+		}
+	}()
+	streams := make([]string, n)
+	for i := range streams {
+		streams[i] = fmt.Sprintf("bench-%05d", i)
+	}
+	var firstErr error
+	var errOnce sync.Once
+	events, errs, lat, elapsed := appendLoop(n, d, func(i int, done uint64) error {
+		ev := template
+		ev.ID = orchestrix.NewID()
+		ev.Subject = streams[i]
+		_, err := oj.j.Append(ctx, streams[i], journal.Exact(done), []orchestrix.Envelope{ev})
+		if err != nil {
+			errOnce.Do(func() { firstErr = err })
+		}
+		return err
+	})
+	if errs > 0 {
+		return journalResult{}, fmt.Errorf("%d appenders: %d appends failed, first: %w", n, errs, firstErr)
+	}
+	r := summarize(name, n, events, lat, elapsed)
+	if oj.stats != nil {
+		commits, committed := oj.stats()
+		r.Commits = commits
+		if commits > 0 {
+			r.EventsPerCommit = float64(committed) / float64(commits)
+		}
+	}
+	r.EventBytes = encodedSize(template)
+	return r, nil
+}
+
+// baselineScenario is "the usual design": every append is its own bbolt
+// read-write transaction with its own fsync, keyed by stream and version.
+func baselineScenario(dir string, n int, d time.Duration, template orchestrix.Envelope) (journalResult, error) {
+	db, err := bbolt.Open(filepath.Join(dir, "baseline.db"), 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		return journalResult{}, err
+	}
+	defer db.Close()
+	bucket := []byte("events")
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucket)
+		return err
+	}); err != nil {
+		return journalResult{}, err
+	}
+	streams := make([]string, n)
+	for i := range streams {
+		streams[i] = fmt.Sprintf("bench-%05d", i)
+	}
+	var commits uint64
+	var mu sync.Mutex
+	events, errs, lat, elapsed := appendLoop(n, d, func(i int, done uint64) error {
+		ev := template
+		ev.ID = orchestrix.NewID()
+		ev.Subject = streams[i]
+		ev.Sequence = done + 1
+		body, err := ev.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		key := binary.BigEndian.AppendUint64([]byte(streams[i]+"\x00"), done+1)
+		err = db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucket).Put(key, body) })
+		if err == nil {
+			mu.Lock()
+			commits++
+			mu.Unlock()
+		}
+		return err
+	})
+	if errs > 0 {
+		return journalResult{}, fmt.Errorf("baseline: %d appends failed", errs)
+	}
+	r := summarize(fmt.Sprintf("baseline-update-per-event-%d", n), n, events, lat, elapsed)
+	r.Backend = "bbolt"
+	r.Commits = commits
+	r.EventsPerCommit = 1
+	r.EventBytes = encodedSize(template)
+	return r, nil
+}
+
+// fsyncProbe appends 4 KiB blocks to a file, each followed by an fsync,
+// for d: the disk's sync rate, the ceiling of any one-fsync-per-event
+// design.
+func fsyncProbe(dir string, d time.Duration) (journalResult, error) {
+	f, err := os.CreateTemp(dir, "fsync-probe-")
+	if err != nil {
+		return journalResult{}, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	block := make([]byte, 4096)
+	var ioErr error
+	events, errs, lat, elapsed := appendLoop(1, d, func(int, uint64) error {
+		if _, err := f.Write(block); err != nil {
+			ioErr = err
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			ioErr = err
+			return err
+		}
+		return nil
+	})
+	if errs > 0 {
+		return journalResult{}, fmt.Errorf("fsync probe: %w", ioErr)
+	}
+	r := summarize("fsync-probe-4k", 1, events, lat, elapsed)
+	r.Backend = "file"
+	r.Commits = events
+	r.EventsPerCommit = 1
+	r.EventBytes = len(block)
+	return r, nil
+}
+
+func encodedSize(e orchestrix.Envelope) int {
+	e.ID = orchestrix.NewID()
+	b, err := e.MarshalBinary()
+	if err != nil {
+		return 0
+	}
+	return len(b)
+}
+
+func summarize(name string, n int, events uint64, lat []time.Duration, elapsed time.Duration) journalResult {
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		i := min(int(p*float64(len(lat))), len(lat)-1)
+		return float64(lat[i].Nanoseconds()) / 1e3
+	}
+	r := journalResult{
+		Scenario:  name,
+		Appenders: n,
+		Events:    events,
+		Seconds:   elapsed.Seconds(),
+		P50us:     pct(0.50),
+		P99us:     pct(0.99),
+	}
+	if len(lat) > 0 {
+		r.MaxUs = float64(lat[len(lat)-1].Nanoseconds()) / 1e3
+	}
+	if elapsed > 0 {
+		r.EventsPerSec = float64(events) / elapsed.Seconds()
+	}
+	return r
+}
+
+func printTable(w io.Writer, results []journalResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "scenario\tbackend\tappenders\tevents/s\tp50 µs\tp99 µs\tmax µs\tevents/commit\tevent bytes\t\n")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%d\t\n",
+			r.Scenario, r.Backend, r.Appenders, r.EventsPerSec, r.P50us, r.P99us, r.MaxUs, r.EventsPerCommit, r.EventBytes)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nGOMAXPROCS=%d, %s %s/%s\n", runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

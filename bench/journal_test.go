@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestRun_JournalJSON_PrintsOneObjectPerScenario(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"journal", "-json", "-duration", "50ms", "-appenders", "1,4", "-dir", t.TempDir()}, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+
+	var scenarios []string
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		var r map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &r), sc.Text())
+		for _, field := range []string{"scenario", "events_per_sec", "p50_us", "p99_us", "events_per_commit"} {
+			require.Contains(t, r, field)
+		}
+		require.Positive(t, r["events_per_sec"], sc.Text())
+		scenarios = append(scenarios, r["scenario"].(string))
+	}
+	require.Equal(t, []string{"fsync-probe-4k", "group-commit-1", "group-commit-4", "baseline-update-per-event-4"}, scenarios)
+}
+
+func TestRun_JournalBadFlags_ExitsWithUsageError(t *testing.T) {
+	for _, args := range [][]string{
+		{"journal", "-appenders", "0"},
+		{"journal", "-backend", "nosuch"},
+		{"journal", "-duration", "0s"},
+		{"journal", "extra"},
+	} {
+		var stdout, stderr bytes.Buffer
+		require.Equal(t, 2, run(args, &stdout, &stderr), strings.Join(args, " "))
+		require.NotEmpty(t, stderr.String())
+	}
+}
+
+func TestRun_UnknownSubcommand_ExitsWithUsage(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 2, run([]string{"nosuch"}, &stdout, &stderr))
+	require.Contains(t, stderr.String(), "journal")
+}

@@ -1,0 +1,70 @@
+// Command bench is Orchestrix's throughput and latency harness. Results
+// and how they were measured are recorded in BENCHMARKS.md.
+//
+// Usage:
+//
+//	go run ./bench <subcommand> [flags]
+//
+// Subcommands:
+//
+//	journal   group-commit append throughput of a journal backend against
+//	          the one-transaction-per-event baseline (see journal.go)
+//
+// Every subcommand prints a table, or with -json one JSON object per line
+// and scenario.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// subcommand runs one benchmark family with its own flags and returns the
+// process exit code.
+type subcommand struct {
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+var subcommands = map[string]subcommand{
+	"journal": {summary: "journal append throughput and latency (group commit vs one commit per event)", run: runJournal},
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	sc, ok := subcommands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "bench: unknown subcommand %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	return sc.run(args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	names := make([]string, 0, len(subcommands))
+	for name := range subcommands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("usage: go run ./bench <subcommand> [flags]\n\nsubcommands:\n")
+	for _, name := range names {
+		fmt.Fprintf(&b, "  %-12s %s\n", name, subcommands[name].summary)
+	}
+	b.WriteString("\nrun 'go run ./bench <subcommand> -h' for its flags\n")
+	fmt.Fprint(w, b.String())
+}
