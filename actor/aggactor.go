@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"time"
 
 	proto "github.com/asynkron/protoactor-go/actor"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/snapshot"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 // aggActor is the actor of one aggregate. All its fields are owned by the
@@ -59,7 +61,15 @@ type pendingCmd[E any] struct {
 	res   Result[E]
 	err   error
 	reply chan cmdReply[E]
-	dups  []chan cmdReply[E]
+	start time.Time // when it was sent; zero when not timed
+	dups  []dupWaiter[E]
+}
+
+// dupWaiter is a retry of a command still in flight, answered with its
+// result.
+type dupWaiter[E any] struct {
+	reply chan cmdReply[E]
+	start time.Time
 }
 
 type appendDone[S, E any] struct {
@@ -77,11 +87,32 @@ type snapshotDone struct {
 func (a *aggActor[S, C, E]) sys() *System { return a.h.sys }
 
 func (a *aggActor[S, C, E]) observe(o Observation) {
-	if obs := a.h.sys.cfg.Observer; obs != nil {
-		o.AggregateKind = a.h.kind
-		o.AggregateID = a.id
-		obs.Observe(o)
+	cfg := &a.h.sys.cfg
+	if cfg.Observer == nil && cfg.Metrics == nil {
+		return
 	}
+	o.AggregateKind = a.h.kind
+	o.AggregateID = a.id
+	if cfg.Metrics != nil {
+		cfg.Metrics.Observe(o)
+	}
+	if cfg.Observer != nil {
+		cfg.Observer.Observe(o)
+	}
+}
+
+// commandDone reports a command about to be answered (before the reply,
+// so that metrics include a command once its Send has returned): err is
+// its error, start when it was sent (zero when not timed).
+func (a *aggActor[S, C, E]) commandDone(start time.Time, version uint64, events int, outcome telemetry.Outcome, err error) {
+	if !a.h.sys.timed {
+		return
+	}
+	var d time.Duration
+	if !start.IsZero() {
+		d = a.sys().cfg.Clock.Now().Sub(start)
+	}
+	a.observe(Observation{Kind: CommandDone, Version: version, Events: events, Outcome: outcome, Duration: d, Err: err})
 }
 
 // Receive implements proto.Actor.
@@ -180,13 +211,14 @@ func (a *aggActor[S, C, E]) recover() error {
 func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 	cmd := m.cmd
 	if a.shutdown != nil {
+		a.commandDone(m.start, 0, 0, telemetry.OutcomeClosed, orchestrix.ErrClosed)
 		replyTo(m.reply, Result[E]{}, orchestrix.ErrClosed)
 		return
 	}
 	if !a.ready {
 		if err := a.recover(); err != nil {
+			a.commandDone(m.start, 0, 0, outcomeOf(err), err)
 			replyTo(m.reply, Result[E]{}, err)
-			a.observe(Observation{Kind: CommandDone, Err: err})
 			return
 		}
 	}
@@ -194,18 +226,17 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 	if window > 0 {
 		if r, ok := a.dedup.get(cmd.ID); ok {
 			r.Duplicate = true
+			a.commandDone(m.start, r.Version, 0, telemetry.OutcomeDuplicate, nil)
 			replyTo(m.reply, r, nil)
 			return
 		}
 		if p := a.pending[cmd.ID]; p != nil {
-			if m.reply != nil {
-				p.dups = append(p.dups, m.reply)
-			}
+			p.dups = append(p.dups, dupWaiter[E]{reply: m.reply, start: m.start})
 			return
 		}
 	}
 
-	p := &pendingCmd[E]{reply: m.reply, res: Result[E]{CommandID: cmd.ID}}
+	p := &pendingCmd[E]{reply: m.reply, start: m.start, res: Result[E]{CommandID: cmd.ID}}
 	var next S
 	var events []E
 	if a.h.def.Creates != nil && a.pversion == 0 {
@@ -316,6 +347,10 @@ func (a *aggActor[S, C, E]) launch(b *batch[S, E]) {
 	go func() {
 		defer sys.workers.Done()
 		ctx, cancel := sys.ioContext()
+		// The append's context carries the trace of the batch's first
+		// event (its command's span), so that a journal's commit span
+		// (telemetry.StartCommitSpan) joins that trace.
+		ctx = telemetry.ContextFromTraceParent(ctx, b.envs[0].TraceParent)
 		res, err := sys.cfg.Journal.Append(ctx, stream, journal.Exact(base), b.envs)
 		cancel()
 		sys.root.Send(self, &appendDone[S, E]{b: b, base: base, res: res, err: err})
@@ -361,15 +396,20 @@ func (a *aggActor[S, C, E]) finish(p *pendingCmd[E]) {
 	if p.err == nil && a.sys().cfg.DedupWindow > 0 {
 		a.dedup.add(p.res, a.sys().cfg.DedupWindow)
 	}
+	outcome := outcomeOf(p.err)
+	a.commandDone(p.start, p.res.Version, len(p.res.Events), outcome, p.err)
 	replyTo(p.reply, p.res, p.err)
 	if len(p.dups) > 0 {
 		dup := p.res
 		dup.Duplicate = true
-		for _, ch := range p.dups {
-			replyTo(ch, dup, p.err)
+		if p.err == nil {
+			outcome = telemetry.OutcomeDuplicate
+		}
+		for _, w := range p.dups {
+			a.commandDone(w.start, p.res.Version, 0, outcome, p.err)
+			replyTo(w.reply, dup, p.err)
 		}
 	}
-	a.observe(Observation{Kind: CommandDone, Version: p.res.Version, Events: len(p.res.Events), Err: p.err})
 }
 
 func replyTo[E any](ch chan cmdReply[E], res Result[E], err error) {

@@ -8,9 +8,12 @@ import (
 	"runtime"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/snapshot"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 // Defaults applied to zero Config fields.
@@ -93,6 +96,21 @@ type Config struct {
 	// Observer is told about activations, recoveries, commits,
 	// passivations and restarts (telemetry hooks). Nil means none.
 	Observer Observer
+
+	// Metrics records the runtime's Prometheus metrics
+	// (orchestrix_commands_total, command_duration_seconds,
+	// events_appended_total, aggregates_active, passivations_total,
+	// recoveries_total, recovery_seconds; see package telemetry). It
+	// receives the same Observations as Observer, so do not also set it
+	// as the Observer. Nil means no metrics, at no cost on the command
+	// path.
+	Metrics *telemetry.Metrics
+
+	// TracerProvider creates the runtime's spans: one
+	// telemetry.SpanCommand span per Send/Dispatch, a child of the span
+	// in the caller's context. Nil means otel.GetTracerProvider(), whose
+	// spans are non-recording until an OpenTelemetry SDK is installed.
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports whether c can be used, with an error matching

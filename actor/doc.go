@@ -64,6 +64,21 @@
 // StateAt and StateAtTime rebuild past states from snapshots and the
 // journal without touching the live actor.
 //
+// # Telemetry
+//
+// Config.Metrics (a *telemetry.Metrics) records the orchestrix_commands_total,
+// command_duration_seconds, events_appended_total, aggregates_active,
+// passivations_total, recoveries_total and recovery_seconds metrics;
+// Config.Observer receives the same Observations. A command is counted
+// before its reply is sent, so the metrics include it once Send has
+// returned. Send and Dispatch start
+// a telemetry.SpanCommand span (Config.TracerProvider, the global provider
+// by default) as a child of the span in the caller's context, end it with
+// the command's outcome, and write its traceparent into the command's
+// events unless WithTraceParent set one. The context of each journal
+// append carries the trace of the batch's first event, for the journal's
+// commit span. Tell starts no span.
+//
 // Package actortest has a manual clock, a probe actor and NewSystem, which
 // starts a system on the in-memory journal with fault injection.
 package actor

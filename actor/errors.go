@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 // Errors of the runtime. Besides these, command errors match the shared
@@ -108,3 +110,19 @@ type recoveryError struct{ cause error }
 func (e *recoveryError) Error() string        { return ErrRecovery.Error() + ": " + e.cause.Error() }
 func (e *recoveryError) Is(target error) bool { return target == ErrRecovery }
 func (e *recoveryError) Unwrap() error        { return e.cause }
+
+// outcomeOf classifies a command's error for metrics and spans: the
+// runtime's own errors first, then telemetry.OutcomeOf's shared sentinels.
+func outcomeOf(err error) telemetry.Outcome {
+	switch {
+	case err == nil:
+		return telemetry.OutcomeOK
+	case errors.Is(err, aggregate.ErrPanicked):
+		return telemetry.OutcomePanic
+	case errors.Is(err, aggregate.ErrRejected):
+		return telemetry.OutcomeRejected
+	case errors.Is(err, ErrInvalidID):
+		return telemetry.OutcomeInvalid
+	}
+	return telemetry.OutcomeOf(err)
+}

@@ -7,9 +7,11 @@ import (
 	"time"
 
 	proto "github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 // Handle is the typed entry point to one registered kind of aggregate:
@@ -70,6 +72,10 @@ func WithCommandID(id string) SendOption { return func(o *sendOptions) { o.comma
 func WithCorrelationID(id string) SendOption { return func(o *sendOptions) { o.correlationID = id } }
 
 // WithTraceParent sets the W3C traceparent copied to the command's events.
+// Without it, Send and Dispatch use the traceparent of the command's span
+// (telemetry.SpanCommand), so the events join the caller's trace; with it,
+// and no span in the caller's context, the command span becomes a child of
+// tp (see telemetry.ContextFromTraceParent).
 func WithTraceParent(tp string) SendOption { return func(o *sendOptions) { o.traceParent = tp } }
 
 func buildCommand[C any](id string, body C, opts []SendOption) aggregate.Command[C] {
@@ -88,15 +94,36 @@ func buildCommand[C any](id string, body C, opts []SendOption) aggregate.Command
 //
 // When ctx ends before the reply, Send returns an error matching ctx's
 // error and orchestrix.ErrOutcomeUnknown: the command may still execute.
+//
+// Send starts a telemetry.SpanCommand span as a child of the span in ctx
+// (with Config.TracerProvider) and ends it with the command's outcome.
 func (h *Handle[S, C, E]) Send(ctx context.Context, id string, cmd C, opts ...SendOption) (Result[E], error) {
 	return h.Dispatch(ctx, buildCommand(id, cmd, opts))
 }
 
 // Dispatch is Send for a command that carries its own target and metadata.
+// An empty cmd.TraceParent is set from the command's span.
 func (h *Handle[S, C, E]) Dispatch(ctx context.Context, cmd aggregate.Command[C]) (Result[E], error) {
 	if cmd.ID == "" {
 		cmd.ID = orchestrix.NewID()
 	}
+	if cmd.TraceParent != "" && !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = telemetry.ContextFromTraceParent(ctx, cmd.TraceParent)
+	}
+	ctx, span := telemetry.StartCommandSpan(ctx, h.sys.tracer, h.kind, cmd.AggregateID, cmd.ID, cmd.Body)
+	if cmd.TraceParent == "" {
+		cmd.TraceParent = telemetry.FormatTraceParent(span.SpanContext())
+	}
+	res, err := h.dispatch(ctx, cmd)
+	outcome := outcomeOf(err)
+	if res.Duplicate {
+		outcome = telemetry.OutcomeDuplicate
+	}
+	telemetry.EndCommandSpan(span, outcome, err)
+	return res, err
+}
+
+func (h *Handle[S, C, E]) dispatch(ctx context.Context, cmd aggregate.Command[C]) (Result[E], error) {
 	fail := func(err error) (Result[E], error) {
 		return Result[E]{}, &CommandError{Kind: h.kind, AggregateID: cmd.AggregateID, CommandID: cmd.ID, Err: err}
 	}
@@ -107,7 +134,11 @@ func (h *Handle[S, C, E]) Dispatch(ctx context.Context, cmd aggregate.Command[C]
 		return fail(err)
 	}
 	reply := make(chan cmdReply[E], 1)
-	if err := h.sys.route(h.routes, cmd.AggregateID, &cmdMsg[C, E]{cmd: cmd, reply: reply}, h.props, h.sys.cfg.MaxActive); err != nil {
+	msg := &cmdMsg[C, E]{cmd: cmd, reply: reply}
+	if h.sys.timed {
+		msg.start = h.sys.cfg.Clock.Now()
+	}
+	if err := h.sys.route(h.routes, cmd.AggregateID, msg, h.props, h.sys.cfg.MaxActive); err != nil {
 		return fail(err)
 	}
 	select {
@@ -132,7 +163,11 @@ func (h *Handle[S, C, E]) Tell(id string, cmd C, opts ...SendOption) error {
 	if err := h.checkIDs(c); err != nil {
 		return &CommandError{Kind: h.kind, AggregateID: id, CommandID: c.ID, Err: err}
 	}
-	if err := h.sys.route(h.routes, id, &cmdMsg[C, E]{cmd: c}, h.props, h.sys.cfg.MaxActive); err != nil {
+	msg := &cmdMsg[C, E]{cmd: c}
+	if h.sys.timed {
+		msg.start = h.sys.cfg.Clock.Now()
+	}
+	if err := h.sys.route(h.routes, id, msg, h.props, h.sys.cfg.MaxActive); err != nil {
 		return &CommandError{Kind: h.kind, AggregateID: id, CommandID: c.ID, Err: err}
 	}
 	return nil
@@ -215,6 +250,9 @@ func (h *Handle[S, C, E]) StateAtTime(ctx context.Context, id string, t time.Tim
 type cmdMsg[C, E any] struct {
 	cmd   aggregate.Command[C]
 	reply chan cmdReply[E] // nil for Tell
+	// start is when the command was sent (zero unless Config.Observer or
+	// Config.Metrics is set).
+	start time.Time
 }
 
 type cmdReply[E any] struct {

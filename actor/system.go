@@ -13,9 +13,11 @@ import (
 	"unicode/utf8"
 
 	proto "github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 // System runs aggregates: one protoactor-go actor per active aggregate id,
@@ -27,6 +29,11 @@ type System struct {
 	actors *proto.ActorSystem
 	root   *proto.RootContext
 	sem    chan struct{} // bounds concurrent recoveries
+
+	tracer trace.Tracer
+	// timed is set when an Observer or Metrics wants command durations;
+	// only then is the clock read when a command is sent.
+	timed bool
 
 	// bg is cancelled by Shutdown when its context ends, to give up on
 	// appends and saves still running.
@@ -65,6 +72,8 @@ func NewSystem(cfg Config) (*System, error) {
 		actors:   actors,
 		root:     actors.Root,
 		sem:      make(chan struct{}, cfg.MaxConcurrentRecoveries),
+		tracer:   telemetry.Tracer(cfg.TracerProvider),
+		timed:    cfg.Observer != nil || cfg.Metrics != nil,
 		bg:       bg,
 		cancelBG: cancel,
 		kinds:    make(map[string]kindRuntime),

@@ -29,15 +29,18 @@ type Env struct {
 type Option func(*options)
 
 type options struct {
-	cfg         func(*actor.Config)
+	cfg         []func(*actor.Config)
 	noSnapshots bool
 	journal     *memjournal.Journal
 	snapshots   *memsnapshot.Store
 }
 
 // WithConfig lets a test change the Config before the system starts (its
-// Journal, Snapshots, Clock and Observer are already set).
-func WithConfig(f func(*actor.Config)) Option { return func(o *options) { o.cfg = f } }
+// Journal, Snapshots, Clock and Observer are already set). Several
+// WithConfig options apply in order.
+func WithConfig(f func(*actor.Config)) Option {
+	return func(o *options) { o.cfg = append(o.cfg, f) }
+}
 
 // WithoutSnapshots starts the system without a snapshot store.
 func WithoutSnapshots() Option { return func(o *options) { o.noSnapshots = true } }
@@ -76,8 +79,8 @@ func NewSystem(t testing.TB, opts ...Option) *Env {
 		}
 		cfg.Snapshots = env.Snapshots
 	}
-	if o.cfg != nil {
-		o.cfg(&cfg)
+	for _, f := range o.cfg {
+		f(&cfg)
 	}
 	sys, err := actor.NewSystem(cfg)
 	if err != nil {

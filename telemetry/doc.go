@@ -1,0 +1,66 @@
+// Package telemetry holds Orchestrix's Prometheus metrics and its
+// OpenTelemetry tracing hooks. It sits below the runtime: package actor
+// reports to it, and journals, projections and sagas call it directly. It
+// imports only the root package, client_golang and the OpenTelemetry API
+// (never an SDK).
+//
+// # Metrics
+//
+// NewMetrics registers these on a caller-supplied prometheus.Registerer
+// (nothing is registered globally). Labels have bounded cardinality:
+// aggregate kinds, outcomes, projection and saga names and saga states,
+// never aggregate ids.
+//
+//	orchestrix_commands_total{kind,outcome}        counter   commands answered, by Outcome
+//	orchestrix_command_duration_seconds{kind}      histogram Send to answer
+//	orchestrix_events_appended_total{kind}         counter   events durably appended
+//	orchestrix_journal_batch_events                histogram events per journal commit
+//	orchestrix_journal_commit_seconds              histogram duration of a journal commit
+//	orchestrix_aggregates_active{kind}             gauge     aggregates with a live actor
+//	orchestrix_passivations_total{kind}            counter   actors stopped (idle, evicted, shut down)
+//	orchestrix_recoveries_total{kind}              counter   recoveries (snapshot + replay)
+//	orchestrix_recovery_seconds{kind}              histogram recovery duration
+//	orchestrix_projection_lag_events{projection}   gauge     events not yet processed
+//	orchestrix_projection_position{projection}     gauge     checkpointed global position
+//	orchestrix_saga_instances{saga,state}          gauge     saga instances per state
+//	orchestrix_saga_compensations_total{saga}      counter   compensations started
+//
+// The outcome label takes the values of Outcome: ok, duplicate, rejected,
+// conflict, timeout, canceled, unknown, panic, invalid, closed, error.
+//
+// Who feeds what: the runtime (actor.Config.Metrics) feeds the command,
+// event, aggregate, passivation and recovery metrics through Observe;
+// journal backends call ObserveCommit once per commit; projection runners
+// call ProjectionPosition; saga managers call SagaTransition or
+// SetSagaInstances, and SagaCompensation. Every method is a no-op on a nil
+// *Metrics.
+//
+// # Traces
+//
+// Spans are started through the OpenTelemetry API with the tracer that
+// Tracer returns (scope ScopeName); without an SDK they are
+// non-recording. Span names:
+//
+//	orchestrix.command            one per Send/Dispatch (StartCommandSpan), a child of the caller's span;
+//	                              attributes orchestrix.aggregate.kind, .aggregate.id, .command.type,
+//	                              .command.id, .command.outcome; error status on failure
+//	orchestrix.journal.commit     one per journal commit (StartCommitSpan), a child of the command
+//	                              whose events come first, linked to the others
+//	orchestrix.projection.batch   one per projection batch (StartProjectionSpan), linked to the
+//	                              commands that wrote its events
+//	orchestrix.saga.step          one per saga step (StartSagaStepSpan), a child of the command
+//	                              that wrote the triggering event
+//
+// The runtime writes the command span's W3C traceparent into every event
+// it stores (Envelope.TraceParent). Downstream code continues the trace
+// with ContextFromTraceParent (a child) or LinkFromTraceParent (a link);
+// TraceParent formats the span context of a context. A saga's step and
+// the commands it sends therefore appear in the trace of the command that
+// caused them:
+//
+//	caller span
+//	└── orchestrix.command (kind=order, outcome=ok)      event.traceparent = this span
+//	    ├── orchestrix.journal.commit (events=2)
+//	    └── orchestrix.saga.step (saga=shipping)         ContextFromTraceParent(event.TraceParent)
+//	        └── orchestrix.command (kind=shipment)
+package telemetry

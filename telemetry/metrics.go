@@ -1,0 +1,311 @@
+package telemetry
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Namespace is the prefix of every metric name.
+const Namespace = "orchestrix"
+
+// Label names. Their values have bounded cardinality: aggregate kinds,
+// outcomes, projection and saga names and saga states are fixed by the
+// program, never per-aggregate ids.
+const (
+	LabelKind       = "kind"
+	LabelOutcome    = "outcome"
+	LabelProjection = "projection"
+	LabelSaga       = "saga"
+	LabelState      = "state"
+)
+
+// Histogram buckets.
+var (
+	// LatencyBuckets (seconds) serve command_duration_seconds,
+	// journal_commit_seconds and recovery_seconds: 100 µs to 10 s.
+	LatencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	// BatchBuckets serve journal_batch_events: 1 to 4096 events.
+	BatchBuckets = prometheus.ExponentialBuckets(1, 2, 13)
+)
+
+// Metrics holds Orchestrix's Prometheus metrics. Create it with NewMetrics;
+// give it to the runtime (actor.Config.Metrics) and to journals,
+// projections and sagas, which call its methods.
+//
+// Every method is safe for concurrent use and is a no-op on a nil
+// *Metrics, so components may hold a nil *Metrics to mean "no metrics".
+// Metrics is itself a prometheus.Collector of all of its series, and an
+// Observer of the runtime's Observations.
+type Metrics struct {
+	commands         *prometheus.CounterVec
+	commandDuration  *prometheus.HistogramVec
+	eventsAppended   *prometheus.CounterVec
+	batchEvents      prometheus.Histogram
+	commitSeconds    prometheus.Histogram
+	aggregatesActive *prometheus.GaugeVec
+	passivations     *prometheus.CounterVec
+	recoveries       *prometheus.CounterVec
+	recoverySeconds  *prometheus.HistogramVec
+	projectionLag    *prometheus.GaugeVec
+	projectionPos    *prometheus.GaugeVec
+	sagaInstances    *prometheus.GaugeVec
+	sagaCompensation *prometheus.CounterVec
+
+	collectors []prometheus.Collector
+
+	// kinds caches the series of each aggregate kind (string →
+	// *kindSeries), so the runtime's hot path does no label hashing.
+	kinds sync.Map
+}
+
+// kindSeries are the series of one aggregate kind.
+type kindSeries struct {
+	commands        [numOutcomes]prometheus.Counter // index OutcomeUnset unused
+	duration        prometheus.Observer
+	events          prometheus.Counter
+	active          prometheus.Gauge
+	passivations    prometheus.Counter
+	recoveries      prometheus.Counter
+	recoverySeconds prometheus.Observer
+}
+
+var _ Observer = (*Metrics)(nil)
+var _ prometheus.Collector = (*Metrics)(nil)
+
+// NewMetrics creates the metrics and registers them, as one collector, on
+// reg. Nothing is registered anywhere else (in particular not on the
+// global prometheus.DefaultRegisterer); a nil reg registers nothing, for a
+// caller that registers the returned *Metrics itself. The error is reg's
+// (for example a prometheus.AlreadyRegisteredError when the same names are
+// registered twice).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "commands_total",
+			Help: "Commands answered by aggregates, by aggregate kind and outcome.",
+		}, []string{LabelKind, LabelOutcome}),
+		commandDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "command_duration_seconds",
+			Help:    "Time from Send to the command's answer, by aggregate kind.",
+			Buckets: LatencyBuckets,
+		}, []string{LabelKind}),
+		eventsAppended: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "events_appended_total",
+			Help: "Events durably appended by aggregates, by aggregate kind.",
+		}, []string{LabelKind}),
+		batchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "journal_batch_events",
+			Help:    "Events per journal commit (one transaction).",
+			Buckets: BatchBuckets,
+		}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "journal_commit_seconds",
+			Help:    "Duration of one journal commit (one transaction, including its sync).",
+			Buckets: LatencyBuckets,
+		}),
+		aggregatesActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "aggregates_active",
+			Help: "Aggregates with a live actor, by aggregate kind.",
+		}, []string{LabelKind}),
+		passivations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "passivations_total",
+			Help: "Aggregate actors stopped (idle, evicted or shut down), by aggregate kind.",
+		}, []string{LabelKind}),
+		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "recoveries_total",
+			Help: "Aggregate recoveries (snapshot load plus replay) completed or failed, by aggregate kind.",
+		}, []string{LabelKind}),
+		recoverySeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "recovery_seconds",
+			Help:    "Duration of aggregate recoveries, by aggregate kind.",
+			Buckets: LatencyBuckets,
+		}, []string{LabelKind}),
+		projectionLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "projection_lag_events",
+			Help: "Events committed to the journal that a projection has not processed yet.",
+		}, []string{LabelProjection}),
+		projectionPos: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "projection_position",
+			Help: "Global journal position a projection has processed (its checkpoint).",
+		}, []string{LabelProjection}),
+		sagaInstances: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "saga_instances",
+			Help: "Saga instances by saga and state.",
+		}, []string{LabelSaga, LabelState}),
+		sagaCompensation: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "saga_compensations_total",
+			Help: "Compensations started by sagas.",
+		}, []string{LabelSaga}),
+	}
+	m.collectors = []prometheus.Collector{
+		m.commands, m.commandDuration, m.eventsAppended, m.batchEvents, m.commitSeconds,
+		m.aggregatesActive, m.passivations, m.recoveries, m.recoverySeconds,
+		m.projectionLag, m.projectionPos, m.sagaInstances, m.sagaCompensation,
+	}
+	if reg != nil {
+		if err := reg.Register(m); err != nil {
+			return nil, fmt.Errorf("telemetry: registering metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range m.collectors {
+		c.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range m.collectors {
+		c.Collect(ch)
+	}
+}
+
+// kind returns the cached series of an aggregate kind, creating them
+// (with every outcome's counter at zero) on first use.
+func (m *Metrics) kind(kind string) *kindSeries {
+	if s, ok := m.kinds.Load(kind); ok {
+		return s.(*kindSeries)
+	}
+	s := &kindSeries{
+		duration:        m.commandDuration.WithLabelValues(kind),
+		events:          m.eventsAppended.WithLabelValues(kind),
+		active:          m.aggregatesActive.WithLabelValues(kind),
+		passivations:    m.passivations.WithLabelValues(kind),
+		recoveries:      m.recoveries.WithLabelValues(kind),
+		recoverySeconds: m.recoverySeconds.WithLabelValues(kind),
+	}
+	for o := OutcomeOK; o < numOutcomes; o++ {
+		s.commands[o] = m.commands.WithLabelValues(kind, o.String())
+	}
+	actual, _ := m.kinds.LoadOrStore(kind, s)
+	return actual.(*kindSeries)
+}
+
+// Observe records o: CommandDone feeds commands_total and
+// command_duration_seconds (when Duration is set), a successful Committed
+// feeds events_appended_total, Activated and Passivated move
+// aggregates_active (Passivated also counts passivations_total), and
+// Recovered feeds recoveries_total and recovery_seconds. Other kinds are
+// ignored.
+func (m *Metrics) Observe(o Observation) {
+	if m == nil {
+		return
+	}
+	switch o.Kind {
+	case CommandDone:
+		out := o.Outcome
+		if out == OutcomeUnset {
+			out = OutcomeOf(o.Err)
+		}
+		m.commandDone(m.kind(o.AggregateKind), out, o.Duration)
+	case Committed:
+		if o.Err == nil && o.Events > 0 {
+			m.kind(o.AggregateKind).events.Add(float64(o.Events))
+		}
+	case Activated:
+		m.kind(o.AggregateKind).active.Inc()
+	case Passivated:
+		s := m.kind(o.AggregateKind)
+		s.active.Dec()
+		s.passivations.Inc()
+	case Recovered:
+		s := m.kind(o.AggregateKind)
+		s.recoveries.Inc()
+		s.recoverySeconds.Observe(seconds(o.Duration))
+	}
+}
+
+func (m *Metrics) commandDone(s *kindSeries, out Outcome, d time.Duration) {
+	if out == OutcomeUnset || out >= numOutcomes {
+		out = OutcomeError
+	}
+	s.commands[out].Inc()
+	if d > 0 {
+		s.duration.Observe(d.Seconds())
+	}
+}
+
+// CommandDone counts a command of aggregate kind that ended with outcome
+// and, when d > 0, records its duration. The runtime calls it through
+// Observe; it is exported for other command dispatchers (a cluster
+// front end, for example). OutcomeUnset counts as OutcomeError.
+func (m *Metrics) CommandDone(kind string, outcome Outcome, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.commandDone(m.kind(kind), outcome, d)
+}
+
+// ObserveCommit records one journal commit (one transaction) of events
+// events that took d, including its sync: journal_batch_events and
+// journal_commit_seconds. Journal backends call it once per commit, after
+// the commit succeeded; a failed commit is not recorded.
+func (m *Metrics) ObserveCommit(events int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.batchEvents.Observe(float64(max(events, 0)))
+	m.commitSeconds.Observe(seconds(d))
+}
+
+// ProjectionPosition records that projection name has processed the
+// global log up to position pos and is lag events behind the journal's
+// head (projection_position and projection_lag_events). Projection
+// runners call it after each checkpointed batch and whenever they learn
+// a new head position.
+func (m *Metrics) ProjectionPosition(name string, pos, lag uint64) {
+	if m == nil {
+		return
+	}
+	m.projectionPos.WithLabelValues(name).Set(float64(pos))
+	m.projectionLag.WithLabelValues(name).Set(float64(lag))
+}
+
+// SetSagaInstances sets the number of instances of saga in state to n
+// (saga_instances), for a saga manager that counts its instances, for
+// example after recovery.
+func (m *Metrics) SetSagaInstances(saga, state string, n int) {
+	if m == nil {
+		return
+	}
+	m.sagaInstances.WithLabelValues(saga, state).Set(float64(n))
+}
+
+// SagaTransition moves one instance of saga from state from to state to
+// in saga_instances. An empty from means a new instance, an empty to an
+// instance that is no longer tracked (deleted or archived).
+func (m *Metrics) SagaTransition(saga, from, to string) {
+	if m == nil {
+		return
+	}
+	if from != "" {
+		m.sagaInstances.WithLabelValues(saga, from).Dec()
+	}
+	if to != "" {
+		m.sagaInstances.WithLabelValues(saga, to).Inc()
+	}
+}
+
+// SagaCompensation counts one compensation started by saga
+// (saga_compensations_total): call it once per instance whose steps are
+// being compensated, not once per compensating command.
+func (m *Metrics) SagaCompensation(saga string) {
+	if m == nil {
+		return
+	}
+	m.sagaCompensation.WithLabelValues(saga).Inc()
+}
+
+func seconds(d time.Duration) float64 {
+	if d < 0 {
+		return 0
+	}
+	return d.Seconds()
+}
