@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 // Config configures a Manager.
@@ -36,6 +37,9 @@ type Config struct {
 	// the manager start a private one (with a quiet logger) and shut it
 	// down on Close.
 	System *actor.ActorSystem
+	// Metrics receives projection_position and projection_lag_events for
+	// every projection whenever its status changes. Nil records nothing.
+	Metrics *telemetry.Metrics
 }
 
 // Validate reports whether c is usable.
@@ -134,6 +138,7 @@ func (m *Manager) Add(ctx context.Context, p Projection) error {
 		watcher:   m.watcher,
 		registry:  m.cfg.Registry,
 		clock:     m.cfg.Clock,
+		metrics:   m.cfg.Metrics,
 		log:       m.log.With(slog.String("projection", p.Name)),
 		status:    Status{Name: p.Name},
 		changed:   make(chan struct{}),

@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 // runner is the state of one projection. Its status is shared (guarded by
@@ -25,6 +26,7 @@ type runner struct {
 	watcher  journal.Watcher
 	registry *orchestrix.Registry
 	clock    Clock
+	metrics  *telemetry.Metrics
 	log      *slog.Logger
 
 	pid *actor.PID
@@ -43,6 +45,7 @@ func (r *runner) update(fn func(s *Status)) {
 	r.mu.Lock()
 	fn(&r.status)
 	r.status.computeLag()
+	r.metrics.ProjectionPosition(r.p.Name, r.status.Position, r.status.Lag)
 	close(r.changed)
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
