@@ -17,6 +17,8 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/internal/pgmigrate"
 	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/telemetry"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults for the zero values of Options.
@@ -64,6 +66,15 @@ type Options struct {
 
 	// Logger receives the listener's connection problems. Nil discards.
 	Logger *slog.Logger
+
+	// Metrics receives journal_batch_events and journal_commit_seconds for
+	// every committed batch. Nil records nothing.
+	Metrics *telemetry.Metrics
+
+	// TracerProvider makes one orchestrix.journal.commit span per batch,
+	// linked to the traces of the batch's appends. Nil means the global
+	// provider (a no-op unless an OpenTelemetry SDK is installed).
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports whether o is usable.
@@ -112,6 +123,7 @@ type Journal struct {
 	schema  string
 	channel string
 	sql     queries
+	tracer  trace.Tracer
 
 	// The queue of appends waiting for the writer, and the batches being
 	// committed, guarded by mu.
@@ -217,6 +229,7 @@ func newJournal(ctx context.Context, pool *pgxpool.Pool, opts Options, ownPool b
 		ownPool: ownPool,
 		opts:    opts,
 		schema:  schema,
+		tracer:  telemetry.Tracer(opts.TracerProvider),
 		channel: channelName(schema),
 		sql: queries{
 			append: x(sqlAppend), heads: x(sqlHeads), head: x(sqlHead),

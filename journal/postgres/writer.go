@@ -12,6 +12,8 @@ import (
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/telemetry"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Append states of a pending append.
@@ -36,6 +38,7 @@ type pending struct {
 	types    []string
 	times    []time.Time
 	records  [][]byte // MarshalBinary with Sequence 0
+	traceTP  string   // traceparent of the first event, linked from the commit span
 	state    atomicState
 	done     chan outcome
 
@@ -43,6 +46,7 @@ type pending struct {
 	head        uint64 // head the write was planned on
 	checkIDs    bool   // ask journal_append to verify ids are not stored
 	idsVerified bool   // a lookup found none of the ids stored
+	committed   bool   // stored by this batch (set by succeed)
 }
 
 type outcome struct {
@@ -100,6 +104,7 @@ func (j *Journal) prepare(stream string, expected journal.ExpectedVersion, event
 		times:    make([]time.Time, len(events)),
 		records:  make([][]byte, len(events)),
 		done:     make(chan outcome, 1),
+		traceTP:  events[0].TraceParent,
 	}
 	for i, ev := range events {
 		if len(ev.Data) > j.opts.MaxEventSize {
@@ -173,7 +178,29 @@ func (j *Journal) runWriter() {
 
 // runBatch commits batch and tells the writer loop it is done.
 func (j *Journal) runBatch(batch []*pending) {
+	start := time.Now()
+	events, links := 0, make([]trace.Link, 0, len(batch))
+	for _, p := range batch {
+		events += len(p.records)
+		if l, ok := telemetry.LinkFromTraceParent(p.traceTP); ok {
+			links = append(links, l)
+		}
+	}
+	_, span := telemetry.StartCommitSpan(j.runCtx, j.tracer, events, links...)
 	j.commitBatch(batch)
+	committed := 0
+	for _, p := range batch {
+		if p.committed {
+			committed += len(p.records)
+		}
+	}
+	var err error
+	if committed == 0 {
+		err = errors.New("journal/postgres: no append of the batch was committed")
+	} else {
+		j.opts.Metrics.ObserveCommit(committed, time.Since(start))
+	}
+	telemetry.EndSpan(span, err)
 	j.mu.Lock()
 	for _, p := range batch {
 		delete(j.inFlight, p.stream)
@@ -670,6 +697,7 @@ func (j *Journal) succeed(writes []*pending, first uint64) {
 	for _, p := range writes {
 		k := uint64(len(p.ids))
 		j.setHead(p.stream, p.head+k)
+		p.committed = true
 		j.reply(p, journal.AppendResult{
 			FirstVersion: p.head + 1, LastVersion: p.head + k,
 			FirstPosition: pos, LastPosition: pos + k - 1,
