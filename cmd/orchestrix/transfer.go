@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/journal"
+)
+
+var exportCommand = &command{
+	name:    "export",
+	args:    "[--out FILE] [--progress]",
+	summary: "write every event as JSON lines",
+	help: `
+Writes every stored event of every stream in global position order, one
+JSON object per line:
+  {"stream":…,"version":…,"position":…,"event":{CloudEvents JSON}}
+to FILE (written under a temporary name and renamed when complete) or to
+standard output. Deleted events are not exported. The output is what
+'orchestrix import' reads.
+
+A progress indicator is written to standard error when it is a terminal,
+or always with --progress.`,
+	setFlags: func(fs *flag.FlagSet) func(*app, []string) error {
+		outPath := fs.String("out", "", "write to `FILE` instead of standard output")
+		progress := fs.Bool("progress", false, "show progress on standard error even when it is not a terminal")
+		return func(a *app, args []string) (err error) {
+			if len(args) > 0 {
+				return usagef("unexpected argument %q", args[0])
+			}
+			s, err := a.open(false)
+			if err != nil {
+				return err
+			}
+			defer closeStore(s, &err)
+
+			var total uint64
+			if w, ok := s.Journal.(journal.Watcher); ok {
+				if total, err = w.LastPosition(a.ctx); err != nil {
+					return err
+				}
+			}
+			dst := a.stdout
+			var tmp *os.File
+			if *outPath != "" {
+				tmp, err = os.CreateTemp(filepath.Dir(*outPath), "."+filepath.Base(*outPath)+".*")
+				if err != nil {
+					return err
+				}
+				defer func() {
+					if tmp != nil {
+						tmp.Close()
+						os.Remove(tmp.Name())
+					}
+				}()
+				dst = tmp
+			}
+			out := bufio.NewWriterSize(dst, 1<<16)
+			pr := newProgress(a.stderr, *progress, "export")
+			var (
+				line    []byte
+				events  uint64
+				streams = make(map[string]struct{})
+			)
+			for rec, err := range s.ReadAll(a.ctx, 0, math.MaxInt) {
+				if err != nil {
+					return err
+				}
+				if line, err = appendRecordLine(line[:0], rec); err != nil {
+					return err
+				}
+				if _, err := out.Write(line); err != nil {
+					return err
+				}
+				events++
+				streams[rec.Stream] = struct{}{}
+				pr.update(func() string {
+					return fmt.Sprintf("%d events, position %d of %d (%s)", events, rec.Position, total, percent(rec.Position, total))
+				})
+			}
+			if err := out.Flush(); err != nil {
+				return err
+			}
+			if tmp != nil {
+				if err := tmp.Sync(); err != nil {
+					return err
+				}
+				if err := tmp.Close(); err != nil {
+					return err
+				}
+				if err := os.Rename(tmp.Name(), *outPath); err != nil {
+					return err
+				}
+				tmp = nil
+			}
+			pr.done(fmt.Sprintf("exported %d events of %d streams", events, len(streams)))
+			return nil
+		}
+	},
+}
+
+var importCommand = &command{
+	name:    "import",
+	args:    "[--in FILE] [--progress]",
+	summary: "append the events of an export, idempotently",
+	help: `
+Reads the JSON lines of 'orchestrix export' from FILE or standard input and
+appends each event to its stream at its version, expecting the stream to
+be exactly at the previous version. Consecutive lines of one stream are
+appended together. The target journal is created if it does not exist.
+
+Importing is idempotent: events already stored at their versions with the
+same event ids are recognised and skipped, so an interrupted import can
+simply be run again, and importing the same export twice changes nothing.
+An import that disagrees with the journal is refused with an error naming
+the line, stream and version: different events stored at those versions,
+or a stream whose earlier versions are neither in the journal nor in the
+import (an export taken after events were deleted cannot be imported into
+an empty journal). Everything before the refused line stays imported.
+
+Events are appended in the order of the file, so their global order is
+kept; positions are assigned by the target journal (the "position" member
+is ignored).
+
+A progress indicator is written to standard error when it is a terminal,
+or always with --progress.`,
+	setFlags: func(fs *flag.FlagSet) func(*app, []string) error {
+		inPath := fs.String("in", "", "read `FILE` instead of standard input")
+		progress := fs.Bool("progress", false, "show progress on standard error even when it is not a terminal")
+		return func(a *app, args []string) (err error) {
+			if len(args) > 0 {
+				return usagef("unexpected argument %q", args[0])
+			}
+			src := a.stdin
+			var size int64
+			if *inPath != "" {
+				f, err := os.Open(*inPath)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if fi, err := f.Stat(); err == nil {
+					size = fi.Size()
+				}
+				src = f
+			}
+			s, err := a.open(true)
+			if err != nil {
+				return err
+			}
+			defer closeStore(s, &err)
+			im := &importer{app: a, s: s, pr: newProgress(a.stderr, *progress, "import"), size: size}
+			if err := im.run(src); err != nil {
+				im.pr.done(im.summary())
+				return err
+			}
+			im.pr.done(im.summary())
+			return nil
+		}
+	},
+}
+
+// maxImportBatch is the most events one import append carries.
+const maxImportBatch = 512
+
+// importer appends the lines of an export.
+type importer struct {
+	app  *app
+	s    *store
+	pr   *progress
+	size int64 // bytes of the input, 0 when unknown
+
+	read              int64 // bytes read so far
+	imported, skipped uint64
+	streams           map[string]struct{}
+
+	// The batch being collected: consecutive versions of one stream.
+	batch      []orchestrix.Envelope
+	batchLine  int
+	stream     string
+	firstVer   uint64
+	batchBytes int
+}
+
+func (im *importer) summary() string {
+	return fmt.Sprintf("imported %d events (%d already present) into %d streams", im.imported, im.skipped, len(im.streams))
+}
+
+func (im *importer) run(src io.Reader) error {
+	im.streams = make(map[string]struct{})
+	sc := bufio.NewScanner(src)
+	sc.Buffer(make([]byte, 0, 1<<16), 64<<20)
+	lineNo := 0
+	for sc.Scan() {
+		lineNo++
+		raw := sc.Bytes()
+		im.read += int64(len(raw)) + 1
+		if len(raw) == 0 {
+			continue
+		}
+		var l recordLine
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return fmt.Errorf("line %d: %w", lineNo, err)
+		}
+		if l.Stream == "" || l.Version == 0 || len(l.Event) == 0 {
+			return fmt.Errorf("line %d: want an object with \"stream\", \"version\" (from 1) and \"event\"", lineNo)
+		}
+		var ev orchestrix.Envelope
+		if err := ev.UnmarshalJSON(l.Event); err != nil {
+			return fmt.Errorf("line %d: stream %q version %d: event: %w", lineNo, l.Stream, l.Version, err)
+		}
+		if ev.Sequence != 0 && ev.Sequence != l.Version {
+			return fmt.Errorf("line %d: stream %q: version %d but the event's sequence is %d", lineNo, l.Stream, l.Version, ev.Sequence)
+		}
+		if len(im.batch) > 0 && (l.Stream != im.stream || l.Version != im.firstVer+uint64(len(im.batch)) ||
+			len(im.batch) >= maxImportBatch || im.batchBytes+len(raw) > 4<<20) {
+			if err := im.flush(); err != nil {
+				return err
+			}
+		}
+		if len(im.batch) == 0 {
+			im.stream, im.firstVer, im.batchLine, im.batchBytes = l.Stream, l.Version, lineNo, 0
+		}
+		im.batch = append(im.batch, ev)
+		im.batchBytes += len(raw)
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("line %d: %w", lineNo+1, err)
+	}
+	return im.flush()
+}
+
+// flush appends the collected batch: the part the journal already holds
+// must be a duplicate of it, the rest is appended after it.
+func (im *importer) flush() error {
+	if len(im.batch) == 0 {
+		return nil
+	}
+	ctx, stream, evs, first, line := im.app.ctx, im.stream, im.batch, im.firstVer, im.batchLine
+	im.batch = nil
+	im.streams[stream] = struct{}{}
+	head, err := im.s.Head(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("line %d: stream %q: %w", line, stream, err)
+	}
+	if head+1 < first {
+		return fmt.Errorf("line %d: stream %q is at version %d in %s but the import continues at version %d: "+
+			"versions %d..%d are in neither (was the export taken after events were deleted, or is part of it missing?)",
+			line, stream, head, im.app.describe(), first, head+1, first-1)
+	}
+	if head >= first {
+		k := min(head-first+1, uint64(len(evs)))
+		res, err := im.s.Append(ctx, stream, journal.Exact(first-1), evs[:k])
+		if err != nil {
+			return importErr(line, stream, first, err)
+		}
+		if res.Duplicate {
+			im.skipped += k
+		} else {
+			im.imported += k
+		}
+		evs, first, line = evs[k:], first+k, line+int(k)
+	}
+	if len(evs) > 0 {
+		if _, err := im.s.Append(ctx, stream, journal.Exact(first-1), evs); err != nil {
+			return importErr(line, stream, first, err)
+		}
+		im.imported += uint64(len(evs))
+	}
+	im.pr.update(func() string {
+		if im.size > 0 {
+			return fmt.Sprintf("%d events (%s of the input)", im.imported+im.skipped, percent(uint64(im.read), uint64(im.size)))
+		}
+		return fmt.Sprintf("%d events", im.imported+im.skipped)
+	})
+	return nil
+}
+
+func importErr(line int, stream string, version uint64, err error) error {
+	if errors.Is(err, orchestrix.ErrVersionConflict) {
+		return fmt.Errorf("line %d: stream %q version %d: conflicting data: the journal holds other events at this version; refusing to import (%w)",
+			line, stream, version, err)
+	}
+	return fmt.Errorf("line %d: stream %q version %d: %w", line, stream, version, err)
+}
+
+// progress writes a progress indicator to a terminal (rewriting one line)
+// or, when forced, to any writer (one line per update), at most a few
+// times a second.
+type progress struct {
+	w        io.Writer
+	enabled  bool
+	terminal bool
+	verb     string
+	last     time.Time
+	shown    bool
+}
+
+func newProgress(w io.Writer, force bool, verb string) *progress {
+	term := isTerminal(w)
+	return &progress{w: w, enabled: force || term, terminal: term, verb: verb}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// update shows msg() unless the last update was very recent.
+func (p *progress) update(msg func() string) {
+	if !p.enabled {
+		return
+	}
+	now := time.Now()
+	if p.shown && now.Sub(p.last) < 250*time.Millisecond {
+		return
+	}
+	p.last, p.shown = now, true
+	if p.terminal {
+		fmt.Fprintf(p.w, "\r\033[K%s: %s", p.verb, msg())
+		return
+	}
+	fmt.Fprintf(p.w, "%s: %s\n", p.verb, msg())
+}
+
+// done ends the indicator and prints the final summary line.
+func (p *progress) done(summary string) {
+	if p.terminal && p.shown {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+	fmt.Fprintf(p.w, "%s\n", summary)
+}
+
+func percent(done, total uint64) string {
+	if total == 0 {
+		return "100%"
+	}
+	return fmt.Sprintf("%.0f%%", 100*float64(min(done, total))/float64(total))
+}
