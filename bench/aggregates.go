@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -51,7 +50,8 @@ type aggConfig struct {
 	idle       int
 	only       string
 	jsonOut    bool
-	cpuProfile string
+	noSync     bool
+	profile    profileFlags
 }
 
 // aggResult is one scenario's outcome (one JSON object per line with -json).
@@ -114,7 +114,8 @@ func parseAggFlags(args []string, stderr io.Writer) (aggConfig, error) {
 	fs.IntVar(&cfg.idle, "idle", 100000, "aggregates activated in the memory scenario")
 	fs.StringVar(&cfg.only, "only", "many,hot,baseline,recovery,memory", "comma-separated scenarios to run")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print one JSON object per scenario and line instead of a table")
-	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.BoolVar(&cfg.noSync, "nosync", false, "open the journal with NoSync (diagnosis only: the CPU-bound ceiling)")
+	cfg.profile.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -145,19 +146,12 @@ func runAggregates(args []string, stdout, stderr io.Writer) int {
 		}
 		defer os.RemoveAll(root)
 	}
-	if cfg.cpuProfile != "" {
-		f, err := os.Create(cfg.cpuProfile)
-		if err != nil {
-			fmt.Fprintln(stderr, "bench aggregates:", err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(stderr, "bench aggregates:", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := cfg.profile.start()
+	if err != nil {
+		fmt.Fprintln(stderr, "bench aggregates:", err)
+		return 1
 	}
+	defer stop()
 	want := map[string]bool{}
 	for _, s := range strings.Split(cfg.only, ",") {
 		want[strings.TrimSpace(s)] = true
@@ -176,11 +170,11 @@ func runAggregates(args []string, stdout, stderr io.Writer) int {
 	}
 	scenarios := []scenario{
 		{"many", func(dir string) ([]aggResult, error) {
-			r, err := runtimeThroughput(dir, "many-aggregates", cfg.aggregates, cfg.senders, cfg.duration)
+			r, err := runtimeThroughput(dir, "many-aggregates", cfg.aggregates, cfg.senders, cfg.duration, cfg.noSync)
 			return []aggResult{r}, err
 		}},
 		{"hot", func(dir string) ([]aggResult, error) {
-			r, err := runtimeThroughput(dir, "hot-aggregate", 1, cfg.senders, cfg.duration)
+			r, err := runtimeThroughput(dir, "hot-aggregate", 1, cfg.senders, cfg.duration, cfg.noSync)
 			return []aggResult{r}, err
 		}},
 		{"baseline", func(dir string) ([]aggResult, error) {
@@ -189,7 +183,7 @@ func runAggregates(args []string, stdout, stderr io.Writer) int {
 		}},
 		{"recovery", func(dir string) ([]aggResult, error) { return recoveryScenario(dir, cfg.replay) }},
 		{"memory", func(dir string) ([]aggResult, error) {
-			r, err := memoryScenario(dir, cfg.idle)
+			r, err := memoryScenario(dir, cfg.idle, cfg.noSync)
 			return []aggResult{r}, err
 		}},
 	}
@@ -288,8 +282,8 @@ func latencyResult(name string, aggs, senders int, total, failed uint64, lat []t
 	}
 }
 
-func openSystem(dir string) (*actor.System, *actor.Handle[benchAccount, benchDeposit, benchDeposited], *bolt.Journal, error) {
-	j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Options{})
+func openSystem(dir string, noSync bool) (*actor.System, *actor.Handle[benchAccount, benchDeposit, benchDeposited], *bolt.Journal, error) {
+	j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Options{NoSync: noSync})
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -309,8 +303,8 @@ func openSystem(dir string) (*actor.System, *actor.Handle[benchAccount, benchDep
 
 // runtimeThroughput: senders send Deposit commands to random aggregates
 // among aggs, each waiting for its reply (events durable) before the next.
-func runtimeThroughput(dir, name string, aggs, senders int, d time.Duration) (aggResult, error) {
-	sys, h, j, err := openSystem(dir)
+func runtimeThroughput(dir, name string, aggs, senders int, d time.Duration, noSync bool) (aggResult, error) {
+	sys, h, j, err := openSystem(dir, noSync)
 	if err != nil {
 		return aggResult{}, err
 	}
@@ -480,9 +474,9 @@ func recoveryScenario(dir string, n int) ([]aggResult, error) {
 
 // memoryScenario activates n aggregates that each have one event, and
 // reports the heap growth per active, idle aggregate.
-func memoryScenario(dir string, n int) (aggResult, error) {
+func memoryScenario(dir string, n int, noSync bool) (aggResult, error) {
 	ctx := context.Background()
-	sys, h, j, err := openSystem(dir)
+	sys, h, j, err := openSystem(dir, noSync)
 	if err != nil {
 		return aggResult{}, err
 	}

@@ -37,6 +37,8 @@ type journalConfig struct {
 	dataSize  int
 	baseline  bool
 	jsonOut   bool
+	noSync    bool
+	profile   profileFlags
 }
 
 // journalResult is one scenario's outcome; with -json it is printed as one
@@ -76,7 +78,7 @@ func backendFor(cfg journalConfig) (journalBackend, error) {
 	switch cfg.backend {
 	case "bolt":
 		return func(_ context.Context, _, dir string) (openedJournal, error) {
-			j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Options{})
+			j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Options{NoSync: cfg.noSync})
 			if err != nil {
 				return openedJournal{}, err
 			}
@@ -131,6 +133,8 @@ func parseJournalFlags(args []string, stderr io.Writer) (journalConfig, error) {
 	fs.IntVar(&cfg.dataSize, "data", 96, "bytes of payload per event (the encoded envelope is about 100 bytes more)")
 	fs.BoolVar(&cfg.baseline, "baseline", true, "also run the baseline: one bbolt Update (and fsync) per event")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print one JSON object per scenario and line instead of a table")
+	fs.BoolVar(&cfg.noSync, "nosync", false, "open bolt journals with NoSync (diagnosis only: shows the CPU-bound ceiling)")
+	cfg.profile.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: go run ./bench journal [flags]\n\n"+
 			"Each scenario runs N appenders, each appending one event at a time to\n"+
@@ -182,6 +186,12 @@ func runJournal(args []string, stdout, stderr io.Writer) int {
 		}
 		defer os.RemoveAll(root)
 	}
+	stop, err := cfg.profile.start()
+	if err != nil {
+		fmt.Fprintln(stderr, "bench journal:", err)
+		return 1
+	}
+	defer stop()
 	ctx := context.Background()
 	template := benchEvent(cfg.dataSize)
 	var results []journalResult

@@ -11,7 +11,14 @@
 //	          the one-transaction-per-event baseline (see journal.go)
 //
 // Every subcommand prints a table, or with -json one JSON object per line
-// and scenario.
+// and scenario. Every subcommand also takes -cpuprofile, -blockprofile,
+// -mutexprofile and -trace (see profile.go), and -nosync, which runs the
+// bbolt journal without fsync to show the CPU-bound ceiling (diagnosis
+// only).
+//
+//	aggregates  actor runtime on the bbolt journal: many and one hot
+//	            aggregate, a mutex-per-aggregate baseline, recovery and
+//	            memory per idle aggregate (see aggregates.go)
 package main
 
 import (

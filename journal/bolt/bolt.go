@@ -45,6 +45,7 @@ const (
 	DefaultIdempotencyWindow = 16
 	DefaultFileMode          = 0o600
 	DefaultTimeout           = 5 * time.Second
+	DefaultPageSize          = 16 << 10
 )
 
 // Options configures a Journal. The zero value is a durable journal with
@@ -77,6 +78,16 @@ type Options struct {
 	// StreamExists. Zero means DefaultIdempotencyWindow; at most 1<<16.
 	IdempotencyWindow int
 
+	// PageSize is the bbolt page size of a newly created file, a power of
+	// two from 4 KiB to 64 KiB; a file that exists keeps the page size it
+	// was created with. Zero means DefaultPageSize (16 KiB). A commit
+	// writes one system call per dirty page, and the log is stored in
+	// blocks of half a page, so pages larger than the usual 4 KiB make a
+	// large group commit cheaper (measured: about 15 % more events/s
+	// with 1024 appenders) at the cost of rewriting a larger partly
+	// filled page when commits are small.
+	PageSize int
+
 	// FileMode is the mode of a newly created file. Zero means 0600.
 	FileMode os.FileMode
 
@@ -106,6 +117,8 @@ func (o Options) Validate() error {
 		return errors.New("journal/bolt: IdempotencyWindow out of range 0..65536")
 	case o.Timeout < 0:
 		return errors.New("journal/bolt: negative Timeout")
+	case o.PageSize != 0 && (o.PageSize < 4<<10 || o.PageSize > 64<<10 || o.PageSize&(o.PageSize-1) != 0):
+		return errors.New("journal/bolt: PageSize must be 0 or a power of two from 4 KiB to 64 KiB")
 	}
 	return nil
 }
@@ -125,6 +138,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.IdempotencyWindow == 0 {
 		o.IdempotencyWindow = DefaultIdempotencyWindow
+	}
+	if o.PageSize == 0 {
+		o.PageSize = DefaultPageSize
 	}
 	if o.FileMode == 0 {
 		o.FileMode = DefaultFileMode
@@ -226,6 +242,7 @@ func Open(path string, opts Options) (*Journal, error) {
 		// The freelist is rebuilt by scanning on open instead of being
 		// written on every commit: fewer pages per group commit.
 		NoFreelistSync: true,
+		PageSize:       opts.PageSize,
 	})
 	if err != nil {
 		if errors.Is(err, bberrors.ErrTimeout) {

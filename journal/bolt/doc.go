@@ -99,7 +99,9 @@
 //	data        the frames, concatenated
 //
 // A commit splits its records into blocks of at most half a bbolt page
-// (about 2 KB, eight 200-byte events). bbolt keeps at least two keys in a
+// (about 8 KB, some thirty-five 200-byte events, with the default 16 KiB
+// pages of Options.PageSize; a file keeps the page size it was created
+// with). bbolt keeps at least two keys in a
 // leaf node, so one large value per commit would be rewritten together
 // with its predecessors on every commit; half-page blocks fill each page
 // with two of them, and a commit rewrites at most one partly filled page
