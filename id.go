@@ -86,7 +86,6 @@ func random8(dst []byte) {
 	randomBlocks.Put(b)
 }
 
-
 // formatUUID writes u as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.
 func formatUUID(u *[16]byte) string {
 	var out [36]byte
