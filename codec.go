@@ -1,6 +1,9 @@
 package orchestrix
 
-import "encoding/json"
+import (
+	"context"
+	"encoding/json"
+)
 
 // Codec encodes event payloads to bytes and back. A Registry uses one
 // Codec for every type it knows. Implementations must be safe for
@@ -29,3 +32,33 @@ func (JSONCodec) Decode(data []byte, v any) error { return json.Unmarshal(data, 
 
 // ContentType implements Codec; it returns "application/json".
 func (JSONCodec) ContentType() string { return "application/json" }
+
+// SubjectCodec is a Codec whose encoding depends on the data subject the
+// payload belongs to — typically the aggregate id in Envelope.Subject —
+// for example a codec that encrypts personal data with a per-subject key
+// (package pii). A Registry whose codec implements it encodes through
+// EncodeFor in MarshalFor and decodes through DecodeFor in Unmarshal and
+// UnmarshalContext, passing the envelope's Subject.
+//
+// Encode and Decode (the plain Codec methods) are used when no subject is
+// known; an implementation may refuse to encode a payload that needs one.
+// Implementations must be safe for concurrent use.
+type SubjectCodec interface {
+	Codec
+	// EncodeFor returns the encoding of v, which belongs to subject.
+	EncodeFor(ctx context.Context, subject string, v any) ([]byte, error)
+	// DecodeFor decodes data, which belongs to subject, into v, a non-nil
+	// pointer.
+	DecodeFor(ctx context.Context, subject string, data []byte, v any) error
+}
+
+// subjectDecoder binds a SubjectCodec to one subject for Registry.decode.
+type subjectDecoder struct {
+	SubjectCodec
+	ctx     context.Context
+	subject string
+}
+
+func (d subjectDecoder) Decode(data []byte, v any) error {
+	return d.DecodeFor(d.ctx, d.subject, data, v)
+}

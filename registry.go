@@ -1,6 +1,7 @@
 package orchestrix
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"mime"
@@ -214,11 +215,31 @@ func (r *Registry) TypeName(v any) (string, error) {
 // An unregistered type yields an error matching ErrUnknownEventType; an
 // encoding failure is returned wrapped.
 func (r *Registry) Marshal(v any) (Envelope, error) {
+	return r.marshal(context.Background(), "", v, false)
+}
+
+// MarshalFor is Marshal for a payload that belongs to subject (usually an
+// aggregate id): it also sets the envelope's Subject, and when the
+// registry's codec is a SubjectCodec it encodes with EncodeFor(ctx,
+// subject, v), which may do I/O (for example fetch the subject's key).
+// With any other codec ctx is unused.
+func (r *Registry) MarshalFor(ctx context.Context, subject string, v any) (Envelope, error) {
+	return r.marshal(ctx, subject, v, true)
+}
+
+// marshal encodes v, with the SubjectCodec's EncodeFor when forSubject is
+// set and the codec is one.
+func (r *Registry) marshal(ctx context.Context, subject string, v any, forSubject bool) (Envelope, error) {
 	reg, v, err := r.lookupValue(v)
 	if err != nil {
 		return Envelope{}, err
 	}
-	data, err := r.codec.Encode(v)
+	var data []byte
+	if sc, ok := r.codec.(SubjectCodec); ok && forSubject {
+		data, err = sc.EncodeFor(ctx, subject, v)
+	} else {
+		data, err = r.codec.Encode(v)
+	}
 	if err != nil {
 		return Envelope{}, fmt.Errorf("orchestrix: encoding %q: %w", reg.name, err)
 	}
@@ -226,6 +247,7 @@ func (r *Registry) Marshal(v any) (Envelope, error) {
 		ID:              r.newID(),
 		SpecVersion:     SpecVersion,
 		Type:            reg.name,
+		Subject:         subject,
 		SchemaVersion:   reg.version,
 		DataContentType: r.codec.ContentType(),
 		Data:            data,
@@ -244,7 +266,25 @@ func (r *Registry) Marshal(v any) (Envelope, error) {
 //     version newer than the registered one is an *UpcastError;
 //   - a DataContentType that is not the codec's media type, or a payload
 //     the codec cannot decode, matches ErrInvalidEnvelope.
+//
+// When the registry's codec is a SubjectCodec, the payload is decoded with
+// DecodeFor(context.Background(), e.Subject, …); use UnmarshalContext to
+// pass a context.
 func (r *Registry) Unmarshal(e Envelope) (any, error) {
+	return r.unmarshal(context.Background(), e)
+}
+
+// UnmarshalContext is Unmarshal with a context for a SubjectCodec's
+// DecodeFor (which may do I/O, for example fetch a decryption key). With
+// any other codec it is the same as Unmarshal.
+func (r *Registry) UnmarshalContext(ctx context.Context, e Envelope) (any, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return r.unmarshal(ctx, e)
+}
+
+func (r *Registry) unmarshal(ctx context.Context, e Envelope) (any, error) {
 	r.mu.RLock()
 	reg, ok := r.byName[e.Type]
 	var chain []func([]byte) ([]byte, error)
@@ -272,7 +312,11 @@ func (r *Registry) Unmarshal(e Envelope) (any, error) {
 		}
 		data = out
 	}
-	v, err := reg.decode(r.codec, data)
+	codec := r.codec
+	if sc, ok := codec.(SubjectCodec); ok {
+		codec = subjectDecoder{SubjectCodec: sc, ctx: ctx, subject: e.Subject}
+	}
+	v, err := reg.decode(codec, data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: decoding %q payload at schema version %d: %w", ErrInvalidEnvelope, reg.name, reg.version, err)
 	}

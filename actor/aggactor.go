@@ -500,7 +500,7 @@ func (a *aggActor[S, C, E]) maybeSnapshot() {
 
 func (a *aggActor[S, C, E]) encodeSnapshot() (snapshot.Snapshot, bool) {
 	sys := a.sys()
-	data, err := a.h.def.EncodeSnapshot(a.state)
+	data, err := a.h.encodeState(sys.bg, a.id, a.state)
 	if err != nil {
 		sys.cfg.Logger.Warn("encoding snapshot failed", "kind", a.h.kind, "id", a.id, "error", err)
 		a.observe(Observation{Kind: SnapshotSaved, Version: a.version, Err: err})

@@ -58,6 +58,12 @@
 // passivated, and Config.MaxActive caps the active aggregates of a kind by
 // passivating the least recently used.
 //
+// Events are encoded with Registry.MarshalFor, for the aggregate id as
+// subject. Snapshots are encoded with Definition.EncodeState when set;
+// otherwise, when the Registry's codec is an orchestrix.SubjectCodec (for
+// example package pii's, which encrypts personal data), with that codec
+// for the aggregate id; otherwise as JSON.
+//
 // Routing has no central mailbox: aggregate ids map to actor PIDs in a
 // sharded table, and a command goes straight to its aggregate's mailbox.
 //

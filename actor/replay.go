@@ -300,7 +300,7 @@ func (h *Handle[S, C, E]) loadSnapshot(ctx context.Context, store snapshot.Store
 			return
 		}
 		if snap.Type == h.kind && snap.SchemaVersion == h.def.SchemaVersion() {
-			state, err := h.def.DecodeSnapshot(snap.Data)
+			state, err := h.decodeState(ctx, stream, snap.Data)
 			if err == nil {
 				out.state = state
 				out.version = snap.Version
@@ -324,7 +324,7 @@ func (h *Handle[S, C, E]) envelopesFor(cmd aggregate.Command[C], events []E, now
 		corr = cmd.ID
 	}
 	for _, e := range events {
-		env, err := h.sys.cfg.Registry.Marshal(e)
+		env, err := h.sys.cfg.Registry.MarshalFor(h.sys.bg, cmd.AggregateID, e)
 		if err != nil {
 			return dst, err
 		}

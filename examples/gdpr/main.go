@@ -1,0 +1,495 @@
+// Command gdpr shows crypto-shredding with package pii: customers' personal
+// data is encrypted with a key per customer before it reaches the journal
+// or a snapshot, a read model shows it, and an erasure request destroys
+// one customer's key. Afterwards the rebuilt read model, the recovered
+// aggregate and the journal read back "[erased]" for that customer's
+// personal fields while everything else stays as it was, and neither the
+// journal file nor the key file holds the personal data or the key.
+//
+//	go run ./examples/gdpr            # data in a temporary directory
+//	go run ./examples/gdpr -data DIR  # keep the files in DIR
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/aggregate"
+	boltjournal "github.com/orchestrix/orchestrix/journal/bolt"
+	"github.com/orchestrix/orchestrix/pii"
+	boltkeys "github.com/orchestrix/orchestrix/pii/bolt"
+	"github.com/orchestrix/orchestrix/projection"
+	boltsnapshot "github.com/orchestrix/orchestrix/snapshot/bolt"
+)
+
+// File names inside the data directory.
+const (
+	JournalFile = "orchestrix.db"
+	KeysFile    = "keys.db"
+)
+
+// Customer is the state of one customer. Its personal fields are tagged
+// too, because snapshots store the state.
+type Customer struct {
+	Name    string `pii:"data"`
+	Email   string `pii:"data"`
+	Country string
+	Orders  int
+}
+
+// Commands of the customer aggregate.
+type (
+	// CustomerCommand is implemented by every customer command.
+	CustomerCommand interface{ isCustomerCommand() }
+	// RegisterCustomer registers a customer.
+	RegisterCustomer struct{ Name, Email, Country string }
+	// ChangeEmail changes a customer's email address.
+	ChangeEmail struct{ Email string }
+	// CountOrder counts one more order.
+	CountOrder struct{}
+)
+
+func (RegisterCustomer) isCustomerCommand() {}
+func (ChangeEmail) isCustomerCommand()      {}
+func (CountOrder) isCustomerCommand()       {}
+
+// Events of the customer aggregate: personal data is tagged `pii:"data"`
+// and belongs to the event's subject, the customer id.
+type (
+	// CustomerEvent is implemented by every customer event.
+	CustomerEvent interface{ isCustomerEvent() }
+	// CustomerRegistered records a registration.
+	CustomerRegistered struct {
+		Name    string `pii:"data"`
+		Email   string `pii:"data"`
+		Country string
+	}
+	// EmailChanged records a new email address.
+	EmailChanged struct {
+		Email string `pii:"data"`
+	}
+	// OrderCounted records the customer's order count.
+	OrderCounted struct{ Orders int }
+)
+
+func (CustomerRegistered) isCustomerEvent() {}
+func (EmailChanged) isCustomerEvent()       {}
+func (OrderCounted) isCustomerEvent()       {}
+
+// Domain errors.
+var (
+	ErrAlreadyRegistered = errors.New("customer already registered")
+	ErrNotRegistered     = errors.New("customer not registered")
+)
+
+// Customers defines the customer aggregate.
+var Customers = aggregate.Definition[Customer, CustomerCommand, CustomerEvent]{
+	Kind:          "customer",
+	Initial:       func(string) Customer { return Customer{} },
+	SnapshotEvery: 2,
+	Decide: func(s Customer, c CustomerCommand) ([]CustomerEvent, error) {
+		registered := s.Name != "" || s.Country != ""
+		switch c := c.(type) {
+		case RegisterCustomer:
+			if registered {
+				return nil, ErrAlreadyRegistered
+			}
+			return []CustomerEvent{CustomerRegistered(c)}, nil
+		case ChangeEmail:
+			if !registered {
+				return nil, ErrNotRegistered
+			}
+			return []CustomerEvent{EmailChanged(c)}, nil
+		case CountOrder:
+			if !registered {
+				return nil, ErrNotRegistered
+			}
+			return []CustomerEvent{OrderCounted{Orders: s.Orders + 1}}, nil
+		}
+		return nil, fmt.Errorf("unknown command %T", c)
+	},
+	Evolve: func(s Customer, e CustomerEvent) Customer {
+		switch e := e.(type) {
+		case CustomerRegistered:
+			s.Name, s.Email, s.Country = e.Name, e.Email, e.Country
+		case EmailChanged:
+			s.Email = e.Email
+		case OrderCounted:
+			s.Orders = e.Orders
+		}
+		return s
+	},
+	Events: []aggregate.EventType{
+		aggregate.Event[CustomerRegistered]("shop.customer.registered"),
+		aggregate.Event[EmailChanged]("shop.customer.email_changed"),
+		aggregate.Event[OrderCounted]("shop.customer.order_counted"),
+	},
+}
+
+// Order is the state of one order.
+type Order struct {
+	CustomerID string
+	ShipTo     string `pii:"data,subject=CustomerID"`
+	Total      int64
+}
+
+// PlaceOrder is the only order command.
+type PlaceOrder struct {
+	CustomerID, ShipTo string
+	Total              int64
+}
+
+// OrderPlaced records an order. The shipping address is the customer's
+// personal data, not the order's: subject=CustomerID encrypts it with the
+// customer's key, so erasing the customer erases it here too.
+type OrderPlaced struct {
+	CustomerID string
+	ShipTo     string `pii:"data,subject=CustomerID"`
+	Total      int64
+}
+
+// Orders defines the order aggregate.
+var Orders = aggregate.Definition[Order, PlaceOrder, OrderPlaced]{
+	Kind:    "order",
+	Initial: func(string) Order { return Order{} },
+	Decide: func(s Order, c PlaceOrder) ([]OrderPlaced, error) {
+		if s.CustomerID != "" {
+			return nil, errors.New("order already placed")
+		}
+		return []OrderPlaced{OrderPlaced(c)}, nil
+	},
+	Evolve: func(_ Order, e OrderPlaced) Order { return Order(e) },
+	Events: []aggregate.EventType{aggregate.Event[OrderPlaced]("shop.order.placed")},
+}
+
+// Directory is the read model: what the shop's back office sees.
+type Directory struct {
+	mu        sync.Mutex
+	customers map[string]CustomerRegistered
+	shipTo    map[string]string // order id → address
+}
+
+// NewDirectory returns an empty directory.
+func NewDirectory() *Directory {
+	d := &Directory{}
+	d.reset()
+	return d
+}
+
+func (d *Directory) reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.customers = map[string]CustomerRegistered{}
+	d.shipTo = map[string]string{}
+}
+
+func (d *Directory) apply(_ context.Context, ev projection.Event) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	id := ev.Envelope.Subject
+	switch e := ev.Data.(type) {
+	case CustomerRegistered:
+		d.customers[id] = e
+	case EmailChanged:
+		c := d.customers[id]
+		c.Email = e.Email
+		d.customers[id] = c
+	case OrderPlaced:
+		d.shipTo[id] = e.ShipTo
+	}
+	return nil
+}
+
+// Print writes the directory sorted by id.
+func (d *Directory) Print(w io.Writer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ids := make([]string, 0, len(d.customers))
+	for id := range d.customers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		c := d.customers[id]
+		fmt.Fprintf(w, "  customer %-5s name=%q email=%q country=%s\n", id, c.Name, c.Email, c.Country)
+	}
+	ids = ids[:0]
+	for id := range d.shipTo {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		fmt.Fprintf(w, "  order    %-5s ship to %q\n", id, d.shipTo[id])
+	}
+}
+
+// Projection returns the directory's projection definition.
+func (d *Directory) Projection() projection.Projection {
+	return projection.Projection{
+		Name:    "directory",
+		Handler: projection.EachEvent(d.apply),
+		Filter:  projection.Filter{Kinds: []string{Customers.Kind, Orders.Kind}},
+		Reset: func(context.Context) error {
+			d.reset()
+			return nil
+		},
+	}
+}
+
+// runtime is one open journal, key store and actor system.
+type runtime struct {
+	journal   *boltjournal.Journal
+	snapshots *boltsnapshot.Store
+	keys      *boltkeys.Store
+	registry  *orchestrix.Registry
+	system    *actor.System
+	customers *actor.Handle[Customer, CustomerCommand, CustomerEvent]
+	orders    *actor.Handle[Order, PlaceOrder, OrderPlaced]
+}
+
+func start(dir string) (rt *runtime, err error) {
+	rt = &runtime{}
+	defer func() {
+		if err != nil {
+			rt.stop(context.Background())
+		}
+	}()
+	if rt.journal, err = boltjournal.Open(filepath.Join(dir, JournalFile), boltjournal.Options{}); err != nil {
+		return nil, err
+	}
+	if rt.snapshots, err = boltsnapshot.New(rt.journal.DB(), boltsnapshot.Options{}); err != nil {
+		return nil, err
+	}
+	if rt.keys, err = boltkeys.Open(filepath.Join(dir, KeysFile), boltkeys.Options{}); err != nil {
+		return nil, err
+	}
+	codec, err := pii.NewCodec(pii.Config{Keys: rt.keys})
+	if err != nil {
+		return nil, err
+	}
+	rt.registry = orchestrix.NewRegistry(orchestrix.WithCodec(codec))
+	if err := pii.RegisterEvents(rt.registry); err != nil {
+		return nil, err
+	}
+	rt.system, err = actor.NewSystem(actor.Config{
+		Journal: rt.journal, Snapshots: rt.snapshots, Registry: rt.registry, Source: "/orchestrix/gdpr",
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rt.customers, err = actor.Register(rt.system, Customers); err != nil {
+		return nil, err
+	}
+	if rt.orders, err = actor.Register(rt.system, Orders); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+func (rt *runtime) stop(ctx context.Context) error {
+	var errs []error
+	if rt.system != nil {
+		errs = append(errs, rt.system.Shutdown(ctx))
+	}
+	if rt.snapshots != nil {
+		errs = append(errs, rt.snapshots.Close())
+	}
+	if rt.journal != nil {
+		errs = append(errs, rt.journal.Close())
+	}
+	if rt.keys != nil {
+		errs = append(errs, rt.keys.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// project runs the directory projection until it has caught up with the
+// journal, rebuilding it from scratch first when rebuild is set.
+func (rt *runtime) project(ctx context.Context, m *projection.Manager, rebuild bool) error {
+	if rebuild {
+		if err := m.Rebuild(ctx, "directory"); err != nil {
+			return err
+		}
+	}
+	head, err := rt.journal.LastPosition(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = m.Wait(ctx, "directory", func(s projection.Status) bool { return s.Position >= head || s.LastError != nil })
+	if err != nil {
+		return err
+	}
+	st, err := m.Status(ctx, "directory")
+	if err == nil && st.LastError != nil {
+		err = st.LastError
+	}
+	return err
+}
+
+// fileContains reports whether the file at path contains needle.
+func fileContains(path string, needle []byte) (bool, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Contains(raw, needle), nil
+}
+
+// run is the whole demo; it writes its story to w and keeps data in dir.
+func run(ctx context.Context, w io.Writer, dir string) error {
+	rt, err := start(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "== customers register and order; personal data is encrypted per customer")
+	steps := []struct {
+		id  string
+		cmd CustomerCommand
+	}{
+		{"alice", RegisterCustomer{Name: "Alice Liddell", Email: "alice@wonderland.example", Country: "GB"}},
+		{"bob", RegisterCustomer{Name: "Bob Marley", Email: "bob@trenchtown.example", Country: "JM"}},
+		{"alice", ChangeEmail{Email: "alice@looking-glass.example"}},
+		{"alice", CountOrder{}},
+	}
+	for _, s := range steps {
+		if _, err := rt.customers.Send(ctx, s.id, s.cmd); err != nil {
+			return errors.Join(fmt.Errorf("%s %T: %w", s.id, s.cmd, err), rt.stop(ctx))
+		}
+	}
+	if _, err := rt.orders.Send(ctx, "o-1", PlaceOrder{CustomerID: "alice", ShipTo: "7 Rabbit Hole, Oxford", Total: 4200}); err != nil {
+		return errors.Join(err, rt.stop(ctx))
+	}
+	if _, err := rt.orders.Send(ctx, "o-2", PlaceOrder{CustomerID: "bob", ShipTo: "56 Hope Road, Kingston", Total: 1500}); err != nil {
+		return errors.Join(err, rt.stop(ctx))
+	}
+	for rec, err := range rt.journal.Read(ctx, rt.customers.Stream("alice"), 1, 1, 1) {
+		if err != nil {
+			return errors.Join(err, rt.stop(ctx))
+		}
+		fmt.Fprintf(w, "stored payload of %s v1: %.60s…\n", rec.Stream, rec.Envelope.Data)
+	}
+	// Keep alice's key to prove below that it is gone from the key file.
+	aliceKey, err := rt.keys.GetOrCreate(ctx, "alice")
+	if err != nil {
+		return errors.Join(err, rt.stop(ctx))
+	}
+
+	dirModel := NewDirectory()
+	m, err := projection.NewManager(projection.Config{
+		Journal: rt.journal, Registry: rt.registry, Checkpoints: projection.NewMemCheckpoints(),
+	})
+	if err != nil {
+		return errors.Join(err, rt.stop(ctx))
+	}
+	defer m.Close()
+	if err := m.Add(ctx, dirModel.Projection()); err != nil {
+		return errors.Join(err, rt.stop(ctx))
+	}
+	if err := rt.project(ctx, m, false); err != nil {
+		return errors.Join(err, rt.stop(ctx))
+	}
+	fmt.Fprintln(w, "== the back office directory (a projection)")
+	dirModel.Print(w)
+
+	fmt.Fprintln(w, "== alice asks to be forgotten")
+	eraser := &pii.Eraser{Keys: rt.keys, Journal: rt.journal, Registry: rt.registry, Source: "/orchestrix/gdpr"}
+	erasure, err := eraser.Erase(ctx, "alice", "GDPR art. 17 request #1")
+	if err != nil {
+		return errors.Join(err, rt.stop(ctx))
+	}
+	fmt.Fprintf(w, "erasure recorded in stream %s at position %d\n", erasure.Record.Stream, erasure.Record.Position)
+	_, err = rt.customers.Send(ctx, "alice", ChangeEmail{Email: "alice@new.example"})
+	fmt.Fprintf(w, "new personal data for alice is refused: %t\n", errors.Is(err, pii.ErrErased))
+
+	fmt.Fprintln(w, "== the directory, rebuilt from the journal")
+	if err := rt.project(ctx, m, true); err != nil {
+		return errors.Join(err, rt.stop(ctx))
+	}
+	dirModel.Print(w)
+	if err := m.Close(); err != nil {
+		return errors.Join(err, rt.stop(ctx))
+	}
+
+	fmt.Fprintln(w, "== restart: recovery from snapshot and journal")
+	if err := rt.stop(ctx); err != nil {
+		return err
+	}
+	if rt, err = start(dir); err != nil {
+		return err
+	}
+	alice, version, err := rt.customers.State(ctx, "alice")
+	if err != nil {
+		return errors.Join(err, rt.stop(ctx))
+	}
+	fmt.Fprintf(w, "alice at version %d: name=%q email=%q country=%s orders=%d\n", version, alice.Name, alice.Email, alice.Country, alice.Orders)
+	bob, _, err := rt.customers.State(ctx, "bob")
+	if err != nil {
+		return errors.Join(err, rt.stop(ctx))
+	}
+	fmt.Fprintf(w, "bob: name=%q email=%q\n", bob.Name, bob.Email)
+	for rec, err := range rt.journal.Read(ctx, rt.orders.Stream("o-1"), 1, math.MaxUint64, math.MaxInt) {
+		if err != nil {
+			return errors.Join(err, rt.stop(ctx))
+		}
+		v, err := rt.registry.Unmarshal(rec.Envelope)
+		if err != nil {
+			return errors.Join(err, rt.stop(ctx))
+		}
+		fmt.Fprintf(w, "journal read of %s: %+v\n", rec.Stream, v)
+	}
+	if err := rt.stop(ctx); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "== the raw files")
+	for _, c := range []struct {
+		file, what string
+		needle     []byte
+	}{
+		{JournalFile, `"Alice Liddell"`, []byte("Alice Liddell")},
+		{JournalFile, `"Rabbit Hole"`, []byte("Rabbit Hole")},
+		{JournalFile, `"Bob Marley"`, []byte("Bob Marley")},
+		{JournalFile, "alice's key", aliceKey.Material},
+		{KeysFile, "alice's key", aliceKey.Material},
+	} {
+		found, err := fileContains(filepath.Join(dir, c.file), c.needle)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s contains %s: %t\n", c.file, c.what, found)
+	}
+	return nil
+}
+
+func main() {
+	data := flag.String("data", "", "directory for the journal and key store (default: a new temporary directory)")
+	flag.Parse()
+	dir := *data
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "orchestrix-gdpr-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gdpr:", err)
+			os.Exit(1)
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := run(ctx, os.Stdout, dir); err != nil {
+		fmt.Fprintln(os.Stderr, "gdpr:", err)
+		os.Exit(1)
+	}
+}
