@@ -12,6 +12,7 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a Manager.
@@ -40,6 +41,12 @@ type Config struct {
 	// Metrics receives projection_position and projection_lag_events for
 	// every projection whenever its status changes. Nil records nothing.
 	Metrics *telemetry.Metrics
+	// TracerProvider makes one orchestrix.projection.batch span per
+	// handler call, linked to the traces of the batch's events; a handler
+	// that sends commands with its ctx makes them children of that span.
+	// Nil means the global provider (a no-op unless an OpenTelemetry SDK
+	// is installed).
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports whether c is usable.
@@ -139,6 +146,7 @@ func (m *Manager) Add(ctx context.Context, p Projection) error {
 		registry:  m.cfg.Registry,
 		clock:     m.cfg.Clock,
 		metrics:   m.cfg.Metrics,
+		tracer:    telemetry.Tracer(m.cfg.TracerProvider),
 		log:       m.log.With(slog.String("projection", p.Name)),
 		status:    Status{Name: p.Name},
 		changed:   make(chan struct{}),

@@ -1,12 +1,19 @@
 package projection_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/journal"
 
 	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/telemetry"
@@ -45,4 +52,39 @@ func gaugeValue(g prometheus.Gatherer, name string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no single series of %s", name)
+}
+
+func TestManager_Tracing_BatchSpanLinksTheEventsTraces(t *testing.T) {
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	defer tp.Shutdown(context.Background())
+	j, reg := newJournal(t), newRegistry(t)
+
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	env, err := reg.Marshal(Deposited{Amount: 7})
+	require.NoError(t, err)
+	env.Source, env.Subject = "/test", "a1"
+	env.TraceParent = "00-" + traceID + "-00f067aa0ba902b7-01"
+	_, err = j.Append(context.Background(), "account-a1", journal.Any, []orchestrix.Envelope{env})
+	require.NoError(t, err)
+
+	var handlerSpan trace.SpanContext
+	handler := projection.HandlerFunc(func(ctx context.Context, _ []projection.Event) error {
+		handlerSpan = trace.SpanFromContext(ctx).SpanContext()
+		return nil
+	})
+	m := newManager(t, projection.Config{Journal: j, Registry: reg, Checkpoints: projection.NewMemCheckpoints(), TracerProvider: tp})
+	require.NoError(t, m.Add(context.Background(), projection.Projection{Name: "traced", Handler: handler}))
+	wait(t, m, "traced", "catch-up", atPosition(1))
+
+	var batch sdktrace.ReadOnlySpan
+	for _, s := range spans.Ended() {
+		if s.Name() == telemetry.SpanProjectionBatch {
+			batch = s
+		}
+	}
+	require.NotNil(t, batch, "a projection batch span was recorded")
+	require.Len(t, batch.Links(), 1)
+	require.Equal(t, traceID, batch.Links()[0].SpanContext.TraceID().String())
+	require.Equal(t, batch.SpanContext().SpanID(), handlerSpan.SpanID(), "the handler runs inside the batch span")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // runner is the state of one projection. Its status is shared (guarded by
@@ -27,6 +28,7 @@ type runner struct {
 	registry *orchestrix.Registry
 	clock    Clock
 	metrics  *telemetry.Metrics
+	tracer   trace.Tracer
 	log      *slog.Logger
 
 	pid *actor.PID
@@ -310,12 +312,32 @@ func (r *runner) handle(ctx context.Context, events []Event) (int, int, error) {
 	return -1, 0, nil
 }
 
-// call runs the handler, turning a panic into an error.
+// maxSpanLinks bounds the links of one projection batch span to the
+// traces of its events.
+const maxSpanLinks = 32
+
+// call runs the handler in an orchestrix.projection.batch span linked to
+// the traces of the batch's events, turning a panic into an error.
 func (r *runner) call(ctx context.Context, events []Event) (err error) {
+	var links []trace.Link
+	seen := ""
+	for i := range events {
+		tp := events[i].Envelope.TraceParent
+		if tp == "" || tp == seen {
+			continue
+		}
+		if l, ok := telemetry.LinkFromTraceParent(tp); ok && len(links) < maxSpanLinks {
+			links = append(links, l)
+			seen = tp
+		}
+	}
+	ctx, span := telemetry.StartProjectionSpan(ctx, r.tracer, r.p.Name,
+		events[0].Position, events[len(events)-1].Position, len(events), links...)
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("projection %q: handler panicked: %v", r.p.Name, v)
 		}
+		telemetry.EndSpan(span, err)
 	}()
 	return r.p.Handler.Handle(ctx, events)
 }
