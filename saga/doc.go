@@ -1,0 +1,68 @@
+// Package saga runs process managers: long-running business transactions
+// that react to events, keep their own state and send commands to
+// aggregates, surviving restarts.
+//
+// # Orchestrations
+//
+// The common case is an orchestration: ordered steps, each an action (a
+// command to an aggregate) and an optional compensation that undoes it.
+//
+//	transfers, err := saga.Register(runner, saga.New[Transfer]("transfer").
+//		Step("debit",
+//			saga.Command(accounts, func(t Transfer) (string, AccountCommand) { return t.From, Withdraw{t.Amount} }),
+//			saga.Command(accounts, func(t Transfer) (string, AccountCommand) { return t.From, Deposit{t.Amount} })).
+//		Step("credit",
+//			saga.Command(accounts, func(t Transfer) (string, AccountCommand) { return t.To, Deposit{t.Amount} }), nil))
+//	err = transfers.Begin(ctx, "t-1", Transfer{From: "alice", To: "bob", Amount: 100})
+//	st, err := transfers.Wait(ctx, "t-1", saga.Finished)
+//
+// A saga begins through Saga.Begin or, with Orchestration.StartOn, when an
+// event selected from the journal's global log arrives (the event names
+// the saga's id, its correlation id: one saga per id). When every step
+// succeeds the saga ends StateCompleted. When a step is rejected (its
+// aggregate refused the command: aggregate.ErrRejected, or an action
+// returned Reject(err)), times out, or gives up after Retry.MaxAttempts
+// transient failures, the compensations of the steps completed before it
+// run in reverse order (the failed step's own compensation does not run)
+// and the saga ends StateCompensated; when a compensation is rejected or
+// gives up, the saga ends StateFailed and Status.CompensationFailure says
+// which step and why.
+//
+// Actions address aggregates by kind and id through a typed actor.Handle
+// (see Command); nothing here holds an actor PID.
+//
+// # Durability and delivery
+//
+//   - A saga's progress is recorded as events in its own stream,
+//     "saga.<name>-<id>" (Stream): Started, StepStarted (a step's
+//     deadline), StepCompleted, StepFailed, StepCompensated, and one of
+//     Completed, Compensated or Failed. A step's outcome is recorded
+//     before the next step begins.
+//   - Every command a step sends carries a deterministic id derived from
+//     the saga's stream, the step's name and whether it is the action or
+//     the compensation (Context.CommandID), never from the attempt. A
+//     transient failure (an unknown outcome, a system shutting down, an
+//     attempt timeout) is retried with the same id, and a runner that
+//     restarts re-sends the command of the step it was executing with the
+//     same id, so the aggregate's command deduplication (actor.Config.
+//     DedupWindow) makes each command take effect at most once. The
+//     dedup window must therefore cover the events an aggregate may
+//     receive between a command and its retry.
+//   - Deadlines (Timeout, Orchestration.Deadline) are recorded in the saga
+//     stream and measured on the injected Clock, so they survive restarts
+//     and fire in tests when an actortest.ManualClock is advanced.
+//   - The runner follows the global log with projections whose
+//     checkpoints live in Config.Checkpoints: "saga.<name>.trigger" for
+//     the events that start sagas (at-least-once; a saga id begins once),
+//     and "saga.<name>", which follows the sagas' Started events and
+//     whose checkpoint is held back to the oldest saga still running, so
+//     a new Runner on the same journal resumes every unfinished saga.
+//   - Run one Runner per orchestration name at a time. Two runners would
+//     both execute a saga; the journal's expected-version check keeps
+//     the saga's record consistent and command ids keep the effects
+//     single, but work is duplicated.
+//
+// Status reads a saga's record from its stream, so it answers for sagas
+// executed by an earlier process too; while this process executes a saga
+// it also reports the attempt in progress and the last transient error.
+package saga

@@ -1,0 +1,225 @@
+package saga_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/aggregate"
+	memjournal "github.com/orchestrix/orchestrix/journal/mem"
+	"github.com/orchestrix/orchestrix/projection"
+	"github.com/orchestrix/orchestrix/saga"
+)
+
+// A small bank used by the tests: accounts that may refuse credits.
+
+type Account struct {
+	Open     bool
+	NoCredit bool // deposits are rejected (refunds are not)
+	Balance  int64
+}
+
+type AccountCommand interface{ isAccountCommand() }
+
+type (
+	Open struct {
+		Balance  int64
+		NoCredit bool
+	}
+	Withdraw struct{ Amount int64 }
+	Deposit  struct{ Amount int64 }
+	Refund   struct{ Amount int64 }
+)
+
+func (Open) isAccountCommand()     {}
+func (Withdraw) isAccountCommand() {}
+func (Deposit) isAccountCommand()  {}
+func (Refund) isAccountCommand()   {}
+
+type AccountEvent interface{ isAccountEvent() }
+
+type (
+	Opened struct {
+		Balance  int64
+		NoCredit bool
+	}
+	Withdrawn struct{ Amount int64 }
+	Deposited struct{ Amount int64 }
+	Refunded  struct{ Amount int64 }
+)
+
+func (Opened) isAccountEvent()    {}
+func (Withdrawn) isAccountEvent() {}
+func (Deposited) isAccountEvent() {}
+func (Refunded) isAccountEvent()  {}
+
+var (
+	ErrInsufficientFunds = errors.New("insufficient funds")
+	ErrNoCredit          = errors.New("account accepts no credits")
+	ErrNotOpen           = errors.New("account not open")
+)
+
+var Accounts = aggregate.Definition[Account, AccountCommand, AccountEvent]{
+	Kind:    "account",
+	Initial: func(string) Account { return Account{} },
+	Decide: func(s Account, c AccountCommand) ([]AccountEvent, error) {
+		if _, open := c.(Open); !open && !s.Open {
+			return nil, ErrNotOpen
+		}
+		switch c := c.(type) {
+		case Open:
+			if s.Open {
+				return nil, nil
+			}
+			return []AccountEvent{Opened(c)}, nil
+		case Withdraw:
+			if c.Amount > s.Balance {
+				return nil, ErrInsufficientFunds
+			}
+			return []AccountEvent{Withdrawn(c)}, nil
+		case Deposit:
+			if s.NoCredit {
+				return nil, ErrNoCredit
+			}
+			return []AccountEvent{Deposited(c)}, nil
+		case Refund:
+			return []AccountEvent{Refunded(c)}, nil
+		}
+		return nil, fmt.Errorf("unknown command %T", c)
+	},
+	Evolve: func(s Account, e AccountEvent) Account {
+		switch e := e.(type) {
+		case Opened:
+			s.Open, s.Balance, s.NoCredit = true, e.Balance, e.NoCredit
+		case Withdrawn:
+			s.Balance -= e.Amount
+		case Deposited:
+			s.Balance += e.Amount
+		case Refunded:
+			s.Balance += e.Amount
+		}
+		return s
+	},
+	Events: []aggregate.EventType{
+		aggregate.Event[Opened]("test.account.opened"),
+		aggregate.Event[Withdrawn]("test.account.withdrawn"),
+		aggregate.Event[Deposited]("test.account.deposited"),
+		aggregate.Event[Refunded]("test.account.refunded"),
+	},
+}
+
+// Transfer is the data of the transfer saga.
+type Transfer struct {
+	From, To string
+	Amount   int64
+}
+
+func transferSaga(accounts *actor.Handle[Account, AccountCommand, AccountEvent]) *saga.Orchestration[Transfer] {
+	return saga.New[Transfer]("transfer").
+		Step("debit",
+			saga.Command(accounts, func(t Transfer) (string, AccountCommand) { return t.From, Withdraw{t.Amount} }),
+			saga.Command(accounts, func(t Transfer) (string, AccountCommand) { return t.From, Refund{t.Amount} })).
+		Step("credit",
+			saga.Command(accounts, func(t Transfer) (string, AccountCommand) { return t.To, Deposit{t.Amount} }), nil)
+}
+
+// world is a journal and checkpoint store that outlive restarts, and the
+// actor system and runner currently running on them.
+type world struct {
+	t           testing.TB
+	journal     *memjournal.Journal
+	checkpoints *projection.MemCheckpoints
+	clock       actor.Clock
+	cfg         func(*saga.Config)
+	dedup       int
+
+	sys      *actor.System
+	accounts *actor.Handle[Account, AccountCommand, AccountEvent]
+	runner   *saga.Runner
+}
+
+func newWorld(t testing.TB, clock actor.Clock) *world {
+	t.Helper()
+	j, err := memjournal.New(memjournal.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return &world{t: t, journal: j, checkpoints: projection.NewMemCheckpoints(), clock: clock}
+}
+
+// start starts an actor system and a runner on the world's stores.
+func (w *world) start() {
+	w.t.Helper()
+	reg := orchestrix.NewRegistry()
+	sys, err := actor.NewSystem(actor.Config{Journal: w.journal, Registry: reg, Clock: w.clock, DedupWindow: w.dedup})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	accounts, err := actor.Register(sys, Accounts)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	cfg := saga.Config{
+		Journal: w.journal, Registry: reg, Checkpoints: w.checkpoints, Clock: w.clock,
+		Retry: saga.Retry{InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond},
+	}
+	if w.cfg != nil {
+		w.cfg(&cfg)
+	}
+	runner, err := saga.NewRunner(cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.sys, w.accounts, w.runner = sys, accounts, runner
+	w.t.Cleanup(w.stop)
+}
+
+// stop closes the runner and the actor system (idempotent).
+func (w *world) stop() {
+	if w.runner == nil {
+		return
+	}
+	if err := w.runner.Close(); err != nil {
+		w.t.Errorf("runner close: %v", err)
+	}
+	if err := w.sys.Shutdown(context.Background()); err != nil {
+		w.t.Errorf("system shutdown: %v", err)
+	}
+	w.runner, w.sys = nil, nil
+}
+
+func (w *world) open(ctx context.Context, id string, balance int64, noCredit bool) {
+	w.t.Helper()
+	if _, err := w.accounts.Send(ctx, id, Open{Balance: balance, NoCredit: noCredit}); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) balance(ctx context.Context, id string) (int64, uint64) {
+	w.t.Helper()
+	s, v, err := w.accounts.State(ctx, id)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return s.Balance, v
+}
+
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustRegister[D any](t testing.TB, r *saga.Runner, o *saga.Orchestration[D]) *saga.Saga[D] {
+	t.Helper()
+	s, err := saga.Register(r, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
