@@ -15,4 +15,4 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 demo:
-	$(GO) run ./examples/quickstart
+	$(GO) run ./examples/ecommerce
