@@ -1,11 +1,12 @@
 // Command banking is the Orchestrix banking example: accounts (open,
 // deposit, withdraw, suspend, reactivate, close) on the embedded bbolt
-// journal, a transfer saga that debits one account and credits another,
+// journal (or PostgreSQL with -pg), a transfer saga that debits one account and credits another,
 // reversing the debit when the credit is refused, and a balance
 // projection that follows the journal.
 //
 //	go run ./examples/banking            # data in a temporary directory
 //	go run ./examples/banking -data DIR  # keep the journal in DIR
+//	go run ./examples/banking -pg DSN    # journal, snapshots and checkpoints in PostgreSQL
 package main
 
 import (
@@ -15,18 +16,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/orchestrix/orchestrix/actor"
-	boltjournal "github.com/orchestrix/orchestrix/journal/bolt"
 	"github.com/orchestrix/orchestrix/projection"
-	"github.com/orchestrix/orchestrix/projection/boltstore"
 	"github.com/orchestrix/orchestrix/saga"
-	boltsnapshot "github.com/orchestrix/orchestrix/snapshot/bolt"
 )
 
 // Transfer is the data of the transfer saga.
@@ -100,7 +97,7 @@ func balanceProjection(b *Balances) projection.Projection {
 // bank is one open journal with its actor system, saga runner and
 // projections.
 type bank struct {
-	journal     *boltjournal.Journal
+	store       *storage
 	system      *actor.System
 	accounts    *actor.Handle[Account, AccountCommand, AccountEvent]
 	runner      *saga.Runner
@@ -109,39 +106,31 @@ type bank struct {
 	balances    *Balances
 }
 
-func open(ctx context.Context, dir string) (_ *bank, err error) {
+func open(ctx context.Context, be backend) (_ *bank, err error) {
 	b := &bank{balances: &Balances{m: map[string]int64{}}}
 	defer func() {
 		if err != nil {
 			b.close(ctx)
 		}
 	}()
-	if b.journal, err = boltjournal.Open(filepath.Join(dir, "bank.db"), boltjournal.Options{}); err != nil {
+	if b.store, err = be(ctx); err != nil {
 		return nil, err
 	}
-	snaps, err := boltsnapshot.New(b.journal.DB(), boltsnapshot.Options{})
-	if err != nil {
-		return nil, err
-	}
-	if b.system, err = actor.NewSystem(actor.Config{Journal: b.journal, Snapshots: snaps, Source: "/orchestrix/banking"}); err != nil {
+	if b.system, err = actor.NewSystem(actor.Config{Journal: b.store.journal, Snapshots: b.store.snapshots, Source: "/orchestrix/banking"}); err != nil {
 		return nil, err
 	}
 	if b.accounts, err = actor.Register(b.system, Accounts); err != nil {
 		return nil, err
 	}
-	checkpoints, err := boltstore.New(b.journal.DB())
-	if err != nil {
-		return nil, err
-	}
 	if b.runner, err = saga.NewRunner(saga.Config{
-		Journal: b.journal, Registry: b.system.Registry(), Checkpoints: checkpoints, Source: "/orchestrix/banking",
+		Journal: b.store.journal, Registry: b.system.Registry(), Checkpoints: b.store.checkpoints, Source: "/orchestrix/banking",
 	}); err != nil {
 		return nil, err
 	}
 	if b.transfers, err = saga.Register(b.runner, transferSaga(b.accounts)); err != nil {
 		return nil, err
 	}
-	if b.projections, err = projection.NewManager(projection.Config{Journal: b.journal, Registry: b.system.Registry()}); err != nil {
+	if b.projections, err = projection.NewManager(projection.Config{Journal: b.store.journal, Registry: b.system.Registry()}); err != nil {
 		return nil, err
 	}
 	if err = b.projections.Add(ctx, balanceProjection(b.balances)); err != nil {
@@ -161,8 +150,8 @@ func (b *bank) close(ctx context.Context) error {
 	if b.system != nil {
 		errs = append(errs, b.system.Shutdown(ctx))
 	}
-	if b.journal != nil {
-		errs = append(errs, b.journal.Close())
+	if b.store != nil {
+		errs = append(errs, b.store.close())
 	}
 	return errors.Join(errs...)
 }
@@ -206,7 +195,7 @@ func (b *bank) transfer(ctx context.Context, w io.Writer, id string, t Transfer)
 // printBalances waits until the balance projection has caught up with the
 // journal and prints it.
 func (b *bank) printBalances(ctx context.Context, w io.Writer) error {
-	last, err := b.journal.LastPosition(ctx)
+	last, err := b.store.journal.LastPosition(ctx)
 	if err != nil {
 		return err
 	}
@@ -226,9 +215,15 @@ func (b *bank) printBalances(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// run is the whole example; it writes its story to w and keeps data in dir.
+// run is the whole example on a bbolt journal in dir; it writes its story
+// to w.
 func run(ctx context.Context, w io.Writer, dir string) error {
-	b, err := open(ctx, dir)
+	return runOn(ctx, w, boltBackend(dir))
+}
+
+// runOn is the whole example on the storage be opens.
+func runOn(ctx context.Context, w io.Writer, be backend) error {
+	b, err := open(ctx, be)
 	if err != nil {
 		return err
 	}
@@ -276,7 +271,7 @@ func run(ctx context.Context, w io.Writer, dir string) error {
 	if err := b.close(ctx); err != nil {
 		return err
 	}
-	if b, err = open(ctx, dir); err != nil {
+	if b, err = open(ctx, be); err != nil {
 		return err
 	}
 	for _, id := range []string{"t1", "t2", "t3", "t4"} {
@@ -318,7 +313,18 @@ func domainReason(reason string) string {
 
 func main() {
 	data := flag.String("data", "", "directory for the journal (default: a new temporary directory)")
+	dsn := flag.String("pg", "", "PostgreSQL connection string: keep everything there instead of in bbolt")
 	flag.Parse()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if *dsn != "" {
+		if err := runOn(ctx, os.Stdout, postgresBackend(*dsn)); err != nil {
+			fmt.Fprintln(os.Stderr, "banking:", err)
+			cancel()
+			os.Exit(1)
+		}
+		return
+	}
 	dir := *data
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "orchestrix-banking-")
@@ -329,8 +335,6 @@ func main() {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	if err := run(ctx, os.Stdout, dir); err != nil {
 		fmt.Fprintln(os.Stderr, "banking:", err)
 		cancel()

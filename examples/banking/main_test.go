@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/orchestrix/orchestrix/internal/pgtest"
 )
 
 func TestRun_TransfersAndCompensation(t *testing.T) {
@@ -40,3 +42,22 @@ func TestRun_TransfersAndCompensation(t *testing.T) {
 		t.Logf("output:\n%s", got)
 	}
 }
+
+// The same story on PostgreSQL: journal, snapshots and saga checkpoints in
+// one database, including the restart.
+func TestRunOn_PostgreSQL_SameOutcome(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var bolt, pg bytes.Buffer
+	if err := run(ctx, &bolt, t.TempDir()); err != nil {
+		t.Fatalf("run on bbolt: %v\n%s", err, bolt.String())
+	}
+	if err := runOn(ctx, &pg, postgresBackend(pgtest.DSN(t))); err != nil {
+		t.Fatalf("run on PostgreSQL: %v\n%s", err, pg.String())
+	}
+	if bolt.String() != pg.String() {
+		t.Errorf("the story differs between backends\n--- bbolt\n%s\n--- PostgreSQL\n%s", bolt.String(), pg.String())
+	}
+}
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
