@@ -12,6 +12,7 @@ import (
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/internal/banktest"
 	memjournal "github.com/orchestrix/orchestrix/journal/mem"
 	"github.com/orchestrix/orchestrix/snapshot"
 )
@@ -120,7 +121,7 @@ func TestHandle_Send_PanicInEvolve_StateUnchanged(t *testing.T) {
 		if _, ok := c.(Explode); ok {
 			return []Event{Poisoned{}}, nil
 		}
-		return decide(s, c)
+		return banktest.Decide(s, c)
 	}
 	h := register(t, env, def)
 	ctx := ctxT(t)

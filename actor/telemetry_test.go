@@ -226,7 +226,7 @@ func TestHandle_Send_CommandSpanIsChildOfCallerSpan(t *testing.T) {
 	assert.Equal(t, parent.SpanContext().TraceID(), cmd.SpanContext().TraceID())
 	assert.Equal(t, parent.SpanContext().SpanID(), cmd.Parent().SpanID())
 	assert.Equal(t, "account", attr(cmd, "orchestrix.aggregate.kind"))
-	assert.Equal(t, "actor_test.OpenAccount", attr(cmd, "orchestrix.command.type"))
+	assert.Equal(t, "banktest.OpenAccount", attr(cmd, "orchestrix.command.type"))
 	assert.Equal(t, "open-1", attr(cmd, "orchestrix.command.id"))
 	assert.Equal(t, "ok", attr(cmd, "orchestrix.command.outcome"))
 	assert.Equal(t, codes.Unset, cmd.Status().Code)
