@@ -65,4 +65,48 @@
 // Status reads a saga's record from its stream, so it answers for sagas
 // executed by an earlier process too; while this process executes a saga
 // it also reports the attempt in progress and the last transient error.
+//
+// # Telemetry
+//
+// Config.TracerProvider (the global provider when nil) starts one
+// orchestrix.saga.step span (telemetry.SpanSagaStep) per attempt of an
+// action or compensation, with the attributes orchestrix.saga (name),
+// orchestrix.saga.step (step name), orchestrix.saga.id,
+// orchestrix.saga.compensating and orchestrix.saga.attempt, ended with the
+// attempt's error. Its parent is the trace that began the saga, recorded
+// with the Started event: the traceparent of the triggering event (for
+// StartOn, the command that wrote it) or of the span in Saga.Begin's ctx.
+// A saga resumed after a restart keeps that parent; a saga begun without
+// a trace has each step span start a trace of its own. The action's ctx
+// carries the step span, so a command sent with it (Command, or
+// actor.Handle.Send with ctx and Context.SendOptions) is the span's child,
+// and its events carry the command span's traceparent; Context.TraceParent
+// is the step span's traceparent, for other channels.
+//
+//	caller span or the triggering orchestrix.command
+//	├── orchestrix.saga.step (step=debit, attempt=1)
+//	│   └── orchestrix.command (kind=account)
+//	└── orchestrix.saga.step (step=credit, attempt=1)
+//	    └── orchestrix.command (kind=account)
+//
+// Config.Metrics (nothing when nil) records, per saga name:
+//
+//   - orchestrix_saga_instances{saga,state}: the instances this process's
+//     runners have executed, by state. "running" and "compensating" count
+//     the instances being executed right now: an instance enters them when
+//     a runner starts (or resumes, after a restart) executing it, moves
+//     between them as it records progress, and leaves them when it ends
+//     or when its runner closes. "completed", "compensated" and "failed"
+//     count the instances that reached that state while a runner of this
+//     process executed them; they only grow, start from zero in a new
+//     process, and do not include sagas that had already finished when
+//     the runner started (the journal is not scanned for them). Several
+//     runners sharing one *telemetry.Metrics add up.
+//   - orchestrix_saga_compensations_total{saga}: sagas that started
+//     compensating in this process (a step failed and the saga recorded
+//     it), once per saga, however many compensations it then runs.
+//
+// The runner's projections ("saga.<name>", "saga.<name>.trigger") report
+// orchestrix_projection_position and orchestrix_projection_lag_events and
+// their own orchestrix.projection.batch spans.
 package saga

@@ -135,6 +135,7 @@ type world struct {
 	checkpoints *projection.MemCheckpoints
 	clock       actor.Clock
 	cfg         func(*saga.Config)
+	sysCfg      func(*actor.Config)
 	dedup       int
 
 	sys      *actor.System
@@ -156,7 +157,11 @@ func newWorld(t testing.TB, clock actor.Clock) *world {
 func (w *world) start() {
 	w.t.Helper()
 	reg := orchestrix.NewRegistry()
-	sys, err := actor.NewSystem(actor.Config{Journal: w.journal, Registry: reg, Clock: w.clock, DedupWindow: w.dedup})
+	sysCfg := actor.Config{Journal: w.journal, Registry: reg, Clock: w.clock, DedupWindow: w.dedup}
+	if w.sysCfg != nil {
+		w.sysCfg(&sysCfg)
+	}
+	sys, err := actor.NewSystem(sysCfg)
 	if err != nil {
 		w.t.Fatal(err)
 	}

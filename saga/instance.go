@@ -10,9 +10,20 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/telemetry"
+)
+
+// Attributes of the orchestrix.saga.step span besides telemetry.AttrSaga
+// and telemetry.AttrSagaStep.
+const (
+	attrSagaID       = attribute.Key("orchestrix.saga.id")
+	attrCompensating = attribute.Key("orchestrix.saga.compensating")
+	attrAttempt      = attribute.Key("orchestrix.saga.attempt")
 )
 
 // instance executes one saga: it folds the saga's stream, then runs the
@@ -24,6 +35,11 @@ type instance[D any] struct {
 	stream string
 	rec    record
 	trace  string // traceparent of the Started event
+
+	// counted is the state this instance is counted in by the
+	// saga_instances gauge (StateUnknown: not counted). Only run's
+	// goroutine uses it.
+	counted State
 
 	mu        sync.Mutex
 	attempt   int
@@ -54,13 +70,21 @@ func (x *instance[D]) logger() *slog.Logger {
 }
 
 // run executes the saga until it is terminal or ctx ends.
+//
+// While it runs, the instance is counted in saga_instances under its
+// current state; when it ends unfinished (the runner closes) it stops
+// being counted, and when it ends terminal it stays counted under its
+// terminal state. A saga already terminal when loaded (it finished before
+// this runner started) is not counted at all.
 func (x *instance[D]) run(ctx context.Context) {
 	defer x.s.forget(x.id)
-	if !x.reload(ctx) {
+	if !x.reload(ctx) || x.rec.state.Terminal() {
 		return
 	}
+	defer x.untrack()
 	steps := x.s.o.steps
 	for ctx.Err() == nil && !x.rec.state.Terminal() {
+		x.track()
 		switch x.rec.state {
 		case StateRunning:
 			if x.rec.next >= len(steps) {
@@ -83,6 +107,36 @@ func (x *instance[D]) run(ctx context.Context) {
 			return
 		}
 	}
+	x.track()
+}
+
+// track moves the instance, in the saga_instances gauge, from the state
+// it is counted in to its current state.
+func (x *instance[D]) track() {
+	if x.counted == x.rec.state {
+		return
+	}
+	x.s.r.cfg.Metrics.SagaTransition(x.s.name, stateLabel(x.counted), stateLabel(x.rec.state))
+	x.counted = x.rec.state
+}
+
+// untrack stops counting an instance that ends unfinished: another runner
+// (or this process's next one) counts it when it resumes it.
+func (x *instance[D]) untrack() {
+	if x.counted.Terminal() {
+		return
+	}
+	x.s.r.cfg.Metrics.SagaTransition(x.s.name, stateLabel(x.counted), "")
+	x.counted = StateUnknown
+}
+
+// stateLabel is the state label of s in saga_instances; "" for
+// StateUnknown (not counted).
+func stateLabel(s State) string {
+	if s == StateUnknown {
+		return ""
+	}
+	return s.String()
 }
 
 // reload folds the saga's stream into x.rec, retrying read failures until
@@ -151,9 +205,14 @@ func (x *instance[D]) record(ctx context.Context, ev any) bool {
 		env.TraceParent = x.trace
 		_, err = x.s.r.cfg.Journal.Append(ctx, x.stream, journal.Exact(x.rec.version), []orchestrix.Envelope{env})
 		if err == nil {
+			before := x.rec.state
 			if err := x.rec.apply(ev); err != nil {
 				x.logger().Error("cannot fold saga event", slog.Any("error", err))
 			}
+			if _, failed := ev.(StepFailed); failed && before != StateCompensating {
+				x.s.r.cfg.Metrics.SagaCompensation(x.s.name)
+			}
+			x.track()
 			x.setProgress(0, nil)
 			return true
 		}
@@ -241,9 +300,14 @@ func (x *instance[D]) backward(ctx context.Context, i int) {
 
 // attempts calls action until it succeeds, is rejected, gives up or ctx
 // ends, and returns the saga data as the successful attempt left it.
+//
+// Each attempt runs in its own orchestrix.saga.step span, a child of the
+// traceparent recorded with the saga's start; the action's ctx carries
+// the span, so the commands it sends are the span's children.
 func (x *instance[D]) attempts(ctx context.Context, stepName string, compensating bool, action Action[D]) ([]byte, error) {
 	cfg := &x.s.r.cfg
 	codec := cfg.Registry.Codec()
+	traced := telemetry.ContextFromTraceParent(ctx, x.trace)
 	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
@@ -260,7 +324,7 @@ func (x *instance[D]) attempts(ctx context.Context, stepName string, compensatin
 			return nil, Reject(fmt.Errorf("decoding saga data: %w", err))
 		}
 		x.setProgress(attempt, nil)
-		err := x.call(ctx, action, sc)
+		err := x.traced(traced, action, sc)
 		if err == nil {
 			data, err := codec.Encode(sc.Data)
 			if err != nil {
@@ -281,6 +345,24 @@ func (x *instance[D]) attempts(ctx context.Context, stepName string, compensatin
 			return nil, context.Cause(ctx)
 		}
 	}
+}
+
+// traced runs one attempt (call) in an orchestrix.saga.step span started
+// from ctx, and ends the span with the attempt's error. sc.TraceParent is
+// set to the span's traceparent.
+func (x *instance[D]) traced(ctx context.Context, action Action[D], sc *Context[D]) error {
+	ctx, span := telemetry.StartSagaStepSpan(ctx, x.s.r.tracer, sc.Saga, sc.Step)
+	if span.IsRecording() {
+		span.SetAttributes(
+			attrSagaID.String(sc.ID),
+			attrCompensating.Bool(sc.Compensating),
+			attrAttempt.Int(sc.Attempt),
+		)
+	}
+	sc.TraceParent = telemetry.TraceParent(ctx)
+	err := x.call(ctx, action, sc)
+	telemetry.EndSpan(span, err)
+	return err
 }
 
 // call runs one attempt, bounded by the attempt timeout, turning a panic

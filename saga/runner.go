@@ -10,11 +10,13 @@ import (
 	"time"
 
 	proto "github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/projection"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 // Defaults applied to zero Config fields.
@@ -100,6 +102,19 @@ type Config struct {
 	// ActorSystem hosts the runner's projection actors. Nil makes the
 	// runner start a private one.
 	ActorSystem *proto.ActorSystem
+	// Metrics receives orchestrix_saga_instances{saga,state} and
+	// orchestrix_saga_compensations_total{saga} (see the package
+	// documentation for what they count), and is passed on to the
+	// runner's projections (orchestrix_projection_position and
+	// orchestrix_projection_lag_events for "saga.<name>" and
+	// "saga.<name>.trigger"). Nil records nothing.
+	Metrics *telemetry.Metrics
+	// TracerProvider starts one orchestrix.saga.step span per attempt of
+	// an action or compensation, a child of the trace that began the
+	// saga, and is passed on to the runner's projections. Nil means the
+	// global provider (otel.GetTracerProvider), which records nothing
+	// unless an OpenTelemetry SDK is installed.
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports whether c can be used, with an error matching
@@ -138,6 +153,7 @@ func (c Config) Validate() error {
 type Runner struct {
 	cfg      Config
 	log      *slog.Logger
+	tracer   trace.Tracer
 	projs    *projection.Manager
 	ctx      context.Context // cancelled by Close: stops every instance
 	cancel   context.CancelFunc
@@ -177,12 +193,18 @@ func NewRunner(cfg Config) (*Runner, error) {
 		Clock:    projectionClock{cfg.Clock},
 		Logger:   cfg.Logger,
 		System:   cfg.ActorSystem,
+
+		Metrics:        cfg.Metrics,
+		TracerProvider: cfg.TracerProvider,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("saga: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Runner{cfg: cfg, log: cfg.Logger, projs: projs, ctx: ctx, cancel: cancel, sagas: make(map[string]bool)}, nil
+	return &Runner{
+		cfg: cfg, log: cfg.Logger, tracer: telemetry.Tracer(cfg.TracerProvider), projs: projs,
+		ctx: ctx, cancel: cancel, sagas: make(map[string]bool),
+	}, nil
 }
 
 // Close stops the runner at once: in-flight actions see their context
@@ -296,8 +318,12 @@ func (s *Saga[D]) Stream(id string) string { return Stream(s.name, id) }
 // Begin begins saga id with data and returns once its start is durable;
 // the runner then executes it. Begin is idempotent: when saga id has
 // already begun it does nothing (the first data stays).
+//
+// The traceparent of the span in ctx (telemetry.TraceParent), if any, is
+// recorded with the saga's start: every step span of the saga, in this
+// process or after a restart, is a child of that span.
 func (s *Saga[D]) Begin(ctx context.Context, id string, data D) error {
-	return s.begin(ctx, id, data, 0, "", "")
+	return s.begin(ctx, id, data, 0, "", telemetry.TraceParent(ctx))
 }
 
 func (s *Saga[D]) begin(ctx context.Context, id string, data D, trigger uint64, causation, traceParent string) error {

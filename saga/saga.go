@@ -108,8 +108,13 @@ type Context[D any] struct {
 	// completion and later steps see it. Changes made by a failed attempt
 	// or by a compensation are discarded.
 	Data D
-	// TraceParent is the W3C traceparent of the event that started the
-	// saga, if any.
+	// TraceParent is the W3C traceparent of this attempt's
+	// orchestrix.saga.step span, the span that the action's ctx carries:
+	// a child of the trace that began the saga (the triggering event's
+	// traceparent, or the span in Saga.Begin's ctx). It is empty when
+	// that trace is unknown and no OpenTelemetry SDK records the step.
+	// Use it to propagate the trace over channels other than commands
+	// sent with ctx (for example an HTTP call).
 	TraceParent string
 	// Failure is, for a compensation, the step failure that made the saga
 	// compensate; nil for an action.
@@ -134,18 +139,19 @@ func (sc *Context[D]) CommandIDFor(name string) string {
 }
 
 // SendOptions returns the options an action passes to actor.Handle.Send:
-// the command id (CommandID), the saga id as correlation id, and the
-// traceparent of the event that started the saga.
+// the command id (CommandID) and the saga id as correlation id.
+//
+// The trace travels in the action's ctx, not in the options: send with
+// the ctx the action was given (or one derived from it), and the
+// command's orchestrix.command span is a child of the step's
+// orchestrix.saga.step span, and the command's events carry the command
+// span's traceparent, as for any other command.
 func (sc *Context[D]) SendOptions() []actor.SendOption { return sc.SendOptionsFor("") }
 
 // SendOptionsFor is SendOptions with the command id CommandIDFor(name), for
 // a step that sends several commands.
 func (sc *Context[D]) SendOptionsFor(name string) []actor.SendOption {
-	opts := []actor.SendOption{actor.WithCommandID(sc.CommandIDFor(name)), actor.WithCorrelationID(sc.ID)}
-	if sc.TraceParent != "" {
-		opts = append(opts, actor.WithTraceParent(sc.TraceParent))
-	}
-	return opts
+	return []actor.SendOption{actor.WithCommandID(sc.CommandIDFor(name)), actor.WithCorrelationID(sc.ID)}
 }
 
 // idSpace is the UUIDv5 namespace of the ids the package derives.
@@ -164,8 +170,9 @@ func eventID(stream string, version uint64) string {
 
 // Command returns an Action that sends one command to an aggregate through
 // h: target picks the aggregate id and the command from the saga's data.
-// The command carries the step's deterministic command id, the saga id as
-// correlation id and the saga's traceparent.
+// The command carries the step's deterministic command id and the saga id
+// as correlation id, and is sent with the step's ctx, so that its span is
+// a child of the step's span.
 //
 //	saga.Command(accounts, func(t Transfer) (string, AccountCommand) {
 //		return t.From, Withdraw{Amount: t.Amount}
