@@ -8,6 +8,7 @@
 //
 //	go run ./examples/gdpr            # data in a temporary directory
 //	go run ./examples/gdpr -data DIR  # keep the files in DIR
+//	go run ./examples/gdpr -metrics 127.0.0.1:9090 -trace
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -27,6 +29,7 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/examples/internal/obs"
 	boltjournal "github.com/orchestrix/orchestrix/journal/bolt"
 	"github.com/orchestrix/orchestrix/pii"
 	boltkeys "github.com/orchestrix/orchestrix/pii/bolt"
@@ -259,7 +262,7 @@ type runtime struct {
 	orders    *actor.Handle[Order, PlaceOrder, OrderPlaced]
 }
 
-func start(dir string) (rt *runtime, err error) {
+func start(dir string, o *obs.Obs) (rt *runtime, err error) {
 	rt = &runtime{}
 	defer func() {
 		if err != nil {
@@ -285,6 +288,7 @@ func start(dir string) (rt *runtime, err error) {
 	}
 	rt.system, err = actor.NewSystem(actor.Config{
 		Journal: rt.journal, Snapshots: rt.snapshots, Registry: rt.registry, Source: "/orchestrix/gdpr",
+		Metrics: o.Metrics(), TracerProvider: o.TracerProvider(),
 	})
 	if err != nil {
 		return nil, err
@@ -348,8 +352,9 @@ func fileContains(path string, needle []byte) (bool, error) {
 }
 
 // run is the whole demo; it writes its story to w and keeps data in dir.
-func run(ctx context.Context, w io.Writer, dir string) error {
-	rt, err := start(dir)
+// o supplies metrics and tracing (nil: none).
+func run(ctx context.Context, w io.Writer, dir string, o *obs.Obs) error {
+	rt, err := start(dir, o)
 	if err != nil {
 		return err
 	}
@@ -389,6 +394,7 @@ func run(ctx context.Context, w io.Writer, dir string) error {
 	dirModel := NewDirectory()
 	m, err := projection.NewManager(projection.Config{
 		Journal: rt.journal, Registry: rt.registry, Checkpoints: projection.NewMemCheckpoints(),
+		Metrics: o.Metrics(), TracerProvider: o.TracerProvider(),
 	})
 	if err != nil {
 		return errors.Join(err, rt.stop(ctx))
@@ -426,7 +432,7 @@ func run(ctx context.Context, w io.Writer, dir string) error {
 	if err := rt.stop(ctx); err != nil {
 		return err
 	}
-	if rt, err = start(dir); err != nil {
+	if rt, err = start(dir, o); err != nil {
 		return err
 	}
 	alice, version, err := rt.customers.State(ctx, "alice")
@@ -475,6 +481,7 @@ func run(ctx context.Context, w io.Writer, dir string) error {
 
 func main() {
 	data := flag.String("data", "", "directory for the journal and key store (default: a new temporary directory)")
+	obsFlags := obs.Flags(flag.CommandLine)
 	flag.Parse()
 	dir := *data
 	if dir == "" {
@@ -486,9 +493,19 @@ func main() {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := run(ctx, os.Stdout, dir); err != nil {
+	o, err := obsFlags.Start(os.Stdout, os.Stderr)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err = run(ctx, os.Stdout, dir, o)
+		cancel()
+		if err == nil {
+			hold, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			o.Hold(hold, os.Stderr)
+			stop()
+		}
+		err = errors.Join(err, o.Shutdown(context.Background()))
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "gdpr:", err)
 		os.Exit(1)
 	}

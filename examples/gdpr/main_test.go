@@ -21,7 +21,7 @@ func TestRun_ErasesAliceEverywhereAndKeepsTheRest(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	var out bytes.Buffer
-	require.NoError(t, run(ctx, &out, dir))
+	require.NoError(t, run(ctx, &out, dir, nil))
 	text := out.String()
 	for _, want := range []string{
 		`stored payload of customer-alice v1: {"Name":"enc:v1:`,

@@ -6,6 +6,7 @@
 //
 //	go run ./examples/quickstart            # data in a temporary directory
 //	go run ./examples/quickstart -data DIR  # keep the journal in DIR
+//	go run ./examples/quickstart -metrics 127.0.0.1:9090 -trace
 package main
 
 import (
@@ -16,11 +17,13 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/examples/internal/obs"
 	"github.com/orchestrix/orchestrix/journal"
 	boltjournal "github.com/orchestrix/orchestrix/journal/bolt"
 	boltsnapshot "github.com/orchestrix/orchestrix/snapshot/bolt"
@@ -136,7 +139,7 @@ type runtime struct {
 	accounts *actor.Handle[Account, AccountCommand, AccountEvent]
 }
 
-func start(dir string) (*runtime, error) {
+func start(dir string, o *obs.Obs) (*runtime, error) {
 	j, err := boltjournal.Open(filepath.Join(dir, "orchestrix.db"), boltjournal.Options{})
 	if err != nil {
 		return nil, err
@@ -146,7 +149,10 @@ func start(dir string) (*runtime, error) {
 		j.Close()
 		return nil, err
 	}
-	sys, err := actor.NewSystem(actor.Config{Journal: j, Snapshots: snaps, Source: "/orchestrix/quickstart"})
+	sys, err := actor.NewSystem(actor.Config{
+		Journal: j, Snapshots: snaps, Source: "/orchestrix/quickstart",
+		Metrics: o.Metrics(), TracerProvider: o.TracerProvider(),
+	})
 	if err != nil {
 		j.Close()
 		return nil, err
@@ -165,8 +171,9 @@ func (r *runtime) stop(ctx context.Context) error {
 }
 
 // run is the whole demo; it writes its story to w and keeps data in dir.
-func run(ctx context.Context, w io.Writer, dir string) error {
-	rt, err := start(dir)
+// o supplies metrics and tracing (nil: none).
+func run(ctx context.Context, w io.Writer, dir string, o *obs.Obs) error {
+	rt, err := start(dir, o)
 	if err != nil {
 		return err
 	}
@@ -214,7 +221,7 @@ func run(ctx context.Context, w io.Writer, dir string) error {
 	if err := rt.stop(ctx); err != nil {
 		return err
 	}
-	if rt, err = start(dir); err != nil {
+	if rt, err = start(dir, o); err != nil {
 		return err
 	}
 	defer rt.stop(ctx)
@@ -274,6 +281,7 @@ func printRecord(w io.Writer, rec journal.Record) error {
 
 func main() {
 	data := flag.String("data", "", "directory for the journal (default: a new temporary directory)")
+	obsFlags := obs.Flags(flag.CommandLine)
 	flag.Parse()
 	dir := *data
 	if dir == "" {
@@ -285,7 +293,17 @@ func main() {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	if err := run(context.Background(), os.Stdout, dir); err != nil {
+	o, err := obsFlags.Start(os.Stdout, os.Stderr)
+	if err == nil {
+		err = run(context.Background(), os.Stdout, dir, o)
+		if err == nil {
+			hold, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			o.Hold(hold, os.Stderr)
+			stop()
+		}
+		err = errors.Join(err, o.Shutdown(context.Background()))
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}

@@ -17,7 +17,7 @@ import (
 func TestRun_TellsTheStoryAndLeavesADurableJournal(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), &out, dir))
+	require.NoError(t, run(context.Background(), &out, dir, nil))
 	text := out.String()
 	for _, want := range []string{
 		"OpenAccount -> AccountOpened, version 1",
