@@ -19,9 +19,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/examples/internal/obs"
 	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/saga"
 )
@@ -106,17 +106,20 @@ type bank struct {
 	balances    *Balances
 }
 
-func open(ctx context.Context, be backend) (_ *bank, err error) {
+func open(ctx context.Context, be backend, o *obs.Obs) (_ *bank, err error) {
 	b := &bank{balances: &Balances{m: map[string]int64{}}}
 	defer func() {
 		if err != nil {
 			b.close(ctx)
 		}
 	}()
-	if b.store, err = be(ctx); err != nil {
+	if b.store, err = be(ctx, o); err != nil {
 		return nil, err
 	}
-	if b.system, err = actor.NewSystem(actor.Config{Journal: b.store.journal, Snapshots: b.store.snapshots, Source: "/orchestrix/banking"}); err != nil {
+	if b.system, err = actor.NewSystem(actor.Config{
+		Journal: b.store.journal, Snapshots: b.store.snapshots, Source: "/orchestrix/banking",
+		Metrics: o.Metrics(), TracerProvider: o.TracerProvider(),
+	}); err != nil {
 		return nil, err
 	}
 	if b.accounts, err = actor.Register(b.system, Accounts); err != nil {
@@ -124,13 +127,17 @@ func open(ctx context.Context, be backend) (_ *bank, err error) {
 	}
 	if b.runner, err = saga.NewRunner(saga.Config{
 		Journal: b.store.journal, Registry: b.system.Registry(), Checkpoints: b.store.checkpoints, Source: "/orchestrix/banking",
+		Metrics: o.Metrics(), TracerProvider: o.TracerProvider(),
 	}); err != nil {
 		return nil, err
 	}
 	if b.transfers, err = saga.Register(b.runner, transferSaga(b.accounts)); err != nil {
 		return nil, err
 	}
-	if b.projections, err = projection.NewManager(projection.Config{Journal: b.store.journal, Registry: b.system.Registry()}); err != nil {
+	if b.projections, err = projection.NewManager(projection.Config{
+		Journal: b.store.journal, Registry: b.system.Registry(),
+		Metrics: o.Metrics(), TracerProvider: o.TracerProvider(),
+	}); err != nil {
 		return nil, err
 	}
 	if err = b.projections.Add(ctx, balanceProjection(b.balances)); err != nil {
@@ -218,12 +225,13 @@ func (b *bank) printBalances(ctx context.Context, w io.Writer) error {
 // run is the whole example on a bbolt journal in dir; it writes its story
 // to w.
 func run(ctx context.Context, w io.Writer, dir string) error {
-	return runOn(ctx, w, boltBackend(dir))
+	return runOn(ctx, w, boltBackend(dir), nil)
 }
 
-// runOn is the whole example on the storage be opens.
-func runOn(ctx context.Context, w io.Writer, be backend) error {
-	b, err := open(ctx, be)
+// runOn is the whole example on the storage be opens; o supplies metrics
+// and tracing (nil: none).
+func runOn(ctx context.Context, w io.Writer, be backend, o *obs.Obs) error {
+	b, err := open(ctx, be, o)
 	if err != nil {
 		return err
 	}
@@ -271,7 +279,7 @@ func runOn(ctx context.Context, w io.Writer, be backend) error {
 	if err := b.close(ctx); err != nil {
 		return err
 	}
-	if b, err = open(ctx, be); err != nil {
+	if b, err = open(ctx, be, o); err != nil {
 		return err
 	}
 	for _, id := range []string{"t1", "t2", "t3", "t4"} {
@@ -312,32 +320,12 @@ func domainReason(reason string) string {
 }
 
 func main() {
-	data := flag.String("data", "", "directory for the journal (default: a new temporary directory)")
 	dsn := flag.String("pg", "", "PostgreSQL connection string: keep everything there instead of in bbolt")
-	flag.Parse()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if *dsn != "" {
-		if err := runOn(ctx, os.Stdout, postgresBackend(*dsn)); err != nil {
-			fmt.Fprintln(os.Stderr, "banking:", err)
-			cancel()
-			os.Exit(1)
+	obs.Main("banking", "directory for the journal", func(ctx context.Context, dir string, o *obs.Obs) error {
+		be := boltBackend(dir)
+		if *dsn != "" {
+			be = postgresBackend(*dsn)
 		}
-		return
-	}
-	dir := *data
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "orchestrix-banking-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "banking:", err)
-			os.Exit(1)
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	}
-	if err := run(ctx, os.Stdout, dir); err != nil {
-		fmt.Fprintln(os.Stderr, "banking:", err)
-		cancel()
-		os.Exit(1)
-	}
+		return runOn(ctx, os.Stdout, be, o)
+	})
 }

@@ -52,7 +52,7 @@ func TestRunOn_PostgreSQL_SameOutcome(t *testing.T) {
 	if err := run(ctx, &bolt, t.TempDir()); err != nil {
 		t.Fatalf("run on bbolt: %v\n%s", err, bolt.String())
 	}
-	if err := runOn(ctx, &pg, postgresBackend(pgtest.DSN(t))); err != nil {
+	if err := runOn(ctx, &pg, postgresBackend(pgtest.DSN(t)), nil); err != nil {
 		t.Fatalf("run on PostgreSQL: %v\n%s", err, pg.String())
 	}
 	if bolt.String() != pg.String() {

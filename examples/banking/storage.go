@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 
+	"github.com/orchestrix/orchestrix/examples/internal/obs"
 	"github.com/orchestrix/orchestrix/journal"
 	boltjournal "github.com/orchestrix/orchestrix/journal/bolt"
 	pgjournal "github.com/orchestrix/orchestrix/journal/postgres"
@@ -32,12 +33,12 @@ type eventLog interface {
 }
 
 // backend opens the storage; the example calls it again to restart.
-type backend func(ctx context.Context) (*storage, error)
+type backend func(ctx context.Context, o *obs.Obs) (*storage, error)
 
 // boltBackend keeps everything in one bbolt file in dir: the journal, its
 // snapshots and the checkpoints share it.
 func boltBackend(dir string) backend {
-	return func(context.Context) (*storage, error) {
+	return func(context.Context, *obs.Obs) (*storage, error) {
 		j, err := boltjournal.Open(filepath.Join(dir, "bank.db"), boltjournal.Options{})
 		if err != nil {
 			return nil, err
@@ -58,8 +59,8 @@ func boltBackend(dir string) backend {
 // postgresBackend keeps everything in the PostgreSQL database at dsn, as a
 // deployment of several processes would.
 func postgresBackend(dsn string) backend {
-	return func(ctx context.Context) (*storage, error) {
-		j, err := pgjournal.Open(ctx, dsn, pgjournal.Options{})
+	return func(ctx context.Context, o *obs.Obs) (*storage, error) {
+		j, err := pgjournal.Open(ctx, dsn, pgjournal.Options{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()})
 		if err != nil {
 			return nil, err
 		}

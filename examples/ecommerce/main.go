@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/examples/internal/obs"
 	boltjournal "github.com/orchestrix/orchestrix/journal/bolt"
 	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/projection/boltstore"
@@ -167,7 +167,7 @@ func ordersByStatus(m *OrdersByStatus) projection.Projection {
 	}
 }
 
-func open(ctx context.Context, dir string) (_ *shop, err error) {
+func open(ctx context.Context, dir string, o *obs.Obs) (_ *shop, err error) {
 	s := &shop{byStatus: &OrdersByStatus{status: map[string]OrderStatus{}}}
 	defer func() {
 		if err != nil {
@@ -181,7 +181,10 @@ func open(ctx context.Context, dir string) (_ *shop, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.system, err = actor.NewSystem(actor.Config{Journal: s.journal, Snapshots: snaps, Source: "/orchestrix/shop"}); err != nil {
+	if s.system, err = actor.NewSystem(actor.Config{
+		Journal: s.journal, Snapshots: snaps, Source: "/orchestrix/shop",
+		Metrics: o.Metrics(), TracerProvider: o.TracerProvider(),
+	}); err != nil {
 		return nil, err
 	}
 	if s.orders, err = actor.Register(s.system, Orders); err != nil {
@@ -199,13 +202,17 @@ func open(ctx context.Context, dir string) (_ *shop, err error) {
 	}
 	if s.runner, err = saga.NewRunner(saga.Config{
 		Journal: s.journal, Registry: s.system.Registry(), Checkpoints: checkpoints, Source: "/orchestrix/shop",
+		Metrics: o.Metrics(), TracerProvider: o.TracerProvider(),
 	}); err != nil {
 		return nil, err
 	}
 	if s.sagas, err = saga.Register(s.runner, s.orderSaga()); err != nil {
 		return nil, err
 	}
-	if s.projections, err = projection.NewManager(projection.Config{Journal: s.journal, Registry: s.system.Registry()}); err != nil {
+	if s.projections, err = projection.NewManager(projection.Config{
+		Journal: s.journal, Registry: s.system.Registry(),
+		Metrics: o.Metrics(), TracerProvider: o.TracerProvider(),
+	}); err != nil {
 		return nil, err
 	}
 	if err = s.projections.Add(ctx, ordersByStatus(s.byStatus)); err != nil {
@@ -300,8 +307,9 @@ func (s *shop) printByStatus(ctx context.Context, w io.Writer) error {
 }
 
 // run is the whole example; it writes its story to w and keeps data in dir.
-func run(ctx context.Context, w io.Writer, dir string) error {
-	s, err := open(ctx, dir)
+// o supplies metrics and tracing (nil: none).
+func run(ctx context.Context, w io.Writer, dir string, o *obs.Obs) error {
+	s, err := open(ctx, dir, o)
 	if err != nil {
 		return err
 	}
@@ -361,23 +369,7 @@ func domainReason(reason string) string {
 }
 
 func main() {
-	data := flag.String("data", "", "directory for the journal (default: a new temporary directory)")
-	flag.Parse()
-	dir := *data
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "orchestrix-ecommerce-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "ecommerce:", err)
-			os.Exit(1)
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := run(ctx, os.Stdout, dir); err != nil {
-		fmt.Fprintln(os.Stderr, "ecommerce:", err)
-		cancel()
-		os.Exit(1)
-	}
+	obs.Main("ecommerce", "directory for the journal", func(ctx context.Context, dir string, o *obs.Obs) error {
+		return run(ctx, os.Stdout, dir, o)
+	})
 }

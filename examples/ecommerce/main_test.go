@@ -12,7 +12,7 @@ func TestRun_OrderSagaOutcomes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, &out, t.TempDir()); err != nil {
+	if err := run(ctx, &out, t.TempDir(), nil); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	got := out.String()

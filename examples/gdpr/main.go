@@ -15,16 +15,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
@@ -480,33 +477,7 @@ func run(ctx context.Context, w io.Writer, dir string, o *obs.Obs) error {
 }
 
 func main() {
-	data := flag.String("data", "", "directory for the journal and key store (default: a new temporary directory)")
-	obsFlags := obs.Flags(flag.CommandLine)
-	flag.Parse()
-	dir := *data
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "orchestrix-gdpr-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "gdpr:", err)
-			os.Exit(1)
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	}
-	o, err := obsFlags.Start(os.Stdout, os.Stderr)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err = run(ctx, os.Stdout, dir, o)
-		cancel()
-		if err == nil {
-			hold, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-			o.Hold(hold, os.Stderr)
-			stop()
-		}
-		err = errors.Join(err, o.Shutdown(context.Background()))
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gdpr:", err)
-		os.Exit(1)
-	}
+	obs.Main("gdpr", "directory for the journal and key store", func(ctx context.Context, dir string, o *obs.Obs) error {
+		return run(ctx, os.Stdout, dir, o)
+	})
 }

@@ -17,11 +17,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"time"
 
@@ -187,36 +185,7 @@ func shorten(msg string) string {
 }
 
 func main() {
-	data := flag.String("data", "", "directory for the journal and read models (default: a new temporary directory)")
-	obsFlags := obs.Flags(flag.CommandLine)
-	flag.Parse()
-	if err := mainErr(*data, obsFlags); err != nil {
-		fmt.Fprintln(os.Stderr, "notifications:", err)
-		os.Exit(1)
-	}
-}
-
-func mainErr(dir string, obsFlags *obs.Settings) error {
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "orchestrix-notifications-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	}
-	o, err := obsFlags.Start(os.Stdout, os.Stderr)
-	if err != nil {
-		return err
-	}
-	defer o.Shutdown(context.Background())
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := run(ctx, os.Stdout, dir, Options{Obs: o}); err != nil {
-		return err
-	}
-	hold, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	o.Hold(hold, os.Stderr)
-	return nil
+	obs.Main("notifications", "directory for the journal and read models", func(ctx context.Context, dir string, o *obs.Obs) error {
+		return run(ctx, os.Stdout, dir, Options{Obs: o})
+	})
 }

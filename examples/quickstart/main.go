@@ -12,12 +12,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 
@@ -280,31 +278,7 @@ func printRecord(w io.Writer, rec journal.Record) error {
 }
 
 func main() {
-	data := flag.String("data", "", "directory for the journal (default: a new temporary directory)")
-	obsFlags := obs.Flags(flag.CommandLine)
-	flag.Parse()
-	dir := *data
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "orchestrix-quickstart-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "quickstart:", err)
-			os.Exit(1)
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	}
-	o, err := obsFlags.Start(os.Stdout, os.Stderr)
-	if err == nil {
-		err = run(context.Background(), os.Stdout, dir, o)
-		if err == nil {
-			hold, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-			o.Hold(hold, os.Stderr)
-			stop()
-		}
-		err = errors.Join(err, o.Shutdown(context.Background()))
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "quickstart:", err)
-		os.Exit(1)
-	}
+	obs.Main("quickstart", "directory for the journal", func(ctx context.Context, dir string, o *obs.Obs) error {
+		return run(ctx, os.Stdout, dir, o)
+	})
 }

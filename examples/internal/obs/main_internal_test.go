@@ -1,0 +1,48 @@
+package obs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+)
+
+func TestMainErr_NoDataDir_RunsInATemporaryDirectoryAndRemovesIt(t *testing.T) {
+	var used string
+	err := mainErr("test", "", &Settings{}, func(ctx context.Context, dir string, o *Obs) error {
+		used = dir
+		if _, err := os.Stat(dir); err != nil {
+			t.Errorf("the data directory does not exist during the run: %v", err)
+		}
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("the run has no deadline")
+		}
+		if o != nil {
+			t.Error("no flags given, yet an Obs was started")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(used); !os.IsNotExist(err) {
+		t.Fatalf("temporary directory %s left behind (stat: %v)", used, err)
+	}
+}
+
+func TestMainErr_GivenDir_UsedAndRunErrorReturned(t *testing.T) {
+	dir := t.TempDir()
+	boom := errors.New("boom")
+	err := mainErr("test", dir, &Settings{}, func(_ context.Context, got string, _ *Obs) error {
+		if got != dir {
+			t.Errorf("run got %q, want %q", got, dir)
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("mainErr = %v, want the run's error", err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("a given directory must be kept: %v", err)
+	}
+}
