@@ -1,9 +1,11 @@
 package actor
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	proto "github.com/asynkron/protoactor-go/actor"
@@ -15,9 +17,12 @@ import (
 	"github.com/orchestrix/orchestrix/telemetry"
 )
 
-// aggActor is the actor of one aggregate. All its fields are owned by the
-// actor's goroutine; appends and snapshot saves run on their own goroutines
-// and report back by message.
+// aggActor is the actor of one aggregate. Its fields are guarded by mu,
+// which Receive holds while it handles a message; appends and snapshot
+// saves report back by message, except that a successful append of the
+// only batch of an otherwise idle actor may be completed directly by the
+// journal's completion function (see completeInline), which saves a trip
+// through the mailbox for the common case of an aggregate that is not hot.
 //
 // Pipelining: commands are decided against the pending state (committed
 // state plus the events of batches not yet durable). batches[0] is the
@@ -26,6 +31,7 @@ import (
 // each once the previous one is durable. Every command, including rejected
 // ones, takes its place in a batch so that replies leave in arrival order.
 type aggActor[S, C, E any] struct {
+	mu   sync.Mutex
 	h    *Handle[S, C, E]
 	e    *entry
 	id   string
@@ -39,7 +45,7 @@ type aggActor[S, C, E any] struct {
 
 	batches  []*batch[S, E]
 	inFlight bool
-	pending  map[string]*pendingCmd[E] // queued command ids, for dedup
+	pending  *pendingSet[E] // accepted commands not yet answered, for dedup (nil until the first)
 	dedup    dedupCache[E]
 
 	snapMark     uint64 // version of the last snapshot attempt
@@ -55,14 +61,41 @@ type batch[S, E any] struct {
 	endState   S
 	endVersion uint64
 	launched   bool
+
+	// Storage for the common batch of one command with one event (an
+	// aggregate that is not hot), so that it costs one allocation, and
+	// for the message reporting its append.
+	cmd0 pendingCmd[E]
+	cmdp [1]*pendingCmd[E]
+	env0 [1]orchestrix.Envelope
+	done appendDone[S, E]
+}
+
+// newBatch returns an empty batch whose first command and event use the
+// batch's own storage.
+func newBatch[S, E any](state S, version uint64) *batch[S, E] {
+	b := &batch[S, E]{endState: state, endVersion: version}
+	b.cmds = b.cmdp[:0]
+	b.envs = b.env0[:0]
+	return b
+}
+
+// newCmd returns storage for the next command of b.
+func (b *batch[S, E]) newCmd() *pendingCmd[E] {
+	if len(b.cmds) == 0 {
+		return &b.cmd0
+	}
+	return new(pendingCmd[E])
 }
 
 type pendingCmd[E any] struct {
-	res   Result[E]
-	err   error
-	reply chan cmdReply[E]
-	start time.Time // when it was sent; zero when not timed
-	dups  []dupWaiter[E]
+	tag      uint64 // idTag of res.CommandID
+	res      Result[E]
+	err      error
+	reply    chan cmdReply[E]
+	start    time.Time // when it was sent; zero when not timed
+	dups     []dupWaiter[E]
+	answered bool // finish has run: a command is answered once
 }
 
 // dupWaiter is a retry of a command still in flight, answered with its
@@ -117,6 +150,8 @@ func (a *aggActor[S, C, E]) commandDone(start time.Time, version uint64, events 
 
 // Receive implements proto.Actor.
 func (a *aggActor[S, C, E]) Receive(c proto.Context) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	defer func() {
 		// Our own code should not panic; if it does, fail what is
 		// pending and start over from the journal rather than let the
@@ -198,7 +233,7 @@ func (a *aggActor[S, C, E]) recover() error {
 		}
 		if cmdID != "" {
 			last := rb.recent[j-1]
-			a.dedup.add(Result[E]{CommandID: cmdID, Events: events, Version: last.version, Position: last.position}, sys.cfg.DedupWindow)
+			a.dedup.add(Result[E]{CommandID: cmdID, Events: events, Version: last.version, Position: last.position}, idTag(cmdID), sys.cfg.DedupWindow)
 		}
 		i = j
 	}
@@ -223,40 +258,45 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 		}
 	}
 	window := a.sys().cfg.DedupWindow
+	var tag uint64
 	if window > 0 {
-		if r, ok := a.dedup.get(cmd.ID); ok {
+		tag = idTag(cmd.ID)
+		if r, ok := a.dedup.get(cmd.ID, tag); ok {
 			r.Duplicate = true
 			a.commandDone(m.start, r.Version, 0, telemetry.OutcomeDuplicate, nil)
 			replyTo(m.reply, r, nil)
 			return
 		}
-		if p := a.pending[cmd.ID]; p != nil {
+		if p := a.pending.get(cmd.ID, tag); p != nil {
 			p.dups = append(p.dups, dupWaiter[E]{reply: m.reply, start: m.start})
 			return
 		}
 	}
 
-	p := &pendingCmd[E]{reply: m.reply, start: m.start, res: Result[E]{CommandID: cmd.ID}}
 	var next S
 	var events []E
+	var decErr error
 	if a.h.def.Creates != nil && a.pversion == 0 {
 		if ok, err := a.creates(cmd.Body); err != nil {
-			p.err = err
+			decErr = err
 		} else if !ok {
-			p.err = fmt.Errorf("%w: %s %q has no events and the command does not create it", orchestrix.ErrNotFound, a.h.kind, a.id)
+			decErr = fmt.Errorf("%w: %s %q has no events and the command does not create it", orchestrix.ErrNotFound, a.h.kind, a.id)
 		}
 	}
-	if p.err == nil {
-		next, events, p.err = a.h.def.Execute(a.pstate, cmd.Body)
+	if decErr == nil {
+		next, events, decErr = a.h.def.Execute(a.pstate, cmd.Body)
 	}
 
-	if len(a.batches) == 0 && (p.err != nil || len(events) == 0) {
+	if len(a.batches) == 0 && (decErr != nil || len(events) == 0) {
 		// Nothing pending: the outcome is final now.
-		p.res.Version = a.pversion
+		p := &pendingCmd[E]{tag: tag, reply: m.reply, start: m.start, err: decErr,
+			res: Result[E]{CommandID: cmd.ID, Version: a.pversion}}
 		a.finish(p)
 		return
 	}
 	b := a.building(len(events))
+	p := b.newCmd()
+	*p = pendingCmd[E]{tag: tag, reply: m.reply, start: m.start, err: decErr, res: Result[E]{CommandID: cmd.ID}}
 	if p.err == nil && len(events) > 0 {
 		n := len(b.envs)
 		var err error
@@ -276,9 +316,9 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 	b.endState, b.endVersion = a.pstate, a.pversion
 	if p.err == nil && window > 0 {
 		if a.pending == nil {
-			a.pending = make(map[string]*pendingCmd[E])
+			a.pending = new(pendingSet[E])
 		}
-		a.pending[cmd.ID] = p
+		a.pending.add(p)
 	}
 	if a.inFlight {
 		a.observe(Observation{Kind: Decided, Version: p.res.Version, Events: len(p.res.Events), Err: p.err})
@@ -304,7 +344,7 @@ func (a *aggActor[S, C, E]) building(n int) *batch[S, E] {
 			return last
 		}
 	}
-	b := &batch[S, E]{endState: a.pstate, endVersion: a.pversion}
+	b := newBatch[S, E](a.pstate, a.pversion)
 	a.batches = append(a.batches, b)
 	return b
 }
@@ -327,34 +367,96 @@ func (a *aggActor[S, C, E]) advance(c proto.Context) {
 }
 
 func (a *aggActor[S, C, E]) popBatch() {
-	a.batches[0] = nil
-	a.batches = a.batches[1:]
-	if len(a.batches) == 0 {
+	n := copy(a.batches, a.batches[1:])
+	a.batches[n] = nil
+	a.batches = a.batches[:n]
+	if n == 0 && cap(a.batches) > 4 {
 		a.batches = nil
 	}
 }
 
-// launch appends b on a goroutine of its own; the result comes back as an
-// appendDone message.
+// launch appends b; the result comes back as an appendDone message. A
+// journal with AppendAsync (package journal/bolt) is handed the batch
+// with a completion function; any other journal is called on a goroutine
+// of its own.
 func (a *aggActor[S, C, E]) launch(b *batch[S, E]) {
 	sys := a.sys()
 	b.launched = true
 	a.inFlight = true
 	base := a.version
 	stream := a.h.Stream(a.id)
-	self := a.self
+	self, proc := a.self, a.e.proc
 	sys.workers.Add(1)
-	go func() {
-		defer sys.workers.Done()
-		ctx, cancel := sys.ioContext()
+	if aj, ok := sys.cfg.Journal.(asyncAppender); ok && sys.cfg.AppendTimeout <= 0 {
 		// The append's context carries the trace of the batch's first
 		// event (its command's span), so that a journal's commit span
 		// (telemetry.StartCommitSpan) joins that trace.
+		ctx := telemetry.ContextFromTraceParent(sys.bg, b.envs[0].TraceParent)
+		// b.done is the batch's own message: one append per batch.
+		b.done = appendDone[S, E]{b: b, base: base}
+		err := aj.AppendAsync(ctx, stream, journal.Exact(base), b.envs, func(res journal.AppendResult, err error) {
+			if err == nil && a.completeInline(b, base, res) {
+				sys.workers.Done()
+				return
+			}
+			b.done.res, b.done.err = res, err
+			proc.SendUserMessage(self, &b.done)
+			sys.workers.Done()
+		})
+		if err != nil {
+			b.done.err = err
+			proc.SendUserMessage(self, &b.done)
+			sys.workers.Done()
+		}
+		return
+	}
+	go func() {
+		defer sys.workers.Done()
+		ctx, cancel := sys.ioContext()
 		ctx = telemetry.ContextFromTraceParent(ctx, b.envs[0].TraceParent)
 		res, err := sys.cfg.Journal.Append(ctx, stream, journal.Exact(base), b.envs)
 		cancel()
-		sys.root.Send(self, &appendDone[S, E]{b: b, base: base, res: res, err: err})
+		proc.SendUserMessage(self, &appendDone[S, E]{b: b, base: base, res: res, err: err})
 	}()
+}
+
+// completeInline completes the successful append of b on the calling
+// goroutine (the journal's writer) when that is cheap and safe: the actor
+// is not handling a message (its lock is free), b is its only batch (so
+// no further append has to be encoded and launched here), the journal
+// stored the expected versions, and neither a snapshot nor a shutdown is
+// due. It reports whether it did; otherwise the result goes through the
+// mailbox as an appendDone message. It never blocks.
+func (a *aggActor[S, C, E]) completeInline(b *batch[S, E], base uint64, res journal.AppendResult) bool {
+	if !a.mu.TryLock() {
+		return false
+	}
+	defer a.mu.Unlock()
+	if a.shutdown != nil || len(a.batches) != 1 || a.batches[0] != b ||
+		res.FirstVersion != base+1 || res.LastVersion != b.endVersion || a.snapshotDue(b.endVersion) {
+		return false
+	}
+	defer func() {
+		// As in Receive: an Observer's panic must not take the journal's
+		// writer down with it.
+		if r := recover(); r != nil {
+			a.sys().cfg.Logger.Error("aggregate actor panicked; restarting from the journal",
+				"kind", a.h.kind, "id", a.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			a.failAll(fmt.Errorf("actor: internal error: %v", r))
+		}
+	}()
+	a.touch()
+	a.onAppendDone(nil, &appendDone[S, E]{b: b, base: base, res: res})
+	return true
+}
+
+// asyncAppender is implemented by journals that can queue an append and
+// report its outcome through a function (journal/bolt's AppendAsync),
+// which spares the runtime a goroutine per append. done is called exactly
+// once unless AppendAsync returns an error.
+type asyncAppender interface {
+	AppendAsync(ctx context.Context, stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope,
+		done func(journal.AppendResult, error)) error
 }
 
 func (a *aggActor[S, C, E]) onAppendDone(c proto.Context, m *appendDone[S, E]) {
@@ -390,11 +492,16 @@ func (a *aggActor[S, C, E]) onAppendDone(c proto.Context, m *appendDone[S, E]) {
 
 // finish answers p and its duplicates and remembers a success for dedup.
 func (a *aggActor[S, C, E]) finish(p *pendingCmd[E]) {
-	if a.pending != nil {
-		delete(a.pending, p.res.CommandID)
+	if p.answered {
+		return
+	}
+	p.answered = true
+	if a.pending != nil && a.pending.len() > 0 {
+		a.pending.remove(p)
 	}
 	if p.err == nil && a.sys().cfg.DedupWindow > 0 {
-		a.dedup.add(p.res, a.sys().cfg.DedupWindow)
+		// Only commands that went through the pending set succeed here.
+		a.dedup.addNew(p.res, p.tag, a.sys().cfg.DedupWindow)
 	}
 	outcome := outcomeOf(p.err)
 	a.commandDone(p.start, p.res.Version, len(p.res.Events), outcome, p.err)
@@ -440,7 +547,11 @@ func (a *aggActor[S, C, E]) failAll(cause error) {
 		}
 	}
 	var zero S
-	a.batches, a.pending, a.inFlight = nil, nil, false
+	clear(a.batches)
+	a.batches, a.inFlight = a.batches[:0], false
+	if a.pending != nil {
+		a.pending.reset()
+	}
 	a.state, a.pstate, a.version, a.pversion = zero, zero, 0, 0
 	a.dedup = dedupCache[E]{}
 	a.ready = false
@@ -466,10 +577,15 @@ func (a *aggActor[S, C, E]) onState(m *stateMsg[S]) {
 
 // ---- snapshots ----
 
+// snapshotDue reports whether a snapshot would be taken at version.
+func (a *aggActor[S, C, E]) snapshotDue(version uint64) bool {
+	n := a.h.def.SnapshotInterval()
+	return a.sys().cfg.Snapshots != nil && n > 0 && !a.snapInFlight && version-a.snapMark >= uint64(n)
+}
+
 func (a *aggActor[S, C, E]) maybeSnapshot() {
 	sys := a.sys()
-	n := a.h.def.SnapshotInterval()
-	if sys.cfg.Snapshots == nil || n == 0 || a.snapInFlight || a.version-a.snapMark < uint64(n) {
+	if !a.snapshotDue(a.version) {
 		return
 	}
 	snap, ok := a.encodeSnapshot()
@@ -575,60 +691,4 @@ func (a *aggActor[S, C, E]) stop(c proto.Context) {
 	}
 	a.observe(Observation{Kind: Passivated, Version: a.version})
 	c.Stop(c.Self())
-}
-
-// ---- dedup cache ----
-
-// dedupCache remembers the results of the most recent commands, up to the
-// dedup window. Small caches are searched linearly; an index map is built
-// once they grow, so idle aggregates stay small.
-type dedupCache[E any] struct {
-	ring  []Result[E]
-	next  int // slot to overwrite once the ring is full
-	index map[string]int
-}
-
-const dedupIndexAt = 16
-
-func (d *dedupCache[E]) get(id string) (Result[E], bool) {
-	if d.index != nil {
-		if i, ok := d.index[id]; ok {
-			return d.ring[i], true
-		}
-		return Result[E]{}, false
-	}
-	for i := range d.ring {
-		if d.ring[i].CommandID == id {
-			return d.ring[i], true
-		}
-	}
-	return Result[E]{}, false
-}
-
-func (d *dedupCache[E]) add(r Result[E], window int) {
-	if _, ok := d.get(r.CommandID); ok {
-		return
-	}
-	var slot int
-	if len(d.ring) < window {
-		d.ring = append(d.ring, r)
-		slot = len(d.ring) - 1
-	} else {
-		slot = d.next
-		if d.index != nil {
-			delete(d.index, d.ring[slot].CommandID)
-		}
-		d.ring[slot] = r
-		d.next = (d.next + 1) % window
-	}
-	if d.index == nil && len(d.ring) > dedupIndexAt {
-		d.index = make(map[string]int, len(d.ring))
-		for i := range d.ring {
-			d.index[d.ring[i].CommandID] = i
-		}
-		return
-	}
-	if d.index != nil {
-		d.index[r.CommandID] = slot
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	proto "github.com/asynkron/protoactor-go/actor"
@@ -24,6 +25,7 @@ type Handle[S, C, E any] struct {
 	kind   string
 	routes *router
 	props  *proto.Props // shared by every activation
+	msgs   sync.Pool    // *cmdMsg[C, E] with their reply channels, for Send
 }
 
 func (h *Handle[S, C, E]) router() *router { return h.routes }
@@ -80,10 +82,18 @@ func WithTraceParent(tp string) SendOption { return func(o *sendOptions) { o.tra
 
 func buildCommand[C any](id string, body C, opts []SendOption) aggregate.Command[C] {
 	var o sendOptions
+	if len(opts) > 0 {
+		o = applyOptions(opts)
+	}
+	return aggregate.Command[C]{ID: o.commandID, AggregateID: id, Body: body, CorrelationID: o.correlationID, TraceParent: o.traceParent}
+}
+
+func applyOptions(opts []SendOption) sendOptions {
+	var o sendOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return aggregate.Command[C]{ID: o.commandID, AggregateID: id, Body: body, CorrelationID: o.correlationID, TraceParent: o.traceParent}
+	return o
 }
 
 // Send executes cmd on aggregate id and returns once the events it produced
@@ -133,23 +143,46 @@ func (h *Handle[S, C, E]) dispatch(ctx context.Context, cmd aggregate.Command[C]
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
-	reply := make(chan cmdReply[E], 1)
-	msg := &cmdMsg[C, E]{cmd: cmd, reply: reply}
+	// The message and its reply channel are reused once the reply has
+	// been received: the actor answers a command exactly once and does
+	// not touch the message after answering.
+	msg, _ := h.msgs.Get().(*cmdMsg[C, E])
+	if msg == nil {
+		msg = &cmdMsg[C, E]{reply: make(chan cmdReply[E], 1)}
+	}
+	msg.cmd = cmd
 	if h.sys.timed {
 		msg.start = h.sys.cfg.Clock.Now()
 	}
+	reply := msg.reply
 	if err := h.sys.route(h.routes, cmd.AggregateID, msg, h.props, h.sys.cfg.MaxActive); err != nil {
+		h.recycle(msg)
 		return fail(err)
 	}
-	select {
-	case r := <-reply:
-		if r.err != nil {
-			return fail(r.err)
+	var r cmdReply[E]
+	if done := ctx.Done(); done == nil {
+		r = <-reply
+	} else {
+		select {
+		case r = <-reply:
+		case <-done:
+			// The actor may still answer: the message is not reused.
+			return fail(&unknownOutcomeError{cause: ctx.Err()})
 		}
-		return r.res, nil
-	case <-ctx.Done():
-		return fail(&unknownOutcomeError{cause: ctx.Err()})
 	}
+	h.recycle(msg)
+	if r.err != nil {
+		return fail(r.err)
+	}
+	return r.res, nil
+}
+
+// recycle returns a command message whose reply was received (or that
+// was never delivered) to the pool.
+func (h *Handle[S, C, E]) recycle(m *cmdMsg[C, E]) {
+	m.cmd = aggregate.Command[C]{}
+	m.start = time.Time{}
+	h.msgs.Put(m)
 }
 
 // Tell sends cmd to aggregate id without waiting for the outcome. It

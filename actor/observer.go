@@ -8,8 +8,9 @@ import "github.com/orchestrix/orchestrix/telemetry"
 
 // Observer is told about activations, recoveries, commits, answered
 // commands, snapshots, passivations and restarts. Observe is called
-// synchronously on aggregate actor goroutines, so it must be fast, must
-// not block and must be safe for concurrent use.
+// synchronously on the runtime's goroutines (aggregate actors, and the
+// journal's completion goroutine for commits applied there), so it must
+// be fast, must not block and must be safe for concurrent use.
 type Observer = telemetry.Observer
 
 // ObserverFunc adapts a function to Observer.

@@ -87,10 +87,7 @@ func (h *Handle[S, C, E]) rebuild(ctx context.Context, id string, to uint64, unt
 		return out, nil
 	}
 
-	var ring []recentEvent[E]
-	if window > 0 {
-		ring = make([]recentEvent[E], 0, min(window, 64))
-	}
+	var ring []recentEvent[E] // grows as events are read: most streams are short
 	ringStart := 0
 	reg := h.sys.cfg.Registry
 	evolve := h.def.Evolve

@@ -281,6 +281,11 @@ type shard struct {
 // entry is the routing record of one active aggregate.
 type entry struct {
 	pid *proto.PID
+	// proc is the actor's process, looked up once at spawn so that sends
+	// skip the PID's process lookup (a chain of cache misses when
+	// thousands of actors are active). Messages go to the mailbox in
+	// the same way as through the PID.
+	proc proto.Process
 	// sent counts messages routed to the actor; received (written only by
 	// the actor) counts those it has handled. The actor removes its entry
 	// only under the shard's write lock and only when they are equal, so
@@ -319,7 +324,7 @@ func (s *System) route(r *router, id string, msg any, props *proto.Props, maxAct
 	}
 	if e := sh.m[id]; e != nil {
 		e.sent.Add(1)
-		s.root.Send(e.pid, msg)
+		e.send(msg)
 		sh.mu.RUnlock()
 		return nil
 	}
@@ -336,14 +341,15 @@ func (s *System) route(r *router, id string, msg any, props *proto.Props, maxAct
 		e = &entry{}
 		e.lastActive.Store(s.cfg.Clock.Now().UnixNano())
 		e.pid = s.root.Spawn(props)
+		e.proc, _ = s.actors.ProcessRegistry.Get(e.pid) // dead letters if absent
 		// The mailbox is FIFO: the actor learns its identity before any
 		// routed message.
-		s.root.Send(e.pid, &initMsg{id: id, e: e})
+		e.send(&initMsg{id: id, e: e})
 		sh.m[id] = e
 		spawned = true
 	}
 	e.sent.Add(1)
-	s.root.Send(e.pid, msg)
+	e.send(msg)
 	sh.mu.Unlock()
 	if spawned {
 		if n := r.active.Add(1); maxActive > 0 && n > int64(maxActive) {
@@ -407,6 +413,9 @@ func (r *router) remove(id string, e *entry, force bool) bool {
 	}
 	return true
 }
+
+// send posts msg to the actor's mailbox.
+func (e *entry) send(msg any) { e.proc.SendUserMessage(e.pid, msg) }
 
 // initMsg tells a new actor which aggregate it is.
 type initMsg struct {

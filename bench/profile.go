@@ -12,13 +12,14 @@ import (
 // profile, block and mutex profiles, and an execution trace of the whole
 // run.
 type profileFlags struct {
-	cpu, block, mutex, trace string
+	cpu, block, mutex, trace, mem string
 }
 
 func (p *profileFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.cpu, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&p.block, "blockprofile", "", "write a blocking profile (every blocking event) to this file")
 	fs.StringVar(&p.mutex, "mutexprofile", "", "write a mutex contention profile to this file")
+	fs.StringVar(&p.mem, "memprofile", "", "write a heap profile (allocations of the whole run, -sample_index=alloc_space) to this file")
 	fs.StringVar(&p.trace, "trace", "", "write a runtime execution trace (go tool trace) to this file")
 }
 
@@ -81,8 +82,16 @@ func (p *profileFlags) start() (func(), error) {
 			}
 		})
 	}
-	if len(stops) == 0 {
-		return stop, nil
+	if p.mem != "" {
+		path := p.mem
+		stops = append(stops, func() {
+			f, err := os.Create(path)
+			if err != nil {
+				return
+			}
+			defer f.Close()
+			_ = pprof.Lookup("allocs").WriteTo(f, 0)
+		})
 	}
 	return stop, nil
 }

@@ -25,6 +25,12 @@
 // callers split into two halves that take turns, each idle for a whole
 // commit.
 //
+// AppendAsync is the same without a waiting goroutine: it queues the append
+// and calls a completion function, on the writer's goroutine, with the
+// outcome Append would have returned (the actor runtime uses it). Append
+// requests and their encoding buffers are recycled once the writer is done
+// with them.
+//
 // A rejected append (version conflict, cancelled context) fails alone and
 // stores nothing; the rest of its batch commits. When the commit itself
 // fails (an I/O error, a full disk), every append of that batch that had
@@ -40,7 +46,8 @@
 // whose context has ended by the time it takes it into a batch. Once the
 // writer has taken an append into a batch, Append waits for the batch's
 // real outcome even if the context ends meanwhile, so that a returned
-// context error always means "not stored".
+// context error always means "not stored". For AppendAsync a context that
+// ends while the append is queued is noticed when the writer reaches it.
 //
 // # Idempotency (KurrentDB rules)
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"runtime"
+	"sync"
 	"sync/atomic"
 
 	bbolt "go.etcd.io/bbolt"
@@ -40,10 +41,12 @@ type request struct {
 	events []event
 	bytes  int // approximate size of the frames
 
-	one [1]event // storage of events for the common single-event append
+	one  [1]event // storage of events for the common single-event append
+	data []byte   // the encoded bodies
 
 	state atomic.Int32
-	done  chan struct{}
+	done  chan struct{}                     // closed when complete (synchronous callers)
+	cb    func(journal.AppendResult, error) // called when complete instead (AppendAsync)
 	res   journal.AppendResult
 	err   error
 
@@ -91,47 +94,133 @@ func checkStream(stream string) error {
 // exceed Options.MaxBatchBytes, with orchestrix.ErrTooLarge; all are
 // detected before anything is queued.
 func (j *Journal) Append(ctx context.Context, stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope) (journal.AppendResult, error) {
-	if err := j.checkOpen(ctx); err != nil {
+	r, _ := requests.Get().(*request)
+	if r == nil {
+		r = &request{}
+	}
+	if err := j.prepare(r, ctx, stream, expected, events); err != nil {
+		recycle(r)
 		return journal.AppendResult{}, err
+	}
+	r.done = make(chan struct{})
+	res, completed, err := j.submit(ctx, r)
+	if completed {
+		// The writer is done with r: it closed r.done last.
+		recycle(r)
+	}
+	return res, err
+}
+
+// AppendAsync is Append without waiting for the commit: it checks and
+// encodes the events like Append and queues them. When it returns an
+// error (the checks of Append, or a closed journal) nothing was queued
+// and done is never called. Otherwise done is called exactly once with
+// the outcome Append would have returned, after the commit (or the
+// failure), on the journal's writer goroutine: it must be quick,
+// must not panic, and must not block; it may queue further appends with
+// AppendAsync but must not wait for them. A ctx that ends while the append
+// is still queued fails it with ctx's error when the writer reaches it
+// (Append would withdraw it at once); once taken into a commit it runs
+// to completion. Close completes every queued append before it returns.
+func (j *Journal) AppendAsync(ctx context.Context, stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope, done func(journal.AppendResult, error)) error {
+	if done == nil {
+		return fmt.Errorf("journal/bolt: AppendAsync to %q: nil done function", stream)
+	}
+	r, _ := requests.Get().(*request)
+	if r == nil {
+		r = &request{}
+	}
+	if err := j.prepare(r, ctx, stream, expected, events); err != nil {
+		recycle(r)
+		return err
+	}
+	r.cb = done
+	if err := j.enqueue(r); err != nil {
+		recycle(r)
+		return err
+	}
+	return nil
+}
+
+// requests recycles append requests, with the buffer their events were
+// encoded into: nothing refers to a request of AppendAsync once its done
+// function has been called, nor to one of Append once the writer has
+// closed its done channel. (A request withdrawn by its caller is not
+// recycled: the writer may still look at it.)
+var requests sync.Pool
+
+// maxRecycledData bounds the encoding buffer a recycled request keeps.
+const maxRecycledData = 64 << 10
+
+// recycle returns an AppendAsync request to the pool.
+func recycle(r *request) {
+	data := r.data[:0]
+	if cap(data) > maxRecycledData {
+		data = nil
+	}
+	clear(r.one[:])
+	*r = request{data: data}
+	requests.Put(r)
+}
+
+// prepare checks an append and encodes its events into r (empty, or
+// recycled with only its data buffer).
+func (j *Journal) prepare(r *request, ctx context.Context, stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope) error {
+	if err := j.checkOpen(ctx); err != nil {
+		return err
 	}
 	if err := checkStream(stream); err != nil {
-		return journal.AppendResult{}, err
+		return err
 	}
 	if len(events) == 0 {
-		return journal.AppendResult{}, ErrNoEvents
+		return ErrNoEvents
 	}
 	n := len(events)
-	r := &request{
-		kind:     kindAppend,
-		ctx:      ctx,
-		stream:   stream,
-		expected: expected,
-		done:     make(chan struct{}),
-	}
+	r.kind, r.ctx, r.stream, r.expected = kindAppend, ctx, stream, expected
 	if n == 1 {
 		r.events = r.one[:]
 	} else {
 		r.events = make([]event, n)
 	}
+	// The bodies are encoded back to back into r.data; a body keeps
+	// pointing into an earlier array when the buffer grows.
+	data := r.data[:0]
 	for i := range events {
-		ev := events[i]
-		ev.Sequence = 0
-		body, err := ev.MarshalBinary()
-		if err != nil {
-			return journal.AppendResult{}, fmt.Errorf("journal/bolt: append to %q: event %d: %w", stream, i, err)
+		ev := &events[i]
+		if err := ev.Validate(); err != nil {
+			return fmt.Errorf("journal/bolt: append to %q: event %d: %w", stream, i, err)
 		}
+		start := len(data)
+		var err error
+		data, err = encodeEvent(data, ev)
+		if err != nil {
+			return fmt.Errorf("journal/bolt: append to %q: event %d: %w", stream, i, err)
+		}
+		body := data[start:len(data):len(data)]
 		if len(body) > j.opts.MaxEventSize {
-			return journal.AppendResult{}, fmt.Errorf("journal/bolt: append to %q: event %d is %d bytes encoded, above the limit of %d: %w",
+			return fmt.Errorf("journal/bolt: append to %q: event %d is %d bytes encoded, above the limit of %d: %w",
 				stream, i, len(body), j.opts.MaxEventSize, orchestrix.ErrTooLarge)
 		}
 		r.events[i] = event{body: body, crc: crc32.Checksum(body, castagnoli), key: j.idKey(ev.ID), id: ev.ID}
 		r.bytes += 24 + len(stream) + len(body)
 	}
+	r.data = data
 	if r.bytes > j.opts.MaxBatchBytes {
-		return journal.AppendResult{}, fmt.Errorf("journal/bolt: append to %q: %d events of %d bytes together, above MaxBatchBytes %d: %w",
+		return fmt.Errorf("journal/bolt: append to %q: %d events of %d bytes together, above MaxBatchBytes %d: %w",
 			stream, n, r.bytes, j.opts.MaxBatchBytes, orchestrix.ErrTooLarge)
 	}
-	return j.submit(ctx, r)
+	return nil
+}
+
+// encodeEvent appends the binary form of ev, without its sequence (the
+// journal assigns versions), to dst.
+func encodeEvent(dst []byte, ev *orchestrix.Envelope) ([]byte, error) {
+	if ev.Sequence == 0 {
+		return ev.AppendBinary(dst)
+	}
+	e := *ev
+	e.Sequence = 0
+	return e.AppendBinary(dst)
 }
 
 // DeleteTo deletes the events of stream with version <= to. The head is
@@ -145,17 +234,39 @@ func (j *Journal) DeleteTo(ctx context.Context, stream string, to uint64) error 
 		return err
 	}
 	r := &request{kind: kindDelete, ctx: ctx, stream: stream, deleteTo: to, done: make(chan struct{})}
-	_, err := j.submit(ctx, r)
+	_, _, err := j.submit(ctx, r)
 	return err
 }
 
 // submit queues r and waits for its outcome. A context that ends while r
-// is still queued withdraws it.
-func (j *Journal) submit(ctx context.Context, r *request) (journal.AppendResult, error) {
+// is still queued withdraws it. completed reports that the writer has
+// finished with r (it was not withdrawn, nor refused by a closed journal).
+func (j *Journal) submit(ctx context.Context, r *request) (res journal.AppendResult, completed bool, err error) {
+	if err := j.enqueue(r); err != nil {
+		return journal.AppendResult{}, false, err
+	}
+	cancel := ctx.Done()
+	if cancel == nil {
+		<-r.done
+		return r.res, true, r.err
+	}
+	select {
+	case <-r.done:
+	case <-cancel:
+		if r.state.CompareAndSwap(stateQueued, stateCancelled) {
+			return journal.AppendResult{}, false, ctx.Err()
+		}
+		<-r.done
+	}
+	return r.res, true, r.err
+}
+
+// enqueue adds r to the writer's queue.
+func (j *Journal) enqueue(r *request) error {
 	j.qmu.Lock()
 	if j.qclosed {
 		j.qmu.Unlock()
-		return journal.AppendResult{}, orchestrix.ErrClosed
+		return orchestrix.ErrClosed
 	}
 	wasEmpty := len(j.queue) == 0
 	j.queue = append(j.queue, r)
@@ -163,20 +274,18 @@ func (j *Journal) submit(ctx context.Context, r *request) (journal.AppendResult,
 	if wasEmpty {
 		j.signal()
 	}
-	cancel := ctx.Done()
-	if cancel == nil {
-		<-r.done
-		return r.res, r.err
+	return nil
+}
+
+// complete reports r's outcome to its caller.
+func complete(r *request) {
+	if cb := r.cb; cb != nil {
+		res, err := r.res, r.err
+		recycle(r)
+		cb(res, err)
+		return
 	}
-	select {
-	case <-r.done:
-	case <-cancel:
-		if r.state.CompareAndSwap(stateQueued, stateCancelled) {
-			return journal.AppendResult{}, ctx.Err()
-		}
-		<-r.done
-	}
-	return r.res, r.err
+	close(r.done)
 }
 
 func (j *Journal) signal() {
@@ -300,12 +409,12 @@ func (j *Journal) runBatch(batch []*request) {
 		}
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
-			close(r.done)
+			complete(r)
 			continue
 		}
 		if j.w.broken != nil {
 			r.err = fmt.Errorf("journal/bolt: journal unusable after a failed commit: %w", j.w.broken)
-			close(r.done)
+			complete(r)
 			continue
 		}
 		live = append(live, r)
@@ -318,7 +427,7 @@ func (j *Journal) runBatch(batch []*request) {
 	if err != nil {
 		for _, r := range live {
 			r.err = fmt.Errorf("journal/bolt: append to %q: begin transaction: %w", r.stream, err)
-			close(r.done)
+			complete(r)
 		}
 		return
 	}
@@ -370,8 +479,13 @@ func (j *Journal) runBatch(batch []*request) {
 			j.checkpoints.Add(1)
 		}
 	}
+	completeAll(live)
+}
+
+// completeAll reports the outcome of a committed batch.
+func completeAll(live []*request) {
 	for _, r := range live {
-		close(r.done)
+		complete(r)
 	}
 }
 
@@ -388,7 +502,7 @@ func (j *Journal) commitFailed(live []*request, cause error) {
 	}
 	j.reload()
 	for _, r := range live {
-		close(r.done)
+		complete(r)
 	}
 }
 
@@ -672,7 +786,7 @@ func (j *Journal) runDelete(r *request) {
 	if !claim(r) {
 		return
 	}
-	defer close(r.done)
+	defer complete(r)
 	if err := r.ctx.Err(); err != nil {
 		r.err = err
 		return
