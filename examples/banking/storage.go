@@ -38,8 +38,8 @@ type backend func(ctx context.Context, o *obs.Obs) (*storage, error)
 // boltBackend keeps everything in one bbolt file in dir: the journal, its
 // snapshots and the checkpoints share it.
 func boltBackend(dir string) backend {
-	return func(context.Context, *obs.Obs) (*storage, error) {
-		j, err := boltjournal.Open(filepath.Join(dir, "bank.db"), boltjournal.Options{})
+	return func(_ context.Context, o *obs.Obs) (*storage, error) {
+		j, err := boltjournal.Open(filepath.Join(dir, "bank.db"), boltjournal.Options{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()})
 		if err != nil {
 			return nil, err
 		}

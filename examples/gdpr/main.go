@@ -266,7 +266,7 @@ func start(dir string, o *obs.Obs) (rt *runtime, err error) {
 			rt.stop(context.Background())
 		}
 	}()
-	if rt.journal, err = boltjournal.Open(filepath.Join(dir, JournalFile), boltjournal.Options{}); err != nil {
+	if rt.journal, err = boltjournal.Open(filepath.Join(dir, JournalFile), boltjournal.Options{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()}); err != nil {
 		return nil, err
 	}
 	if rt.snapshots, err = boltsnapshot.New(rt.journal.DB(), boltsnapshot.Options{}); err != nil {

@@ -138,7 +138,7 @@ type runtime struct {
 }
 
 func start(dir string, o *obs.Obs) (*runtime, error) {
-	j, err := boltjournal.Open(filepath.Join(dir, "orchestrix.db"), boltjournal.Options{})
+	j, err := boltjournal.Open(filepath.Join(dir, "orchestrix.db"), boltjournal.Options{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()})
 	if err != nil {
 		return nil, err
 	}

@@ -15,9 +15,11 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 	bberrors "go.etcd.io/bbolt/errors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 // Errors of this package. Errors shared by all backends are the sentinels
@@ -98,6 +100,16 @@ type Options struct {
 	// Logger receives warnings (a corrupt record met while opening, a
 	// failed commit). Nil discards them.
 	Logger *slog.Logger
+
+	// Metrics receives journal_batch_events and journal_commit_seconds for
+	// every commit. Nil records nothing.
+	Metrics *telemetry.Metrics
+
+	// TracerProvider, when set, makes one orchestrix.journal.commit span
+	// per commit, linked to the trace of each append in it (the
+	// traceparent of its first event). Nil makes no spans and costs
+	// nothing on the writer's path.
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports an Options value that cannot be used.
@@ -158,10 +170,11 @@ func (o Options) withDefaults() Options {
 // journal.Deleter and journal.Watcher. All methods are safe for concurrent
 // use.
 type Journal struct {
-	db   *bbolt.DB
-	opts Options
-	log  *slog.Logger
-	seed maphash.Seed
+	db     *bbolt.DB
+	opts   Options
+	log    *slog.Logger
+	tracer trace.Tracer // nil without Options.TracerProvider
+	seed   maphash.Seed
 
 	// The queue of appends and deletions waiting for the writer.
 	qmu        sync.Mutex
@@ -254,6 +267,7 @@ func Open(path string, opts Options) (*Journal, error) {
 		db:         db,
 		opts:       opts,
 		log:        opts.Logger,
+		tracer:     tracerOf(opts.TracerProvider),
 		seed:       maphash.MakeSeed(),
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
@@ -505,3 +519,11 @@ var (
 	_ journal.Deleter = (*Journal)(nil)
 	_ journal.Watcher = (*Journal)(nil)
 )
+
+// tracerOf returns the journal's tracer, or nil when no provider is set.
+func tracerOf(tp trace.TracerProvider) trace.Tracer {
+	if tp == nil {
+		return nil
+	}
+	return telemetry.Tracer(tp)
+}

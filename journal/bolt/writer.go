@@ -8,11 +8,14 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 type reqKind uint8
@@ -42,6 +45,7 @@ type request struct {
 	bytes  int // approximate size of the frames
 
 	one  [1]event // storage of events for the common single-event append
+	tp   string   // traceparent of the first event, linked from the commit span
 	data []byte   // the encoded bodies
 
 	state atomic.Int32
@@ -177,6 +181,7 @@ func (j *Journal) prepare(r *request, ctx context.Context, stream string, expect
 	}
 	n := len(events)
 	r.kind, r.ctx, r.stream, r.expected = kindAppend, ctx, stream, expected
+	r.tp = events[0].TraceParent
 	if n == 1 {
 		r.events = r.one[:]
 	} else {
@@ -423,8 +428,13 @@ func (j *Journal) runBatch(batch []*request) {
 	if len(live) == 0 {
 		return
 	}
+	finish := func(int, error) {}
+	if j.tracer != nil || j.opts.Metrics != nil {
+		finish = j.observeCommit(live, events, time.Now())
+	}
 	tx, err := j.db.Begin(true)
 	if err != nil {
+		finish(0, err)
 		for _, r := range live {
 			r.err = fmt.Errorf("journal/bolt: append to %q: begin transaction: %w", r.stream, err)
 			complete(r)
@@ -460,6 +470,7 @@ func (j *Journal) runBatch(batch []*request) {
 	switch {
 	case fatal != nil:
 		_ = tx.Rollback()
+		finish(0, fatal)
 		j.commitFailed(live, fatal)
 		return
 	case stored == 0:
@@ -467,10 +478,12 @@ func (j *Journal) runBatch(batch []*request) {
 		_ = tx.Rollback()
 	default:
 		if err := tx.Commit(); err != nil {
+			finish(0, err)
 			j.commitFailed(live, err)
 			return
 		}
 	}
+	finish(stored, nil)
 	j.publish(checkpointed)
 	if stored > 0 {
 		j.commits.Add(1)
@@ -480,6 +493,37 @@ func (j *Journal) runBatch(batch []*request) {
 		}
 	}
 	completeAll(live)
+}
+
+// maxCommitLinks bounds the links of one commit span.
+const maxCommitLinks = 128
+
+// observeCommit starts the commit span of a batch of events events from
+// live (reading the requests' traceparents now, while they are live) and
+// returns the function that ends it and records the metrics of the stored
+// events; call it before the requests are completed.
+func (j *Journal) observeCommit(live []*request, events int, start time.Time) func(stored int, err error) {
+	var span trace.Span
+	if j.tracer != nil {
+		links := make([]trace.Link, 0, min(len(live), maxCommitLinks))
+		for _, r := range live {
+			if len(links) == maxCommitLinks {
+				break
+			}
+			if l, ok := telemetry.LinkFromTraceParent(r.tp); ok {
+				links = append(links, l)
+			}
+		}
+		_, span = telemetry.StartCommitSpan(context.Background(), j.tracer, events, links...)
+	}
+	return func(stored int, err error) {
+		if err == nil && stored > 0 {
+			j.opts.Metrics.ObserveCommit(stored, time.Since(start))
+		}
+		if span != nil {
+			telemetry.EndSpan(span, err)
+		}
+	}
 }
 
 // completeAll reports the outcome of a committed batch.
