@@ -19,8 +19,9 @@
 //	journal_streams   stream (PK) → head, the highest version ever stored.
 //	                  Deletion does not touch it.
 //	journal_events    position (PK), stream, version (UNIQUE with stream),
-//	                  event_id (indexed with stream, for idempotent
-//	                  retries), type, event_time, record, crc
+//	                  event_id (indexed, for idempotent retries; the
+//	                  lookups filter the stream on top), type,
+//	                  event_time, record, crc
 //	journal_append()  the PL/pgSQL function that commits a batch (below)
 //
 // record is the event's Envelope.MarshalBinary form with Sequence left at
@@ -61,9 +62,10 @@
 // stream heads (reading the heads it does not know in one query), and
 // commits all accepted appends with one call of journal_append: one round
 // trip and one transaction. The function locks journal_position, verifies
-// that each stream's head is still the one the writer planned with,
-// inserts every event with unnest, updates the heads, sends a NOTIFY with
-// the new last position, and commits. So the lock is taken once per
+// that each stream's head is still the one the writer planned with while
+// moving it (one UPDATE of the existing streams' heads, one INSERT of the
+// new streams), inserts every event with unnest, sends a NOTIFY with the
+// new last position, and commits. So the lock is taken once per
 // batch, and throughput grows with the batch size instead of being
 // bounded by one round trip per event. Up to two batches are in flight
 // at once (never sharing a stream): while one commits, the next is

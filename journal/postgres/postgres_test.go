@@ -180,6 +180,70 @@ func TestJournal_Append_TwoJournalsOneSchema_ShareVersionsAndOrder(t *testing.T)
 	assert.Equal(t, recs[len(recs)-1].Position, lastA)
 }
 
+// TestJournal_Append_StreamCreatedByOtherJournal_ReplansAndAppends has a
+// cache that says a stream does not exist while another journal creates
+// it: the append must not overwrite the other's head, and lands after it.
+func TestJournal_Append_StreamCreatedByOtherJournal_ReplansAndAppends(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	a := openJournal(t, dsn, postgres.Options{})
+	b := openJournal(t, dsn, postgres.Options{})
+	ctx := context.Background()
+
+	// a learns (and caches) that "n" does not exist.
+	_, err := a.Append(ctx, "n", journal.StreamExists, newEvents("n", 1))
+	require.ErrorIs(t, err, orchestrix.ErrVersionConflict)
+	_, err = b.Append(ctx, "n", journal.NoStream, newEvents("n", 2))
+	require.NoError(t, err)
+
+	res, err := a.Append(ctx, "n", journal.Any, newEvents("n", 1)) // a's cache says 0: stale
+	require.NoError(t, err)
+	assert.Equal(t, uint64(3), res.FirstVersion)
+	head, err := b.Head(ctx, "n")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(3), head)
+	recs := readAll(t, b, 0)
+	require.Len(t, recs, 3)
+	for i, r := range recs {
+		assert.Equal(t, uint64(i+1), r.Version)
+	}
+}
+
+// TestJournal_Append_AnyRetryOfOtherJournalsAppend_IsDuplicate retries, on
+// one journal, an Any append that another journal stored: whether the
+// writer's cache is stale or fresh, the retry is a duplicate reporting the
+// original versions and positions, and nothing is stored twice.
+func TestJournal_Append_AnyRetryOfOtherJournalsAppend_IsDuplicate(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	a := openJournal(t, dsn, postgres.Options{})
+	b := openJournal(t, dsn, postgres.Options{})
+	ctx := context.Background()
+
+	_, err := a.Append(ctx, "d", journal.NoStream, newEvents("d", 1)) // a caches head 1
+	require.NoError(t, err)
+	evs := newEvents("d", 2)
+	orig, err := b.Append(ctx, "d", journal.Any, evs)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), orig.FirstVersion)
+
+	for _, name := range []string{"stale cache", "fresh cache"} {
+		res, err := a.Append(ctx, "d", journal.Any, evs)
+		require.NoError(t, err, name)
+		assert.True(t, res.Duplicate, name)
+		assert.Equal(t, orig.FirstVersion, res.FirstVersion, name)
+		assert.Equal(t, orig.LastVersion, res.LastVersion, name)
+		assert.Equal(t, orig.FirstPosition, res.FirstPosition, name)
+		assert.Equal(t, orig.LastPosition, res.LastPosition, name)
+	}
+	// An id stored elsewhere in the stream, out of order: a conflict.
+	_, err = a.Append(ctx, "d", journal.Any, []orchestrix.Envelope{evs[1], evs[0]})
+	require.ErrorIs(t, err, orchestrix.ErrVersionConflict)
+	// The same id in another stream is no duplicate.
+	res, err := a.Append(ctx, "other", journal.Any, evs[:1])
+	require.NoError(t, err)
+	assert.False(t, res.Duplicate)
+	assert.Len(t, readAll(t, a, 0), 4)
+}
+
 // TestJournal_WaitFor_CommitByOtherJournal_Wakes checks that LISTEN/NOTIFY
 // carries another process's commit to a waiter.
 func TestJournal_WaitFor_CommitByOtherJournal_Wakes(t *testing.T) {

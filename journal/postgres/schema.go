@@ -113,6 +113,88 @@ BEGIN
 END
 $fn$;
 `},
+	{Version: 2, SQL: `
+-- Head updates are HOT updates when the page has room, so they do not
+-- touch the primary key index.
+ALTER TABLE {{schema}}.journal_streams SET (fillfactor = 50);
+
+-- The index for the id checks is on event_id alone (the queries filter the
+-- stream on top): it costs less per inserted event than (stream,
+-- event_id), whose inserts are spread over every stream of a batch, and
+-- time-ordered ids (UUIDv7) are appended at its right edge.
+DROP INDEX {{schema}}.journal_events_stream_event_id;
+CREATE INDEX journal_events_event_id ON {{schema}}.journal_events (event_id);
+
+-- journal_append as in version 1, with cheaper head maintenance: the heads
+-- of existing streams are checked and moved by one UPDATE (a head that is
+-- not p_priors is not updated, and the row count tells), and new streams
+-- are inserted (a stream created meanwhile raises a unique violation).
+-- Both happen before any event is inserted. Every failure still stores
+-- nothing.
+CREATE OR REPLACE FUNCTION {{schema}}.journal_append(
+	p_channel       text,
+	p_streams       text[],
+	p_priors        bigint[],
+	p_heads         bigint[],
+	p_check_streams text[],
+	p_check_ids     text[],
+	p_ev_streams    text[],
+	p_ev_versions   bigint[],
+	p_ev_ids        text[],
+	p_ev_types      text[],
+	p_ev_times      timestamptz[],
+	p_ev_records    bytea[],
+	p_ev_crcs       bigint[]
+) RETURNS bigint
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+	n        bigint := coalesce(cardinality(p_ev_streams), 0);
+	existing bigint := 0;
+	moved    bigint;
+	last_pos bigint;
+BEGIN
+	IF current_setting('transaction_isolation') <> 'read committed' THEN
+		RAISE EXCEPTION 'journal_append must run at READ COMMITTED, not %',
+			current_setting('transaction_isolation') USING ERRCODE = 'OX003';
+	END IF;
+
+	UPDATE {{schema}}.journal_position SET last_position = last_position + n
+		WHERE id RETURNING last_position INTO last_pos;
+
+	SELECT count(*) INTO existing FROM unnest(p_priors) AS p(prior) WHERE p.prior > 0;
+	IF existing > 0 THEN
+		UPDATE {{schema}}.journal_streams s SET head = p.head
+			FROM unnest(p_streams, p_priors, p_heads) AS p(stream, prior, head)
+			WHERE p.prior > 0 AND s.stream = p.stream AND s.head = p.prior;
+		GET DIAGNOSTICS moved = ROW_COUNT;
+		IF moved <> existing THEN
+			RAISE EXCEPTION 'a stream head moved since the writer read it' USING ERRCODE = 'OX001';
+		END IF;
+	END IF;
+	IF existing < coalesce(cardinality(p_streams), 0) THEN
+		INSERT INTO {{schema}}.journal_streams (stream, head)
+		SELECT p.stream, p.head FROM unnest(p_streams, p_priors, p_heads) AS p(stream, prior, head)
+		WHERE p.prior = 0;
+	END IF;
+
+	IF coalesce(cardinality(p_check_ids), 0) > 0 AND EXISTS (
+		SELECT 1 FROM unnest(p_check_streams, p_check_ids) AS c(stream, event_id)
+		JOIN {{schema}}.journal_events e ON e.stream = c.stream AND e.event_id = c.event_id
+	) THEN
+		RAISE EXCEPTION 'an event id of the batch is already stored in its stream' USING ERRCODE = 'OX002';
+	END IF;
+
+	INSERT INTO {{schema}}.journal_events (position, stream, version, event_id, type, event_time, record, crc)
+	SELECT last_pos - n + e.ord, e.stream, e.version, e.event_id, e.type, e.event_time, e.record, e.crc
+	FROM unnest(p_ev_streams, p_ev_versions, p_ev_ids, p_ev_types, p_ev_times, p_ev_records, p_ev_crcs)
+		WITH ORDINALITY AS e(stream, version, event_id, type, event_time, record, crc, ord);
+
+	PERFORM pg_notify(p_channel, last_pos::text);
+	RETURN last_pos - n + 1;
+END
+$fn$;
+`},
 }
 
 // Queries, expanded with the schema name at Open.
