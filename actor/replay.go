@@ -201,13 +201,20 @@ func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, stream string, fro
 	workers := runtime.GOMAXPROCS(0)
 	work := make(chan *replayChunk, workers*2)
 	ordered := make(chan *replayChunk, workers*4)
+	// Chunks the in-order loop is done with go back to the reader through
+	// free, which spares allocating (and the collector scanning) fresh
+	// record and result slices for every chunk.
+	free := make(chan *replayChunk, workers*4+2)
 	reg := h.sys.cfg.Registry
 
 	for range workers {
 		go func() {
 			for c := range work {
-				c.vals = make([]any, len(c.recs))
-				c.errs = make([]error, len(c.recs))
+				if cap(c.vals) < len(c.recs) {
+					c.vals = make([]any, len(c.recs))
+					c.errs = make([]error, len(c.recs))
+				}
+				c.vals, c.errs = c.vals[:len(c.recs)], c.errs[:len(c.recs)]
 				for i := range c.recs {
 					c.vals[i], c.errs[i] = reg.Unmarshal(c.recs[i].Envelope)
 				}
@@ -233,7 +240,16 @@ func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, stream string, fro
 				return false
 			}
 		}
-		c := &replayChunk{recs: make([]journal.Record, 0, replayChunkSize), done: make(chan struct{})}
+		newChunk := func() *replayChunk {
+			select {
+			case c := <-free:
+				c.recs, c.done = c.recs[:0], make(chan struct{})
+				return c
+			default:
+				return &replayChunk{recs: make([]journal.Record, 0, replayChunkSize), done: make(chan struct{})}
+			}
+		}
+		c := newChunk()
 		for rec, err := range h.sys.cfg.Journal.Read(ctx, stream, from, to, math.MaxInt) {
 			if err != nil {
 				if len(c.recs) > 0 && !send(c) {
@@ -249,7 +265,7 @@ func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, stream string, fro
 				if !send(c) {
 					return
 				}
-				c = &replayChunk{recs: make([]journal.Record, 0, replayChunkSize), done: make(chan struct{})}
+				c = newChunk()
 			}
 		}
 		if len(c.recs) > 0 {
@@ -278,6 +294,10 @@ func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, stream string, fro
 			if stop {
 				return nil
 			}
+		}
+		select {
+		case free <- c:
+		default:
 		}
 	}
 	return ctx.Err()

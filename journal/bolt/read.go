@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"iter"
 	"math"
 
@@ -93,6 +94,82 @@ func emitRun(r run, from, to uint64, fn func(version, pos uint64) bool) bool {
 	return true
 }
 
+// blockCursor reads frames by position within one read transaction,
+// keeping the block it last found: a stream's records mostly sit at
+// consecutive positions of the same or the next block, which spares a
+// seek from the root per record.
+type blockCursor struct {
+	c     *bbolt.Cursor
+	first uint64 // position of block's first record
+	block []byte // nil until a block is found
+	n     int    // records in block
+}
+
+// frame returns the frame stored at pos, like frameAt.
+func (b *blockCursor) frame(pos uint64) ([]byte, error) {
+	if b.block == nil || pos < b.first || pos-b.first >= uint64(b.n) {
+		if !b.next(pos) {
+			first, block, ok := findBlock(b.c, pos)
+			if !ok || pos < first {
+				b.block = nil
+				return nil, nil
+			}
+			n, err := blockCount(block)
+			if err != nil {
+				b.block = nil
+				return nil, &journal.CorruptionError{Position: pos, Err: err}
+			}
+			b.first, b.block, b.n = first, block, n
+			if pos-first >= uint64(n) {
+				return nil, nil
+			}
+		}
+	}
+	f, err := blockFrame(b.block, b.n, int(pos-b.first))
+	if err != nil {
+		return nil, &journal.CorruptionError{Position: pos, Err: err}
+	}
+	if len(f) == 0 {
+		return nil, nil
+	}
+	return f, nil
+}
+
+// next moves to the block right after the current one when that block
+// starts at pos, and reports whether it did.
+func (b *blockCursor) next(pos uint64) bool {
+	if b.block == nil || pos != b.first+uint64(b.n) {
+		return false
+	}
+	k, v := b.c.Next()
+	if len(k) != 8 || binary.BigEndian.Uint64(k) != pos {
+		b.block = nil // the cursor moved: findBlock seeks again
+		return false
+	}
+	n, err := blockCount(v)
+	if err != nil {
+		b.block = nil
+		return false // findBlock finds it again and reports the error
+	}
+	b.first, b.block, b.n = pos, v, n
+	return true
+}
+
+// decodeStreamRecord is decodeRecord for a frame expected to belong to
+// stream: the record shares stream's string instead of copying it.
+func decodeStreamRecord(pos uint64, v []byte, stream string) (journal.Record, error) {
+	f, err := parseFrame(v)
+	if err != nil || string(f.stream) != stream {
+		return decodeRecord(pos, v)
+	}
+	rec := journal.Record{Position: pos, Stream: stream, Version: f.version}
+	if err := rec.Envelope.UnmarshalBinary(f.body); err != nil {
+		return journal.Record{}, &journal.CorruptionError{Stream: rec.Stream, Version: rec.Version, Position: pos, Err: fmt.Errorf("decode envelope: %w", err)}
+	}
+	rec.Envelope.Sequence = f.version
+	return rec, nil
+}
+
 // readErr maps errors from a read transaction on a closed database.
 func readErr(err error) error {
 	if errors.Is(err, bberrors.ErrDatabaseNotOpen) {
@@ -157,14 +234,14 @@ func (j *Journal) Read(ctx context.Context, stream string, from, to uint64, limi
 			buf = buf[:0]
 			next := from
 			err := j.db.View(func(tx *bbolt.Tx) error {
-				logC := tx.Bucket(bucketLog).Cursor()
+				logC := blockCursor{c: tx.Bucket(bucketLog).Cursor()}
 				var ferr error
 				err := scanPositions(tx, s.st, s.pending, nil, from, to, func(version, pos uint64) bool {
 					if version != next && version-1 > deletedIn(tx, s) {
 						ferr = &journal.CorruptionError{Stream: stream, Version: next, Err: errMissing}
 						return false
 					}
-					v, err := frameAt(logC, pos)
+					v, err := logC.frame(pos)
 					if err != nil {
 						ferr = err
 						return false
@@ -177,7 +254,7 @@ func (j *Journal) Read(ctx context.Context, stream string, from, to uint64, limi
 						next = version + 1
 						return true
 					}
-					rec, err := decodeRecord(pos, v)
+					rec, err := decodeStreamRecord(pos, v, stream)
 					if err == nil && (rec.Stream != stream || rec.Version != version) {
 						err = &journal.CorruptionError{Stream: stream, Version: version, Position: pos, Err: errors.New("record belongs to another stream or version")}
 					}
