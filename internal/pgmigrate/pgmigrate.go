@@ -96,3 +96,39 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, schema, component string, mi
 	}
 	return nil
 }
+
+// Prepare resolves schema (empty means the pool's current schema) and
+// applies the migrations of component there; it returns the schema used.
+func Prepare(ctx context.Context, pool *pgxpool.Pool, schema, component string, migrations []Migration) (string, error) {
+	if schema == "" {
+		var err error
+		if schema, err = CurrentSchema(ctx, pool); err != nil {
+			return "", err
+		}
+	}
+	if err := Apply(ctx, pool, schema, component, migrations); err != nil {
+		return "", err
+	}
+	return schema, nil
+}
+
+// Connect opens a pool to dsn with at most maxConns connections (pgxpool's
+// default when maxConns <= 0) and the given runtime parameters on every
+// connection.
+func Connect(ctx context.Context, dsn string, maxConns int32, params map[string]string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse DSN: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	for k, v := range params {
+		cfg.ConnConfig.RuntimeParams[k] = v
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return pool, nil
+}

@@ -175,18 +175,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Journal, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("journal/postgres: parse DSN: %w", err)
-	}
-	if opts.MaxConns > 0 {
-		cfg.MaxConns = opts.MaxConns
-	}
 	// journal_append relies on READ COMMITTED (see the package docs).
-	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := pgmigrate.Connect(ctx, dsn, opts.MaxConns, map[string]string{"default_transaction_isolation": "read committed"})
 	if err != nil {
-		return nil, fmt.Errorf("journal/postgres: connect: %w", err)
+		return nil, fmt.Errorf("journal/postgres: %w", err)
 	}
 	j, err := newJournal(ctx, pool, opts, true)
 	if err != nil {
@@ -212,14 +204,8 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Journal, error
 
 func newJournal(ctx context.Context, pool *pgxpool.Pool, opts Options, ownPool bool) (*Journal, error) {
 	opts = opts.withDefaults()
-	schema := opts.Schema
-	if schema == "" {
-		var err error
-		if schema, err = pgmigrate.CurrentSchema(ctx, pool); err != nil {
-			return nil, fmt.Errorf("journal/postgres: %w", err)
-		}
-	}
-	if err := pgmigrate.Apply(ctx, pool, schema, component, migrations); err != nil {
+	schema, err := pgmigrate.Prepare(ctx, pool, opts.Schema, component, migrations)
+	if err != nil {
 		return nil, fmt.Errorf("journal/postgres: %w", err)
 	}
 	x := func(s string) string { return pgmigrate.Expand(s, schema) }

@@ -59,9 +59,9 @@ var migrations = []pgmigrate.Migration{{Version: 1, SQL: `
 
 // Open connects to dsn and returns a Store owning its connection pool.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
-	pool, err := pgxpool.New(ctx, dsn)
+	pool, err := pgmigrate.Connect(ctx, dsn, 0, nil)
 	if err != nil {
-		return nil, fmt.Errorf("projection/pgstore: connect: %w", err)
+		return nil, fmt.Errorf("projection/pgstore: %w", err)
 	}
 	s, err := New(ctx, pool, opts)
 	if err != nil {
@@ -75,14 +75,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 // New returns a Store over pool, which the caller keeps owning (Close does
 // not close it).
 func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) {
-	schema := opts.Schema
-	if schema == "" {
-		var err error
-		if schema, err = pgmigrate.CurrentSchema(ctx, pool); err != nil {
-			return nil, fmt.Errorf("projection/pgstore: %w", err)
-		}
-	}
-	if err := pgmigrate.Apply(ctx, pool, schema, "projection_checkpoints", migrations); err != nil {
+	schema, err := pgmigrate.Prepare(ctx, pool, opts.Schema, "projection_checkpoints", migrations)
+	if err != nil {
 		return nil, fmt.Errorf("projection/pgstore: %w", err)
 	}
 	return &Store{

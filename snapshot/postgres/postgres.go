@@ -120,16 +120,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	cfg, err := pgxpool.ParseConfig(dsn)
+	pool, err := pgmigrate.Connect(ctx, dsn, opts.MaxConns, nil)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot/postgres: parse DSN: %w", err)
-	}
-	if opts.MaxConns > 0 {
-		cfg.MaxConns = opts.MaxConns
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot/postgres: connect: %w", err)
+		return nil, fmt.Errorf("snapshot/postgres: %w", err)
 	}
 	s, err := newStore(ctx, pool, opts, true)
 	if err != nil {
@@ -152,14 +145,8 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) 
 }
 
 func newStore(ctx context.Context, pool *pgxpool.Pool, opts Options, ownPool bool) (*Store, error) {
-	schema := opts.Schema
-	if schema == "" {
-		var err error
-		if schema, err = pgmigrate.CurrentSchema(ctx, pool); err != nil {
-			return nil, fmt.Errorf("snapshot/postgres: %w", err)
-		}
-	}
-	if err := pgmigrate.Apply(ctx, pool, schema, "snapshot", migrations); err != nil {
+	schema, err := pgmigrate.Prepare(ctx, pool, opts.Schema, "snapshot", migrations)
+	if err != nil {
 		return nil, fmt.Errorf("snapshot/postgres: %w", err)
 	}
 	log := opts.Logger
