@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -212,73 +211,11 @@ func runAggregates(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// sendLoop runs n senders until d has passed; each calls step and records
-// its latency.
-func sendLoop(n int, d time.Duration, step func(sender int, rng *rand.Rand) error) (uint64, uint64, []time.Duration, time.Duration, error) {
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		all      []time.Duration
-		total    uint64
-		failures uint64
-		firstErr error
-	)
-	start := make(chan struct{})
-	var deadline time.Time
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), 42))
-			lat := make([]time.Duration, 0, 4096)
-			var done, failed uint64
-			var ferr error
-			<-start
-			for {
-				t0 := time.Now()
-				if !t0.Before(deadline) {
-					break
-				}
-				if err := step(i, rng); err != nil {
-					if ferr == nil {
-						ferr = err
-					}
-					if failed++; failed > 100 {
-						break
-					}
-					continue
-				}
-				lat = append(lat, time.Since(t0))
-				done++
-			}
-			mu.Lock()
-			all = append(all, lat...)
-			total += done
-			failures += failed
-			if firstErr == nil {
-				firstErr = ferr
-			}
-			mu.Unlock()
-		}()
-	}
-	t0 := time.Now()
-	deadline = t0.Add(d)
-	close(start)
-	wg.Wait()
-	return total, failures, all, time.Since(t0), firstErr
-}
-
-func latencyResult(name string, aggs, senders int, total, failed uint64, lat []time.Duration, elapsed time.Duration) aggResult {
-	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		return float64(lat[min(int(p*float64(len(lat))), len(lat)-1)].Nanoseconds()) / 1e3
-	}
+// latencyResult is the aggregate scenario result of a closed-loop run.
+func latencyResult(name string, aggs, senders int, load loadResult) aggResult {
 	return aggResult{
-		Scenario: name, Aggregates: aggs, Senders: senders, Commands: total, Seconds: elapsed.Seconds(),
-		CommandsPerSec: float64(total) / elapsed.Seconds(), P50us: pct(0.5), P99us: pct(0.99), Errors: failed,
+		Scenario: name, Aggregates: aggs, Senders: senders, Commands: load.done, Seconds: load.elapsed.Seconds(),
+		CommandsPerSec: load.perSec(), P50us: load.percentileUs(0.5), P99us: load.percentileUs(0.99), Errors: load.failed,
 	}
 }
 
@@ -315,14 +252,14 @@ func runtimeThroughput(dir, name string, aggs, senders int, d time.Duration, noS
 		ids[i] = fmt.Sprintf("a%06d", i)
 	}
 	ctx := context.Background()
-	total, failed, lat, elapsed, ferr := sendLoop(senders, d, func(_ int, rng *rand.Rand) error {
+	load := closedLoop(senders, d, func(_ int, _ uint64, rng *rand.Rand) error {
 		_, err := h.Send(ctx, ids[rng.IntN(len(ids))], benchDeposit{Amount: 1})
 		return err
 	})
-	if failed > 0 {
-		return aggResult{}, fmt.Errorf("%d commands failed, first: %w", failed, ferr)
+	if err := load.err("commands"); err != nil {
+		return aggResult{}, err
 	}
-	r := latencyResult(fmt.Sprintf("%s-%d", name, senders), aggs, senders, total, failed, lat, elapsed)
+	r := latencyResult(fmt.Sprintf("%s-%d", name, senders), aggs, senders, load)
 	if st := j.Stats(); st.Commits > 0 {
 		r.EventsPerCommit = float64(st.Events) / float64(st.Commits)
 	}
@@ -355,7 +292,7 @@ func mutexBaseline(dir string, aggs, senders int, d time.Duration) (aggResult, e
 	if err := benchAccounts.RegisterEvents(reg); err != nil {
 		return aggResult{}, err
 	}
-	total, failed, lat, elapsed, ferr := sendLoop(senders, d, func(_ int, rng *rand.Rand) error {
+	load := closedLoop(senders, d, func(_ int, _ uint64, rng *rand.Rand) error {
 		a := all[rng.IntN(len(all))]
 		a.mu.Lock()
 		defer a.mu.Unlock()
@@ -380,10 +317,10 @@ func mutexBaseline(dir string, aggs, senders int, d time.Duration) (aggResult, e
 		a.state = benchAccounts.Evolve(a.state, events[0])
 		return nil
 	})
-	if failed > 0 {
-		return aggResult{}, fmt.Errorf("%d commands failed, first: %w", failed, ferr)
+	if err := load.err("commands"); err != nil {
+		return aggResult{}, err
 	}
-	return latencyResult(fmt.Sprintf("baseline-mutex-update-per-command-%d", senders), aggs, senders, total, failed, lat, elapsed), nil
+	return latencyResult(fmt.Sprintf("baseline-mutex-update-per-command-%d", senders), aggs, senders, load), nil
 }
 
 // recoveryScenario writes n events to one stream, then measures a cold

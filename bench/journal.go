@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -262,9 +263,6 @@ func benchEvent(dataSize int) orchestrix.Envelope {
 	}
 }
 
-// appendLoop runs n appenders until the deadline; each calls step with its
-// index and the number of events it has appended so far, and records the
-// latency of every call. It returns events appended, errors, latencies and
 // elapsed time.
 func appendLoop(n int, d time.Duration, step func(i int, done uint64) error) (uint64, uint64, []time.Duration, time.Duration) {
 	var (
@@ -326,22 +324,17 @@ func groupCommitScenario(ctx context.Context, open journalBackend, dir string, n
 	for i := range streams {
 		streams[i] = fmt.Sprintf("bench-%05d", i)
 	}
-	var firstErr error
-	var errOnce sync.Once
-	events, errs, lat, elapsed := appendLoop(n, d, func(i int, done uint64) error {
+	load := closedLoop(n, d, func(i int, done uint64, _ *rand.Rand) error {
 		ev := template
 		ev.ID = orchestrix.NewID()
 		ev.Subject = streams[i]
 		_, err := oj.j.Append(ctx, streams[i], journal.Exact(done), []orchestrix.Envelope{ev})
-		if err != nil {
-			errOnce.Do(func() { firstErr = err })
-		}
 		return err
 	})
-	if errs > 0 {
-		return journalResult{}, fmt.Errorf("%d appenders: %d appends failed, first: %w", n, errs, firstErr)
+	if err := load.err("appends"); err != nil {
+		return journalResult{}, fmt.Errorf("%d appenders: %w", n, err)
 	}
-	r := summarize(name, n, events, lat, elapsed)
+	r := summarize(name, n, load)
 	if oj.stats != nil {
 		commits, committed := oj.stats()
 		r.Commits = commits
@@ -372,9 +365,7 @@ func baselineScenario(dir string, n int, d time.Duration, template orchestrix.En
 	for i := range streams {
 		streams[i] = fmt.Sprintf("bench-%05d", i)
 	}
-	var commits uint64
-	var mu sync.Mutex
-	events, errs, lat, elapsed := appendLoop(n, d, func(i int, done uint64) error {
+	load := closedLoop(n, d, func(i int, done uint64, _ *rand.Rand) error {
 		ev := template
 		ev.ID = orchestrix.NewID()
 		ev.Subject = streams[i]
@@ -384,20 +375,14 @@ func baselineScenario(dir string, n int, d time.Duration, template orchestrix.En
 			return err
 		}
 		key := binary.BigEndian.AppendUint64([]byte(streams[i]+"\x00"), done+1)
-		err = db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucket).Put(key, body) })
-		if err == nil {
-			mu.Lock()
-			commits++
-			mu.Unlock()
-		}
-		return err
+		return db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucket).Put(key, body) })
 	})
-	if errs > 0 {
-		return journalResult{}, fmt.Errorf("baseline: %d appends failed", errs)
+	if err := load.err("appends"); err != nil {
+		return journalResult{}, fmt.Errorf("baseline: %w", err)
 	}
-	r := summarize(fmt.Sprintf("baseline-update-per-event-%d", n), n, events, lat, elapsed)
+	r := summarize(fmt.Sprintf("baseline-update-per-event-%d", n), n, load)
 	r.Backend = "bbolt"
-	r.Commits = commits
+	r.Commits = load.done // one transaction per event
 	r.EventsPerCommit = 1
 	r.EventBytes = encodedSize(template)
 	return r, nil
@@ -414,24 +399,18 @@ func fsyncProbe(dir string, d time.Duration) (journalResult, error) {
 	defer os.Remove(f.Name())
 	defer f.Close()
 	block := make([]byte, 4096)
-	var ioErr error
-	events, errs, lat, elapsed := appendLoop(1, d, func(int, uint64) error {
+	load := closedLoop(1, d, func(int, uint64, *rand.Rand) error {
 		if _, err := f.Write(block); err != nil {
-			ioErr = err
 			return err
 		}
-		if err := f.Sync(); err != nil {
-			ioErr = err
-			return err
-		}
-		return nil
+		return f.Sync()
 	})
-	if errs > 0 {
-		return journalResult{}, fmt.Errorf("fsync probe: %w", ioErr)
+	if err := load.err("writes"); err != nil {
+		return journalResult{}, fmt.Errorf("fsync probe: %w", err)
 	}
-	r := summarize("fsync-probe-4k", 1, events, lat, elapsed)
+	r := summarize("fsync-probe-4k", 1, load)
 	r.Backend = "file"
-	r.Commits = events
+	r.Commits = load.done
 	r.EventsPerCommit = 1
 	r.EventBytes = len(block)
 	return r, nil
@@ -446,28 +425,16 @@ func encodedSize(e orchestrix.Envelope) int {
 	return len(b)
 }
 
-func summarize(name string, n int, events uint64, lat []time.Duration, elapsed time.Duration) journalResult {
-	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		i := min(int(p*float64(len(lat))), len(lat)-1)
-		return float64(lat[i].Nanoseconds()) / 1e3
-	}
+func summarize(name string, n int, load loadResult) journalResult {
 	r := journalResult{
-		Scenario:  name,
-		Appenders: n,
-		Events:    events,
-		Seconds:   elapsed.Seconds(),
-		P50us:     pct(0.50),
-		P99us:     pct(0.99),
-	}
-	if len(lat) > 0 {
-		r.MaxUs = float64(lat[len(lat)-1].Nanoseconds()) / 1e3
-	}
-	if elapsed > 0 {
-		r.EventsPerSec = float64(events) / elapsed.Seconds()
+		Scenario:     name,
+		Appenders:    n,
+		Events:       load.done,
+		Seconds:      load.elapsed.Seconds(),
+		EventsPerSec: load.perSec(),
+		P50us:        load.percentileUs(0.50),
+		P99us:        load.percentileUs(0.99),
+		MaxUs:        load.percentileUs(1),
 	}
 	return r
 }
