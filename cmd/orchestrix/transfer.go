@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,6 +11,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orchestrix/orchestrix"
@@ -179,9 +182,19 @@ type importer struct {
 	pr   *progress
 	size int64 // bytes of the input, 0 when unknown
 
-	read              int64 // bytes read so far
-	imported, skipped uint64
+	read              int64  // bytes read so far
+	handed            uint64 // events handed to the journal, for progress
+	imported, skipped atomic.Uint64
 	streams           map[string]struct{}
+	heads             map[string]uint64 // each stream's head once the appends queued so far commit
+
+	// Appends queued on a journal that commits asynchronously (bbolt):
+	// queued in input order, so positions keep the export's order, and
+	// group-committed instead of one commit per stream run.
+	inflight chan struct{} // one token per queued append
+	queued   sync.WaitGroup
+	errMu    sync.Mutex
+	asyncErr error // the first failed queued append
 
 	// The batch being collected: consecutive versions of one stream.
 	batch      []orchestrix.Envelope
@@ -192,11 +205,28 @@ type importer struct {
 }
 
 func (im *importer) summary() string {
-	return fmt.Sprintf("imported %d events (%d already present) into %d streams", im.imported, im.skipped, len(im.streams))
+	return fmt.Sprintf("imported %d events (%d already present) into %d streams", im.imported.Load(), im.skipped.Load(), len(im.streams))
 }
 
+// maxQueuedImports bounds the appends queued at once on an asynchronous
+// journal.
+const maxQueuedImports = 4096
+
+// run imports the export read from src and returns once every append has
+// its outcome.
 func (im *importer) run(src io.Reader) error {
 	im.streams = make(map[string]struct{})
+	im.heads = make(map[string]uint64)
+	im.inflight = make(chan struct{}, maxQueuedImports)
+	err := im.readLines(src)
+	im.queued.Wait()
+	if qerr := im.queuedErr(); qerr != nil {
+		return qerr // it comes from an earlier line than err
+	}
+	return err
+}
+
+func (im *importer) readLines(src io.Reader) error {
 	sc := bufio.NewScanner(src)
 	sc.Buffer(make([]byte, 0, 1<<16), 64<<20)
 	lineNo := 0
@@ -245,44 +275,105 @@ func (im *importer) flush() error {
 	if len(im.batch) == 0 {
 		return nil
 	}
+	if err := im.queuedErr(); err != nil {
+		return err
+	}
 	ctx, stream, evs, first, line := im.app.ctx, im.stream, im.batch, im.firstVer, im.batchLine
 	im.batch = nil
+	im.handed += uint64(len(evs))
 	im.streams[stream] = struct{}{}
-	head, err := im.s.Head(ctx, stream)
-	if err != nil {
-		return fmt.Errorf("line %d: stream %q: %w", line, stream, err)
+	head, known := im.heads[stream]
+	if !known {
+		var err error
+		if head, err = im.s.Head(ctx, stream); err != nil {
+			return fmt.Errorf("line %d: stream %q: %w", line, stream, err)
+		}
 	}
 	if head+1 < first {
 		return fmt.Errorf("line %d: stream %q is at version %d in %s but the import continues at version %d: "+
 			"versions %d..%d are in neither (was the export taken after events were deleted, or is part of it missing?)",
 			line, stream, head, im.app.describe(), first, head+1, first-1)
 	}
+	im.heads[stream] = max(head, first+uint64(len(evs))-1)
 	if head >= first {
 		k := min(head-first+1, uint64(len(evs)))
-		res, err := im.s.Append(ctx, stream, journal.Exact(first-1), evs[:k])
-		if err != nil {
-			return importErr(line, stream, first, err)
-		}
-		if res.Duplicate {
-			im.skipped += k
-		} else {
-			im.imported += k
+		if err := im.append(ctx, line, stream, first, evs[:k], true); err != nil {
+			return err
 		}
 		evs, first, line = evs[k:], first+k, line+int(k)
 	}
 	if len(evs) > 0 {
-		if _, err := im.s.Append(ctx, stream, journal.Exact(first-1), evs); err != nil {
-			return importErr(line, stream, first, err)
+		if err := im.append(ctx, line, stream, first, evs, false); err != nil {
+			return err
 		}
-		im.imported += uint64(len(evs))
 	}
 	im.pr.update(func() string {
+		done := im.handed
 		if im.size > 0 {
-			return fmt.Sprintf("%d events (%s of the input)", im.imported+im.skipped, percent(uint64(im.read), uint64(im.size)))
+			return fmt.Sprintf("%d events (%s of the input)", done, percent(uint64(im.read), uint64(im.size)))
 		}
-		return fmt.Sprintf("%d events", im.imported+im.skipped)
+		return fmt.Sprintf("%d events", done)
 	})
 	return nil
+}
+
+// append stores evs at versions first.. of stream (a duplicate of events
+// already there counts as skipped). On a bbolt journal it is queued,
+// unless it overlaps what the journal held before (overlap): only such an
+// append can be refused as conflicting data, so it waits for everything
+// queued before it and is appended at once, and the import stops there
+// with nothing after it stored, as on other journals.
+func (im *importer) append(ctx context.Context, line int, stream string, first uint64, evs []orchestrix.Envelope, overlap bool) error {
+	count := func(res journal.AppendResult) {
+		if res.Duplicate {
+			im.skipped.Add(uint64(len(evs)))
+		} else {
+			im.imported.Add(uint64(len(evs)))
+		}
+	}
+	if im.s.bolt == nil || overlap {
+		im.queued.Wait()
+		if err := im.queuedErr(); err != nil {
+			return err
+		}
+		res, err := im.s.Append(ctx, stream, journal.Exact(first-1), evs)
+		if err != nil {
+			return importErr(line, stream, first, err)
+		}
+		count(res)
+		return nil
+	}
+	im.inflight <- struct{}{}
+	im.queued.Add(1)
+	err := im.s.bolt.AppendAsync(ctx, stream, journal.Exact(first-1), evs, func(res journal.AppendResult, err error) {
+		if err != nil {
+			im.setQueuedErr(importErr(line, stream, first, err))
+		} else {
+			count(res)
+		}
+		<-im.inflight
+		im.queued.Done()
+	})
+	if err != nil {
+		<-im.inflight
+		im.queued.Done()
+		return importErr(line, stream, first, err)
+	}
+	return nil
+}
+
+func (im *importer) setQueuedErr(err error) {
+	im.errMu.Lock()
+	defer im.errMu.Unlock()
+	if im.asyncErr == nil {
+		im.asyncErr = err
+	}
+}
+
+func (im *importer) queuedErr() error {
+	im.errMu.Lock()
+	defer im.errMu.Unlock()
+	return im.asyncErr
 }
 
 func importErr(line int, stream string, version uint64, err error) error {
