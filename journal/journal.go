@@ -26,6 +26,10 @@
 //     skips a record, even when writers commit concurrently: a record that
 //     becomes visible later never has a position below one already
 //     returned.
+//   - Reads agree with each other: a record that ReadAll returns is
+//     already visible to Read of its stream, to Head and to LastPosition
+//     (and Watcher.WaitFor). A follower of the global log may act on a
+//     record by reading its stream.
 //   - Deleting a stream's events up to a version never lowers the stream's
 //     highest version: later appends continue after it.
 //   - Records carry a checksum. A record that fails it, or cannot be

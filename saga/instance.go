@@ -141,9 +141,17 @@ func stateLabel(s State) string {
 
 // reload folds the saga's stream into x.rec, retrying read failures until
 // ctx ends. It reports whether it succeeded.
+//
+// The instance exists because its Started event was read from the global
+// log, so a stream read that returns nothing is behind that read, not a
+// saga that never began: it is retried like a failure, never taken for
+// the end of the saga.
 func (x *instance[D]) reload(ctx context.Context) bool {
 	for failures := 0; ; failures++ {
 		rec, trace, err := x.s.loadTrace(ctx, x.id)
+		if err == nil && rec.state == StateUnknown {
+			err = fmt.Errorf("saga %q %q: stream %q is empty although its start was read from the journal", x.s.name, x.id, x.stream)
+		}
 		if err == nil {
 			x.rec, x.trace = rec, trace
 			return true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/journal"
+	memjournal "github.com/orchestrix/orchestrix/journal/mem"
 	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/saga"
 )
@@ -615,5 +618,63 @@ func TestSaga_Stream_RecordsProgressEvents(t *testing.T) {
 	}
 	if head, err := w.journal.Head(ctx, transfers.Stream("t1")); err != nil || head != 5 {
 		t.Fatalf("head %d, %v", head, err)
+	}
+}
+
+// behindReads is a journal whose stream reads lag behind its global log:
+// the first reads of every saga stream return nothing, as a read that
+// races a commit's publication could.
+type behindReads struct {
+	*memjournal.Journal
+	mu    sync.Mutex
+	empty map[string]int // reads of a stream answered empty so far
+}
+
+func (b *behindReads) Read(ctx context.Context, stream string, from, to uint64, limit int) iter.Seq2[journal.Record, error] {
+	b.mu.Lock()
+	hide := strings.HasPrefix(stream, saga.StreamKindPrefix) && b.empty[stream] < 2
+	if hide {
+		b.empty[stream]++
+	}
+	b.mu.Unlock()
+	if hide {
+		return func(func(journal.Record, error) bool) {}
+	}
+	return b.Journal.Read(ctx, stream, from, to, limit)
+}
+
+// TestSaga_StreamReadBehindGlobalLog_InstanceRetriesAndFinishes: the
+// driver starts an instance for a Started event it read from the global
+// log; when a read of the saga's stream does not show that event yet, the
+// instance reads again instead of ending with the saga unfinished (which
+// left Wait blocked for good).
+func TestSaga_StreamReadBehindGlobalLog_InstanceRetriesAndFinishes(t *testing.T) {
+	ctx := testContext(t)
+	w := newWorld(t, nil)
+	lagging := &behindReads{Journal: w.journal, empty: map[string]int{}}
+	w.cfg = func(c *saga.Config) { c.Journal = lagging }
+	w.start()
+	w.open(ctx, "a", 100, false)
+	w.open(ctx, "b", 0, false)
+	transfers := mustRegister(t, w.runner, transferSaga(w.accounts))
+
+	if err := transfers.Begin(ctx, "t1", Transfer{From: "a", To: "b", Amount: 30}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := transfers.Wait(ctx, "t1", saga.Finished)
+	if err != nil {
+		t.Fatalf("wait: %v (status %+v)", err, st)
+	}
+	if st.State != saga.StateCompleted || !slices.Equal(st.Done, []string{"debit", "credit"}) {
+		t.Fatalf("status = %+v", st)
+	}
+	lagging.mu.Lock()
+	hidden := lagging.empty[transfers.Stream("t1")]
+	lagging.mu.Unlock()
+	if hidden != 2 {
+		t.Errorf("%d reads of the saga stream answered empty, want 2", hidden)
+	}
+	if b, _ := w.balance(ctx, "b"); b != 30 {
+		t.Errorf("b = %d, want 30", b)
 	}
 }

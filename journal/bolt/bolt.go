@@ -211,6 +211,9 @@ type hooks struct {
 	// beforeCommit, when set, is called just before a commit; an error
 	// makes the writer roll back and treat the commit as failed.
 	beforeCommit atomic.Pointer[func() error]
+	// beforePublish, when set, is called after a successful commit and
+	// before the batch becomes visible to readers.
+	beforePublish atomic.Pointer[func()]
 }
 
 // streamState is the in-memory state of one stream.
@@ -471,6 +474,14 @@ func (j *Journal) LastPosition(ctx context.Context) (uint64, error) {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
 	return j.lastPos, nil
+}
+
+// published returns the position of the newest record visible to
+// readers.
+func (j *Journal) published() uint64 {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	return j.lastPos
 }
 
 // WaitFor blocks until a record above after is committed and returns the

@@ -56,3 +56,13 @@ func SetBeforeCommit(j *Journal, fn func() error) {
 	}
 	j.hooks.beforeCommit.Store(&fn)
 }
+
+// SetBeforePublish installs fn to run after every successful commit,
+// before its records become visible to readers. Nil removes it. Test only.
+func SetBeforePublish(j *Journal, fn func()) {
+	if fn == nil {
+		j.hooks.beforePublish.Store(nil)
+		return
+	}
+	j.hooks.beforePublish.Store(&fn)
+}

@@ -317,6 +317,15 @@ func (j *Journal) ReadAll(ctx context.Context, from uint64, limit int) iter.Seq2
 			want := min(readChunk, remaining)
 			buf = buf[:0]
 			more := false
+			// Records past the published position are committed but
+			// not yet visible to Read, Head and LastPosition: stop
+			// before them, so that whatever ReadAll returns is also
+			// what the other reads see. The transaction opens after
+			// this, so it holds every record up to last.
+			last := j.published()
+			if from > last {
+				return
+			}
 			err := j.db.View(func(tx *bbolt.Tx) error {
 				c := tx.Bucket(bucketLog).Cursor()
 				first, block, ok := findBlock(c, from)
@@ -336,6 +345,9 @@ func (j *Journal) ReadAll(ctx context.Context, from uint64, limit int) iter.Seq2
 						f, err := blockFrame(block, n, int(i))
 						if err != nil {
 							return &journal.CorruptionError{Position: first + i, Err: err}
+						}
+						if first+i > last {
+							return nil
 						}
 						if len(f) == 0 {
 							continue

@@ -58,3 +58,56 @@ func TestJournal_Read_InterleavedMultiBlockCommits_ReturnsStreamInOrder(t *testi
 	}
 	assert.Equal(t, ids[250], first.ID)
 }
+
+// TestJournal_ReadAll_DuringPublish_ShowsNothingReadAndHeadDoNot holds a
+// commit between its bbolt commit and its publication: ReadAll must not
+// return the new record before Read, Head and LastPosition see it, or a
+// follower of the global log (a saga driver) would act on an event that a
+// read of its stream does not yet return.
+func TestJournal_ReadAll_DuringPublish_ShowsNothingReadAndHeadDoNot(t *testing.T) {
+	j, _ := openTemp(t, bolt.Options{MaxEventSize: testMaxEventSize})
+	ctx := t.Context()
+	_, err := j.Append(ctx, "a", journal.NoStream, newEvents(2))
+	require.NoError(t, err)
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	bolt.SetBeforePublish(j, func() {
+		close(entered)
+		<-release
+	})
+	appended := make(chan error, 1)
+	go func() {
+		_, err := j.Append(ctx, "b", journal.NoStream, newEvents(1))
+		appended <- err
+	}()
+	<-entered
+
+	positions := func() []uint64 {
+		var out []uint64
+		for rec, err := range j.ReadAll(ctx, 1, math.MaxInt) {
+			require.NoError(t, err)
+			out = append(out, rec.Position)
+		}
+		return out
+	}
+	streamLen := func(stream string) int {
+		n := 0
+		for _, err := range j.Read(ctx, stream, 1, math.MaxUint64, math.MaxInt) {
+			require.NoError(t, err)
+			n++
+		}
+		return n
+	}
+	// Committed to bbolt, not yet published: invisible to every read.
+	assert.Equal(t, []uint64{1, 2}, positions())
+	assert.Equal(t, 0, streamLen("b"))
+	last, err := j.LastPosition(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), last)
+
+	bolt.SetBeforePublish(j, nil)
+	close(release)
+	require.NoError(t, <-appended)
+	assert.Equal(t, []uint64{1, 2, 3}, positions())
+	assert.Equal(t, 1, streamLen("b"))
+}

@@ -484,6 +484,9 @@ func (j *Journal) runBatch(batch []*request) {
 		}
 	}
 	finish(stored, nil)
+	if fn := j.hooks.beforePublish.Load(); fn != nil {
+		(*fn)()
+	}
 	j.publish(checkpointed)
 	if stored > 0 {
 		j.commits.Add(1)

@@ -216,6 +216,7 @@ func follow(e *env, writersDone <-chan struct{}, waitCtx context.Context, out *[
 		default:
 		}
 		n := 0
+		var newest journal.Record
 		for r, err := range e.j.ReadAll(e.ctx, last+1, math.MaxInt) {
 			if err != nil {
 				return fmt.Errorf("follower: ReadAll(%d): %w", last+1, err)
@@ -226,6 +227,12 @@ func follow(e *env, writersDone <-chan struct{}, waitCtx context.Context, out *[
 			last = r.Position
 			*out = append(*out, r)
 			n++
+			newest = r
+		}
+		if n > 0 {
+			if err := agrees(e, newest); err != nil {
+				return err
+			}
 		}
 		if done && n == 0 {
 			return nil
@@ -247,4 +254,37 @@ func follow(e *env, writersDone <-chan struct{}, waitCtx context.Context, out *[
 			return fmt.Errorf("follower: WaitFor(%d) returned %d", last, pos)
 		}
 	}
+}
+
+// agrees checks that a record ReadAll returned is visible to the other
+// reads: Head of its stream, LastPosition (of a Watcher) and Read of its
+// stream.
+func agrees(e *env, r journal.Record) error {
+	head, err := e.j.Head(e.ctx, r.Stream)
+	if err != nil {
+		return fmt.Errorf("follower: Head(%q): %w", r.Stream, err)
+	}
+	if head < r.Version {
+		return fmt.Errorf("follower: ReadAll returned %q version %d at position %d, but Head is %d", r.Stream, r.Version, r.Position, head)
+	}
+	if w, ok := e.j.(journal.Watcher); ok {
+		lastPos, err := w.LastPosition(e.ctx)
+		if err != nil {
+			return fmt.Errorf("follower: LastPosition: %w", err)
+		}
+		if lastPos < r.Position {
+			return fmt.Errorf("follower: ReadAll returned position %d, but LastPosition is %d", r.Position, lastPos)
+		}
+	}
+	found := false
+	for got, err := range e.j.Read(e.ctx, r.Stream, r.Version, r.Version, 1) {
+		if err != nil {
+			return fmt.Errorf("follower: Read(%q, %d): %w", r.Stream, r.Version, err)
+		}
+		found = got.Position == r.Position
+	}
+	if !found {
+		return fmt.Errorf("follower: ReadAll returned %q version %d at position %d, which Read of the stream does not return", r.Stream, r.Version, r.Position)
+	}
+	return nil
 }
