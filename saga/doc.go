@@ -31,6 +31,62 @@
 // Actions address aggregates by kind and id through a typed actor.Handle
 // (see Command); nothing here holds an actor PID.
 //
+// # Process managers
+//
+// When a business process waits for what happens rather than driving
+// fixed steps (an order that reacts to its payment, its stock
+// reservation and its shipment in whatever order they come, and acts when
+// the payment is late), describe it as a Process: handlers for the event
+// types it reacts to, each correlating an event with one process instance
+// by id, and a state per instance.
+//
+//	p := saga.NewProcess[Fulfilment]("fulfilment")
+//	saga.On(p, func(ev projection.Event, e OrderPlaced) (string, bool) { return e.OrderID, true },
+//		func(ctx context.Context, pc *saga.ProcessContext[Fulfilment], e OrderPlaced) error {
+//			pc.State.Items = e.Items
+//			pc.Schedule("payment", 15*time.Minute)
+//			return nil
+//		}, saga.Starts())
+//	saga.On(p, byOrder, func(ctx context.Context, pc *saga.ProcessContext[Fulfilment], e PaymentReceived) error {
+//		pc.Cancel("payment")
+//		_, err := shipments.Send(ctx, pc.ID, Ship{Items: pc.State.Items}, pc.SendOptions("ship")...)
+//		pc.Complete()
+//		return err
+//	})
+//	p.OnTimeout(func(ctx context.Context, pc *saga.ProcessContext[Fulfilment], name string) error { ... })
+//	fulfilment, err := saga.RegisterProcess(runner, p)
+//
+// The runner follows the global log for those event types (projection
+// "process.<name>", at least once) and delivers each event to its
+// process: the events of one process one at a time and in log order,
+// different processes concurrently. After a handler returns nil the
+// process records one Handled event in its stream "process.<name>-<id>"
+// with its whole state, pending timeouts, whether it is done, and the
+// highest position handled, so that:
+//
+//   - a redelivered event (the runner restarted before its checkpoint
+//     moved) is recognised and skipped once recorded; one whose handler
+//     ran but whose record was not written is handled again, and the
+//     commands it re-sends carry the same ids (ProcessContext.CommandID
+//     derives them from the process, the event's id and a name), so the
+//     aggregates apply them once;
+//   - reading a process costs one event however long it lived;
+//   - timeouts (ProcessContext.Schedule, handled by OnTimeout) are
+//     durable: a projection over the Handled events ("process.<name>.
+//     timers", its checkpoint held back to the oldest process with a
+//     pending timeout) arms them on the runner's Clock, also after a
+//     restart; a timeout fires once and is dropped unless its handler
+//     schedules it again;
+//   - a rejected handler (Reject, or a command the aggregate refused) is
+//     recorded as the process's failure for that input, visible in
+//     ProcessStatus, and the process goes on; other errors are retried
+//     with the runner's Retry policy and the same command ids.
+//
+// When a process has handlers marked Starts, only their events begin a
+// process; events of other types for a process not begun are ignored.
+// After Complete, later events are ignored. CaughtUp waits until the
+// manager has handled everything committed so far.
+//
 // # Durability and delivery
 //
 //   - A saga's progress is recorded as events in its own stream,

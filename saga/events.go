@@ -94,6 +94,7 @@ func registerEvents(reg *orchestrix.Registry) error {
 		register[Completed](reg, TypeCompleted),
 		register[Compensated](reg, TypeCompensated),
 		register[Failed](reg, TypeFailed),
+		register[Handled](reg, TypeHandled),
 	} {
 		if err != nil {
 			return fmt.Errorf("saga: registering event types: %w", err)

@@ -69,3 +69,63 @@ func Example() {
 	// bob 30
 	// frozen 0
 }
+
+// A process manager: every account that receives 100 in deposits gets a
+// bonus of 10, once, whatever order its deposits arrive in.
+func ExampleRegisterProcess() {
+	ctx := context.Background()
+	j, _ := memjournal.New(memjournal.Config{})
+	defer j.Close()
+	sys, err := actor.NewSystem(actor.Config{Journal: j})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer sys.Shutdown(ctx)
+	accounts, _ := actor.Register(sys, Accounts)
+	runner, err := saga.NewRunner(saga.Config{Journal: j, Registry: sys.Registry(), Checkpoints: projection.NewMemCheckpoints()})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer runner.Close()
+
+	type Progress struct{ Deposited int64 }
+	p := saga.NewProcess[Progress]("bonus")
+	saga.On(p,
+		// Correlate: one process per account.
+		func(ev projection.Event, _ Deposited) (string, bool) { return ev.Envelope.Subject, true },
+		func(ctx context.Context, pc *saga.ProcessContext[Progress], e Deposited) error {
+			pc.State.Deposited += e.Amount
+			if pc.State.Deposited < 100 {
+				return nil
+			}
+			// A redelivered event re-sends with the same command id: the
+			// account applies the bonus once.
+			if _, err := accounts.Send(ctx, pc.ID, Refund{Amount: 10}, pc.SendOptions("bonus")...); err != nil {
+				return err
+			}
+			pc.Complete()
+			return nil
+		})
+	bonus, err := saga.RegisterProcess(runner, p)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	accounts.Send(ctx, "alice", Open{})
+	for _, amount := range []int64{40, 70, 25} {
+		accounts.Send(ctx, "alice", Deposit{Amount: amount})
+	}
+	st, err := bonus.Wait(ctx, "alice", func(st saga.ProcessStatus[Progress]) bool { return st.Done })
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	bonus.CaughtUp(ctx) // the third deposit is ignored: the process is done
+	s, _, _ := accounts.State(ctx, "alice")
+	fmt.Printf("process done after %d events, %d deposited; balance %d\n", st.Version, st.State.Deposited, s.Balance)
+	// Output:
+	// process done after 2 events, 110 deposited; balance 145
+}

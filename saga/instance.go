@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/orchestrix/orchestrix"
-	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
@@ -375,26 +374,8 @@ func (x *instance[D]) traced(ctx context.Context, action Action[D], sc *Context[
 
 // call runs one attempt, bounded by the attempt timeout, turning a panic
 // into a rejection.
-func (x *instance[D]) call(ctx context.Context, action Action[D], sc *Context[D]) (err error) {
-	if d := x.s.r.cfg.AttemptTimeout; d > 0 {
-		actx, cancel := context.WithCancelCause(ctx)
-		t := x.s.r.cfg.Clock.AfterFunc(d, func() { cancel(errAttemptTimeout) })
-		defer func() {
-			t.Stop()
-			cancel(nil)
-		}()
-		ctx = actx
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = Reject(&aggregate.PanicError{Func: "saga action", Value: r})
-		}
-	}()
-	err = action(ctx, sc)
-	if err != nil && ctx.Err() != nil && errors.Is(context.Cause(ctx), errAttemptTimeout) {
-		err = fmt.Errorf("%w: %w", errAttemptTimeout, err)
-	}
-	return err
+func (x *instance[D]) call(ctx context.Context, action Action[D], sc *Context[D]) error {
+	return x.s.r.bounded(ctx, func(ctx context.Context) error { return action(ctx, sc) })
 }
 
 // errAttemptTimeout is the cause of an attempt's context when the attempt
@@ -404,13 +385,5 @@ var errAttemptTimeout = fmt.Errorf("saga: attempt timed out: %w", orchestrix.Err
 // sleep waits d on the runner's clock; it reports false when ctx ended
 // first.
 func (x *instance[D]) sleep(ctx context.Context, d time.Duration) bool {
-	done := make(chan struct{})
-	t := x.s.r.cfg.Clock.AfterFunc(d, func() { close(done) })
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return sleepOn(ctx, x.s.r.cfg.Clock, d)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/telemetry"
@@ -159,9 +160,10 @@ type Runner struct {
 	cancel   context.CancelFunc
 	inflight sync.WaitGroup
 
-	mu     sync.Mutex
-	closed bool
-	sagas  map[string]bool
+	mu      sync.Mutex
+	closed  bool
+	sagas   map[string]bool // registered orchestrations and processes
+	closers []func()        // run by Close before the instances stop
 }
 
 // NewRunner validates cfg, registers the saga event types in its Registry
@@ -221,6 +223,9 @@ func (r *Runner) Close() error {
 	r.closed = true
 	r.mu.Unlock()
 	err := r.projs.Close()
+	for _, f := range r.closers {
+		f()
+	}
 	r.cancel()
 	r.inflight.Wait()
 	return err
@@ -239,6 +244,31 @@ func (r *Runner) spawn(f func()) bool {
 		f()
 	}()
 	return true
+}
+
+// bounded calls f with ctx bounded by the attempt timeout, turning a panic
+// into a rejection. An error after the timeout passed matches
+// orchestrix.ErrOutcomeUnknown, so it is retried.
+func (r *Runner) bounded(ctx context.Context, f func(ctx context.Context) error) (err error) {
+	if d := r.cfg.AttemptTimeout; d > 0 {
+		actx, cancel := context.WithCancelCause(ctx)
+		t := r.cfg.Clock.AfterFunc(d, func() { cancel(errAttemptTimeout) })
+		defer func() {
+			t.Stop()
+			cancel(nil)
+		}()
+		ctx = actx
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = Reject(&aggregate.PanicError{Func: "saga action", Value: v})
+		}
+	}()
+	err = f(ctx)
+	if err != nil && ctx.Err() != nil && errors.Is(context.Cause(ctx), errAttemptTimeout) {
+		err = fmt.Errorf("%w: %w", errAttemptTimeout, err)
+	}
+	return err
 }
 
 // Saga is the typed handle of one registered orchestration: begin sagas
