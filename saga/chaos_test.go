@@ -26,6 +26,12 @@ import (
 //
 // Set SAGA_CHAOS_SEED to replay a run.
 func TestRunner_Chaos_KillAndRestart(t *testing.T) {
+	for _, b := range worldBackends {
+		t.Run(b.name, func(t *testing.T) { sagaChaos(t, b.new(t, nil)) })
+	}
+}
+
+func sagaChaos(t *testing.T, w *world) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("SAGA_CHAOS_SEED"); s != "" {
 		var err error
@@ -44,7 +50,6 @@ func TestRunner_Chaos_KillAndRestart(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	w := newWorld(t, nil)
 	w.dedup = 1 << 20 // every retry falls inside the dedup window
 	w.start()
 	requests, err := actor.Register(w.sys, Requests)
@@ -99,14 +104,14 @@ func TestRunner_Chaos_KillAndRestart(t *testing.T) {
 
 	// Kill at random amounts of progress, measured in journal records.
 	for k := range kills {
-		last, err := w.journal.LastPosition(ctx)
+		last, err := w.store.LastPosition(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// About six records per saga: spread the kills over the run.
 		target := last + 1 + uint64(rng.IntN(10*sagas/(kills+1)))
 		waitCtx, stop := context.WithTimeout(ctx, 2*time.Second) // all sagas may finish first
-		reached, err := w.journal.WaitFor(waitCtx, target-1)
+		reached, err := w.store.WaitFor(waitCtx, target-1)
 		if err != nil {
 			reached = last // nothing more happened: every saga finished
 		}

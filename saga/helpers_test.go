@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/journal"
+	boltjournal "github.com/orchestrix/orchestrix/journal/bolt"
 	memjournal "github.com/orchestrix/orchestrix/journal/mem"
 	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/saga"
@@ -131,7 +134,8 @@ func transferSaga(accounts *actor.Handle[Account, AccountCommand, AccountEvent])
 // actor system and runner currently running on them.
 type world struct {
 	t           testing.TB
-	journal     *memjournal.Journal
+	journal     *memjournal.Journal // nil for a world on bbolt
+	store       watchedJournal      // what the system and runner use
 	checkpoints *projection.MemCheckpoints
 	clock       actor.Clock
 	cfg         func(*saga.Config)
@@ -150,14 +154,38 @@ func newWorld(t testing.TB, clock actor.Clock) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { j.Close() })
-	return &world{t: t, journal: j, checkpoints: projection.NewMemCheckpoints(), clock: clock}
+	return &world{t: t, journal: j, store: j, checkpoints: projection.NewMemCheckpoints(), clock: clock}
 }
+
+// watchedJournal is a journal the saga runner can follow.
+type watchedJournal interface {
+	journal.Journal
+	journal.Watcher
+}
+
+// newBoltWorld is newWorld on a bbolt journal in a temporary directory
+// (without fsync: the tests are about behaviour, not durability).
+func newBoltWorld(t testing.TB, clock actor.Clock) *world {
+	t.Helper()
+	j, err := boltjournal.Open(filepath.Join(t.TempDir(), "journal.db"), boltjournal.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return &world{t: t, store: j, checkpoints: projection.NewMemCheckpoints(), clock: clock}
+}
+
+// worldBackends are the journals the chaos tests run on.
+var worldBackends = []struct {
+	name string
+	new  func(testing.TB, actor.Clock) *world
+}{{"mem", newWorld}, {"bolt", newBoltWorld}}
 
 // start starts an actor system and a runner on the world's stores.
 func (w *world) start() {
 	w.t.Helper()
 	reg := orchestrix.NewRegistry()
-	sysCfg := actor.Config{Journal: w.journal, Registry: reg, Clock: w.clock, DedupWindow: w.dedup}
+	sysCfg := actor.Config{Journal: w.store, Registry: reg, Clock: w.clock, DedupWindow: w.dedup}
 	if w.sysCfg != nil {
 		w.sysCfg(&sysCfg)
 	}
@@ -170,7 +198,7 @@ func (w *world) start() {
 		w.t.Fatal(err)
 	}
 	cfg := saga.Config{
-		Journal: w.journal, Registry: reg, Checkpoints: w.checkpoints, Clock: w.clock,
+		Journal: w.store, Registry: reg, Checkpoints: w.checkpoints, Clock: w.clock,
 		Retry: saga.Retry{InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond},
 	}
 	if w.cfg != nil {

@@ -292,6 +292,12 @@ func TestRegisterProcess_InvalidDefinitions(t *testing.T) {
 //
 // Set PROCESS_CHAOS_SEED to replay a run.
 func TestProcess_Chaos_KillAndRestart(t *testing.T) {
+	for _, b := range worldBackends {
+		t.Run(b.name, func(t *testing.T) { processChaos(t, b.new(t, nil)) })
+	}
+}
+
+func processChaos(t *testing.T, w *world) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("PROCESS_CHAOS_SEED"); s != "" {
 		var err error
@@ -307,7 +313,6 @@ func TestProcess_Chaos_KillAndRestart(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	w := newWorld(t, nil)
 	w.dedup = 1 << 20
 	w.start()
 	bonus := mustRegisterProcess(t, w.runner, bonusProcess(w))
