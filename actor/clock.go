@@ -1,34 +1,16 @@
 package actor
 
-import "time"
+import "github.com/orchestrix/orchestrix"
 
 // Clock is the runtime's source of time: event and snapshot timestamps,
-// idle tracking and the passivation timer all read it. Tests inject a
-// manual clock (actortest.ManualClock) so that passivation happens when the
-// test advances time, never by sleeping.
-//
-// Implementations must be safe for concurrent use.
-type Clock interface {
-	// Now returns the current time.
-	Now() time.Time
-	// AfterFunc calls f in its own goroutine (or, for a manual clock,
-	// synchronously while time is advanced) once d has elapsed, unless
-	// the returned Timer is stopped first.
-	AfterFunc(d time.Duration, f func()) Timer
-}
+// idle tracking and the passivation timer all read it. It is
+// orchestrix.Clock, the interface every component shares, so one manual
+// clock (actortest.ManualClock) drives the runtime, projections and sagas
+// in a test.
+type Clock = orchestrix.Clock
 
-// Timer is a pending AfterFunc call.
-type Timer interface {
-	// Stop prevents the call if it has not happened yet and reports
-	// whether it did so.
-	Stop() bool
-}
+// Timer is a pending Clock.AfterFunc call.
+type Timer = orchestrix.Timer
 
 // SystemClock is the wall clock, the default Clock.
-type SystemClock struct{}
-
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }
-
-// AfterFunc wraps time.AfterFunc.
-func (SystemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+type SystemClock = orchestrix.SystemClock

@@ -1,22 +1,12 @@
 package projection
 
-import "time"
+import "github.com/orchestrix/orchestrix"
 
-// Clock is the source of time for retry backoff. Tests inject a manual
-// clock so that a retry happens when the test advances time, never by
-// sleeping. Implementations must be safe for concurrent use.
-type Clock interface {
-	// Now returns the current time.
-	Now() time.Time
-	// After returns a channel that receives once d has elapsed.
-	After(d time.Duration) <-chan time.Time
-}
+// Clock is the source of time for retry backoff: orchestrix.Clock, the
+// interface every component shares. Tests inject a manual clock
+// (actortest.ManualClock) so that a retry happens when the test advances
+// time, never by sleeping.
+type Clock = orchestrix.Clock
 
 // SystemClock is the wall clock, the default Clock.
-type SystemClock struct{}
-
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }
-
-// After wraps time.After.
-func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+type SystemClock = orchestrix.SystemClock

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/journal/mem"
 	"github.com/orchestrix/orchestrix/projection"
@@ -155,54 +156,9 @@ func (r *recorder) reset(context.Context) error {
 	return nil
 }
 
-// manualClock is a projection.Clock that moves only when Advance is
-// called.
-type manualClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []manualWaiter
-}
-
-type manualWaiter struct {
-	due time.Time
-	ch  chan time.Time
-}
-
-func newManualClock() *manualClock { return &manualClock{now: epoch} }
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, manualWaiter{due: c.now.Add(d), ch: ch})
-	return ch
-}
-
-// Advance moves the clock forward by d and fires every timer due.
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if !w.due.After(c.now) {
-			w.ch <- c.now
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	c.waiters = kept
-}
+// newManualClock returns a clock that moves only when the test advances
+// it, reading epoch.
+func newManualClock() *actortest.ManualClock { return actortest.NewManualClock(epoch) }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use, for log output.
 type syncBuffer struct {

@@ -373,7 +373,8 @@ func (r *runner) attempt(ctx context.Context, at uint64, prior int, prevErr erro
 				return failures, err
 			}
 			wait := r.retry.Backoff(failures)
-			timer := r.clock.After(wait)
+			timer := make(chan struct{})
+			t := r.clock.AfterFunc(wait, func() { close(timer) })
 			r.update(func(s *Status) {
 				s.State, s.Attempts, s.FailedPosition, s.LastError = StateRetrying, failures, at, err
 			})
@@ -382,6 +383,7 @@ func (r *runner) attempt(ctx context.Context, at uint64, prior int, prevErr erro
 			select {
 			case <-timer:
 			case <-ctx.Done():
+				t.Stop()
 				return failures, ctx.Err()
 			}
 		}

@@ -753,11 +753,16 @@ func (m *ProcessManager[S]) arm(_ context.Context, batch []projection.Event) err
 			continue
 		}
 		a := &armedTimers{position: ev.Position}
+		now := m.r.cfg.Clock.Now()
 		for name, at := range h.Timers {
 			fire := func() {
 				m.r.spawn(func() { m.fire(m.r.ctx, id, name, at) })
 			}
-			a.timers = append(a.timers, m.r.cfg.Clock.AfterFunc(max(at.Sub(m.r.cfg.Clock.Now()), 0), fire))
+			if !at.After(now) {
+				fire() // overdue (it passed while no runner was up)
+				continue
+			}
+			a.timers = append(a.timers, m.r.cfg.Clock.AfterFunc(at.Sub(now), fire))
 		}
 		m.armed[id] = a
 		m.mu.Unlock()

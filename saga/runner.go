@@ -192,7 +192,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 		Journal:  cfg.Journal,
 		Registry: cfg.Registry,
 		Retry:    cfg.ProjectionRetry,
-		Clock:    projectionClock{cfg.Clock},
+		Clock:    cfg.Clock,
 		Logger:   cfg.Logger,
 		System:   cfg.ActorSystem,
 
@@ -615,15 +615,4 @@ func (l lowWater) Save(ctx context.Context, name string, position uint64) error 
 		position = low - 1
 	}
 	return l.inner.Save(ctx, name, position)
-}
-
-// projectionClock adapts an actor.Clock to projection.Clock.
-type projectionClock struct{ c actor.Clock }
-
-func (p projectionClock) Now() time.Time { return p.c.Now() }
-
-func (p projectionClock) After(d time.Duration) <-chan time.Time {
-	ch := make(chan time.Time, 1)
-	p.c.AfterFunc(d, func() { ch <- p.c.Now() })
-	return ch
 }
