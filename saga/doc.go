@@ -113,6 +113,9 @@
 //     and "saga.<name>", which follows the sagas' Started events and
 //     whose checkpoint is held back to the oldest saga still running, so
 //     a new Runner on the same journal resumes every unfinished saga.
+//   - Each saga executes on its own goroutine; Config.MaxActive (10,000
+//     by default) bounds how many execute at once, and sagas beyond it
+//     wait, unread, until one finishes.
 //   - Run one Runner per orchestration name at a time. Two runners would
 //     both execute a saga; the journal's expected-version check keeps
 //     the saga's record consistent and command ids keep the effects

@@ -30,7 +30,7 @@ func ProcessStream(name, id string) string { return ProcessKindPrefix + name + "
 
 // processParallelism bounds how many processes of one manager handle
 // events at the same time.
-const processParallelism = 64
+const processParallelism = 256
 
 // Handled is the one event a process records: after every event (or
 // timeout) it handles, the process's whole state, its pending timers and
@@ -433,12 +433,8 @@ func (m *ProcessManager[S]) notify() {
 // to its process, the processes of a batch concurrently, each one's
 // events in order, and returns once every delivery is recorded.
 func (m *ProcessManager[S]) handle(ctx context.Context, batch []projection.Event) error {
-	type delivery struct {
-		h  *processHandler[S]
-		ev projection.Event
-	}
 	order := []string{}
-	byID := make(map[string][]delivery)
+	byID := make(map[string][]delivery[S])
 	for _, ev := range batch {
 		h := m.byType[ev.Envelope.Type]
 		if h == nil {
@@ -454,7 +450,7 @@ func (m *ProcessManager[S]) handle(ctx context.Context, batch []projection.Event
 		if _, seen := byID[id]; !seen {
 			order = append(order, id)
 		}
-		byID[id] = append(byID[id], delivery{h, ev})
+		byID[id] = append(byID[id], delivery[S]{h, ev})
 	}
 	var (
 		wg    sync.WaitGroup
@@ -467,13 +463,10 @@ func (m *ProcessManager[S]) handle(ctx context.Context, batch []projection.Event
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			for _, d := range byID[id] {
-				if err := m.deliver(ctx, id, d.h, d.ev); err != nil {
-					mu.Lock()
-					first = cmpErr(first, err)
-					mu.Unlock()
-					return
-				}
+			if err := m.deliver(ctx, id, byID[id]); err != nil {
+				mu.Lock()
+				first = cmpErr(first, err)
+				mu.Unlock()
 			}
 		}()
 	}
@@ -517,10 +510,19 @@ func (m *ProcessManager[S]) load(ctx context.Context, id string) (processRecord,
 	return rec, nil
 }
 
-// deliver hands ev to process id unless the process already handled it,
-// is done, or has not begun and ev does not start it; it returns once
-// the outcome is recorded (nil) or a journal error stops it.
-func (m *ProcessManager[S]) deliver(ctx context.Context, id string, h *processHandler[S], ev projection.Event) error {
+// delivery is one event for one process.
+type delivery[S any] struct {
+	h  *processHandler[S]
+	ev projection.Event
+}
+
+// deliver hands the events of one batch, in order, to process id, skipping
+// those it already handled, those after it is done and, before it has
+// begun, those that do not start it; it records what the handlers did in
+// one append and returns once that is durable (nil) or a journal error
+// stops it. When another writer recorded first, it reads the process
+// again and runs the handlers again (with the same command ids).
+func (m *ProcessManager[S]) deliver(ctx context.Context, id string, ds []delivery[S]) error {
 	unlock := m.lock(id)
 	defer unlock()
 	for {
@@ -528,31 +530,40 @@ func (m *ProcessManager[S]) deliver(ctx context.Context, id string, h *processHa
 		if err != nil {
 			return err
 		}
-		switch {
-		case rec.last.Done, rec.version > 0 && rec.last.Through >= ev.Position:
+		cur := rec
+		var out []Handled
+		for _, d := range ds {
+			h, ev := d.h, d.ev
+			switch {
+			case cur.last.Done, cur.version > 0 && cur.last.Through >= ev.Position:
+				continue
+			case cur.version == 0 && m.p.starters && !h.starts:
+				continue
+			}
+			in := input[S]{
+				key:   "event\x00" + ev.Envelope.ID,
+				event: ev, name: h.typeName, trace: ev.Envelope.TraceParent,
+				call: func(ctx context.Context, pc *ProcessContext[S]) error { return h.handle(ctx, pc, ev) },
+			}
+			next, err := m.run(ctx, id, &cur, in)
+			if err != nil {
+				return err
+			}
+			next.Position, next.EventID, next.Type = ev.Position, ev.Envelope.ID, h.typeName
+			next.Through = max(cur.last.Through, ev.Position)
+			if next.Failure != nil {
+				next.Failure.Position, next.Failure.Type = ev.Position, h.typeName
+			}
+			out = append(out, next)
+			cur.version, cur.last = cur.version+1, next
+		}
+		if len(out) == 0 {
 			return nil
-		case rec.version == 0 && m.p.starters && !h.starts:
-			return nil
 		}
-		in := input[S]{
-			key:   "event\x00" + ev.Envelope.ID,
-			event: ev, name: h.typeName, trace: ev.Envelope.TraceParent,
-			call: func(ctx context.Context, pc *ProcessContext[S]) error { return h.handle(ctx, pc, ev) },
-		}
-		next, err := m.run(ctx, id, &rec, in)
-		if err != nil {
-			return err
-		}
-		next.Position, next.EventID, next.Type = ev.Position, ev.Envelope.ID, h.typeName
-		next.Through = max(rec.last.Through, ev.Position)
-		if next.Failure != nil {
-			next.Failure.Position, next.Failure.Type = ev.Position, h.typeName
-		}
-		ok, err := m.record(ctx, id, rec.version, next)
+		ok, err := m.record(ctx, id, rec.version, out...)
 		if err != nil || ok {
 			return err
 		}
-		// Another writer recorded first: read the process again.
 	}
 }
 
@@ -699,23 +710,25 @@ func (m *ProcessManager[S]) traced(ctx context.Context, id string, in input[S], 
 	return err
 }
 
-// record appends next as version+1 of process id. It reports false when
-// another writer appended first.
-func (m *ProcessManager[S]) record(ctx context.Context, id string, version uint64, next Handled) (bool, error) {
+// record appends recs as the versions after version of process id. It
+// reports false when another writer appended first.
+func (m *ProcessManager[S]) record(ctx context.Context, id string, version uint64, recs ...Handled) (bool, error) {
 	stream := m.Stream(id)
-	env, err := m.r.cfg.Registry.Marshal(next)
-	if err != nil {
-		return false, fmt.Errorf("process %q %q: encoding record: %w", m.name, id, err)
-	}
-	env.ID = eventID(stream, version+1)
-	env.Source = m.r.cfg.Source
-	env.Subject = id
-	env.CorrelationID = id
-	env.Time = m.r.cfg.Clock.Now()
-	if next.EventID != "" {
+	envs := make([]orchestrix.Envelope, len(recs))
+	for i, next := range recs {
+		env, err := m.r.cfg.Registry.Marshal(next)
+		if err != nil {
+			return false, fmt.Errorf("process %q %q: encoding record: %w", m.name, id, err)
+		}
+		env.ID = eventID(stream, version+1+uint64(i))
+		env.Source = m.r.cfg.Source
+		env.Subject = id
+		env.CorrelationID = id
+		env.Time = m.r.cfg.Clock.Now()
 		env.CausationID = next.EventID
+		envs[i] = env
 	}
-	_, err = m.r.cfg.Journal.Append(ctx, stream, journal.Exact(version), []orchestrix.Envelope{env})
+	_, err := m.r.cfg.Journal.Append(ctx, stream, journal.Exact(version), envs)
 	switch {
 	case err == nil:
 		m.notify()

@@ -26,6 +26,7 @@ const (
 	DefaultAttemptTimeout = 30 * time.Second
 	DefaultInitialBackoff = 50 * time.Millisecond
 	DefaultMaxBackoff     = 5 * time.Second
+	DefaultMaxActive      = 10_000
 )
 
 // Retry says how transient failures of an action or compensation (an
@@ -97,6 +98,11 @@ type Config struct {
 	// retried with the same command ids. Zero means
 	// DefaultAttemptTimeout; negative means no bound.
 	AttemptTimeout time.Duration
+	// MaxActive bounds the saga instances the runner executes at once,
+	// over all its orchestrations. When that many are executing, the
+	// next sagas wait to start (their Started events stay unread) until
+	// one finishes. Zero means DefaultMaxActive; negative means no bound.
+	MaxActive int
 	// ProjectionRetry is the retry policy of the runner's projections
 	// (a failing journal read or checkpoint save).
 	ProjectionRetry projection.Retry
@@ -159,6 +165,7 @@ type Runner struct {
 	ctx      context.Context // cancelled by Close: stops every instance
 	cancel   context.CancelFunc
 	inflight sync.WaitGroup
+	slots    chan struct{} // one per executing saga instance; nil: no bound
 
 	mu      sync.Mutex
 	closed  bool
@@ -184,6 +191,9 @@ func NewRunner(cfg Config) (*Runner, error) {
 	if cfg.AttemptTimeout == 0 {
 		cfg.AttemptTimeout = DefaultAttemptTimeout
 	}
+	if cfg.MaxActive == 0 {
+		cfg.MaxActive = DefaultMaxActive
+	}
 	cfg.Retry = cfg.Retry.withDefaults()
 	if err := registerEvents(cfg.Registry); err != nil {
 		return nil, err
@@ -203,10 +213,14 @@ func NewRunner(cfg Config) (*Runner, error) {
 		return nil, fmt.Errorf("saga: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Runner{
+	r := &Runner{
 		cfg: cfg, log: cfg.Logger, tracer: telemetry.Tracer(cfg.TracerProvider), projs: projs,
 		ctx: ctx, cancel: cancel, sagas: make(map[string]bool),
-	}, nil
+	}
+	if cfg.MaxActive > 0 {
+		r.slots = make(chan struct{}, cfg.MaxActive)
+	}
+	return r, nil
 }
 
 // Close stops the runner at once: in-flight actions see their context
@@ -436,20 +450,36 @@ func cmpErr(first, err error) error {
 }
 
 // drive is the handler of the driver projection: it starts an instance
-// for every Started event of a saga not already executing here.
-func (s *Saga[D]) drive(_ context.Context, batch []projection.Event) error {
+// for every Started event of a saga not already executing here, waiting
+// for a free slot when Config.MaxActive instances are executing.
+func (s *Saga[D]) drive(ctx context.Context, batch []projection.Event) error {
 	for _, ev := range batch {
 		id := ev.Envelope.Subject
 		s.mu.Lock()
-		if _, running := s.active[id]; running {
-			s.mu.Unlock()
+		_, running := s.active[id]
+		s.mu.Unlock()
+		if running {
 			continue
 		}
+		if s.r.slots != nil {
+			select {
+			case s.r.slots <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		release := func() {
+			if s.r.slots != nil {
+				<-s.r.slots
+			}
+		}
 		x := &instance[D]{s: s, id: id, stream: s.Stream(id)}
+		s.mu.Lock()
 		s.active[id] = x
 		s.inflight[id] = ev.Position
 		s.mu.Unlock()
-		if !s.r.spawn(func() { x.run(s.r.ctx) }) {
+		if !s.r.spawn(func() { defer release(); x.run(s.r.ctx) }) {
+			release()
 			s.forget(id)
 			return orchestrix.ErrClosed
 		}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -676,5 +677,55 @@ func TestSaga_StreamReadBehindGlobalLog_InstanceRetriesAndFinishes(t *testing.T)
 	}
 	if b, _ := w.balance(ctx, "b"); b != 30 {
 		t.Errorf("b = %d, want 30", b)
+	}
+}
+
+// TestRunner_MaxActive_BoundsExecutingSagas begins 10 sagas whose only
+// step blocks until the test releases it, with MaxActive 2: never more
+// than 2 actions run at once, and every saga completes as slots free up.
+func TestRunner_MaxActive_BoundsExecutingSagas(t *testing.T) {
+	ctx := testContext(t)
+	w := newWorld(t, nil)
+	w.cfg = func(c *saga.Config) { c.MaxActive = 2 }
+	w.start()
+	var running, most atomic.Int32
+	started, release := make(chan string, 10), make(chan struct{})
+	block := func(ctx context.Context, sc *saga.Context[Transfer]) error {
+		n := running.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		started <- sc.ID
+		defer running.Add(-1)
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s := mustRegister(t, w.runner, saga.New[Transfer]("blocking").Step("wait", block, nil))
+	for i := range 10 {
+		if err := s.Begin(ctx, fmt.Sprint("s", i), Transfer{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		select {
+		case <-started:
+		case <-ctx.Done():
+			t.Fatalf("only %d actions started: %v", len(started), ctx.Err())
+		}
+		if a := s.Active(); a > 2 {
+			t.Fatalf("%d sagas executing, MaxActive is 2", a)
+		}
+		release <- struct{}{}
+	}
+	for i := range 10 {
+		if st, err := s.Wait(ctx, fmt.Sprint("s", i), saga.Finished); err != nil || st.State != saga.StateCompleted {
+			t.Fatalf("saga s%d: %+v, %v", i, st, err)
+		}
+	}
+	if m := most.Load(); m > 2 {
+		t.Errorf("%d actions ran at once, MaxActive is 2", m)
 	}
 }
