@@ -32,6 +32,10 @@ func ProcessStream(name, id string) string { return ProcessKindPrefix + name + "
 // events at the same time.
 const processParallelism = 256
 
+// processBatch is how many journal records the events projection reads at
+// a time.
+const processBatch = 1024
+
 // Handled is the one event a process records: after every event (or
 // timeout) it handles, the process's whole state, its pending timers and
 // whether it is done. Reading a process means reading its newest Handled
@@ -386,6 +390,7 @@ func RegisterProcess[S any](r *Runner, p *Process[S]) (*ProcessManager[S], error
 		Name:        kind,
 		Handler:     projection.HandlerFunc(m.handle),
 		Filter:      projection.Filter{Types: types},
+		BatchSize:   processBatch,
 		Checkpoints: r.cfg.Checkpoints,
 	}); err != nil {
 		return nil, fmt.Errorf("process %q: %w", p.name, err)
