@@ -11,9 +11,11 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/internal/pgtest"
 	"github.com/orchestrix/orchestrix/journal"
 	boltjournal "github.com/orchestrix/orchestrix/journal/bolt"
 	memjournal "github.com/orchestrix/orchestrix/journal/mem"
+	pgjournal "github.com/orchestrix/orchestrix/journal/postgres"
 	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/saga"
 )
@@ -175,11 +177,25 @@ func newBoltWorld(t testing.TB, clock actor.Clock) *world {
 	return &world{t: t, store: j, checkpoints: projection.NewMemCheckpoints(), clock: clock}
 }
 
+// newPGWorld is newWorld on a PostgreSQL journal in a database of its own
+// (skipped, with the reason, when PostgreSQL is not installed).
+func newPGWorld(t testing.TB, clock actor.Clock) *world {
+	t.Helper()
+	j, err := pgjournal.Open(context.Background(), pgtest.DSN(t), pgjournal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return &world{t: t, store: j, checkpoints: projection.NewMemCheckpoints(), clock: clock}
+}
+
 // worldBackends are the journals the chaos tests run on.
 var worldBackends = []struct {
 	name string
 	new  func(testing.TB, actor.Clock) *world
-}{{"mem", newWorld}, {"bolt", newBoltWorld}}
+}{{"mem", newWorld}, {"bolt", newBoltWorld}, {"postgres", newPGWorld}}
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // start starts an actor system and a runner on the world's stores.
 func (w *world) start() {
