@@ -3,7 +3,8 @@
 // journal, and an order saga started by each OrderCreated event that
 // charges the customer, reserves stock and confirms the order. When the
 // payment is declined the order is cancelled; when the stock is short the
-// payment is refunded, then the order cancelled. An orders-by-status
+// payment is refunded, then the order cancelled. A replenishment process
+// manager tops stock back up after reservations, and an orders-by-status
 // projection follows it all.
 //
 //	go run ./examples/ecommerce            # data in a temporary directory
@@ -48,6 +49,7 @@ type shop struct {
 	inventory   *actor.Handle[Stock, InventoryCommand, InventoryEvent]
 	runner      *saga.Runner
 	sagas       *saga.Saga[OrderSaga]
+	replenish   *saga.ProcessManager[Replenishment]
 	projections *projection.Manager
 	byStatus    *OrdersByStatus
 }
@@ -209,6 +211,9 @@ func open(ctx context.Context, dir string, o *obs.Obs) (_ *shop, err error) {
 	if s.sagas, err = saga.Register(s.runner, s.orderSaga()); err != nil {
 		return nil, err
 	}
+	if s.replenish, err = saga.RegisterProcess(s.runner, s.replenishment()); err != nil {
+		return nil, err
+	}
 	if s.projections, err = projection.NewManager(projection.Config{
 		Journal: s.journal, Registry: s.system.Registry(),
 		Metrics: o.Metrics(), TracerProvider: o.TracerProvider(),
@@ -347,10 +352,36 @@ func run(ctx context.Context, w io.Writer, dir string, o *obs.Obs) error {
 		return err
 	}
 	fmt.Fprintln(w, "== afterwards")
+	replenished, err := s.replenished(ctx)
+	if err != nil {
+		return err
+	}
 	if err := s.printAccounts(ctx, w); err != nil {
 		return err
 	}
+	fmt.Fprintln(w, "replenishment (process manager):")
+	for _, st := range replenished {
+		fmt.Fprintf(w, "  %-5s target %d, available %d, %d reorder(s), %d events handled\n",
+			st.ID, targets[st.ID], st.State.Available, st.State.Reorders, st.Version)
+	}
 	return s.printByStatus(ctx, w)
+}
+
+// replenished waits until the replenishment processes have handled every
+// inventory event and have nothing on order, and returns their status.
+func (s *shop) replenished(ctx context.Context) ([]saga.ProcessStatus[Replenishment], error) {
+	if err := s.replenish.CaughtUp(ctx); err != nil {
+		return nil, err
+	}
+	var out []saga.ProcessStatus[Replenishment]
+	for _, sku := range []string{"book", "lamp"} {
+		st, err := s.replenish.Wait(ctx, sku, func(st saga.ProcessStatus[Replenishment]) bool { return st.State.OnOrder == 0 })
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
 }
 
 func send[S, C, E any](ctx context.Context, h *actor.Handle[S, C, E], id string, cmd C) error {
