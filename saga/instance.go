@@ -61,7 +61,7 @@ func (x *instance[D]) setProgress(attempt int, lastErr error) {
 		x.lastError = ""
 	}
 	x.mu.Unlock()
-	x.s.notify()
+	x.s.changed.signal(x.id)
 }
 
 func (x *instance[D]) logger() *slog.Logger {

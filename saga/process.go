@@ -316,7 +316,7 @@ type ProcessManager[S any] struct {
 	mu      sync.Mutex
 	locks   map[string]*idLock
 	armed   map[string]*armedTimers // id → timers armed from its record
-	changed chan struct{}
+	changed signals                 // wakes the Waits of one process
 }
 
 // idLock serializes the inputs of one process.
@@ -347,10 +347,9 @@ func RegisterProcess[S any](r *Runner, p *Process[S]) (*ProcessManager[S], error
 	}
 	m := &ProcessManager[S]{
 		r: r, p: p, name: p.name,
-		byType:  make(map[string]*processHandler[S], len(p.handlers)),
-		locks:   make(map[string]*idLock),
-		armed:   make(map[string]*armedTimers),
-		changed: make(chan struct{}),
+		byType: make(map[string]*processHandler[S], len(p.handlers)),
+		locks:  make(map[string]*idLock),
+		armed:  make(map[string]*armedTimers),
 	}
 	types := make([]string, 0, len(p.handlers))
 	for _, h := range p.handlers {
@@ -424,14 +423,6 @@ func (m *ProcessManager[S]) lock(id string) func() {
 		}
 		m.mu.Unlock()
 	}
-}
-
-// notify wakes every Wait.
-func (m *ProcessManager[S]) notify() {
-	m.mu.Lock()
-	close(m.changed)
-	m.changed = make(chan struct{})
-	m.mu.Unlock()
 }
 
 // handle is the handler of the events projection: it delivers each event
@@ -736,7 +727,7 @@ func (m *ProcessManager[S]) record(ctx context.Context, id string, version uint6
 	_, err := m.r.cfg.Journal.Append(ctx, stream, journal.Exact(version), envs)
 	switch {
 	case err == nil:
-		m.notify()
+		m.changed.signal(id)
 		return true, nil
 	case errors.Is(err, orchestrix.ErrVersionConflict):
 		return false, nil
@@ -844,9 +835,7 @@ func (m *ProcessManager[S]) Status(ctx context.Context, id string) (ProcessStatu
 // must not block.
 func (m *ProcessManager[S]) Wait(ctx context.Context, id string, cond func(ProcessStatus[S]) bool) (ProcessStatus[S], error) {
 	for {
-		m.mu.Lock()
-		changed := m.changed
-		m.mu.Unlock()
+		changed := m.changed.watch(id)
 		st, err := m.Status(ctx, id)
 		if err != nil {
 			return st, err

@@ -295,7 +295,7 @@ type Saga[D any] struct {
 	mu       sync.Mutex
 	active   map[string]*instance[D] // executing in this process
 	inflight map[string]uint64       // id → position of its Started event
-	changed  chan struct{}           // closed and replaced on every change
+	changed  signals                 // wakes the Waits of one saga
 }
 
 // Register validates o and starts executing its sagas: it resumes the
@@ -325,7 +325,6 @@ func Register[D any](r *Runner, o *Orchestration[D]) (*Saga[D], error) {
 		r: r, o: o, name: o.name,
 		active:   make(map[string]*instance[D]),
 		inflight: make(map[string]uint64),
-		changed:  make(chan struct{}),
 	}
 	ctx := context.Background()
 	kind := StreamKindPrefix + o.name
@@ -493,15 +492,7 @@ func (s *Saga[D]) forget(id string) {
 	delete(s.active, id)
 	delete(s.inflight, id)
 	s.mu.Unlock()
-	s.notify()
-}
-
-// notify wakes every Wait.
-func (s *Saga[D]) notify() {
-	s.mu.Lock()
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
+	s.changed.signal(id)
 }
 
 // lowWater returns the position of the oldest Started event of a saga
@@ -587,9 +578,7 @@ func (s *Saga[D]) fill(st *Status[D], rec *record) error {
 // block.
 func (s *Saga[D]) Wait(ctx context.Context, id string, cond func(Status[D]) bool) (Status[D], error) {
 	for {
-		s.mu.Lock()
-		changed := s.changed
-		s.mu.Unlock()
+		changed := s.changed.watch(id)
 		st, err := s.Status(ctx, id)
 		if err != nil {
 			return st, err
