@@ -223,8 +223,13 @@ func (j *Journal) Read(ctx context.Context, stream string, from, to uint64, limi
 		}
 		from = max(from, s.deletedTo+1)
 		to = min(to, s.head)
+		if from > to {
+			return
+		}
 		remaining := limit
-		buf := make([]journal.Record, 0, min(readChunk, limit))
+		// Sized for what the stream holds: a short stream (a saga's, a
+		// process's newest record) must not cost a full chunk.
+		buf := make([]journal.Record, 0, min(uint64(readChunk), uint64(limit), to-from+1))
 		for from <= to && remaining > 0 {
 			if err := j.checkOpen(ctx); err != nil {
 				yield(journal.Record{}, err)
