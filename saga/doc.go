@@ -164,8 +164,14 @@
 //   - orchestrix_saga_compensations_total{saga}: sagas that started
 //     compensating in this process (a step failed and the saga recorded
 //     it), once per saga, however many compensations it then runs.
+//   - orchestrix_process_inputs_total{process,input,outcome}: events
+//     (input="event") and timeouts (input="timeout") a process manager
+//     recorded, by outcome: "handled", "completed" (the handler completed
+//     the process) or "failed" (rejected or out of attempts).
+//     Redelivered and ignored events are not counted.
 //
-// The runner's projections ("saga.<name>", "saga.<name>.trigger") report
+// The runner's projections ("saga.<name>", "saga.<name>.trigger",
+// "process.<name>", "process.<name>.timers") report
 // orchestrix_projection_position and orchestrix_projection_lag_events and
 // their own orchestrix.projection.batch spans.
 package saga

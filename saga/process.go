@@ -557,10 +557,33 @@ func (m *ProcessManager[S]) deliver(ctx context.Context, id string, ds []deliver
 			return nil
 		}
 		ok, err := m.record(ctx, id, rec.version, out...)
-		if err != nil || ok {
+		if err != nil {
 			return err
 		}
+		if ok {
+			m.count(telemetry.InputEvent, out...)
+			return nil
+		}
 	}
+}
+
+// count adds recorded inputs to process_inputs_total.
+func (m *ProcessManager[S]) count(input string, recs ...Handled) {
+	var handled, failed, completed int
+	for _, h := range recs {
+		switch {
+		case h.Failure != nil:
+			failed++
+		case h.Done:
+			completed++
+		default:
+			handled++
+		}
+	}
+	mt := m.r.cfg.Metrics
+	mt.ProcessInputs(m.name, input, telemetry.OutcomeHandled, handled)
+	mt.ProcessInputs(m.name, input, telemetry.OutcomeFailed, failed)
+	mt.ProcessInputs(m.name, input, telemetry.OutcomeCompleted, completed)
 }
 
 // fire handles timeout name of process id, set for at, unless the
@@ -600,6 +623,7 @@ func (m *ProcessManager[S]) fire(ctx context.Context, id, name string, at time.T
 				var ok bool
 				if ok, err = m.record(ctx, id, rec.version, next); err == nil {
 					if ok {
+						m.count(telemetry.InputTimeout, next)
 						return
 					}
 					continue // another writer recorded first

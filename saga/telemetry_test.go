@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/saga"
 	"github.com/orchestrix/orchestrix/telemetry"
@@ -367,5 +369,71 @@ func TestOrchestration_StartOn_TracingFollowsTriggeringCommand(t *testing.T) {
 	comp := one(t, "compensation step", spansNamed(spans, telemetry.SpanSagaStep, attribute.Bool("orchestrix.saga.compensating", true)))
 	if refund.Parent().SpanID() != comp.SpanContext().SpanID() {
 		t.Errorf("refund span's parent = %s, want the compensation's step span %s", refund.Parent().SpanID(), comp.SpanContext().SpanID())
+	}
+}
+
+// TestProcess_Metrics_CountsInputsByOutcome: a process handles an
+// account's Opened event and its deposits, fails on a rejected one and
+// completes at 100; another account's welcome timeout fires. A restart
+// (redelivering what the new runner's projection re-reads) adds nothing.
+func TestProcess_Metrics_CountsInputsByOutcome(t *testing.T) {
+	ctx := testContext(t)
+	clock := actortest.NewManualClock(time.Time{})
+	w := newWorld(t, clock)
+	reg := withMetrics(t, w)
+	w.start()
+	build := func() *saga.Process[Bonus] {
+		p := saga.NewProcess[Bonus]("metered")
+		saga.On(p, bySubject[Opened], func(_ context.Context, pc *saga.ProcessContext[Bonus], _ Opened) error {
+			pc.Schedule("welcome", time.Hour)
+			return nil
+		}, saga.Starts())
+		saga.On(p, bySubject[Deposited], func(_ context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
+			if e.Amount == 13 {
+				return saga.Reject(errors.New("unlucky"))
+			}
+			pc.State.Total += e.Amount
+			pc.Cancel("welcome")
+			if pc.State.Total >= 100 {
+				pc.Complete()
+			}
+			return nil
+		})
+		return p.OnTimeout(func(context.Context, *saga.ProcessContext[Bonus], string) error { return nil })
+	}
+	m := mustRegisterProcess(t, w.runner, build())
+	w.open(ctx, "a", 0, false)
+	w.open(ctx, "w", 0, false)
+	for _, amount := range []int64{40, 13, 60, 5} { // the 5 comes after completion
+		w.deposit(ctx, "a", amount)
+	}
+	if err := m.CaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+	if _, err := m.Wait(ctx, "w", func(st saga.ProcessStatus[Bonus]) bool { return len(st.Timers) == 0 }); err != nil {
+		t.Fatal(err)
+	}
+	w.stop()
+	w.start()
+	m = mustRegisterProcess(t, w.runner, build())
+	if err := m.CaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		input, outcome string
+		want           float64
+	}{
+		{"event", "handled", 3}, // a: Opened, 40; w: Opened
+		{"event", "failed", 1},  // a: 13
+		{"event", "completed", 1},
+		{"timeout", "handled", 1}, // w: welcome
+	} {
+		got, _ := sample(t, reg, "orchestrix_process_inputs_total",
+			map[string]string{"process": "metered", "input": c.input, "outcome": c.outcome})
+		if got != c.want {
+			t.Errorf("process_inputs_total{input=%s,outcome=%s} = %v, want %v", c.input, c.outcome, got, c.want)
+		}
 	}
 }

@@ -24,6 +24,8 @@
 //	orchestrix_projection_position{projection}     gauge     checkpointed global position
 //	orchestrix_saga_instances{saga,state}          gauge     saga instances per state
 //	orchestrix_saga_compensations_total{saga}      counter   compensations started
+//	orchestrix_process_inputs_total{process,input,outcome}
+//	                                               counter   events and timeouts process managers recorded
 //
 // The outcome label takes the values of Outcome: ok, duplicate, rejected,
 // conflict, timeout, canceled, unknown, panic, invalid, closed, error.

@@ -20,6 +20,8 @@ const (
 	LabelProjection = "projection"
 	LabelSaga       = "saga"
 	LabelState      = "state"
+	LabelProcess    = "process"
+	LabelInput      = "input"
 )
 
 // Histogram buckets.
@@ -53,6 +55,7 @@ type Metrics struct {
 	projectionPos    *prometheus.GaugeVec
 	sagaInstances    *prometheus.GaugeVec
 	sagaCompensation *prometheus.CounterVec
+	processInputs    *prometheus.CounterVec
 
 	collectors []prometheus.Collector
 
@@ -139,11 +142,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: Namespace, Name: "saga_compensations_total",
 			Help: "Compensations started by sagas.",
 		}, []string{LabelSaga}),
+		processInputs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "process_inputs_total",
+			Help: "Events and timeouts recorded by process managers, by input and outcome.",
+		}, []string{LabelProcess, LabelInput, LabelOutcome}),
 	}
 	m.collectors = []prometheus.Collector{
 		m.commands, m.commandDuration, m.eventsAppended, m.batchEvents, m.commitSeconds,
 		m.aggregatesActive, m.passivations, m.recoveries, m.recoverySeconds,
 		m.projectionLag, m.projectionPos, m.sagaInstances, m.sagaCompensation,
+		m.processInputs,
 	}
 	if reg != nil {
 		if err := reg.Register(m); err != nil {
@@ -301,6 +309,27 @@ func (m *Metrics) SagaCompensation(saga string) {
 		return
 	}
 	m.sagaCompensation.WithLabelValues(saga).Inc()
+}
+
+// Process inputs and outcomes (process_inputs_total).
+const (
+	InputEvent   = "event"
+	InputTimeout = "timeout"
+
+	OutcomeHandled   = "handled"   // the handler succeeded
+	OutcomeFailed    = "failed"    // the handler failed for good
+	OutcomeCompleted = "completed" // the handler succeeded and completed the process
+)
+
+// ProcessInputs counts n inputs of process (process_inputs_total) that
+// were recorded with outcome: input is InputEvent or InputTimeout,
+// outcome OutcomeHandled, OutcomeFailed or OutcomeCompleted. Redelivered
+// and ignored events are not counted.
+func (m *Metrics) ProcessInputs(process, input, outcome string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.processInputs.WithLabelValues(process, input, outcome).Add(float64(n))
 }
 
 func seconds(d time.Duration) float64 {
