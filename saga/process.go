@@ -1,6 +1,7 @@
 package saga
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,13 @@ const ProcessKindPrefix = "process."
 // ProcessStream returns the journal stream recording process id of the
 // process manager named name.
 func ProcessStream(name, id string) string { return ProcessKindPrefix + name + "-" + id }
+
+// DefaultProcessAttempts is how many times a process handler is called for
+// one input when Config.Retry.MaxAttempts is zero. Unlike a saga's steps,
+// which retry without end by default, a process handler gives up (and
+// the failure is recorded): while it retries, the other processes' events
+// read in the same batch wait for it.
+const DefaultProcessAttempts = 10
 
 // processParallelism bounds how many processes of one manager handle
 // events at the same time.
@@ -109,8 +117,9 @@ type Process[S any] struct {
 // refused) is recorded as the process's failure for that input, with its
 // state unchanged, and the process goes on with the next input. Any other
 // error is transient: the handler is called again, with the same command
-// ids and a fresh copy of the state, after the runner's Retry backoff
-// (until Retry.MaxAttempts, when set, then it is recorded as a failure).
+// ids and a fresh copy of the state, after the runner's Retry backoff,
+// up to Retry.MaxAttempts calls (DefaultProcessAttempts when zero); then
+// it is recorded as a failure.
 type ProcessHandler[S, E any] func(ctx context.Context, pc *ProcessContext[S], input E) error
 
 type processHandler[S any] struct {
@@ -706,7 +715,7 @@ func (m *ProcessManager[S]) run(ctx context.Context, id string, rec *processReco
 		if isRejection(err) {
 			return fail(err)
 		}
-		if cfg.Retry.MaxAttempts > 0 && attempt >= cfg.Retry.MaxAttempts {
+		if limit := cmp.Or(cfg.Retry.MaxAttempts, DefaultProcessAttempts); attempt >= limit {
 			return fail(fmt.Errorf("gave up after %d attempts: %w", attempt, err))
 		}
 		m.r.log.Debug("process handler failed; retrying with the same command ids",

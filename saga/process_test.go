@@ -353,3 +353,44 @@ func processChaos(t *testing.T, w *world) {
 		}
 	}
 }
+
+// TestProcess_TransientErrorForever_GivesUpAndOthersProceed: a handler
+// that never succeeds for one account gives up after
+// DefaultProcessAttempts calls, its failure is recorded, and another
+// account's process, read in the same batch, is not held back for good.
+func TestProcess_TransientErrorForever_GivesUpAndOthersProceed(t *testing.T) {
+	ctx := testContext(t)
+	w := newWorld(t, nil)
+	w.start()
+	var calls atomic.Int32
+	p := saga.NewProcess[Bonus]("stuck")
+	saga.On(p, bySubject[Deposited], func(_ context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
+		if pc.ID == "broken" {
+			calls.Add(1)
+			return fmt.Errorf("downstream unavailable: %w", orchestrix.ErrOutcomeUnknown)
+		}
+		pc.State.Total += e.Amount
+		return nil
+	})
+	m := mustRegisterProcess(t, w.runner, p)
+	w.open(ctx, "broken", 0, false)
+	w.open(ctx, "fine", 0, false)
+	w.deposit(ctx, "broken", 1)
+	w.deposit(ctx, "fine", 2)
+	if err := m.CaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.Status(ctx, "broken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Failures != 1 || st.LastFailure == nil || !strings.Contains(st.LastFailure.Reason, "gave up after 10 attempts") {
+		t.Errorf("broken: %+v (last failure %+v)", st, st.LastFailure)
+	}
+	if n := calls.Load(); n != saga.DefaultProcessAttempts {
+		t.Errorf("handler called %d times, want %d", n, saga.DefaultProcessAttempts)
+	}
+	if st, err := m.Status(ctx, "fine"); err != nil || st.State.Total != 2 {
+		t.Errorf("fine: %+v, %v", st, err)
+	}
+}
