@@ -667,6 +667,13 @@ func (m *ProcessManager[S]) run(ctx context.Context, id string, rec *processReco
 	codec := cfg.Registry.Codec()
 	prev := rec.last
 	next := Handled{State: prev.State, Timers: prev.Timers, Failures: prev.Failures, LastFailure: prev.LastFailure}
+	fail := func(err error) (Handled, error) {
+		f := &ProcessFailure{Reason: err.Error()}
+		next.Failure, next.Failures, next.LastFailure = f, next.Failures+1, f
+		m.r.log.Warn("process handler failed; recorded, the process goes on",
+			slog.String("process", m.name), slog.String("id", id), slog.String("input", in.name), slog.Any("error", err))
+		return next, nil
+	}
 	if rec.version == 0 {
 		var s S
 		if m.p.initial != nil {
@@ -674,16 +681,9 @@ func (m *ProcessManager[S]) run(ctx context.Context, id string, rec *processReco
 		}
 		raw, err := codec.Encode(s)
 		if err != nil {
-			return next, fmt.Errorf("process %q %q: encoding initial state: %w", m.name, id, err)
+			return fail(fmt.Errorf("encoding the initial state: %w", err))
 		}
 		next.State = raw
-	}
-	fail := func(err error) (Handled, error) {
-		f := &ProcessFailure{Reason: err.Error()}
-		next.Failure, next.Failures, next.LastFailure = f, next.Failures+1, f
-		m.r.log.Warn("process handler failed; recorded, the process goes on",
-			slog.String("process", m.name), slog.String("id", id), slog.String("input", in.name), slog.Any("error", err))
-		return next, nil
 	}
 	traced := telemetry.ContextFromTraceParent(ctx, in.trace)
 	for attempt := 1; ; attempt++ {

@@ -394,3 +394,30 @@ func TestProcess_TransientErrorForever_GivesUpAndOthersProceed(t *testing.T) {
 		t.Errorf("fine: %+v, %v", st, err)
 	}
 }
+
+// TestProcess_InvalidCorrelationID_StopsVisibly: a correlate function
+// that returns an invalid id stops the manager's projection with the
+// event's position and the reason, instead of skipping the event.
+func TestProcess_InvalidCorrelationID_StopsVisibly(t *testing.T) {
+	ctx := testContext(t)
+	w := newWorld(t, nil)
+	w.cfg = func(c *saga.Config) { c.ProjectionRetry = projection.Retry{MaxAttempts: 1} }
+	w.start()
+	p := saga.NewProcess[Bonus]("badid")
+	saga.On(p, func(projection.Event, Deposited) (string, bool) { return "", true },
+		func(context.Context, *saga.ProcessContext[Bonus], Deposited) error { return nil })
+	m := mustRegisterProcess(t, w.runner, p)
+	w.open(ctx, "a", 0, false)
+	w.deposit(ctx, "a", 1)
+	err := m.CaughtUp(ctx)
+	if err == nil || !strings.Contains(err.Error(), "invalid") {
+		t.Fatalf("CaughtUp: %v, want the projection's failure", err)
+	}
+	sts, err := m.Projections(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := sts[0]; st.State != projection.StateFailed || !errors.Is(st.LastError, saga.ErrInvalidID) || st.FailedPosition == 0 {
+		t.Errorf("events projection: %+v", st)
+	}
+}
