@@ -200,6 +200,10 @@ type Status[D any] struct {
 	// the previous attempt (empty when none failed).
 	Attempt   int
 	LastError string
+	// Executing is true while this process's runner executes the saga
+	// (it turns false once the runner is done with it, after its
+	// terminal state is recorded and counted in the metrics).
+	Executing bool
 }
 
 // record is the folded state of a saga stream.

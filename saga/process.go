@@ -864,8 +864,10 @@ func (m *ProcessManager[S]) Status(ctx context.Context, id string) (ProcessStatu
 }
 
 // Wait blocks until cond holds for the status of process id and returns
-// that status, or returns ctx's error with the last status seen. cond
-// must not block.
+// that status, or returns ctx's error with the last status seen. cond is
+// evaluated on the process's status each time this manager records an
+// input of process id; it must depend on that status only and must not
+// block.
 func (m *ProcessManager[S]) Wait(ctx context.Context, id string, cond func(ProcessStatus[S]) bool) (ProcessStatus[S], error) {
 	for {
 		changed := m.changed.watch(id)

@@ -534,6 +534,7 @@ func (s *Saga[D]) Status(ctx context.Context, id string) (Status[D], error) {
 	s.mu.Lock()
 	x := s.active[id]
 	s.mu.Unlock()
+	st.Executing = x != nil
 	if x != nil && !st.State.Terminal() {
 		st.Attempt, st.LastError = x.progress()
 	}
@@ -574,8 +575,10 @@ func (s *Saga[D]) fill(st *Status[D], rec *record) error {
 }
 
 // Wait blocks until cond holds for the status of saga id and returns that
-// status, or returns ctx's error with the last status seen. cond must not
-// block.
+// status, or returns ctx's error with the last status seen. cond is
+// evaluated on the saga's status each time this process's runner records
+// progress of saga id (or is done executing it); it must depend on that
+// status only and must not block.
 func (s *Saga[D]) Wait(ctx context.Context, id string, cond func(Status[D]) bool) (Status[D], error) {
 	for {
 		changed := s.changed.watch(id)

@@ -101,7 +101,7 @@ func wantCompensations(t *testing.T, g prometheus.Gatherer, name string, want fl
 // any more, so that its metrics and spans are final.
 func settled[D any](t *testing.T, ctx context.Context, s *saga.Saga[D], id string) saga.Status[D] {
 	t.Helper()
-	st, err := s.Wait(ctx, id, func(st saga.Status[D]) bool { return saga.Finished(st) && s.Active() == 0 })
+	st, err := s.Wait(ctx, id, func(st saga.Status[D]) bool { return saga.Finished(st) && !st.Executing })
 	if err != nil {
 		t.Fatalf("saga %q: %+v, %v", id, st, err)
 	}
@@ -181,7 +181,7 @@ func TestRunner_Metrics_RestartCountsRecoveredInstancesOnce(t *testing.T) {
 	if err := s.Begin(ctx, "quick", 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Wait(ctx, "quick", func(st saga.Status[int]) bool { return saga.Finished(st) && s.Active() == 2 }); err != nil {
+	if _, err := s.Wait(ctx, "quick", func(st saga.Status[int]) bool { return saga.Finished(st) && !st.Executing }); err != nil {
 		t.Fatal(err)
 	}
 	wantInstances(t, reg, "gated", map[saga.State]float64{saga.StateRunning: 2, saga.StateCompleted: 1})
