@@ -421,3 +421,53 @@ func TestProcess_InvalidCorrelationID_StopsVisibly(t *testing.T) {
 		t.Errorf("events projection: %+v", st)
 	}
 }
+
+// TestProcess_TwoRunnersOverlap_EffectsOnce: two runners execute the same
+// process manager on one journal at the same time (a rolling deploy, or a
+// runner started twice). Both handle every event; the process stream's
+// expected versions let one record each input and the other skip it, and
+// the shared command ids keep the bonus single.
+func TestProcess_TwoRunnersOverlap_EffectsOnce(t *testing.T) {
+	ctx := testContext(t)
+	w := newWorld(t, nil)
+	w.dedup = 1 << 10
+	w.start()
+	first := mustRegisterProcess(t, w.runner, bonusProcess(w))
+	second, err := saga.NewRunner(saga.Config{
+		Journal: w.store, Registry: w.sys.Registry(), Checkpoints: projection.NewMemCheckpoints(),
+		Retry: saga.Retry{InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { second.Close() })
+	other := mustRegisterProcess(t, second, bonusProcess(w))
+
+	const accounts = 50
+	for i := range accounts {
+		w.open(ctx, acct(i), 0, false)
+	}
+	for range 2 {
+		for i := range accounts {
+			w.deposit(ctx, acct(i), 60)
+		}
+	}
+	for _, m := range []*saga.ProcessManager[Bonus]{first, other} {
+		if err := m.CaughtUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range accounts {
+		st, err := first.Wait(ctx, acct(i), func(st saga.ProcessStatus[Bonus]) bool { return st.Done })
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Opened and two deposits: three inputs, each recorded once.
+		if st.Version != 3 || st.State != (Bonus{Total: 120, Paid: true}) {
+			t.Errorf("%s: %+v", acct(i), st)
+		}
+		if b, v := w.balance(ctx, acct(i)); b != 130 || v != 4 {
+			t.Errorf("%s: balance %d at version %d, want 130 at version 4 (one bonus)", acct(i), b, v)
+		}
+	}
+}
