@@ -311,6 +311,11 @@ func TestSaga_Timeout_FiresOnManualClockAfterRestart(t *testing.T) {
 	ctx := testContext(t)
 	clock := actortest.NewManualClock(time.Time{})
 	w := newWorld(t, clock)
+	// No attempt timeout: the manual clock steps through every timer due
+	// during an Advance, so a 30 s attempt timeout would fire (and its
+	// retry, registered meanwhile, run) a varying number of times within
+	// the minutes this test advances.
+	w.cfg = func(c *saga.Config) { c.AttemptTimeout = -1 }
 	var rec recorder
 	var wait blocker
 	orchestration := func() *saga.Orchestration[int] {
@@ -362,6 +367,7 @@ func TestSaga_Deadline_CoversEveryStep(t *testing.T) {
 	ctx := testContext(t)
 	clock := actortest.NewManualClock(time.Time{})
 	w := newWorld(t, clock)
+	w.cfg = func(c *saga.Config) { c.AttemptTimeout = -1 } // as in the test above
 	w.start()
 	var wait blocker
 	s := mustRegister(t, w.runner, saga.New[int]("timed").Step("await", wait.action, nil).Deadline(time.Hour))
