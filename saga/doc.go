@@ -113,6 +113,12 @@
 //     and "saga.<name>", which follows the sagas' Started events and
 //     whose checkpoint is held back to the oldest saga still running, so
 //     a new Runner on the same journal resumes every unfinished saga.
+//   - The runner's projections retry a failing journal without a limit
+//     by default (Config.ProjectionRetry), so an outage delays sagas and
+//     processes instead of stopping them; Projections shows them
+//     retrying. An invalid id from a StartOn or correlate function stops
+//     its projection at that event, visibly, until Saga.SkipTrigger or
+//     ProcessManager.Skip passes over it.
 //   - Each saga executes on its own goroutine; Config.MaxActive (10,000
 //     by default) bounds how many execute at once, and sagas beyond it
 //     wait, unread, until one finishes.

@@ -886,6 +886,14 @@ func (m *ProcessManager[S]) Wait(ctx context.Context, id string, cond func(Proce
 	}
 }
 
+// Skip passes over the event at position that the events projection
+// ("process.<name>") failed at for good (a correlate function returned an
+// invalid id), and starts the projection again after it. position must be
+// that projection's Status.FailedPosition; see projection.Manager.Skip.
+func (m *ProcessManager[S]) Skip(ctx context.Context, position uint64) error {
+	return m.r.projs.Skip(ctx, ProcessKindPrefix+m.name, position)
+}
+
 // Projections returns the status of the manager's projections: the events
 // it handles ("process.<name>") and its timers ("process.<name>.timers").
 func (m *ProcessManager[S]) Projections(ctx context.Context) ([]projection.Status, error) {

@@ -404,11 +404,19 @@ func TestProcess_InvalidCorrelationID_StopsVisibly(t *testing.T) {
 	w.cfg = func(c *saga.Config) { c.ProjectionRetry = projection.Retry{MaxAttempts: 1} }
 	w.start()
 	p := saga.NewProcess[Bonus]("badid")
-	saga.On(p, func(projection.Event, Deposited) (string, bool) { return "", true },
-		func(context.Context, *saga.ProcessContext[Bonus], Deposited) error { return nil })
+	saga.On(p, func(ev projection.Event, e Deposited) (string, bool) {
+		if e.Amount == 1 {
+			return "", true // a bug in the correlate function
+		}
+		return ev.Envelope.Subject, true
+	}, func(_ context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
+		pc.State.Total += e.Amount
+		return nil
+	})
 	m := mustRegisterProcess(t, w.runner, p)
 	w.open(ctx, "a", 0, false)
 	w.deposit(ctx, "a", 1)
+	w.deposit(ctx, "a", 5)
 	err := m.CaughtUp(ctx)
 	if err == nil || !strings.Contains(err.Error(), "invalid") {
 		t.Fatalf("CaughtUp: %v, want the projection's failure", err)
@@ -417,8 +425,52 @@ func TestProcess_InvalidCorrelationID_StopsVisibly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := sts[0]; st.State != projection.StateFailed || !errors.Is(st.LastError, saga.ErrInvalidID) || st.FailedPosition == 0 {
-		t.Errorf("events projection: %+v", st)
+	st := sts[0]
+	if st.State != projection.StateFailed || !errors.Is(st.LastError, saga.ErrInvalidID) || st.FailedPosition == 0 {
+		t.Fatalf("events projection: %+v", st)
+	}
+	// The operator passes over the poisoned event; the next one is handled.
+	if err := m.Skip(ctx, st.FailedPosition); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.Status(ctx, "a"); err != nil || got.State.Total != 5 {
+		t.Errorf("after Skip: %+v, %v", got, err)
+	}
+}
+
+// TestProcess_JournalReadsFail_RetriedUntilTheyWork: the runner's
+// projections retry a failing journal without a limit by default, so a
+// journal outage delays processes instead of stopping them.
+func TestProcess_JournalReadsFail_RetriedUntilTheyWork(t *testing.T) {
+	ctx := testContext(t)
+	w := newWorld(t, nil)
+	w.cfg = func(c *saga.Config) {
+		c.ProjectionRetry = projection.Retry{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	}
+	w.start()
+	bonus := mustRegisterProcess(t, w.runner, bonusProcess(w))
+	w.open(ctx, "a", 0, false)
+	if err := bonus.CaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// More failures than projection.DefaultMaxAttempts, for every read.
+	for range 4 * projection.DefaultMaxAttempts {
+		w.journal.FailNextRead(nil)
+	}
+	w.deposit(ctx, "a", 150)
+	if err := bonus.CaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.journal.ClearFaults() // for the test's own reads
+	st, err := bonus.Wait(ctx, "a", func(st saga.ProcessStatus[Bonus]) bool { return st.Done })
+	if err != nil {
+		t.Fatalf("%v (status %+v)", err, st)
+	}
+	if b, _ := w.balance(ctx, "a"); b != 160 {
+		t.Errorf("a = %d, want 160", b)
 	}
 }
 

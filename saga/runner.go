@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -104,7 +105,12 @@ type Config struct {
 	// one finishes. Zero means DefaultMaxActive; negative means no bound.
 	MaxActive int
 	// ProjectionRetry is the retry policy of the runner's projections
-	// (a failing journal read or checkpoint save).
+	// (a failing journal read or checkpoint save). A zero MaxAttempts
+	// means no limit here (unlike projection.Retry's default): a journal
+	// that is down for a while delays sagas and processes, visibly in
+	// their Projections status, instead of stopping them until the next
+	// restart. A permanent failure (an invalid id from a StartOn or
+	// correlate function) still stops the projection at once; see Skip.
 	ProjectionRetry projection.Retry
 	// ActorSystem hosts the runner's projection actors. Nil makes the
 	// runner start a private one.
@@ -190,6 +196,9 @@ func NewRunner(cfg Config) (*Runner, error) {
 	}
 	if cfg.AttemptTimeout == 0 {
 		cfg.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if cfg.ProjectionRetry.MaxAttempts == 0 {
+		cfg.ProjectionRetry.MaxAttempts = math.MaxInt
 	}
 	if cfg.MaxActive == 0 {
 		cfg.MaxActive = DefaultMaxActive
@@ -599,6 +608,15 @@ func (s *Saga[D]) Wait(ctx context.Context, id string, cond func(Status[D]) bool
 
 // Finished is a Wait condition: the saga reached a terminal state.
 func Finished[D any](st Status[D]) bool { return st.State.Terminal() }
+
+// SkipTrigger passes over the event at position that the StartOn
+// projection ("saga.<name>.trigger") failed at for good (its start
+// function returned an invalid id), and starts the projection again after
+// it. position must be that projection's Status.FailedPosition; see
+// projection.Manager.Skip.
+func (s *Saga[D]) SkipTrigger(ctx context.Context, position uint64) error {
+	return s.r.projs.Skip(ctx, StreamKindPrefix+s.name+".trigger", position)
+}
 
 // Projections returns the status of the saga's projections (the driver
 // "saga.<name>" and, with StartOn, "saga.<name>.trigger"): a failed one

@@ -528,6 +528,13 @@ func TestOrchestration_StartOn_InvalidIDFailsTriggerVisibly(t *testing.T) {
 			if !errors.Is(st.LastError, saga.ErrInvalidID) {
 				t.Fatalf("last error = %v, want ErrInvalidID", st.LastError)
 			}
+			// An operator passes over the poisoned event.
+			if err := s.SkipTrigger(ctx, st.FailedPosition); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SkipTrigger(ctx, st.FailedPosition); !errors.Is(err, projection.ErrNotFailed) {
+				t.Fatalf("second SkipTrigger: %v, want ErrNotFailed", err)
+			}
 			return
 		}
 		if time.Now().After(deadline) {
