@@ -22,6 +22,62 @@ func streamName(prefix string, n int) string { return fmt.Sprintf("%s-%d", prefi
 func runConcurrency(t *testing.T, newJournal Factory) {
 	t.Run("OneWinnerPerVersion", func(t *testing.T) { testOneWinnerPerVersion(t, newJournal) })
 	t.Run("GlobalOrderWithConcurrentWriters", func(t *testing.T) { testGlobalOrder(t, newJournal) })
+	t.Run("ReadsAgreeWhileWritersCommit", func(t *testing.T) { testReadsAgree(t, newJournal) })
+}
+
+// testReadsAgree polls ReadAll in a tight loop, without waiting for
+// commits, while writers append, and checks every record it gets against
+// Head and Read of its stream: a record must never be visible to ReadAll
+// before it is to the other reads (a follower of the global log that acts
+// on a record by reading its stream would miss it).
+func testReadsAgree(t *testing.T, newJournal Factory) {
+	e := newEnv(t, newJournal)
+	const writers = 8
+	appends := 150
+	if testing.Short() {
+		appends = 30
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range appends {
+				if _, err := e.j.Append(e.ctx, streamName("agree", w*appends+i), journal.NoStream, newEvents(1)); err != nil {
+					t.Errorf("append: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+
+	var last uint64
+	checked := 0
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true // one more pass reads the rest
+		default:
+		}
+		for r, err := range e.j.ReadAll(e.ctx, last+1, math.MaxInt) {
+			require.NoError(t, err)
+			last = r.Position
+			head, err := e.j.Head(e.ctx, r.Stream)
+			require.NoError(t, err)
+			require.GreaterOrEqual(t, head, r.Version, "ReadAll returned %q version %d at position %d before Head saw it", r.Stream, r.Version, r.Position)
+			n := 0
+			for got, err := range e.j.Read(e.ctx, r.Stream, r.Version, r.Version, 1) {
+				require.NoError(t, err)
+				require.Equal(t, r.Position, got.Position)
+				n++
+			}
+			require.Equal(t, 1, n, "ReadAll returned %q version %d at position %d before Read of the stream did", r.Stream, r.Version, r.Position)
+			checked++
+		}
+	}
+	require.Equal(t, writers*appends, checked, "records checked")
 }
 
 // testOneWinnerPerVersion lets many goroutines append at the same exact
