@@ -150,7 +150,7 @@ func benchProcess(b *testing.B, j journal.Journal) {
 	}
 	defer runner.Close()
 	p := saga.NewProcess[Bonus]("count")
-	saga.On(p, bySubject[Deposited], func(_ context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
+	saga.On(p, saga.BySubject[Deposited], func(_ context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
 		pc.State.Total += e.Amount
 		return nil
 	})

@@ -47,7 +47,7 @@
 //			pc.Schedule("payment", 15*time.Minute)
 //			return nil
 //		}, saga.Starts())
-//	saga.On(p, byOrder, func(ctx context.Context, pc *saga.ProcessContext[Fulfilment], e PaymentReceived) error {
+//	saga.On(p, saga.ByCorrelationID[PaymentReceived], func(ctx context.Context, pc *saga.ProcessContext[Fulfilment], e PaymentReceived) error {
 //		pc.Cancel("payment")
 //		_, err := shipments.Send(ctx, pc.ID, Ship{Items: pc.State.Items}, pc.SendOptions("ship")...)
 //		pc.Complete()
@@ -55,6 +55,10 @@
 //	})
 //	p.OnTimeout(func(ctx context.Context, pc *saga.ProcessContext[Fulfilment], name string) error { ... })
 //	fulfilment, err := saga.RegisterProcess(runner, p)
+//
+// A correlate function picks the process id from the event (its payload
+// or envelope); BySubject (the aggregate id) and ByCorrelationID (the
+// correlation id the command was sent with) cover the common cases.
 //
 // The runner follows the global log for those event types (projection
 // "process.<name>", at least once) and delivers each event to its

@@ -93,8 +93,8 @@ func ExampleRegisterProcess() {
 	type Progress struct{ Deposited int64 }
 	p := saga.NewProcess[Progress]("bonus")
 	saga.On(p,
-		// Correlate: one process per account.
-		func(ev projection.Event, _ Deposited) (string, bool) { return ev.Envelope.Subject, true },
+		// Correlate: one process per account (the deposit's subject).
+		saga.BySubject[Deposited],
 		func(ctx context.Context, pc *saga.ProcessContext[Progress], e Deposited) error {
 			pc.State.Deposited += e.Amount
 			if pc.State.Deposited < 100 {

@@ -212,6 +212,21 @@ func On[S, E any](p *Process[S], correlate func(ev projection.Event, payload E) 
 	return p
 }
 
+// BySubject is a correlate function for On: the process of an event is
+// the one named by the event's subject (for an aggregate's event, the
+// aggregate id). Events without a subject concern no process.
+func BySubject[E any](ev projection.Event, _ E) (string, bool) {
+	return ev.Envelope.Subject, ev.Envelope.Subject != ""
+}
+
+// ByCorrelationID is a correlate function for On: the process of an event
+// is the one named by the event's correlation id (the id a command was
+// sent with, actor.WithCorrelationID). Events without one concern no
+// process.
+func ByCorrelationID[E any](ev projection.Event, _ E) (string, bool) {
+	return ev.Envelope.CorrelationID, ev.Envelope.CorrelationID != ""
+}
+
 func (p *Process[S]) validate() error {
 	errs := p.errs
 	if len(p.handlers) == 0 {

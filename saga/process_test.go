@@ -27,9 +27,6 @@ type Bonus struct {
 	Welcomed bool
 }
 
-// bySubject correlates an account event with the process of its account.
-func bySubject[E any](ev projection.Event, _ E) (string, bool) { return ev.Envelope.Subject, true }
-
 // bonusProcess builds the test process. Accounts whose id starts with
 // "plain" do not take part: their Opened event starts no process.
 func bonusProcess(w *world) *saga.Process[Bonus] {
@@ -41,7 +38,7 @@ func bonusProcess(w *world) *saga.Process[Bonus] {
 		pc.Schedule("welcome", time.Hour)
 		return nil
 	}, saga.Starts())
-	saga.On(p, bySubject[Deposited], func(ctx context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
+	saga.On(p, saga.BySubject[Deposited], func(ctx context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
 		pc.State.Total += e.Amount
 		pc.Cancel("welcome")
 		if pc.State.Total >= 100 && !pc.State.Paid {
@@ -200,7 +197,7 @@ func TestProcess_HandlerRejected_RecordsFailureAndGoesOn(t *testing.T) {
 	w := newWorld(t, nil)
 	w.start()
 	p := saga.NewProcess[Bonus]("unlucky")
-	saga.On(p, bySubject[Deposited], func(_ context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
+	saga.On(p, saga.BySubject[Deposited], func(_ context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
 		pc.State.Total += e.Amount
 		if e.Amount == 13 {
 			return saga.Reject(errors.New("unlucky amount"))
@@ -232,7 +229,7 @@ func TestProcess_TransientError_RetriedWithSameCommandID(t *testing.T) {
 	w.start()
 	var attempts atomic.Int32
 	p := saga.NewProcess[Bonus]("flaky")
-	saga.On(p, bySubject[Deposited], func(ctx context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
+	saga.On(p, saga.BySubject[Deposited], func(ctx context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
 		attempts.Add(1)
 		if _, err := w.accounts.Send(ctx, pc.ID, Refund{Amount: 10}, pc.SendOptions("bonus")...); err != nil {
 			return err
@@ -266,11 +263,11 @@ func TestRegisterProcess_InvalidDefinitions(t *testing.T) {
 	type unregistered struct{}
 	for name, p := range map[string]*saga.Process[Bonus]{
 		"no handlers": saga.NewProcess[Bonus]("empty"),
-		"bad name":    saga.On(saga.NewProcess[Bonus]("has-dash"), bySubject[Deposited], handle),
+		"bad name":    saga.On(saga.NewProcess[Bonus]("has-dash"), saga.BySubject[Deposited], handle),
 		"two handlers for one type": saga.On(saga.On(saga.NewProcess[Bonus]("twice"),
-			bySubject[Deposited], handle), bySubject[Deposited], handle),
-		"nil handler": saga.On(saga.NewProcess[Bonus]("nilh"), bySubject[Deposited], nil),
-		"unregistered type": saga.On(saga.NewProcess[Bonus]("unreg"), bySubject[unregistered],
+			saga.BySubject[Deposited], handle), saga.BySubject[Deposited], handle),
+		"nil handler": saga.On(saga.NewProcess[Bonus]("nilh"), saga.BySubject[Deposited], nil),
+		"unregistered type": saga.On(saga.NewProcess[Bonus]("unreg"), saga.BySubject[unregistered],
 			func(context.Context, *saga.ProcessContext[Bonus], unregistered) error { return nil }),
 	} {
 		if _, err := saga.RegisterProcess(w.runner, p); !errors.Is(err, saga.ErrInvalidSaga) {
@@ -364,7 +361,7 @@ func TestProcess_TransientErrorForever_GivesUpAndOthersProceed(t *testing.T) {
 	w.start()
 	var calls atomic.Int32
 	p := saga.NewProcess[Bonus]("stuck")
-	saga.On(p, bySubject[Deposited], func(_ context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
+	saga.On(p, saga.BySubject[Deposited], func(_ context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
 		if pc.ID == "broken" {
 			calls.Add(1)
 			return fmt.Errorf("downstream unavailable: %w", orchestrix.ErrOutcomeUnknown)

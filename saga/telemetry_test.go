@@ -384,11 +384,11 @@ func TestProcess_Metrics_CountsInputsByOutcome(t *testing.T) {
 	w.start()
 	build := func() *saga.Process[Bonus] {
 		p := saga.NewProcess[Bonus]("metered")
-		saga.On(p, bySubject[Opened], func(_ context.Context, pc *saga.ProcessContext[Bonus], _ Opened) error {
+		saga.On(p, saga.BySubject[Opened], func(_ context.Context, pc *saga.ProcessContext[Bonus], _ Opened) error {
 			pc.Schedule("welcome", time.Hour)
 			return nil
 		}, saga.Starts())
-		saga.On(p, bySubject[Deposited], func(_ context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
+		saga.On(p, saga.BySubject[Deposited], func(_ context.Context, pc *saga.ProcessContext[Bonus], e Deposited) error {
 			if e.Amount == 13 {
 				return saga.Reject(errors.New("unlucky"))
 			}

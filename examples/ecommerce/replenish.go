@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 
-	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/saga"
 )
 
@@ -26,21 +25,20 @@ type Replenishment struct {
 // after a crash does not reorder twice.
 func (s *shop) replenishment() *saga.Process[Replenishment] {
 	p := saga.NewProcess[Replenishment]("replenish")
-	sku := func(ev projection.Event) (string, bool) { return ev.Envelope.Subject, true }
 	target := func(pc *saga.ProcessContext[Replenishment]) int { return targets[pc.ID] }
 
-	saga.On(p, func(ev projection.Event, _ Restocked) (string, bool) { return sku(ev) },
+	saga.On(p, saga.BySubject[Restocked], // one process per SKU
 		func(_ context.Context, pc *saga.ProcessContext[Replenishment], e Restocked) error {
 			pc.State.Available += e.Qty
 			pc.State.OnOrder = max(pc.State.OnOrder-e.Qty, 0)
 			return nil
 		}, saga.Starts())
-	saga.On(p, func(ev projection.Event, _ Released) (string, bool) { return sku(ev) },
+	saga.On(p, saga.BySubject[Released],
 		func(_ context.Context, pc *saga.ProcessContext[Replenishment], e Released) error {
 			pc.State.Available += e.Qty
 			return nil
 		})
-	saga.On(p, func(ev projection.Event, _ Reserved) (string, bool) { return sku(ev) },
+	saga.On(p, saga.BySubject[Reserved],
 		func(ctx context.Context, pc *saga.ProcessContext[Replenishment], e Reserved) error {
 			st := &pc.State
 			st.Available -= e.Qty
