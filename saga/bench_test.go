@@ -17,20 +17,23 @@ import (
 // BenchmarkSaga_Transfers measures completed two-step transfer sagas per
 // second: b.N sagas begin at once over 100 accounts and the benchmark ends
 // when all have finished. Each saga records 4 events and sends 2 commands.
-func BenchmarkSaga_Transfers(b *testing.B) {
+func BenchmarkSaga_Transfers(b *testing.B) { onJournals(b, benchTransfers) }
+
+// onJournals runs bench on the in-memory journal and on bbolt with fsync.
+func onJournals(b *testing.B, bench func(*testing.B, journal.Journal)) {
 	b.Run("journal=mem", func(b *testing.B) {
 		j, err := memjournal.New(memjournal.Config{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchTransfers(b, j)
+		bench(b, j)
 	})
 	b.Run("journal=bolt", func(b *testing.B) {
 		j, err := boltjournal.Open(filepath.Join(b.TempDir(), "bench.db"), boltjournal.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchTransfers(b, j)
+		bench(b, j)
 	})
 }
 
@@ -92,22 +95,7 @@ func benchTransfers(b *testing.B, j journal.Journal) {
 // manager catching up: b.N deposits over 1,000 accounts are in the journal
 // before it starts; each handled event reads the process's newest record
 // and appends the next one (no commands).
-func BenchmarkProcess_CatchUp(b *testing.B) {
-	b.Run("journal=mem", func(b *testing.B) {
-		j, err := memjournal.New(memjournal.Config{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		benchProcess(b, j)
-	})
-	b.Run("journal=bolt", func(b *testing.B) {
-		j, err := boltjournal.Open(filepath.Join(b.TempDir(), "bench.db"), boltjournal.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		benchProcess(b, j)
-	})
-}
+func BenchmarkProcess_CatchUp(b *testing.B) { onJournals(b, benchProcess) }
 
 func benchProcess(b *testing.B, j journal.Journal) {
 	ctx := context.Background()

@@ -155,8 +155,15 @@ func newWorld(t testing.TB, clock actor.Clock) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { j.Close() })
-	return &world{t: t, journal: j, store: j, checkpoints: projection.NewMemCheckpoints(), clock: clock}
+	w := worldOn(t, j, clock)
+	w.journal = j
+	return w
+}
+
+// worldOn returns a world on store, which it closes when t ends.
+func worldOn(t testing.TB, store watchedJournal, clock actor.Clock) *world {
+	t.Cleanup(func() { store.Close() })
+	return &world{t: t, store: store, checkpoints: projection.NewMemCheckpoints(), clock: clock}
 }
 
 // watchedJournal is a journal the saga runner can follow.
@@ -173,8 +180,7 @@ func newBoltWorld(t testing.TB, clock actor.Clock) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { j.Close() })
-	return &world{t: t, store: j, checkpoints: projection.NewMemCheckpoints(), clock: clock}
+	return worldOn(t, j, clock)
 }
 
 // newPGWorld is newWorld on a PostgreSQL journal in a database of its own
@@ -185,8 +191,7 @@ func newPGWorld(t testing.TB, clock actor.Clock) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { j.Close() })
-	return &world{t: t, store: j, checkpoints: projection.NewMemCheckpoints(), clock: clock}
+	return worldOn(t, j, clock)
 }
 
 // worldBackends are the journals the chaos tests run on.

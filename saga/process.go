@@ -760,15 +760,10 @@ func (m *ProcessManager[S]) record(ctx context.Context, id string, version uint6
 	stream := m.Stream(id)
 	envs := make([]orchestrix.Envelope, len(recs))
 	for i, next := range recs {
-		env, err := m.r.cfg.Registry.Marshal(next)
+		env, err := m.r.envelope(stream, id, version+1+uint64(i), next)
 		if err != nil {
-			return false, fmt.Errorf("process %q %q: encoding record: %w", m.name, id, err)
+			return false, fmt.Errorf("process %q %q: %w", m.name, id, err)
 		}
-		env.ID = eventID(stream, version+1+uint64(i))
-		env.Source = m.r.cfg.Source
-		env.Subject = id
-		env.CorrelationID = id
-		env.Time = m.r.cfg.Clock.Now()
 		env.CausationID = next.EventID
 		envs[i] = env
 	}
@@ -884,21 +879,7 @@ func (m *ProcessManager[S]) Status(ctx context.Context, id string) (ProcessStatu
 // input of process id; it must depend on that status only and must not
 // block.
 func (m *ProcessManager[S]) Wait(ctx context.Context, id string, cond func(ProcessStatus[S]) bool) (ProcessStatus[S], error) {
-	for {
-		changed := m.changed.watch(id)
-		st, err := m.Status(ctx, id)
-		if err != nil {
-			return st, err
-		}
-		if cond(st) {
-			return st, nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return st, ctx.Err()
-		}
-	}
+	return waitFor(ctx, &m.changed, id, m.Status, cond)
 }
 
 // Skip passes over the event at position that the events projection

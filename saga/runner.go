@@ -407,15 +407,27 @@ func (s *Saga[D]) begin(ctx context.Context, id string, data D, trigger uint64, 
 // envelope encodes a saga event that will be the stream's event at
 // version.
 func (s *Saga[D]) envelope(id string, version uint64, ev any) (orchestrix.Envelope, error) {
-	env, err := s.r.cfg.Registry.Marshal(ev)
+	env, err := s.r.envelope(s.Stream(id), id, version, ev)
 	if err != nil {
-		return env, fmt.Errorf("saga %q %q: encoding %T: %w", s.name, id, ev, err)
+		return env, fmt.Errorf("saga %q %q: %w", s.name, id, err)
 	}
-	env.ID = eventID(s.Stream(id), version)
-	env.Source = s.r.cfg.Source
+	return env, nil
+}
+
+// envelope encodes ev as the event at version of the stream recording saga
+// or process id: its id derives from stream and version (so a retried
+// append is recognised as a duplicate), its subject and correlation id
+// are id.
+func (r *Runner) envelope(stream, id string, version uint64, ev any) (orchestrix.Envelope, error) {
+	env, err := r.cfg.Registry.Marshal(ev)
+	if err != nil {
+		return env, fmt.Errorf("encoding %T: %w", ev, err)
+	}
+	env.ID = eventID(stream, version)
+	env.Source = r.cfg.Source
 	env.Subject = id
 	env.CorrelationID = id
-	env.Time = s.r.cfg.Clock.Now()
+	env.Time = r.cfg.Clock.Now()
 	return env, nil
 }
 
@@ -589,21 +601,7 @@ func (s *Saga[D]) fill(st *Status[D], rec *record) error {
 // progress of saga id (or is done executing it); it must depend on that
 // status only and must not block.
 func (s *Saga[D]) Wait(ctx context.Context, id string, cond func(Status[D]) bool) (Status[D], error) {
-	for {
-		changed := s.changed.watch(id)
-		st, err := s.Status(ctx, id)
-		if err != nil {
-			return st, err
-		}
-		if cond(st) {
-			return st, nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return st, ctx.Err()
-		}
-	}
+	return waitFor(ctx, &s.changed, id, s.Status, cond)
 }
 
 // Finished is a Wait condition: the saga reached a terminal state.

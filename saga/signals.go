@@ -1,6 +1,9 @@
 package saga
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // signals wakes the waiters of one saga or process at a time, so that a
 // change to one does not make every Wait re-read its stream.
@@ -31,5 +34,23 @@ func (s *signals) signal(id string) {
 	if c := s.ch[id]; c != nil {
 		close(c)
 		delete(s.ch, id)
+	}
+}
+
+// waitFor reads the status of id until cond holds for it, reading again
+// after every signal for id; it returns the last status with ctx's error
+// when ctx ends first.
+func waitFor[T any](ctx context.Context, sig *signals, id string, status func(context.Context, string) (T, error), cond func(T) bool) (T, error) {
+	for {
+		changed := sig.watch(id)
+		st, err := status(ctx, id)
+		if err != nil || cond(st) {
+			return st, err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return st, ctx.Err()
+		}
 	}
 }

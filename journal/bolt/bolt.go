@@ -471,9 +471,7 @@ func (j *Journal) LastPosition(ctx context.Context) (uint64, error) {
 	if err := j.checkOpen(ctx); err != nil {
 		return 0, err
 	}
-	j.mu.RLock()
-	defer j.mu.RUnlock()
-	return j.lastPos, nil
+	return j.published(), nil
 }
 
 // published returns the position of the newest record visible to
