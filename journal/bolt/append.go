@@ -10,9 +10,10 @@ import (
 	"github.com/orchestrix/orchestrix/journal"
 )
 
+// checkStream applies journal.ValidateStream.
 func checkStream(stream string) error {
-	if stream == "" || len(stream) > maxStreamLen {
-		return fmt.Errorf("%w: length %d (must be 1 to %d bytes)", ErrInvalidStream, len(stream), maxStreamLen)
+	if err := journal.ValidateStream(stream); err != nil {
+		return fmt.Errorf("journal/bolt: %w", err)
 	}
 	return nil
 }
@@ -104,7 +105,7 @@ func (j *Journal) prepare(r *request, ctx context.Context, stream string, expect
 		return err
 	}
 	if len(events) == 0 {
-		return ErrNoEvents
+		return fmt.Errorf("journal/bolt: append to %q: %w", stream, journal.ErrNoEvents)
 	}
 	n := len(events)
 	r.kind, r.ctx, r.stream, r.expected = kindAppend, ctx, stream, expected

@@ -18,17 +18,19 @@ const (
 )
 
 // compareStored compares r's event ids with the stored events of st from
-// version from on (KurrentDB's idempotency rule) and sets r's outcome for
-// every result but matchNone.
+// version from on (journal.MatchIDs) and sets r's outcome for every result
+// but matchNone.
 func (j *Journal) compareStored(tx *bbolt.Tx, logB *bbolt.Bucket, r *request, st *streamState, from uint64) matchResult {
 	n := uint64(len(r.events))
 	to := min(from+n-1, st.wHead)
-	matched := uint64(0)
-	var firstPos, lastPos uint64
+	// ids and positions of the stored events at from, from+1, …, up to
+	// the first hole.
+	ids := make([]string, 0, n)
+	positions := make([]uint64, 0, n)
 	var readErr error
 	err := scanPositions(tx, st, st.pending, st.staged, from, to, func(version, pos uint64) bool {
-		if version != from+matched {
-			return false // a hole: cannot match beyond it
+		if version != from+uint64(len(ids)) {
+			return false // a hole: nothing stored at the versions beyond
 		}
 		v, err := j.writerFrame(logB, pos)
 		if err == nil && v == nil {
@@ -43,29 +45,24 @@ func (j *Journal) compareStored(tx *bbolt.Tx, logB *bbolt.Bucket, r *request, st
 			readErr = err
 			return false
 		}
-		if id != r.events[matched].id {
-			return false
-		}
-		if matched == 0 {
-			firstPos = pos
-		}
-		lastPos = pos
-		matched++
+		ids = append(ids, id)
+		positions = append(positions, pos)
 		return true
 	})
 	if err == nil {
 		err = readErr
 	}
-	switch {
-	case err != nil:
+	if err != nil {
 		r.err = fmt.Errorf("journal/bolt: append to %q: checking event ids: %w", r.stream, err)
 		return matchError
-	case matched == n:
-		r.res = journal.AppendResult{FirstVersion: from, LastVersion: from + n - 1, FirstPosition: firstPos, LastPosition: lastPos, Duplicate: true}
+	}
+	switch journal.MatchIDs(int(n), func(i int) bool { return i < len(ids) && ids[i] == r.events[i].id }) {
+	case journal.MatchAll:
+		r.res = journal.AppendResult{FirstVersion: from, LastVersion: from + n - 1, FirstPosition: positions[0], LastPosition: positions[n-1], Duplicate: true}
 		r.ok = true
 		return matchAll
-	case matched > 0:
-		r.err = &journal.VersionConflictError{Stream: r.stream, Expected: r.expected, Actual: st.wHead, Reason: "event ids partly match stored events"}
+	case journal.MatchPartial:
+		r.err = &journal.VersionConflictError{Stream: r.stream, Expected: r.expected, Actual: st.wHead, Reason: journal.ReasonPartialMatch}
 		return matchPartial
 	}
 	return matchNone
