@@ -43,3 +43,23 @@ func TestMatchIDs(t *testing.T) {
 	assert.Equal(t, journal.MatchPartial, match("a", "b", "c", "d"), "beyond the stored events")
 	assert.Equal(t, journal.MatchNone, match("x", "y"))
 }
+
+func TestStreamNameScheme(t *testing.T) {
+	name := journal.StreamName("order", "2024-17")
+	assert.Equal(t, "order-2024-17", name)
+	assert.Equal(t, "order", journal.StreamKind(name))
+	kind, id, ok := journal.SplitStream(name)
+	assert.True(t, ok)
+	assert.Equal(t, "order", kind)
+	assert.Equal(t, "2024-17", id, "the id keeps its own '-'")
+	assert.Equal(t, "noseparator", journal.StreamKind("noseparator"))
+	_, _, ok = journal.SplitStream("noseparator")
+	assert.False(t, ok)
+
+	longest := journal.StreamName(strings.Repeat("k", journal.MaxKindLen), strings.Repeat("i", journal.MaxIDLen))
+	assert.NoError(t, journal.ValidateStream(longest), "the limits add up to MaxStreamLen")
+	assert.NoError(t, journal.ValidateKind("saga.transfer_v2"))
+	assert.Error(t, journal.ValidateKind("a-b"))
+	assert.Error(t, journal.ValidateKind(strings.Repeat("k", journal.MaxKindLen+1)))
+	assert.Error(t, journal.ValidateKind(""))
+}
