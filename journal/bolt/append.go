@@ -30,7 +30,7 @@ func (j *Journal) Append(ctx context.Context, stream string, expected journal.Ex
 	if r == nil {
 		r = &request{}
 	}
-	if err := j.prepare(r, ctx, stream, expected, events); err != nil {
+	if err := j.prepare(ctx, r, stream, expected, events); err != nil {
 		recycle(r)
 		return journal.AppendResult{}, err
 	}
@@ -62,7 +62,7 @@ func (j *Journal) AppendAsync(ctx context.Context, stream string, expected journ
 	if r == nil {
 		r = &request{}
 	}
-	if err := j.prepare(r, ctx, stream, expected, events); err != nil {
+	if err := j.prepare(ctx, r, stream, expected, events); err != nil {
 		recycle(r)
 		return err
 	}
@@ -97,7 +97,7 @@ func recycle(r *request) {
 
 // prepare checks an append and encodes its events into r (empty, or
 // recycled with only its data buffer).
-func (j *Journal) prepare(r *request, ctx context.Context, stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope) error {
+func (j *Journal) prepare(ctx context.Context, r *request, stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope) error {
 	if err := j.checkOpen(ctx); err != nil {
 		return err
 	}

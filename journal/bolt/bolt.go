@@ -517,9 +517,10 @@ func (j *Journal) Stats() Stats {
 
 // Interface checks.
 var (
-	_ journal.Journal = (*Journal)(nil)
-	_ journal.Deleter = (*Journal)(nil)
-	_ journal.Watcher = (*Journal)(nil)
+	_ journal.Journal       = (*Journal)(nil)
+	_ journal.AsyncAppender = (*Journal)(nil)
+	_ journal.Deleter       = (*Journal)(nil)
+	_ journal.Watcher       = (*Journal)(nil)
 )
 
 // tracerOf returns the journal's tracer, or nil when no provider is set.
