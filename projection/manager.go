@@ -3,7 +3,6 @@ package projection
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"sort"
 	"sync"
@@ -95,7 +94,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		cfg.Clock = SystemClock{}
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{
 		cfg:     cfg,
@@ -106,7 +105,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		stopped: make(chan struct{}),
 	}
 	if m.system == nil {
-		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+		quiet := slog.New(slog.DiscardHandler)
 		m.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
 		m.ownSystem = true
 	}

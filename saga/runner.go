@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"sync"
@@ -189,7 +188,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 		cfg.Clock = actor.SystemClock{}
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Source == "" {
 		cfg.Source = DefaultSource

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -26,7 +25,7 @@ import (
 // of package orchestrix.
 var (
 	// ErrLocked is returned by Open when another process (or another Open
-	// in this process) holds the file and Options.Timeout passes.
+	// in this process) holds the file and Config.Timeout passes.
 	ErrLocked = errors.New("journal/bolt: database file is locked by another user")
 
 	// ErrInvalidStream is returned for an empty stream name or one longer
@@ -38,7 +37,7 @@ var (
 	ErrNoEvents = fmt.Errorf("journal/bolt: append without events: %w", orchestrix.ErrInvalidEnvelope)
 )
 
-// Defaults used for zero Options fields.
+// Defaults used for zero Config fields.
 const (
 	DefaultMaxEventSize      = 1 << 20
 	DefaultMaxBatchEvents    = 4096
@@ -50,9 +49,9 @@ const (
 	DefaultPageSize          = 16 << 10
 )
 
-// Options configures a Journal. The zero value is a durable journal with
+// Config configures a Journal. The zero value is a durable journal with
 // the defaults above.
-type Options struct {
+type Config struct {
 	// NoSync skips fsync on commit. FOR TESTS ONLY: a machine crash or
 	// power loss then loses acknowledged events or corrupts the file.
 	NoSync bool
@@ -105,15 +104,16 @@ type Options struct {
 	// every commit. Nil records nothing.
 	Metrics *telemetry.Metrics
 
-	// TracerProvider, when set, makes one orchestrix.journal.commit span
-	// per commit, linked to the trace of each append in it (the
-	// traceparent of its first event). Nil makes no spans and costs
-	// nothing on the writer's path.
+	// TracerProvider makes one orchestrix.journal.commit span per commit,
+	// linked to the trace of each append in it (the traceparent of its
+	// first event). Nil means the global provider (otel.GetTracerProvider),
+	// which records nothing unless an OpenTelemetry SDK is installed, as
+	// in every other package.
 	TracerProvider trace.TracerProvider
 }
 
-// Validate reports an Options value that cannot be used.
-func (o Options) Validate() error {
+// Validate reports a Config value that cannot be used.
+func (o Config) Validate() error {
 	switch {
 	case o.MaxEventSize < 0:
 		return errors.New("journal/bolt: negative MaxEventSize")
@@ -135,7 +135,7 @@ func (o Options) Validate() error {
 	return nil
 }
 
-func (o Options) withDefaults() Options {
+func (o Config) withDefaults() Config {
 	if o.MaxEventSize == 0 {
 		o.MaxEventSize = DefaultMaxEventSize
 	}
@@ -161,7 +161,7 @@ func (o Options) withDefaults() Options {
 		o.Timeout = DefaultTimeout
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
 }
@@ -171,9 +171,9 @@ func (o Options) withDefaults() Options {
 // use.
 type Journal struct {
 	db     *bbolt.DB
-	opts   Options
+	opts   Config
 	log    *slog.Logger
-	tracer trace.Tracer // nil without Options.TracerProvider
+	tracer trace.Tracer
 	seed   maphash.Seed
 
 	// The queue of appends and deletions waiting for the writer.
@@ -246,7 +246,7 @@ type streamState struct {
 // with ErrLocked when the file stays locked for opts.Timeout, and with an
 // error matching orchestrix.ErrCorrupt when the file's journal buckets
 // cannot be read.
-func Open(path string, opts Options) (*Journal, error) {
+func Open(path string, opts Config) (*Journal, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -270,7 +270,7 @@ func Open(path string, opts Options) (*Journal, error) {
 		db:         db,
 		opts:       opts,
 		log:        opts.Logger,
-		tracer:     tracerOf(opts.TracerProvider),
+		tracer:     telemetry.Tracer(opts.TracerProvider),
 		seed:       maphash.MakeSeed(),
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
@@ -528,11 +528,3 @@ var (
 	_ journal.Deleter = (*Journal)(nil)
 	_ journal.Watcher = (*Journal)(nil)
 )
-
-// tracerOf returns the journal's tracer, or nil when no provider is set.
-func tracerOf(tp trace.TracerProvider) trace.Tracer {
-	if tp == nil {
-		return nil
-	}
-	return telemetry.Tracer(tp)
-}
