@@ -122,7 +122,7 @@ func Open(dir string, cfg Config) (s *Service, err error) {
 		return s, err
 	}
 	s.manager, err = projection.NewManager(projection.Config{
-		Journal: s.journal, Registry: s.system.Registry(), Checkpoints: store, Clock: cfg.Clock, Logger: cfg.Logger, System: s.system.ActorSystem(),
+		Journal: s.journal, Registry: s.system.Registry(), Checkpoints: store, Clock: cfg.Clock, Logger: cfg.Logger, System: s.system,
 		Metrics: cfg.Metrics, TracerProvider: cfg.TracerProvider,
 	})
 	if err != nil {
