@@ -38,7 +38,7 @@ func (JSONCodec) ContentType() string { return "application/json" }
 // for example a codec that encrypts personal data with a per-subject key
 // (package pii). A Registry whose codec implements it encodes through
 // EncodeFor in MarshalFor and decodes through DecodeFor in Unmarshal and
-// UnmarshalContext, passing the envelope's Subject.
+// UnmarshalFor, passing the envelope's Subject.
 //
 // Encode and Decode (the plain Codec methods) are used when no subject is
 // known; an implementation may refuse to encode a payload that needs one.

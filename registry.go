@@ -268,16 +268,17 @@ func (r *Registry) marshal(ctx context.Context, subject string, v any, forSubjec
 //     the codec cannot decode, matches ErrInvalidEnvelope.
 //
 // When the registry's codec is a SubjectCodec, the payload is decoded with
-// DecodeFor(context.Background(), e.Subject, …); use UnmarshalContext to
+// DecodeFor(context.Background(), e.Subject, …); use UnmarshalFor to
 // pass a context.
 func (r *Registry) Unmarshal(e Envelope) (any, error) {
 	return r.unmarshal(context.Background(), e)
 }
 
-// UnmarshalContext is Unmarshal with a context for a SubjectCodec's
-// DecodeFor (which may do I/O, for example fetch a decryption key). With
+// UnmarshalFor is the inverse of MarshalFor: Unmarshal of a payload that
+// belongs to e.Subject, with a context for a SubjectCodec's DecodeFor
+// (which may do I/O, for example fetch the subject's decryption key). With
 // any other codec it is the same as Unmarshal.
-func (r *Registry) UnmarshalContext(ctx context.Context, e Envelope) (any, error) {
+func (r *Registry) UnmarshalFor(ctx context.Context, e Envelope) (any, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}

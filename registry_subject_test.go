@@ -49,7 +49,7 @@ func TestRegistry_MarshalFor_SubjectCodec_EncodesForSubject(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, subjectEvent{N: 1}, v)
 
-	_, err = r.UnmarshalContext(context.WithValue(ctx, ctxKey{}, "poison"), env)
+	_, err = r.UnmarshalFor(context.WithValue(ctx, ctxKey{}, "poison"), env)
 	require.ErrorContains(t, err, "context reached DecodeFor")
 
 	env.Subject = "bob"
@@ -72,7 +72,7 @@ func TestRegistry_MarshalFor_PlainCodec_SetsSubject(t *testing.T) {
 	env, err := r.MarshalFor(context.Background(), "alice", subjectEvent{N: 3})
 	require.NoError(t, err)
 	require.Equal(t, "alice", env.Subject)
-	v, err := r.UnmarshalContext(context.Background(), env)
+	v, err := r.UnmarshalFor(context.Background(), env)
 	require.NoError(t, err)
 	require.Equal(t, subjectEvent{N: 3}, v)
 }

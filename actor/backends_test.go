@@ -32,9 +32,9 @@ func durableBackends(t *testing.T) map[string]storage {
 		"bolt": func() storage {
 			path := filepath.Join(t.TempDir(), "orchestrix.db")
 			return func(t *testing.T) (journal.Journal, snapshot.Store) {
-				j, err := boltjournal.Open(path, boltjournal.Options{NoSync: true})
+				j, err := boltjournal.Open(path, boltjournal.Config{NoSync: true})
 				require.NoError(t, err)
-				s, err := boltsnapshot.New(j.DB(), boltsnapshot.Options{})
+				s, err := boltsnapshot.New(j.DB(), boltsnapshot.Config{})
 				require.NoError(t, err)
 				t.Cleanup(func() { s.Close(); j.Close() })
 				return j, s
@@ -47,9 +47,9 @@ func durableBackends(t *testing.T) map[string]storage {
 					dsn = pgtest.DSN(t)
 				}
 				ctx := context.Background()
-				j, err := pgjournal.Open(ctx, dsn, pgjournal.Options{})
+				j, err := pgjournal.Open(ctx, dsn, pgjournal.Config{})
 				require.NoError(t, err)
-				s, err := pgsnapshot.Open(ctx, dsn, pgsnapshot.Options{})
+				s, err := pgsnapshot.Open(ctx, dsn, pgsnapshot.Config{})
 				require.NoError(t, err)
 				t.Cleanup(func() { s.Close(); j.Close() })
 				return j, s

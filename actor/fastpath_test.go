@@ -39,7 +39,7 @@ func (c *countingJournal) AppendAsync(ctx context.Context, stream string, exp jo
 // the runtime stops using it: either would silently fall back to a
 // goroutine and a blocking Append per batch.
 func TestRuntime_BoltJournal_TakesAsyncAppendPath(t *testing.T) {
-	bj, err := boltjournal.Open(filepath.Join(t.TempDir(), "j.db"), boltjournal.Options{NoSync: true})
+	bj, err := boltjournal.Open(filepath.Join(t.TempDir(), "j.db"), boltjournal.Config{NoSync: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { bj.Close() })
 	var j journal.Journal = bj
@@ -71,7 +71,7 @@ func TestRuntime_BoltJournal_TakesAsyncAppendPath(t *testing.T) {
 // TestRuntime_AppendTimeout_UsesBlockingAppend: with an AppendTimeout the
 // runtime needs a context per append and calls Append instead.
 func TestRuntime_AppendTimeout_UsesBlockingAppend(t *testing.T) {
-	bj, err := boltjournal.Open(filepath.Join(t.TempDir(), "j.db"), boltjournal.Options{NoSync: true})
+	bj, err := boltjournal.Open(filepath.Join(t.TempDir(), "j.db"), boltjournal.Config{NoSync: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { bj.Close() })
 	cj := &countingJournal{AsyncAppender: bj}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/internal/protosys"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
 
@@ -88,9 +89,9 @@ func NewSystem(cfg Config) (*System, error) {
 // Registry returns the event type registry the system decodes events with.
 func (s *System) Registry() *orchestrix.Registry { return s.cfg.Registry }
 
-// ActorSystem returns the underlying protoactor-go actor system, for
-// spawning helper actors such as actortest probes.
-func (s *System) ActorSystem() *proto.ActorSystem { return s.actors }
+func init() {
+	protosys.Of = func(sys any) *proto.ActorSystem { return sys.(*System).actors }
+}
 
 // Clock returns the clock the system uses.
 func (s *System) Clock() Clock { return s.cfg.Clock }

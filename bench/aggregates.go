@@ -220,7 +220,7 @@ func latencyResult(name string, aggs, senders int, load loadResult) aggResult {
 }
 
 func openSystem(dir string, noSync bool) (*actor.System, *actor.Handle[benchAccount, benchDeposit, benchDeposited], *bolt.Journal, error) {
-	j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Options{NoSync: noSync})
+	j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Config{NoSync: noSync})
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -327,7 +327,7 @@ func mutexBaseline(dir string, aggs, senders int, d time.Duration) (aggResult, e
 // activation replaying all of them, and one starting from a snapshot.
 func recoveryScenario(dir string, n int) ([]aggResult, error) {
 	ctx := context.Background()
-	j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Options{})
+	j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Config{})
 	if err != nil {
 		return nil, err
 	}
@@ -357,7 +357,7 @@ func recoveryScenario(dir string, n int) ([]aggResult, error) {
 		written += k
 	}
 
-	snaps, err := snapbolt.Open(filepath.Join(dir, "snapshots.db"), snapbolt.Options{})
+	snaps, err := snapbolt.Open(filepath.Join(dir, "snapshots.db"), snapbolt.Config{})
 	if err != nil {
 		return nil, err
 	}

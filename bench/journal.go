@@ -79,7 +79,7 @@ func backendFor(cfg journalConfig) (journalBackend, error) {
 	switch cfg.backend {
 	case "bolt":
 		return func(_ context.Context, _, dir string) (openedJournal, error) {
-			j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Options{NoSync: cfg.noSync})
+			j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Config{NoSync: cfg.noSync})
 			if err != nil {
 				return openedJournal{}, err
 			}
@@ -94,7 +94,7 @@ func backendFor(cfg journalConfig) (journalBackend, error) {
 		}
 		return func(ctx context.Context, scenario, _ string) (openedJournal, error) {
 			schema := fmt.Sprintf("orchestrix_bench_%s_%d", strings.ReplaceAll(scenario, "-", "_"), time.Now().UnixNano())
-			j, err := pgjournal.Open(ctx, cfg.dsn, pgjournal.Options{Schema: schema})
+			j, err := pgjournal.Open(ctx, cfg.dsn, pgjournal.Config{Schema: schema})
 			if err != nil {
 				return openedJournal{}, err
 			}

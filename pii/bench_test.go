@@ -36,7 +36,7 @@ func benchCodecs(b *testing.B) map[string]orchestrix.Codec {
 	if err != nil {
 		b.Fatal(err)
 	}
-	store, err := boltkeys.Open(filepath.Join(b.TempDir(), "keys.db"), boltkeys.Options{NoSync: true})
+	store, err := boltkeys.Open(filepath.Join(b.TempDir(), "keys.db"), boltkeys.Config{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}

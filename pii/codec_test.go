@@ -325,7 +325,7 @@ func TestRegistry_WithCodec_MarshalForAndUnmarshal(t *testing.T) {
 	require.ErrorIs(t, err, pii.ErrNoSubject)
 
 	require.NoError(t, keys.Delete(ctx, "alice"))
-	v, err = reg.UnmarshalContext(ctx, env)
+	v, err = reg.UnmarshalFor(ctx, env)
 	require.NoError(t, err)
 	require.Equal(t, pii.Erased, v.(CustomerRegistered).Name)
 	require.Equal(t, "GB", v.(CustomerRegistered).Country)

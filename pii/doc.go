@@ -30,7 +30,7 @@
 //
 // # Wiring
 //
-//	keys, err := bolt.Open("keys.db", bolt.Options{}) // package pii/bolt; NewMemKeyStore for tests
+//	keys, err := bolt.Open("keys.db", bolt.Config{}) // package pii/bolt; NewMemKeyStore for tests
 //	codec, err := pii.NewCodec(pii.Config{Keys: keys})  // wraps orchestrix.JSONCodec by default
 //	reg := orchestrix.NewRegistry(orchestrix.WithCodec(codec))
 //	sys, err := actor.NewSystem(actor.Config{Journal: j, Snapshots: s, Registry: reg})

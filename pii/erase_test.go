@@ -83,11 +83,11 @@ type world struct {
 
 func openWorld(t *testing.T, dir string) *world {
 	t.Helper()
-	j, err := boltjournal.Open(filepath.Join(dir, "journal.db"), boltjournal.Options{NoSync: true})
+	j, err := boltjournal.Open(filepath.Join(dir, "journal.db"), boltjournal.Config{NoSync: true})
 	require.NoError(t, err)
-	snaps, err := boltsnapshot.New(j.DB(), boltsnapshot.Options{})
+	snaps, err := boltsnapshot.New(j.DB(), boltsnapshot.Config{})
 	require.NoError(t, err)
-	keys, err := boltkeys.Open(filepath.Join(dir, "keys.db"), boltkeys.Options{NoSync: true})
+	keys, err := boltkeys.Open(filepath.Join(dir, "keys.db"), boltkeys.Config{NoSync: true})
 	require.NoError(t, err)
 	codec, err := pii.NewCodec(pii.Config{Keys: keys})
 	require.NoError(t, err)

@@ -3,13 +3,14 @@ package projection
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"sort"
 	"sync"
 
-	"github.com/asynkron/protoactor-go/actor"
+	proto "github.com/asynkron/protoactor-go/actor"
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/internal/protosys"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 	"go.opentelemetry.io/otel/trace"
@@ -34,10 +35,10 @@ type Config struct {
 	// Logger receives failures (Error), retries (Warn) and life-cycle
 	// lines. Nil discards them.
 	Logger *slog.Logger
-	// System is the actor system the projection actors run in. Nil makes
-	// the manager start a private one (with a quiet logger) and shut it
-	// down on Close.
-	System *actor.ActorSystem
+	// System is the actor system the projection actors run in (it is not
+	// shut down by Close). Nil makes the manager run them on a private
+	// one, which Close shuts down.
+	System *actor.System
 	// Metrics receives projection_position and projection_lag_events for
 	// every projection whenever its status changes. Nil records nothing.
 	Metrics *telemetry.Metrics
@@ -74,7 +75,7 @@ func (c Config) Validate() error {
 type Manager struct {
 	cfg       Config
 	watcher   journal.Watcher
-	system    *actor.ActorSystem
+	system    *proto.ActorSystem
 	ownSystem bool
 	log       *slog.Logger
 
@@ -95,19 +96,20 @@ func NewManager(cfg Config) (*Manager, error) {
 		cfg.Clock = SystemClock{}
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{
 		cfg:     cfg,
 		watcher: cfg.Journal.(journal.Watcher),
-		system:  cfg.System,
 		log:     cfg.Logger,
 		runners: make(map[string]*runner),
 		stopped: make(chan struct{}),
 	}
-	if m.system == nil {
-		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-		m.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
+	if cfg.System != nil {
+		m.system = protosys.Of(cfg.System)
+	} else {
+		quiet := slog.New(slog.DiscardHandler)
+		m.system = proto.NewActorSystem(proto.WithLoggerFactory(func(*proto.ActorSystem) *slog.Logger { return quiet }))
 		m.ownSystem = true
 	}
 	return m, nil
@@ -164,7 +166,7 @@ func (m *Manager) Add(ctx context.Context, p Projection) error {
 		m.mu.Unlock()
 		return fmt.Errorf("%w: %q", ErrDuplicateProjection, p.Name)
 	}
-	r.pid = m.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &projectionActor{r: r} }))
+	r.pid = m.system.Root.Spawn(proto.PropsFromProducer(func() proto.Actor { return &projectionActor{r: r} }))
 	m.runners[p.Name] = r
 	m.mu.Unlock()
 
@@ -380,12 +382,12 @@ type projectionActor struct {
 	r *runner
 }
 
-// Receive implements actor.Actor.
-func (a *projectionActor) Receive(c actor.Context) {
+// Receive implements proto.Actor.
+func (a *projectionActor) Receive(c proto.Context) {
 	switch msg := c.Message().(type) {
 	case control:
 		msg.reply <- a.r.control(msg)
-	case *actor.Stopping, *actor.Restarting:
+	case *proto.Stopping, *proto.Restarting:
 		a.r.stopWorker()
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/asynkron/protoactor-go/actor"
+	proto "github.com/asynkron/protoactor-go/actor"
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
@@ -31,7 +31,7 @@ type runner struct {
 	tracer   trace.Tracer
 	log      *slog.Logger
 
-	pid *actor.PID
+	pid *proto.PID
 
 	mu      sync.Mutex
 	status  Status

@@ -29,7 +29,7 @@ func onJournals(b *testing.B, bench func(*testing.B, journal.Journal)) {
 		bench(b, j)
 	})
 	b.Run("journal=bolt", func(b *testing.B) {
-		j, err := boltjournal.Open(filepath.Join(b.TempDir(), "bench.db"), boltjournal.Options{})
+		j, err := boltjournal.Open(filepath.Join(b.TempDir(), "bench.db"), boltjournal.Config{})
 		if err != nil {
 			b.Fatal(err)
 		}

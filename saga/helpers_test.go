@@ -176,7 +176,7 @@ type watchedJournal interface {
 // (without fsync: the tests are about behaviour, not durability).
 func newBoltWorld(t testing.TB, clock actor.Clock) *world {
 	t.Helper()
-	j, err := boltjournal.Open(filepath.Join(t.TempDir(), "journal.db"), boltjournal.Options{NoSync: true})
+	j, err := boltjournal.Open(filepath.Join(t.TempDir(), "journal.db"), boltjournal.Config{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func newBoltWorld(t testing.TB, clock actor.Clock) *world {
 // (skipped, with the reason, when PostgreSQL is not installed).
 func newPGWorld(t testing.TB, clock actor.Clock) *world {
 	t.Helper()
-	j, err := pgjournal.Open(context.Background(), pgtest.DSN(t), pgjournal.Options{})
+	j, err := pgjournal.Open(context.Background(), pgtest.DSN(t), pgjournal.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"sync"
 	"time"
 
-	proto "github.com/asynkron/protoactor-go/actor"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orchestrix/orchestrix"
@@ -112,9 +110,10 @@ type Config struct {
 	// restart. A permanent failure (an invalid id from a StartOn or
 	// correlate function) still stops the projection at once; see Skip.
 	ProjectionRetry projection.Retry
-	// ActorSystem hosts the runner's projection actors. Nil makes the
-	// runner start a private one.
-	ActorSystem *proto.ActorSystem
+	// System hosts the runner's projection actors (pass the system the
+	// sagas send their commands to). Nil makes the runner start a private
+	// one.
+	System *actor.System
 	// Metrics receives orchestrix_saga_instances{saga,state} and
 	// orchestrix_saga_compensations_total{saga} (see the package
 	// documentation for what they count), and is passed on to the
@@ -189,7 +188,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 		cfg.Clock = actor.SystemClock{}
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Source == "" {
 		cfg.Source = DefaultSource
@@ -213,7 +212,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 		Retry:    cfg.ProjectionRetry,
 		Clock:    cfg.Clock,
 		Logger:   cfg.Logger,
-		System:   cfg.ActorSystem,
+		System:   cfg.System,
 
 		Metrics:        cfg.Metrics,
 		TracerProvider: cfg.TracerProvider,

@@ -75,7 +75,7 @@ func NewSystem(t testing.TB, opts ...Option) *Env {
 	if !o.noSnapshots {
 		env.Snapshots = o.snapshots
 		if env.Snapshots == nil {
-			env.Snapshots = memsnapshot.New(memsnapshot.Options{})
+			env.Snapshots = memsnapshot.New(memsnapshot.Config{})
 		}
 		cfg.Snapshots = env.Snapshots
 	}

@@ -333,7 +333,7 @@ func (a *app) describe() string {
 // missing bbolt file is an error rather than created.
 func (a *app) open(create bool) (*store, error) {
 	if a.g.pg != "" {
-		j, err := postgres.Open(a.ctx, a.g.pg, postgres.Options{Schema: a.g.schema, MaxConns: 8})
+		j, err := postgres.Open(a.ctx, a.g.pg, postgres.Config{Schema: a.g.schema, MaxConns: 8})
 		if err != nil {
 			return nil, err
 		}
@@ -350,7 +350,7 @@ func (a *app) open(create bool) (*store, error) {
 	} else if err := os.MkdirAll(a.g.data, 0o755); err != nil {
 		return nil, err
 	}
-	j, err := bolt.Open(path, bolt.Options{Timeout: a.g.lockTimeout})
+	j, err := bolt.Open(path, bolt.Config{Timeout: a.g.lockTimeout})
 	if err != nil {
 		return nil, lockedMessage(err, path)
 	}

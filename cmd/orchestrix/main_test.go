@@ -128,7 +128,7 @@ func appendFixture(t *testing.T, j journal.Journal) {
 func makeJournal(t *testing.T, deleteOrder bool) string {
 	t.Helper()
 	dir := t.TempDir()
-	j, err := bolt.Open(filepath.Join(dir, "orchestrix.db"), bolt.Options{NoSync: true})
+	j, err := bolt.Open(filepath.Join(dir, "orchestrix.db"), bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	appendFixture(t, j)
 	if deleteOrder {
@@ -347,7 +347,7 @@ FAILED: 1 problem(s) in `+path+` (3 streams, 9 records, last position 9)
 
 func TestLockedJournal_FailsFastWithMessage(t *testing.T) {
 	dir := makeJournal(t, false)
-	j, err := bolt.Open(filepath.Join(dir, "orchestrix.db"), bolt.Options{NoSync: true})
+	j, err := bolt.Open(filepath.Join(dir, "orchestrix.db"), bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	defer j.Close()
 	for _, cmd := range []string{"streams", "check", "stats", "export"} {
@@ -416,7 +416,7 @@ func TestImport_ConflictingData_RefusedWithStreamAndVersion(t *testing.T) {
 
 	// The target already has other events in account-2.
 	dst := t.TempDir()
-	j, err := bolt.Open(filepath.Join(dst, "orchestrix.db"), bolt.Options{NoSync: true})
+	j, err := bolt.Open(filepath.Join(dst, "orchestrix.db"), bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	_, err = j.Append(context.Background(), "account-2", journal.NoStream, []orchestrix.Envelope{
 		{ID: "other", Source: "/elsewhere", Type: "test.Other"}})

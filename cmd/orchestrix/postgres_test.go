@@ -26,7 +26,7 @@ import (
 func makePGJournal(t *testing.T) string {
 	t.Helper()
 	dsn := pgtest.DSN(t)
-	j, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	j, err := postgres.Open(context.Background(), dsn, postgres.Config{})
 	require.NoError(t, err)
 	appendFixture(t, j)
 	require.NoError(t, j.Close())
@@ -75,7 +75,7 @@ func TestPostgres_CheckExportImport(t *testing.T) {
 
 	// A conflicting import names the stream and version.
 	other := pgtest.DSN(t)
-	j, err := postgres.Open(context.Background(), other, postgres.Options{})
+	j, err := postgres.Open(context.Background(), other, postgres.Config{})
 	require.NoError(t, err)
 	_, err = j.Append(context.Background(), "order-9", journal.NoStream, []orchestrix.Envelope{
 		{ID: "x1", Source: "/elsewhere", Type: "test.Other"}, {ID: "x2", Source: "/elsewhere", Type: "test.Other"}})
@@ -116,7 +116,7 @@ func TestPostgres_TailFollow_PrintsNewCommitsUntilInterrupted(t *testing.T) {
 	require.True(t, sc.Scan(), "first record: %s", stderr.String())
 	assert.Contains(t, sc.Text(), `"position":9`)
 
-	j, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	j, err := postgres.Open(context.Background(), dsn, postgres.Config{})
 	require.NoError(t, err)
 	defer j.Close()
 	_, err = j.Append(context.Background(), "late", journal.NoStream, []orchestrix.Envelope{

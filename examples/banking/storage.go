@@ -39,11 +39,11 @@ type backend func(ctx context.Context, o *obs.Obs) (*storage, error)
 // snapshots and the checkpoints share it.
 func boltBackend(dir string) backend {
 	return func(_ context.Context, o *obs.Obs) (*storage, error) {
-		j, err := boltjournal.Open(filepath.Join(dir, "bank.db"), boltjournal.Options{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()})
+		j, err := boltjournal.Open(filepath.Join(dir, "bank.db"), boltjournal.Config{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()})
 		if err != nil {
 			return nil, err
 		}
-		snaps, err := boltsnapshot.New(j.DB(), boltsnapshot.Options{})
+		snaps, err := boltsnapshot.New(j.DB(), boltsnapshot.Config{})
 		if err != nil {
 			return nil, errors.Join(err, j.Close())
 		}
@@ -60,15 +60,15 @@ func boltBackend(dir string) backend {
 // deployment of several processes would.
 func postgresBackend(dsn string) backend {
 	return func(ctx context.Context, o *obs.Obs) (*storage, error) {
-		j, err := pgjournal.Open(ctx, dsn, pgjournal.Options{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()})
+		j, err := pgjournal.Open(ctx, dsn, pgjournal.Config{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()})
 		if err != nil {
 			return nil, err
 		}
-		snaps, err := pgsnapshot.Open(ctx, dsn, pgsnapshot.Options{})
+		snaps, err := pgsnapshot.Open(ctx, dsn, pgsnapshot.Config{})
 		if err != nil {
 			return nil, errors.Join(err, j.Close())
 		}
-		checkpoints, err := pgstore.Open(ctx, dsn, pgstore.Options{})
+		checkpoints, err := pgstore.Open(ctx, dsn, pgstore.Config{})
 		if err != nil {
 			return nil, errors.Join(err, snaps.Close(), j.Close())
 		}

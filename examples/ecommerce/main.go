@@ -176,10 +176,10 @@ func open(ctx context.Context, dir string, o *obs.Obs) (_ *shop, err error) {
 			s.close(ctx)
 		}
 	}()
-	if s.journal, err = boltjournal.Open(filepath.Join(dir, "shop.db"), boltjournal.Options{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()}); err != nil {
+	if s.journal, err = boltjournal.Open(filepath.Join(dir, "shop.db"), boltjournal.Config{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()}); err != nil {
 		return nil, err
 	}
-	snaps, err := boltsnapshot.New(s.journal.DB(), boltsnapshot.Options{})
+	snaps, err := boltsnapshot.New(s.journal.DB(), boltsnapshot.Config{})
 	if err != nil {
 		return nil, err
 	}

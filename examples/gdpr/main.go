@@ -266,13 +266,13 @@ func start(dir string, o *obs.Obs) (rt *runtime, err error) {
 			rt.stop(context.Background())
 		}
 	}()
-	if rt.journal, err = boltjournal.Open(filepath.Join(dir, JournalFile), boltjournal.Options{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()}); err != nil {
+	if rt.journal, err = boltjournal.Open(filepath.Join(dir, JournalFile), boltjournal.Config{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()}); err != nil {
 		return nil, err
 	}
-	if rt.snapshots, err = boltsnapshot.New(rt.journal.DB(), boltsnapshot.Options{}); err != nil {
+	if rt.snapshots, err = boltsnapshot.New(rt.journal.DB(), boltsnapshot.Config{}); err != nil {
 		return nil, err
 	}
-	if rt.keys, err = boltkeys.Open(filepath.Join(dir, KeysFile), boltkeys.Options{}); err != nil {
+	if rt.keys, err = boltkeys.Open(filepath.Join(dir, KeysFile), boltkeys.Config{}); err != nil {
 		return nil, err
 	}
 	codec, err := pii.NewCodec(pii.Config{Keys: rt.keys})

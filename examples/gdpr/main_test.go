@@ -58,10 +58,10 @@ func TestRun_ErasesAliceEverywhereAndKeepsTheRest(t *testing.T) {
 	}
 
 	// The stored tokens name keys: alice's is destroyed, bob's is not.
-	j, err := boltjournal.Open(filepath.Join(dir, JournalFile), boltjournal.Options{})
+	j, err := boltjournal.Open(filepath.Join(dir, JournalFile), boltjournal.Config{})
 	require.NoError(t, err)
 	defer j.Close()
-	keys, err := boltkeys.Open(filepath.Join(dir, KeysFile), boltkeys.Options{})
+	keys, err := boltkeys.Open(filepath.Join(dir, KeysFile), boltkeys.Config{})
 	require.NoError(t, err)
 	defer keys.Close()
 	keyOf := func(stream string) string {

@@ -95,7 +95,7 @@ func TestRun_DeliversOrDeadLettersThenReplaysOnAManualClock(t *testing.T) {
 	require.Greater(t, len(ch.Calls("n-1")), 1)
 
 	// The journal holds exactly one outcome per attempt.
-	j, err := boltjournal.Open(filepath.Join(dir, JournalFile), boltjournal.Options{})
+	j, err := boltjournal.Open(filepath.Join(dir, JournalFile), boltjournal.Config{})
 	require.NoError(t, err)
 	defer j.Close()
 	reg := orchestrix.NewRegistry()

@@ -95,7 +95,7 @@ func Open(dir string, cfg Config) (s *Service, err error) {
 			err = errors.Join(err, s.Close(context.Background()))
 		}
 	}()
-	if s.journal, err = boltjournal.Open(filepath.Join(dir, JournalFile), boltjournal.Options{Metrics: cfg.Metrics, TracerProvider: cfg.TracerProvider}); err != nil {
+	if s.journal, err = boltjournal.Open(filepath.Join(dir, JournalFile), boltjournal.Config{Metrics: cfg.Metrics, TracerProvider: cfg.TracerProvider}); err != nil {
 		return s, err
 	}
 	if s.readModels, err = bolt.Open(filepath.Join(dir, ReadModelsFile), 0o600, &bolt.Options{Timeout: time.Second}); err != nil {
@@ -122,7 +122,7 @@ func Open(dir string, cfg Config) (s *Service, err error) {
 		return s, err
 	}
 	s.manager, err = projection.NewManager(projection.Config{
-		Journal: s.journal, Registry: s.system.Registry(), Checkpoints: store, Clock: cfg.Clock, Logger: cfg.Logger, System: s.system.ActorSystem(),
+		Journal: s.journal, Registry: s.system.Registry(), Checkpoints: store, Clock: cfg.Clock, Logger: cfg.Logger, System: s.system,
 		Metrics: cfg.Metrics, TracerProvider: cfg.TracerProvider,
 	})
 	if err != nil {

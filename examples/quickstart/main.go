@@ -138,11 +138,11 @@ type runtime struct {
 }
 
 func start(dir string, o *obs.Obs) (*runtime, error) {
-	j, err := boltjournal.Open(filepath.Join(dir, "orchestrix.db"), boltjournal.Options{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()})
+	j, err := boltjournal.Open(filepath.Join(dir, "orchestrix.db"), boltjournal.Config{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()})
 	if err != nil {
 		return nil, err
 	}
-	snaps, err := boltsnapshot.New(j.DB(), boltsnapshot.Options{})
+	snaps, err := boltsnapshot.New(j.DB(), boltsnapshot.Config{})
 	if err != nil {
 		j.Close()
 		return nil, err

@@ -35,7 +35,7 @@ func TestRun_TellsTheStoryAndLeavesADurableJournal(t *testing.T) {
 
 	// The journal it leaves behind holds exactly the acknowledged events:
 	// folding them from scratch gives the balance the demo reported.
-	j, err := boltjournal.Open(filepath.Join(dir, "orchestrix.db"), boltjournal.Options{})
+	j, err := boltjournal.Open(filepath.Join(dir, "orchestrix.db"), boltjournal.Config{})
 	require.NoError(t, err)
 	defer j.Close()
 	reg := orchestrix.NewRegistry()

@@ -22,8 +22,8 @@ func checkStream(stream string) error {
 // version, and returns once they are durable (see the package
 // documentation for batching, idempotency and cancellation). Invalid
 // envelopes fail with an error matching orchestrix.ErrInvalidEnvelope,
-// events above Options.MaxEventSize, and appends whose events together
-// exceed Options.MaxBatchBytes, with orchestrix.ErrTooLarge; all are
+// events above Config.MaxEventSize, and appends whose events together
+// exceed Config.MaxBatchBytes, with orchestrix.ErrTooLarge; all are
 // detected before anything is queued.
 func (j *Journal) Append(ctx context.Context, stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope) (journal.AppendResult, error) {
 	r, _ := requests.Get().(*request)

@@ -31,7 +31,7 @@ func appendAsync(t *testing.T, j *bolt.Journal, ctx context.Context, stream stri
 
 func TestJournal_AppendAsync_Success_ReportsCommittedVersionsOnce(t *testing.T) {
 	ctx := context.Background()
-	j, _ := openTemp(t, bolt.Options{})
+	j, _ := openTemp(t, bolt.Config{})
 	defer j.Close()
 	out, err := appendAsync(t, j, ctx, "s", journal.NoStream, newEvents(3))
 	require.NoError(t, err)
@@ -54,7 +54,7 @@ func TestJournal_AppendAsync_Success_ReportsCommittedVersionsOnce(t *testing.T) 
 
 func TestJournal_AppendAsync_WrongExpectedVersion_ReportsConflict(t *testing.T) {
 	ctx := context.Background()
-	j, _ := openTemp(t, bolt.Options{})
+	j, _ := openTemp(t, bolt.Config{})
 	defer j.Close()
 	_, err := j.Append(ctx, "s", journal.NoStream, newEvents(1))
 	require.NoError(t, err)
@@ -66,7 +66,7 @@ func TestJournal_AppendAsync_WrongExpectedVersion_ReportsConflict(t *testing.T) 
 
 func TestJournal_AppendAsync_InvalidInput_ReturnsErrorWithoutCallingDone(t *testing.T) {
 	ctx := context.Background()
-	j, _ := openTemp(t, bolt.Options{})
+	j, _ := openTemp(t, bolt.Config{})
 	defer j.Close()
 
 	out, err := appendAsync(t, j, ctx, "s", journal.Any, nil)
@@ -91,7 +91,7 @@ func TestJournal_AppendAsync_InvalidInput_ReturnsErrorWithoutCallingDone(t *test
 }
 
 func TestJournal_AppendAsync_ClosedJournal_ReturnsErrClosed(t *testing.T) {
-	j, _ := openTemp(t, bolt.Options{})
+	j, _ := openTemp(t, bolt.Config{})
 	require.NoError(t, j.Close())
 	out, err := appendAsync(t, j, context.Background(), "s", journal.Any, newEvents(1))
 	require.ErrorIs(t, err, orchestrix.ErrClosed)
@@ -100,7 +100,7 @@ func TestJournal_AppendAsync_ClosedJournal_ReturnsErrClosed(t *testing.T) {
 
 func TestJournal_AppendAsync_FailedCommit_ReportsOutcomeUnknown(t *testing.T) {
 	ctx := context.Background()
-	j, _ := openTemp(t, bolt.Options{})
+	j, _ := openTemp(t, bolt.Config{})
 	defer j.Close()
 	errDisk := errors.New("injected: disk full")
 	bolt.SetBeforeCommit(j, func() error { return errDisk })

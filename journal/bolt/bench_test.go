@@ -30,7 +30,7 @@ func benchEnvelope(stream string) orchestrix.Envelope {
 // benchmarkAppend runs appenders goroutines, each appending one event at a
 // time to its own stream, with fsync on.
 func benchmarkAppend(b *testing.B, appenders int) {
-	j, err := bolt.Open(filepath.Join(b.TempDir(), "journal.db"), bolt.Options{})
+	j, err := bolt.Open(filepath.Join(b.TempDir(), "journal.db"), bolt.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func BenchmarkJournal_Append_1024Appenders(b *testing.B) { benchmarkAppend(b, 10
 // BenchmarkJournal_Append_1024Appenders_NoSync shows the CPU ceiling of the
 // group commit path with fsync off (not a durable configuration).
 func BenchmarkJournal_Append_1024Appenders_NoSync(b *testing.B) {
-	j, err := bolt.Open(filepath.Join(b.TempDir(), "journal.db"), bolt.Options{NoSync: true})
+	j, err := bolt.Open(filepath.Join(b.TempDir(), "journal.db"), bolt.Config{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}

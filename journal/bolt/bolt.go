@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -27,11 +26,11 @@ import (
 // journal.ErrNoEvents).
 var (
 	// ErrLocked is returned by Open when another process (or another Open
-	// in this process) holds the file and Options.Timeout passes.
+	// in this process) holds the file and Config.Timeout passes.
 	ErrLocked = errors.New("journal/bolt: database file is locked by another user")
 )
 
-// Defaults used for zero Options fields.
+// Defaults used for zero Config fields.
 const (
 	DefaultMaxEventSize      = 1 << 20
 	DefaultMaxBatchEvents    = 4096
@@ -43,9 +42,9 @@ const (
 	DefaultPageSize          = 16 << 10
 )
 
-// Options configures a Journal. The zero value is a durable journal with
+// Config configures a Journal. The zero value is a durable journal with
 // the defaults above.
-type Options struct {
+type Config struct {
 	// NoSync skips fsync on commit. FOR TESTS ONLY: a machine crash or
 	// power loss then loses acknowledged events or corrupts the file.
 	NoSync bool
@@ -98,15 +97,16 @@ type Options struct {
 	// every commit. Nil records nothing.
 	Metrics *telemetry.Metrics
 
-	// TracerProvider, when set, makes one orchestrix.journal.commit span
-	// per commit, linked to the trace of each append in it (the
-	// traceparent of its first event). Nil makes no spans and costs
-	// nothing on the writer's path.
+	// TracerProvider makes one orchestrix.journal.commit span per commit,
+	// linked to the trace of each append in it (the traceparent of its
+	// first event). Nil means the global provider (otel.GetTracerProvider),
+	// which records nothing unless an OpenTelemetry SDK is installed, as
+	// in every other package.
 	TracerProvider trace.TracerProvider
 }
 
-// Validate reports an Options value that cannot be used.
-func (o Options) Validate() error {
+// Validate reports a Config value that cannot be used.
+func (o Config) Validate() error {
 	switch {
 	case o.MaxEventSize < 0:
 		return errors.New("journal/bolt: negative MaxEventSize")
@@ -128,7 +128,7 @@ func (o Options) Validate() error {
 	return nil
 }
 
-func (o Options) withDefaults() Options {
+func (o Config) withDefaults() Config {
 	if o.MaxEventSize == 0 {
 		o.MaxEventSize = DefaultMaxEventSize
 	}
@@ -154,7 +154,7 @@ func (o Options) withDefaults() Options {
 		o.Timeout = DefaultTimeout
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
 }
@@ -164,9 +164,9 @@ func (o Options) withDefaults() Options {
 // use.
 type Journal struct {
 	db     *bbolt.DB
-	opts   Options
+	opts   Config
 	log    *slog.Logger
-	tracer trace.Tracer // nil without Options.TracerProvider
+	tracer trace.Tracer
 	seed   maphash.Seed
 
 	// The queue of appends and deletions waiting for the writer.
@@ -239,7 +239,7 @@ type streamState struct {
 // with ErrLocked when the file stays locked for opts.Timeout, and with an
 // error matching orchestrix.ErrCorrupt when the file's journal buckets
 // cannot be read.
-func Open(path string, opts Options) (*Journal, error) {
+func Open(path string, opts Config) (*Journal, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -263,7 +263,7 @@ func Open(path string, opts Options) (*Journal, error) {
 		db:         db,
 		opts:       opts,
 		log:        opts.Logger,
-		tracer:     tracerOf(opts.TracerProvider),
+		tracer:     telemetry.Tracer(opts.TracerProvider),
 		seed:       maphash.MakeSeed(),
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
@@ -522,11 +522,3 @@ var (
 	_ journal.Deleter       = (*Journal)(nil)
 	_ journal.Watcher       = (*Journal)(nil)
 )
-
-// tracerOf returns the journal's tracer, or nil when no provider is set.
-func tracerOf(tp trace.TracerProvider) trace.Tracer {
-	if tp == nil {
-		return nil
-	}
-	return telemetry.Tracer(tp)
-}

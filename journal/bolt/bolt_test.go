@@ -26,7 +26,7 @@ const testMaxEventSize = 64 << 10
 
 // openTemp opens a fresh journal in a temporary directory. NoSync keeps
 // the suite fast; durability is what the crash test checks, with fsync on.
-func openTemp(t *testing.T, opts bolt.Options) (*bolt.Journal, string) {
+func openTemp(t *testing.T, opts bolt.Config) (*bolt.Journal, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "journal.db")
 	opts.NoSync = true
@@ -42,7 +42,7 @@ func corrupt(t *testing.T, j journal.Journal, stream string, version uint64) {
 
 func TestJournal_Conformance(t *testing.T) {
 	journaltest.Run(t, func(t *testing.T) (journal.Journal, journaltest.Features) {
-		j, _ := openTemp(t, bolt.Options{MaxEventSize: testMaxEventSize})
+		j, _ := openTemp(t, bolt.Config{MaxEventSize: testMaxEventSize})
 		return j, journaltest.Features{Corrupt: corrupt, MaxEventSize: testMaxEventSize}
 	})
 }
@@ -52,7 +52,7 @@ func TestJournal_Conformance(t *testing.T) {
 // cross the persisted index and the in-memory runs.
 func TestJournal_Conformance_SmallBatchesAndCheckpoints(t *testing.T) {
 	journaltest.Run(t, func(t *testing.T) (journal.Journal, journaltest.Features) {
-		j, _ := openTemp(t, bolt.Options{MaxEventSize: testMaxEventSize, MaxBatchEvents: 3, IndexEvery: 2, IdempotencyWindow: 8})
+		j, _ := openTemp(t, bolt.Config{MaxEventSize: testMaxEventSize, MaxBatchEvents: 3, IndexEvery: 2, IdempotencyWindow: 8})
 		return j, journaltest.Features{Corrupt: corrupt, MaxEventSize: testMaxEventSize}
 	})
 }
@@ -91,17 +91,17 @@ func readAll(t *testing.T, j journal.Journal) []journal.Record {
 }
 
 func TestOpen_FileLockedByAnotherOpen_ReturnsErrLocked(t *testing.T) {
-	j, path := openTemp(t, bolt.Options{})
+	j, path := openTemp(t, bolt.Config{})
 	defer j.Close()
 
-	_, err := bolt.Open(path, bolt.Options{Timeout: 50 * time.Millisecond})
+	_, err := bolt.Open(path, bolt.Config{Timeout: 50 * time.Millisecond})
 
 	require.ErrorIs(t, err, bolt.ErrLocked)
 	require.Contains(t, err.Error(), path)
 }
 
 func TestOptions_Validate_RejectsNegativeValues(t *testing.T) {
-	for name, o := range map[string]bolt.Options{
+	for name, o := range map[string]bolt.Config{
 		"MaxEventSize":      {MaxEventSize: -1},
 		"MaxBatchEvents":    {MaxBatchEvents: -1},
 		"MaxBatchBytes":     {MaxBatchBytes: -1},
@@ -115,11 +115,11 @@ func TestOptions_Validate_RejectsNegativeValues(t *testing.T) {
 			require.Error(t, err)
 		})
 	}
-	require.NoError(t, bolt.Options{}.Validate())
+	require.NoError(t, bolt.Config{}.Validate())
 }
 
 func TestJournal_Append_InvalidStreamName_ReturnsErrInvalidStream(t *testing.T) {
-	j, _ := openTemp(t, bolt.Options{})
+	j, _ := openTemp(t, bolt.Config{})
 	defer j.Close()
 	ctx := context.Background()
 
@@ -138,7 +138,7 @@ func TestJournal_Append_InvalidStreamName_ReturnsErrInvalidStream(t *testing.T) 
 func TestJournal_Reopen_KeepsEverything(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "journal.db")
-	opts := bolt.Options{NoSync: true, IndexEvery: 7, MaxBatchEvents: 5}
+	opts := bolt.Config{NoSync: true, IndexEvery: 7, MaxBatchEvents: 5}
 	j, err := bolt.Open(path, opts)
 	require.NoError(t, err)
 	streams := []string{"a", "ab", "b", "a\x01b", "order-1"}
@@ -189,14 +189,14 @@ func TestJournal_Reopen_KeepsEverything(t *testing.T) {
 func TestJournal_Reopen_DeletedTailKeepsPositionsUnique(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "journal.db")
-	j, err := bolt.Open(path, bolt.Options{NoSync: true})
+	j, err := bolt.Open(path, bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	res, err := j.Append(ctx, "s", journal.NoStream, newEvents(3))
 	require.NoError(t, err)
 	require.NoError(t, j.DeleteTo(ctx, "s", math.MaxUint64))
 	require.NoError(t, j.Close())
 
-	j, err = bolt.Open(path, bolt.Options{NoSync: true})
+	j, err = bolt.Open(path, bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	defer j.Close()
 	require.Empty(t, readAll(t, j))
@@ -211,7 +211,7 @@ func TestJournal_Reopen_DeletedTailKeepsPositionsUnique(t *testing.T) {
 func TestJournal_Append_RetryWithAnyAfterReopen_IsDuplicate(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "journal.db")
-	j, err := bolt.Open(path, bolt.Options{NoSync: true})
+	j, err := bolt.Open(path, bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	evs := newEvents(2)
 	first, err := j.Append(ctx, "s", journal.Any, evs)
@@ -220,7 +220,7 @@ func TestJournal_Append_RetryWithAnyAfterReopen_IsDuplicate(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, j.Close())
 
-	j, err = bolt.Open(path, bolt.Options{NoSync: true})
+	j, err = bolt.Open(path, bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	defer j.Close()
 	again, err := j.Append(ctx, "s", journal.Any, evs)
@@ -241,7 +241,7 @@ func TestJournal_Append_RetryWithAnyAfterReopen_IsDuplicate(t *testing.T) {
 
 func TestJournal_Append_FailedCommit_ReportsOutcomeUnknownAndRecovers(t *testing.T) {
 	ctx := context.Background()
-	j, _ := openTemp(t, bolt.Options{})
+	j, _ := openTemp(t, bolt.Config{})
 	defer j.Close()
 	_, err := j.Append(ctx, "s", journal.NoStream, newEvents(2))
 	require.NoError(t, err)
@@ -280,7 +280,7 @@ func TestJournal_Append_FailedCommit_ReportsOutcomeUnknownAndRecovers(t *testing
 
 func TestJournal_DeleteTo_FailedCommit_ReportsOutcomeUnknown(t *testing.T) {
 	ctx := context.Background()
-	j, _ := openTemp(t, bolt.Options{})
+	j, _ := openTemp(t, bolt.Config{})
 	defer j.Close()
 	_, err := j.Append(ctx, "s", journal.NoStream, newEvents(3))
 	require.NoError(t, err)
@@ -293,7 +293,7 @@ func TestJournal_DeleteTo_FailedCommit_ReportsOutcomeUnknown(t *testing.T) {
 func TestJournal_DB_SharesFileWithOtherBuckets(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "journal.db")
-	j, err := bolt.Open(path, bolt.Options{NoSync: true})
+	j, err := bolt.Open(path, bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	require.NoError(t, j.DB().Update(func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte("snapshots"))
@@ -306,7 +306,7 @@ func TestJournal_DB_SharesFileWithOtherBuckets(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, j.Close())
 
-	j, err = bolt.Open(path, bolt.Options{NoSync: true})
+	j, err = bolt.Open(path, bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	defer j.Close()
 	require.NoError(t, j.DB().View(func(tx *bbolt.Tx) error {
@@ -318,7 +318,7 @@ func TestJournal_DB_SharesFileWithOtherBuckets(t *testing.T) {
 
 func TestJournal_Stats_CountsGroupCommits(t *testing.T) {
 	ctx := context.Background()
-	j, _ := openTemp(t, bolt.Options{})
+	j, _ := openTemp(t, bolt.Config{})
 	defer j.Close()
 	var wg sync.WaitGroup
 	for i := range 50 {
@@ -337,14 +337,14 @@ func TestJournal_Stats_CountsGroupCommits(t *testing.T) {
 func TestJournal_Read_CorruptRecordAfterReopen_ReportsCorruption(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "journal.db")
-	j, err := bolt.Open(path, bolt.Options{NoSync: true})
+	j, err := bolt.Open(path, bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	_, err = j.Append(ctx, "s", journal.NoStream, newEvents(3))
 	require.NoError(t, err)
 	require.NoError(t, bolt.CorruptRecord(j, "s", 2))
 	require.NoError(t, j.Close())
 
-	j, err = bolt.Open(path, bolt.Options{NoSync: true})
+	j, err = bolt.Open(path, bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	defer j.Close()
 	var got []uint64

@@ -36,7 +36,7 @@ func fillJournal(t *testing.T) (string, *bolt.Journal) {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "j.db")
-	j, err := bolt.Open(path, bolt.Options{NoSync: true, IndexEvery: 4})
+	j, err := bolt.Open(path, bolt.Config{NoSync: true, IndexEvery: 4})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = j.Close() })
 	for _, s := range []struct {

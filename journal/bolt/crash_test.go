@@ -52,7 +52,7 @@ func TestCrashChild(t *testing.T) {
 	require.NoError(t, err)
 	// Small checkpoints and batches so kills land around every kind of
 	// commit, including checkpoints.
-	j, err := bolt.Open(os.Getenv(envCrashPath), bolt.Options{IndexEvery: 300, MaxBatchEvents: 64})
+	j, err := bolt.Open(os.Getenv(envCrashPath), bolt.Config{IndexEvery: 300, MaxBatchEvents: 64})
 	require.NoError(t, err)
 	ctx := context.Background()
 	var mu sync.Mutex
@@ -198,7 +198,7 @@ func runCrashChild(t *testing.T, path string, seed uint64, d time.Duration) []cr
 func verifyCrashJournal(t *testing.T, path string, acked map[string]map[uint64]string, seed uint64, cycle int) {
 	t.Helper()
 	ctx := context.Background()
-	j, err := bolt.Open(path, bolt.Options{NoSync: true})
+	j, err := bolt.Open(path, bolt.Config{NoSync: true})
 	require.NoError(t, err, "cycle %d (seed %d): reopen", cycle, seed)
 	defer func() { require.NoError(t, j.Close()) }()
 

@@ -42,7 +42,7 @@ func TestDiskFullChild(t *testing.T) {
 	}
 	signal.Ignore(syscall.SIGXFSZ) // writes past the limit fail with EFBIG instead
 	ctx := context.Background()
-	j, err := bolt.Open(path, bolt.Options{})
+	j, err := bolt.Open(path, bolt.Config{})
 	require.NoError(t, err)
 	_, err = j.Append(ctx, "s", journal.NoStream, newEvents(3))
 	require.NoError(t, err)
@@ -79,7 +79,7 @@ func TestDiskFullChild(t *testing.T) {
 	require.Equal(t, head+1, res.FirstVersion)
 	require.NoError(t, j.Close())
 
-	j, err = bolt.Open(path, bolt.Options{})
+	j, err = bolt.Open(path, bolt.Config{})
 	require.NoError(t, err)
 	defer j.Close()
 	var want uint64 = 1

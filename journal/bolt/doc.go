@@ -10,7 +10,7 @@
 // Append encodes its events (Envelope.MarshalBinary and the CRC of the
 // encoded bytes) in the caller's goroutine and puts the append on a queue.
 // One writer goroutine takes everything that is queued (at most
-// Options.MaxBatchEvents events and Options.MaxBatchBytes bytes, and always
+// Config.MaxBatchEvents events and Config.MaxBatchBytes bytes, and always
 // at least one append), checks each append in queue order against the
 // stream heads as they stand after the earlier appends of the same batch,
 // writes every accepted append in one bbolt read-write transaction, commits
@@ -61,7 +61,7 @@
 // plain conflict.
 //
 // For Any and StreamExists the first event id is looked for among the
-// stream's last Options.IdempotencyWindow events (16 by default). When it
+// stream's last Config.IdempotencyWindow events (16 by default). When it
 // is found at version v, the append is a duplicate if all its ids match
 // the stored events from v on, and a conflict if they match only partly
 // (or the append reaches beyond the head). When it is not found the
@@ -107,7 +107,7 @@
 //
 // A commit splits its records into blocks of at most half a bbolt page
 // (about 8 KB, some thirty-five 200-byte events, with the default 16 KiB
-// pages of Options.PageSize; a file keeps the page size it was created
+// pages of Config.PageSize; a file keeps the page size it was created
 // with). bbolt keeps at least two keys in a
 // leaf node, so one large value per commit would be rewritten together
 // with its predecessors on every commit; half-page blocks fill each page
@@ -136,7 +136,7 @@
 // bucket instead of a page per stream in an index. The per-stream index and heads are kept in memory as runs
 // (version, position, count) and written to journal.index and
 // journal.streams in a checkpoint, folded into the batch commit once
-// Options.IndexEvery events have accumulated, and on Close. Open reads
+// Config.IndexEvery events have accumulated, and on Close. Open reads
 // journal.streams, then scans journal.log after the checkpoint to rebuild
 // the runs. A stream's index entries therefore cover its events in the
 // order they were checkpointed, one entry per stream per checkpoint (split

@@ -20,7 +20,7 @@ func ExampleOpen() {
 	}
 	defer os.RemoveAll(dir)
 
-	j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Options{})
+	j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Config{})
 	if err != nil {
 		fmt.Println(err)
 		return

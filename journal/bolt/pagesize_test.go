@@ -11,22 +11,22 @@ import (
 	"github.com/orchestrix/orchestrix/journal/bolt"
 )
 
-func TestOptions_Validate_PageSizeOutOfRange_ReturnsError(t *testing.T) {
+func TestConfig_Validate_PageSizeOutOfRange_ReturnsError(t *testing.T) {
 	for _, size := range []int{-4096, 1024, 4095, 12288, 128 << 10} {
-		o := bolt.Options{PageSize: size}
+		o := bolt.Config{PageSize: size}
 		require.Error(t, o.Validate(), "page size %d", size)
 		_, err := bolt.Open(filepath.Join(t.TempDir(), "j.db"), o)
 		require.Error(t, err, "page size %d", size)
 	}
 	for _, size := range []int{0, 4 << 10, 16 << 10, 64 << 10} {
-		require.NoError(t, bolt.Options{PageSize: size}.Validate(), "page size %d", size)
+		require.NoError(t, bolt.Config{PageSize: size}.Validate(), "page size %d", size)
 	}
 }
 
 func TestJournal_Open_ExistingFileKeepsItsPageSize(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "j.db")
-	j, err := bolt.Open(path, bolt.Options{NoSync: true, PageSize: 4 << 10})
+	j, err := bolt.Open(path, bolt.Config{NoSync: true, PageSize: 4 << 10})
 	require.NoError(t, err)
 	require.Equal(t, 4<<10, j.DB().Info().PageSize)
 	for v := range uint64(50) {
@@ -35,7 +35,7 @@ func TestJournal_Open_ExistingFileKeepsItsPageSize(t *testing.T) {
 	}
 	require.NoError(t, j.Close())
 
-	j, err = bolt.Open(path, bolt.Options{NoSync: true, PageSize: 64 << 10})
+	j, err = bolt.Open(path, bolt.Config{NoSync: true, PageSize: 64 << 10})
 	require.NoError(t, err)
 	defer j.Close()
 	require.Equal(t, 4<<10, j.DB().Info().PageSize)

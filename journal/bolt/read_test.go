@@ -18,7 +18,7 @@ import (
 // another stream's, so a read moves within a block, to the next block and
 // over blocks of the other stream.
 func TestJournal_Read_InterleavedMultiBlockCommits_ReturnsStreamInOrder(t *testing.T) {
-	j, _ := openTemp(t, bolt.Options{MaxEventSize: testMaxEventSize})
+	j, _ := openTemp(t, bolt.Config{MaxEventSize: testMaxEventSize})
 	ctx := t.Context()
 	var ids []string
 	for i := 1; len(ids) < 600; i++ {
@@ -65,7 +65,7 @@ func TestJournal_Read_InterleavedMultiBlockCommits_ReturnsStreamInOrder(t *testi
 // follower of the global log (a saga driver) would act on an event that a
 // read of its stream does not yet return.
 func TestJournal_ReadAll_DuringPublish_ShowsNothingReadAndHeadDoNot(t *testing.T) {
-	j, _ := openTemp(t, bolt.Options{MaxEventSize: testMaxEventSize})
+	j, _ := openTemp(t, bolt.Config{MaxEventSize: testMaxEventSize})
 	ctx := t.Context()
 	_, err := j.Append(ctx, "a", journal.NoStream, newEvents(2))
 	require.NoError(t, err)

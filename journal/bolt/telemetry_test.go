@@ -24,7 +24,7 @@ func TestJournal_Append_RecordsCommitMetricsAndLinkedSpans(t *testing.T) {
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	defer tp.Shutdown(context.Background())
-	j, _ := openTemp(t, bolt.Options{Metrics: metrics, TracerProvider: tp})
+	j, _ := openTemp(t, bolt.Config{Metrics: metrics, TracerProvider: tp})
 	defer j.Close()
 	ctx := context.Background()
 
@@ -71,8 +71,8 @@ func TestJournal_Append_RecordsCommitMetricsAndLinkedSpans(t *testing.T) {
 	assert.Equal(t, codes.Error, commits[2].Status().Code)
 }
 
-func TestJournal_NoTelemetryOptions_StillCommits(t *testing.T) {
-	j, _ := openTemp(t, bolt.Options{})
+func TestJournal_NoTelemetryConfig_StillCommits(t *testing.T) {
+	j, _ := openTemp(t, bolt.Config{})
 	defer j.Close()
 	_, err := j.Append(context.Background(), "s", journal.NoStream, newEvents(2))
 	require.NoError(t, err)

@@ -20,7 +20,7 @@ import (
 func BenchmarkJournal_Append(b *testing.B) {
 	for _, appenders := range []int{1, 64, 1024} {
 		b.Run(fmt.Sprintf("appenders=%d", appenders), func(b *testing.B) {
-			j, err := postgres.Open(context.Background(), pgtest.DSN(b), postgres.Options{MaxConns: 8})
+			j, err := postgres.Open(context.Background(), pgtest.DSN(b), postgres.Config{MaxConns: 8})
 			if err != nil {
 				b.Fatal(err)
 			}

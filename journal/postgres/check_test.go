@@ -29,7 +29,7 @@ func newCheckFixture(t *testing.T) checkFixture {
 	t.Helper()
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
-	j, err := postgres.Open(ctx, dsn, postgres.Options{})
+	j, err := postgres.Open(ctx, dsn, postgres.Config{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = j.Close() })
 	at := time.Date(2025, 3, 1, 12, 0, 0, 123456000, time.UTC)
@@ -156,7 +156,7 @@ func TestJournal_Streams_ManyPages_ListsAll(t *testing.T) {
 		t.Skip("writes 2500 streams")
 	}
 	ctx := context.Background()
-	j, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Options{})
+	j, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Config{})
 	require.NoError(t, err)
 	defer j.Close()
 	const n = 2500

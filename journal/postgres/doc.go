@@ -7,7 +7,7 @@
 //
 // # Schema
 //
-// Open creates and migrates its tables in Options.Schema (default: the
+// Open creates and migrates its tables in Config.Schema (default: the
 // connection's current schema, usually "public"). Migrations are numbered
 // and recorded in the schema's schema_migrations table (component
 // "journal"); they run in one transaction under a transaction-scoped
@@ -56,7 +56,7 @@
 //
 // Append validates and encodes its events in the caller's goroutine and
 // queues the append. A writer goroutine per Journal takes everything
-// queued (at most Options.MaxBatchEvents events, and at most one append
+// queued (at most Config.MaxBatchEvents events, and at most one append
 // per stream: a second append to the same stream waits for a later
 // batch), checks each append's expected version against its cache of
 // stream heads (reading the heads it does not know in one query), and
@@ -84,7 +84,7 @@
 // rest. A database error that rejects a whole batch is retried one append
 // at a time, so it affects only the append it belongs to. When the
 // outcome of a commit is unknown (the connection broke or the server
-// crashed during the call or the COMMIT, or Options.WriteTimeout passed),
+// crashed during the call or the COMMIT, or Config.WriteTimeout passed),
 // every append of that batch returns an error matching
 // orchestrix.ErrOutcomeUnknown and the writer forgets the heads of their
 // streams; the connection pool reconnects for the next batch. An error
@@ -114,13 +114,13 @@
 // wakes on these notifications (and on this process's own commits). The
 // listener reconnects with backoff after a lost connection and rereads the
 // last position when it does; as a further safeguard WaitFor polls the
-// last position every Options.PollInterval.
+// last position every Config.PollInterval.
 //
 // # Cancellation
 //
 // An append whose context ends while it is queued returns the context's
 // error and is never stored. Once the writer has taken it into a batch,
 // Append waits for the batch's real outcome (bounded by
-// Options.WriteTimeout), so a returned context error always means "not
+// Config.WriteTimeout), so a returned context error always means "not
 // stored".
 package postgres

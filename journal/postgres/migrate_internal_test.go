@@ -39,7 +39,7 @@ func TestOpen_SchemaAtVersion1_MigratesAndKeepsWorking(t *testing.T) {
 		[][]byte{rec}, []int64{checksum("s", 1, rec)}).Scan(&first))
 	require.Equal(t, int64(1), first)
 
-	j, err := Open(ctx, dsn, Options{})
+	j, err := Open(ctx, dsn, Config{})
 	require.NoError(t, err)
 	defer j.Close()
 

@@ -34,7 +34,7 @@ func TestJournal_ReadAll_OpenTransactionHoldsPositions_FollowerNeverSkips(t *tes
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // hang guard
 	defer cancel()
 	dsn := pgtest.DSN(t)
-	j, err := Open(ctx, dsn, Options{})
+	j, err := Open(ctx, dsn, Config{})
 	require.NoError(t, err)
 	defer j.Close()
 	_, err = j.Append(ctx, "before", journal.NoStream, testEvents(3))

@@ -21,7 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Defaults for the zero values of Options.
+// Defaults for the zero values of Config.
 const (
 	DefaultMaxEventSize   = 1 << 20
 	DefaultMaxBatchEvents = 4096
@@ -29,8 +29,8 @@ const (
 	DefaultPollInterval   = 5 * time.Second
 )
 
-// Options configure a Journal. The zero value works.
-type Options struct {
+// Config configures a Journal. The zero value works.
+type Config struct {
 	// Schema is the PostgreSQL schema holding the journal's tables; it is
 	// created if missing. Empty means the connection's current schema
 	// (the first existing schema of search_path, usually "public").
@@ -74,23 +74,23 @@ type Options struct {
 }
 
 // Validate reports whether o is usable.
-func (o Options) Validate() error {
+func (o Config) Validate() error {
 	switch {
 	case o.MaxEventSize < 0:
-		return errors.New("journal/postgres: Options.MaxEventSize is negative")
+		return errors.New("journal/postgres: Config.MaxEventSize is negative")
 	case o.MaxBatchEvents < 0:
-		return errors.New("journal/postgres: Options.MaxBatchEvents is negative")
+		return errors.New("journal/postgres: Config.MaxBatchEvents is negative")
 	case o.WriteTimeout < 0:
-		return errors.New("journal/postgres: Options.WriteTimeout is negative")
+		return errors.New("journal/postgres: Config.WriteTimeout is negative")
 	case o.PollInterval < 0:
-		return errors.New("journal/postgres: Options.PollInterval is negative")
+		return errors.New("journal/postgres: Config.PollInterval is negative")
 	case o.MaxConns < 0:
-		return errors.New("journal/postgres: Options.MaxConns is negative")
+		return errors.New("journal/postgres: Config.MaxConns is negative")
 	}
 	return nil
 }
 
-func (o Options) withDefaults() Options {
+func (o Config) withDefaults() Config {
 	if o.MaxEventSize == 0 {
 		o.MaxEventSize = DefaultMaxEventSize
 	}
@@ -115,7 +115,7 @@ func (o Options) withDefaults() Options {
 type Journal struct {
 	pool    *pgxpool.Pool
 	ownPool bool
-	opts    Options
+	opts    Config
 	schema  string
 	channel string
 	sql     queries
@@ -167,7 +167,7 @@ type queries struct {
 // Open connects to the database at dsn (a libpq connection string or URL),
 // creates or migrates the journal's schema and returns the journal. Close
 // closes the connection pool it creates.
-func Open(ctx context.Context, dsn string, opts Options) (*Journal, error) {
+func Open(ctx context.Context, dsn string, opts Config) (*Journal, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Journal, error) {
 // schema. Close does not close the pool. The listener for live
 // notifications opens one extra connection with the pool's connection
 // settings.
-func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Journal, error) {
+func New(ctx context.Context, pool *pgxpool.Pool, opts Config) (*Journal, error) {
 	if pool == nil {
 		return nil, errors.New("journal/postgres: nil pool")
 	}
@@ -198,7 +198,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Journal, error
 	return newJournal(ctx, pool, opts, false)
 }
 
-func newJournal(ctx context.Context, pool *pgxpool.Pool, opts Options, ownPool bool) (*Journal, error) {
+func newJournal(ctx context.Context, pool *pgxpool.Pool, opts Config, ownPool bool) (*Journal, error) {
 	opts = opts.withDefaults()
 	schema, err := pgmigrate.Prepare(ctx, pool, opts.Schema, component, migrations)
 	if err != nil {

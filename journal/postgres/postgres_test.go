@@ -42,7 +42,7 @@ func corrupt(dsn string) func(t *testing.T, j journal.Journal, stream string, ve
 	}
 }
 
-func openJournal(t testing.TB, dsn string, opts postgres.Options) *postgres.Journal {
+func openJournal(t testing.TB, dsn string, opts postgres.Config) *postgres.Journal {
 	t.Helper()
 	j, err := postgres.Open(context.Background(), dsn, opts)
 	require.NoError(t, err)
@@ -58,7 +58,7 @@ func TestJournal_Conformance(t *testing.T) {
 	var n atomic.Int64
 	journaltest.Run(t, func(t *testing.T) (journal.Journal, journaltest.Features) {
 		schema := fmt.Sprintf("Case %d", n.Add(1))
-		j, err := postgres.Open(context.Background(), dsn, postgres.Options{Schema: schema, MaxEventSize: testMaxEventSize})
+		j, err := postgres.Open(context.Background(), dsn, postgres.Config{Schema: schema, MaxEventSize: testMaxEventSize})
 		require.NoError(t, err)
 		return j, journaltest.Features{Corrupt: corrupt(dsn), MaxEventSize: testMaxEventSize}
 	})
@@ -91,7 +91,7 @@ func TestOpen_ConcurrentOpensOfOneSchema_AllSucceed(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			js[i], errs[i] = postgres.Open(context.Background(), dsn, postgres.Options{Schema: "shared"})
+			js[i], errs[i] = postgres.Open(context.Background(), dsn, postgres.Config{Schema: "shared"})
 		})
 	}
 	wg.Wait()
@@ -108,17 +108,17 @@ func TestOpen_ConcurrentOpensOfOneSchema_AllSucceed(t *testing.T) {
 }
 
 func TestOpen_BadDSN_ReturnsError(t *testing.T) {
-	_, err := postgres.Open(context.Background(), "postgres://nobody@127.0.0.1:1/none?connect_timeout=1", postgres.Options{})
+	_, err := postgres.Open(context.Background(), "postgres://nobody@127.0.0.1:1/none?connect_timeout=1", postgres.Config{})
 	require.Error(t, err)
-	_, err = postgres.Open(context.Background(), "::not a dsn::", postgres.Options{})
+	_, err = postgres.Open(context.Background(), "::not a dsn::", postgres.Config{})
 	require.Error(t, err)
 }
 
-func TestOptions_Validate_Negative_ReturnsError(t *testing.T) {
-	for _, o := range []postgres.Options{{MaxEventSize: -1}, {MaxBatchEvents: -1}, {WriteTimeout: -1}, {PollInterval: -1}, {MaxConns: -1}} {
+func TestConfig_Validate_Negative_ReturnsError(t *testing.T) {
+	for _, o := range []postgres.Config{{MaxEventSize: -1}, {MaxBatchEvents: -1}, {WriteTimeout: -1}, {PollInterval: -1}, {MaxConns: -1}} {
 		assert.Error(t, o.Validate(), "%+v", o)
 	}
-	assert.NoError(t, postgres.Options{}.Validate())
+	assert.NoError(t, postgres.Config{}.Validate())
 }
 
 // TestJournal_Append_TwoJournalsOneSchema_ShareVersionsAndOrder runs two
@@ -126,8 +126,8 @@ func TestOptions_Validate_Negative_ReturnsError(t *testing.T) {
 // version check holds across them, and the global order stays gap-free.
 func TestJournal_Append_TwoJournalsOneSchema_ShareVersionsAndOrder(t *testing.T) {
 	dsn := pgtest.DSN(t)
-	a := openJournal(t, dsn, postgres.Options{})
-	b := openJournal(t, dsn, postgres.Options{})
+	a := openJournal(t, dsn, postgres.Config{})
+	b := openJournal(t, dsn, postgres.Config{})
 	ctx := context.Background()
 
 	_, err := a.Append(ctx, "s", journal.NoStream, newEvents("s", 1))
@@ -185,8 +185,8 @@ func TestJournal_Append_TwoJournalsOneSchema_ShareVersionsAndOrder(t *testing.T)
 // it: the append must not overwrite the other's head, and lands after it.
 func TestJournal_Append_StreamCreatedByOtherJournal_ReplansAndAppends(t *testing.T) {
 	dsn := pgtest.DSN(t)
-	a := openJournal(t, dsn, postgres.Options{})
-	b := openJournal(t, dsn, postgres.Options{})
+	a := openJournal(t, dsn, postgres.Config{})
+	b := openJournal(t, dsn, postgres.Config{})
 	ctx := context.Background()
 
 	// a learns (and caches) that "n" does not exist.
@@ -214,8 +214,8 @@ func TestJournal_Append_StreamCreatedByOtherJournal_ReplansAndAppends(t *testing
 // original versions and positions, and nothing is stored twice.
 func TestJournal_Append_AnyRetryOfOtherJournalsAppend_IsDuplicate(t *testing.T) {
 	dsn := pgtest.DSN(t)
-	a := openJournal(t, dsn, postgres.Options{})
-	b := openJournal(t, dsn, postgres.Options{})
+	a := openJournal(t, dsn, postgres.Config{})
+	b := openJournal(t, dsn, postgres.Config{})
 	ctx := context.Background()
 
 	_, err := a.Append(ctx, "d", journal.NoStream, newEvents("d", 1)) // a caches head 1
@@ -248,8 +248,8 @@ func TestJournal_Append_AnyRetryOfOtherJournalsAppend_IsDuplicate(t *testing.T) 
 // carries another process's commit to a waiter.
 func TestJournal_WaitFor_CommitByOtherJournal_Wakes(t *testing.T) {
 	dsn := pgtest.DSN(t)
-	a := openJournal(t, dsn, postgres.Options{PollInterval: time.Hour}) // only a notification can wake it
-	b := openJournal(t, dsn, postgres.Options{})
+	a := openJournal(t, dsn, postgres.Config{PollInterval: time.Hour}) // only a notification can wake it
+	b := openJournal(t, dsn, postgres.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	last, err := a.LastPosition(ctx)
@@ -269,7 +269,7 @@ func TestJournal_WaitFor_CommitByOtherJournal_Wakes(t *testing.T) {
 
 func TestJournal_Append_ContextEndsWhileQueued_NothingStoredOrOutcomeKnown(t *testing.T) {
 	dsn := pgtest.DSN(t)
-	j := openJournal(t, dsn, postgres.Options{})
+	j := openJournal(t, dsn, postgres.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	type result struct {
@@ -309,7 +309,7 @@ func TestJournal_Append_ContextEndsWhileQueued_NothingStoredOrOutcomeKnown(t *te
 func TestJournal_Append_ServerKilled_AcknowledgedEventsSurvive(t *testing.T) {
 	srv := pgtest.Start(t)
 	dsn := srv.NewDatabase(t)
-	j := openJournal(t, dsn, postgres.Options{WriteTimeout: 10 * time.Second})
+	j := openJournal(t, dsn, postgres.Config{WriteTimeout: 10 * time.Second})
 	ctx := context.Background()
 
 	type ack struct {
@@ -382,7 +382,7 @@ func TestJournal_Append_ServerKilled_AcknowledgedEventsSurvive(t *testing.T) {
 	t.Logf("acknowledged appends: %d, failed: %d (outcome unknown: %d)", acked.Load(), failures.Load(), unknown)
 
 	// Reopen and check.
-	j2 := openJournal(t, dsn, postgres.Options{})
+	j2 := openJournal(t, dsn, postgres.Config{})
 	byID := map[string][]journal.Record{}
 	all := readAll(t, j2, 0)
 	for i, r := range all {

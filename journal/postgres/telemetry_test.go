@@ -24,7 +24,7 @@ func TestJournal_Append_RecordsCommitMetricsAndLinkedSpan(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	defer tp.Shutdown(context.Background())
 
-	j, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Options{Metrics: metrics, TracerProvider: tp})
+	j, err := postgres.Open(context.Background(), pgtest.DSN(t), postgres.Config{Metrics: metrics, TracerProvider: tp})
 	require.NoError(t, err)
 	defer j.Close()
 

@@ -49,7 +49,7 @@ const (
 var tombstone = []byte{0}
 
 // DefaultLockTimeout is how long Open waits for the file lock when
-// Options.LockTimeout is 0.
+// Config.LockTimeout is 0.
 const DefaultLockTimeout = 5 * time.Second
 
 // Suffixes of the temporary files of a compaction (see the package
@@ -60,8 +60,8 @@ const (
 	compactedSuffix  = ".compacted"
 )
 
-// Options configure a Store. The zero value works.
-type Options struct {
+// Config configures a Store. The zero value works.
+type Config struct {
 	// NoSync skips every fsync. TESTS ONLY: a crash can lose keys — which
 	// erases data — or resurrect destroyed ones.
 	NoSync bool
@@ -71,7 +71,7 @@ type Options struct {
 }
 
 // Validate reports whether o is usable.
-func (o Options) Validate() error {
+func (o Config) Validate() error {
 	if o.LockTimeout < 0 {
 		return fmt.Errorf("pii/bolt: negative LockTimeout %v", o.LockTimeout)
 	}
@@ -82,7 +82,7 @@ func (o Options) Validate() error {
 // concurrent use; Delete excludes every other call while it compacts.
 type Store struct {
 	path string
-	opts Options
+	opts Config
 
 	// mu is held for reading by Get and GetOrCreate and for writing by
 	// Delete and Close.
@@ -96,7 +96,7 @@ var _ pii.KeyStore = (*Store)(nil)
 
 // Open opens (creating if needed) the key store file at path, first
 // finishing or discarding a compaction a crash interrupted.
-func Open(path string, opts Options) (*Store, error) {
+func Open(path string, opts Config) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}

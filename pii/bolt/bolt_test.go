@@ -15,7 +15,7 @@ import (
 )
 
 func openStore(t *testing.T, dir string) pii.KeyStore {
-	s, err := bolt.Open(filepath.Join(dir, "keys.db"), bolt.Options{})
+	s, err := bolt.Open(filepath.Join(dir, "keys.db"), bolt.Config{})
 	require.NoError(t, err)
 	return s
 }
@@ -28,7 +28,7 @@ func TestStore_Delete_KeyBytesGoneFromFile(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "keys.db")
-	s, err := bolt.Open(path, bolt.Options{})
+	s, err := bolt.Open(path, bolt.Config{})
 	require.NoError(t, err)
 	defer s.Close()
 	var erased, kept []pii.Key
@@ -70,7 +70,7 @@ func TestOpen_InterruptedCompaction_Finished(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "keys.db")
-	s, err := bolt.Open(path, bolt.Options{})
+	s, err := bolt.Open(path, bolt.Config{})
 	require.NoError(t, err)
 	k, err := s.GetOrCreate(ctx, "alice")
 	require.NoError(t, err)
@@ -85,7 +85,7 @@ func TestOpen_InterruptedCompaction_Finished(t *testing.T) {
 	// And a stale half-written compaction from an earlier crash.
 	require.NoError(t, os.WriteFile(path+".compacting", []byte("partial"), 0o600))
 
-	s, err = bolt.Open(path, bolt.Options{})
+	s, err = bolt.Open(path, bolt.Config{})
 	require.NoError(t, err)
 	defer s.Close()
 	got, err := s.Get(ctx, k.ID)

@@ -2,7 +2,7 @@
 //
 //	func TestStore_Conformance(t *testing.T) {
 //		piitest.RunKeyStore(t, piitest.Features{Durable: true}, func(t *testing.T, dir string) pii.KeyStore {
-//			s, err := bolt.Open(filepath.Join(dir, "keys.db"), bolt.Options{NoSync: true})
+//			s, err := bolt.Open(filepath.Join(dir, "keys.db"), bolt.Config{NoSync: true})
 //			require.NoError(t, err)
 //			return s
 //		})

@@ -26,7 +26,7 @@ func BenchmarkStore_Handler_CatchUpBoltJournal(b *testing.B) {
 	if err := orchestrix.Register[Deposited](reg, "test.Deposited"); err != nil {
 		b.Fatal(err)
 	}
-	j, err := boltjournal.Open(filepath.Join(b.TempDir(), "journal.db"), boltjournal.Options{NoSync: true})
+	j, err := boltjournal.Open(filepath.Join(b.TempDir(), "journal.db"), boltjournal.Config{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -31,8 +31,8 @@ import (
 // PostgreSQL's bigint cannot hold.
 var ErrInvalid = errors.New("projection/pgstore: invalid checkpoint")
 
-// Options configure a Store. The zero value is usable.
-type Options struct {
+// Config configures a Store. The zero value is usable.
+type Config struct {
 	// Schema holds the checkpoint table; empty means the connection's
 	// current schema (usually "public").
 	Schema string
@@ -58,7 +58,7 @@ var migrations = []pgmigrate.Migration{{Version: 1, SQL: `
 	)`}}
 
 // Open connects to dsn and returns a Store owning its connection pool.
-func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+func Open(ctx context.Context, dsn string, opts Config) (*Store, error) {
 	pool, err := pgmigrate.Connect(ctx, dsn, 0, nil)
 	if err != nil {
 		return nil, fmt.Errorf("projection/pgstore: %w", err)
@@ -74,7 +74,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 
 // New returns a Store over pool, which the caller keeps owning (Close does
 // not close it).
-func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) {
+func New(ctx context.Context, pool *pgxpool.Pool, opts Config) (*Store, error) {
 	schema, err := pgmigrate.Prepare(ctx, pool, opts.Schema, "projection_checkpoints", migrations)
 	if err != nil {
 		return nil, fmt.Errorf("projection/pgstore: %w", err)

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func open(t *testing.T) (*pgstore.Store, string) {
 	t.Helper()
 	dsn := pgtest.DSN(t)
-	s, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Schema: "checkpoints"})
+	s, err := pgstore.Open(context.Background(), dsn, pgstore.Config{Schema: "checkpoints"})
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s, dsn
@@ -44,7 +44,7 @@ func TestStore_LoadSave_RoundTripAndOverwrite(t *testing.T) {
 	require.NoError(t, s.Save(ctx, "balances", math.MaxInt64))
 
 	// Another process opening the same schema sees the same checkpoints.
-	s2, err := pgstore.Open(ctx, dsn, pgstore.Options{Schema: "checkpoints"})
+	s2, err := pgstore.Open(ctx, dsn, pgstore.Config{Schema: "checkpoints"})
 	require.NoError(t, err)
 	defer s2.Close()
 	pos, err = s2.Load(ctx, "balances")

@@ -8,7 +8,7 @@ import (
 	"github.com/orchestrix/orchestrix/snapshot/bolt"
 )
 
-func benchSave(b *testing.B, opts bolt.Options) {
+func benchSave(b *testing.B, opts bolt.Config) {
 	s, err := bolt.Open(filepath.Join(b.TempDir(), "bench.db"), opts)
 	if err != nil {
 		b.Fatal(err)
@@ -27,15 +27,15 @@ func benchSave(b *testing.B, opts bolt.Options) {
 }
 
 // BenchmarkStore_Save measures one durable 1 KiB save (one fsynced commit).
-func BenchmarkStore_Save(b *testing.B) { benchSave(b, bolt.Options{}) }
+func BenchmarkStore_Save(b *testing.B) { benchSave(b, bolt.Config{}) }
 
 // BenchmarkStore_SaveNoSync is the same without fsync (tests only).
-func BenchmarkStore_SaveNoSync(b *testing.B) { benchSave(b, bolt.Options{NoSync: true}) }
+func BenchmarkStore_SaveNoSync(b *testing.B) { benchSave(b, bolt.Config{NoSync: true}) }
 
 // BenchmarkStore_Load measures loading a 1 KiB snapshot at or below a
 // version from a stream of 1,000 snapshots, among 100 streams.
 func BenchmarkStore_Load(b *testing.B) {
-	s, err := bolt.Open(filepath.Join(b.TempDir(), "bench.db"), bolt.Options{NoSync: true})
+	s, err := bolt.Open(filepath.Join(b.TempDir(), "bench.db"), bolt.Config{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}

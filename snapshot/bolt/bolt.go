@@ -33,14 +33,14 @@
 // (years 1678 to 2262) excludes the zero time; it is loaded in UTC. The
 // checksum covers the key, so a value found under the wrong key also fails
 // it. A snapshot that fails its checksum or cannot be decoded is skipped by
-// Load (with a warning on Options.Logger) and removed by DeleteMatching like
+// Load (with a warning on Config.Logger) and removed by DeleteMatching like
 // any snapshot in its version range.
 //
 // # Durability
 //
 // Every Save, Delete and DeleteMatching is one bbolt read-write transaction,
 // which is durable (fsync) when it returns unless the file was opened with
-// Options.NoSync. A commit that fails is reported as an error matching
+// Config.NoSync. A commit that fails is reported as an error matching
 // orchestrix.ErrOutcomeUnknown: the write may or may not be on disk.
 package bolt
 
@@ -66,11 +66,11 @@ import (
 const BucketName = "snapshots"
 
 // DefaultLockTimeout is how long Open waits for the file lock when
-// Options.LockTimeout is 0.
+// Config.LockTimeout is 0.
 const DefaultLockTimeout = 5 * time.Second
 
-// Options configure a Store. The zero value works.
-type Options struct {
+// Config configures a Store. The zero value works.
+type Config struct {
 	// NoSync skips the fsync at the end of every write. TESTS ONLY: a crash
 	// can lose or corrupt recent snapshots, or the whole file. It applies
 	// only to Open; New returns an error when it is set, because a shared
@@ -88,7 +88,7 @@ type Options struct {
 }
 
 // Validate reports whether o is usable.
-func (o Options) Validate() error {
+func (o Config) Validate() error {
 	if o.LockTimeout < 0 {
 		return fmt.Errorf("snapshot/bolt: negative LockTimeout %v", o.LockTimeout)
 	}
@@ -127,7 +127,7 @@ const (
 
 // Open opens (creating if needed) the bbolt file at path and returns a store
 // that owns it: Close closes the file.
-func Open(path string, opts Options) (*Store, error) {
+func Open(path string, opts Config) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -149,8 +149,8 @@ func Open(path string, opts Options) (*Store, error) {
 // New returns a store in db, which stays owned by the caller: Close does not
 // close db, and the caller must not close db before closing the store. New
 // creates the "snapshots" bucket if it is missing and touches no other
-// bucket. Options.NoSync must be false (db's own setting applies).
-func New(db *bbolt.DB, opts Options) (*Store, error) {
+// bucket. Config.NoSync must be false (db's own setting applies).
+func New(db *bbolt.DB, opts Config) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("snapshot/bolt: nil *bbolt.DB")
 	}
@@ -158,12 +158,12 @@ func New(db *bbolt.DB, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if opts.NoSync {
-		return nil, errors.New("snapshot/bolt: Options.NoSync is only for Open; a shared database keeps its owner's sync setting")
+		return nil, errors.New("snapshot/bolt: Config.NoSync is only for Open; a shared database keeps its owner's sync setting")
 	}
 	return newStore(db, opts, false)
 }
 
-func newStore(db *bbolt.DB, opts Options, owned bool) (*Store, error) {
+func newStore(db *bbolt.DB, opts Config, owned bool) (*Store, error) {
 	bucket := []byte(BucketName)
 	err := db.Update(func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucket)

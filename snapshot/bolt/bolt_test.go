@@ -59,7 +59,7 @@ func TestNew_Conformance(t *testing.T) {
 	snapshottest.Run(t, func(t *testing.T) (snapshot.Store, snapshottest.Features) {
 		db := openDB(t, filepath.Join(t.TempDir(), "shared.db"))
 		t.Cleanup(func() { require.NoError(t, db.Close()) })
-		s, err := bolt.New(db, bolt.Options{})
+		s, err := bolt.New(db, bolt.Config{})
 		require.NoError(t, err)
 		return s, snapshottest.Features{
 			Corrupt: func(t *testing.T, _ snapshot.Store, stream string, version uint64) {
@@ -71,7 +71,7 @@ func TestNew_Conformance(t *testing.T) {
 
 func TestOpen_Conformance(t *testing.T) {
 	snapshottest.Run(t, func(t *testing.T) (snapshot.Store, snapshottest.Features) {
-		s, err := bolt.Open(filepath.Join(t.TempDir(), "own.db"), bolt.Options{NoSync: true})
+		s, err := bolt.Open(filepath.Join(t.TempDir(), "own.db"), bolt.Config{NoSync: true})
 		require.NoError(t, err)
 		// Corruption needs raw access to the file, which an owning store
 		// does not share; TestNew_Conformance and
@@ -100,7 +100,7 @@ func requireLoad(t *testing.T, s snapshot.Store, stream string, c snapshot.Crite
 
 func TestOpen_Reopen_SnapshotsPersist(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "snap.db")
-	s, err := bolt.Open(path, bolt.Options{})
+	s, err := bolt.Open(path, bolt.Config{})
 	require.NoError(t, err)
 	for v := uint64(1); v <= 3; v++ {
 		require.NoError(t, s.Save(t.Context(), snap("acc-1", v)))
@@ -108,7 +108,7 @@ func TestOpen_Reopen_SnapshotsPersist(t *testing.T) {
 	require.NoError(t, s.Save(t.Context(), snap("acc-2", 9)))
 	require.NoError(t, s.Close())
 
-	s, err = bolt.Open(path, bolt.Options{})
+	s, err = bolt.Open(path, bolt.Config{})
 	require.NoError(t, err)
 	defer s.Close()
 	requireLoad(t, s, "acc-1", snapshot.Latest, snap("acc-1", 3))
@@ -118,7 +118,7 @@ func TestOpen_Reopen_SnapshotsPersist(t *testing.T) {
 
 func TestOpen_CorruptOnDisk_FallsBackAfterReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "snap.db")
-	s, err := bolt.Open(path, bolt.Options{NoSync: true})
+	s, err := bolt.Open(path, bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	for v := uint64(1); v <= 3; v++ {
 		require.NoError(t, s.Save(t.Context(), snap("acc", v)))
@@ -135,7 +135,7 @@ func TestOpen_CorruptOnDisk_FallsBackAfterReopen(t *testing.T) {
 	}))
 	require.NoError(t, db.Close())
 
-	s, err = bolt.Open(path, bolt.Options{NoSync: true})
+	s, err = bolt.Open(path, bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	defer s.Close()
 	requireLoad(t, s, "acc", snapshot.Latest, snap("acc", 1))
@@ -144,7 +144,7 @@ func TestOpen_CorruptOnDisk_FallsBackAfterReopen(t *testing.T) {
 func TestStore_Load_GarbageValues_Skipped(t *testing.T) {
 	db := openDB(t, filepath.Join(t.TempDir(), "snap.db"))
 	defer db.Close()
-	s, err := bolt.New(db, bolt.Options{})
+	s, err := bolt.New(db, bolt.Config{})
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.Save(t.Context(), snap("acc", 1)))
@@ -186,7 +186,7 @@ func TestNew_Close_LeavesSharedDBOpen(t *testing.T) {
 		}
 		return nil
 	}))
-	s, err := bolt.New(db, bolt.Options{})
+	s, err := bolt.New(db, bolt.Config{})
 	require.NoError(t, err)
 	require.NoError(t, s.Save(t.Context(), snap("acc", 1)))
 	require.NoError(t, s.Close())
@@ -208,40 +208,40 @@ func TestNew_Close_LeavesSharedDBOpen(t *testing.T) {
 	require.ElementsMatch(t, []string{"log", "index", "heads", "ids", "meta", "snapshots"}, buckets)
 
 	// A new store on the same db sees what the first one saved.
-	s2, err := bolt.New(db, bolt.Options{})
+	s2, err := bolt.New(db, bolt.Config{})
 	require.NoError(t, err)
 	defer s2.Close()
 	requireLoad(t, s2, "acc", snapshot.Latest, snap("acc", 1))
 }
 
 func TestNew_InvalidArguments_Error(t *testing.T) {
-	_, err := bolt.New(nil, bolt.Options{})
+	_, err := bolt.New(nil, bolt.Config{})
 	require.Error(t, err)
 
 	db := openDB(t, filepath.Join(t.TempDir(), "shared.db"))
 	defer db.Close()
-	_, err = bolt.New(db, bolt.Options{NoSync: true})
+	_, err = bolt.New(db, bolt.Config{NoSync: true})
 	require.ErrorContains(t, err, "NoSync")
-	_, err = bolt.New(db, bolt.Options{LockTimeout: -time.Second})
+	_, err = bolt.New(db, bolt.Config{LockTimeout: -time.Second})
 	require.ErrorContains(t, err, "LockTimeout")
 }
 
 func TestOpen_FileLocked_TimesOut(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "snap.db")
-	s, err := bolt.Open(path, bolt.Options{NoSync: true})
+	s, err := bolt.Open(path, bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	defer s.Close()
-	_, err = bolt.Open(path, bolt.Options{NoSync: true, LockTimeout: 50 * time.Millisecond})
+	_, err = bolt.Open(path, bolt.Config{NoSync: true, LockTimeout: 50 * time.Millisecond})
 	require.ErrorIs(t, err, bbolt.ErrTimeout)
 }
 
 func TestOpen_BadPath_Error(t *testing.T) {
-	_, err := bolt.Open(filepath.Join(t.TempDir(), "missing-dir", "snap.db"), bolt.Options{})
+	_, err := bolt.Open(filepath.Join(t.TempDir(), "missing-dir", "snap.db"), bolt.Config{})
 	require.Error(t, err)
 }
 
 func TestStore_Save_StreamTooLong_ErrInvalid(t *testing.T) {
-	s, err := bolt.Open(filepath.Join(t.TempDir(), "snap.db"), bolt.Options{NoSync: true})
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "snap.db"), bolt.Config{NoSync: true})
 	require.NoError(t, err)
 	defer s.Close()
 	long := strings.Repeat("x", bolt.MaxStreamLen+1)
@@ -257,7 +257,7 @@ func TestStore_Save_StreamTooLong_ErrInvalid(t *testing.T) {
 func TestStore_Save_KeyLayout_AsDocumented(t *testing.T) {
 	db := openDB(t, filepath.Join(t.TempDir(), "shared.db"))
 	defer db.Close()
-	s, err := bolt.New(db, bolt.Options{})
+	s, err := bolt.New(db, bolt.Config{})
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.Save(context.Background(), snap("ab", 258)))

@@ -11,7 +11,7 @@ import (
 
 func Example() {
 	ctx := context.Background()
-	store := mem.New(mem.Options{})
+	store := mem.New(mem.Config{})
 	defer store.Close()
 
 	taken := time.Date(2026, time.May, 1, 12, 0, 0, 0, time.UTC)
@@ -48,7 +48,7 @@ func Example() {
 
 func ExampleStore_CorruptForTest() {
 	ctx := context.Background()
-	store := mem.New(mem.Options{})
+	store := mem.New(mem.Config{})
 	defer store.Close()
 
 	for _, v := range []uint64{1, 2} {

@@ -20,8 +20,8 @@ import (
 	"github.com/orchestrix/orchestrix/snapshot"
 )
 
-// Options configure a Store. The zero value works.
-type Options struct {
+// Config configures a Store. The zero value works.
+type Config struct {
 	// Logger receives a warning for every snapshot Load skips because it
 	// failed its checksum. Nil discards them.
 	Logger *slog.Logger
@@ -50,7 +50,7 @@ var _ snapshot.Store = (*Store)(nil)
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // New returns an empty store.
-func New(opts Options) *Store {
+func New(opts Config) *Store {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

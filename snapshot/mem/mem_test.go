@@ -15,7 +15,7 @@ import (
 
 func TestStore_Conformance(t *testing.T) {
 	snapshottest.Run(t, func(t *testing.T) (snapshot.Store, snapshottest.Features) {
-		return mem.New(mem.Options{}), snapshottest.Features{
+		return mem.New(mem.Config{}), snapshottest.Features{
 			Corrupt: func(t *testing.T, s snapshot.Store, stream string, version uint64) {
 				t.Helper()
 				require.NoError(t, s.(*mem.Store).CorruptForTest(stream, version))
@@ -28,7 +28,7 @@ var at = time.Date(2026, time.January, 2, 3, 4, 5, 0, time.UTC)
 
 func TestStore_FailNextSave_FailsOnceAndStoresNothing(t *testing.T) {
 	ctx := t.Context()
-	s := mem.New(mem.Options{})
+	s := mem.New(mem.Config{})
 	boom := errors.New("disk full")
 	s.FailNextSave(boom)
 
@@ -48,7 +48,7 @@ func TestStore_FailNextSave_FailsOnceAndStoresNothing(t *testing.T) {
 }
 
 func TestStore_FailNextSave_NilDisarms(t *testing.T) {
-	s := mem.New(mem.Options{})
+	s := mem.New(mem.Config{})
 	s.FailNextSave(errors.New("boom"))
 	s.FailNextSave(nil)
 	require.NoError(t, s.Save(t.Context(), snapshot.Snapshot{Stream: "a", Version: 1}))
@@ -56,7 +56,7 @@ func TestStore_FailNextSave_NilDisarms(t *testing.T) {
 
 func TestStore_FailNextLoad_FailsOnce(t *testing.T) {
 	ctx := t.Context()
-	s := mem.New(mem.Options{})
+	s := mem.New(mem.Config{})
 	snap := snapshot.Snapshot{Stream: "a", Version: 3, Type: "t", Time: at, Data: []byte("x")}
 	require.NoError(t, s.Save(ctx, snap))
 	boom := errors.New("read error")
@@ -74,7 +74,7 @@ func TestStore_FailNextLoad_FailsOnce(t *testing.T) {
 }
 
 func TestStore_CorruptForTest_MissingSnapshot_ErrNotFound(t *testing.T) {
-	s := mem.New(mem.Options{})
+	s := mem.New(mem.Config{})
 	require.NoError(t, s.Save(t.Context(), snapshot.Snapshot{Stream: "a", Version: 1}))
 	require.ErrorIs(t, s.CorruptForTest("a", 2), orchestrix.ErrNotFound)
 	require.ErrorIs(t, s.CorruptForTest("b", 1), orchestrix.ErrNotFound)

@@ -4,7 +4,7 @@
 //
 // # Schema
 //
-// Open creates and migrates its table in Options.Schema (default: the
+// Open creates and migrates its table in Config.Schema (default: the
 // connection's current schema). Migrations are numbered and recorded in
 // the schema's schema_migrations table (component "snapshot") and run under
 // a transaction-scoped advisory lock, so several processes may open the
@@ -43,8 +43,8 @@ import (
 	"github.com/orchestrix/orchestrix/snapshot"
 )
 
-// Options configure a Store. The zero value works.
-type Options struct {
+// Config configures a Store. The zero value works.
+type Config struct {
 	// Schema is the PostgreSQL schema holding the snapshots table; it is
 	// created if missing. Empty means the connection's current schema.
 	Schema string
@@ -59,9 +59,9 @@ type Options struct {
 }
 
 // Validate reports whether o is usable.
-func (o Options) Validate() error {
+func (o Config) Validate() error {
 	if o.MaxConns < 0 {
-		return errors.New("snapshot/postgres: Options.MaxConns is negative")
+		return errors.New("snapshot/postgres: Config.MaxConns is negative")
 	}
 	return nil
 }
@@ -116,7 +116,7 @@ var _ snapshot.Store = (*Store)(nil)
 
 // Open connects to the database at dsn, creates or migrates the snapshots
 // table and returns the store. Close closes the pool it creates.
-func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+func Open(ctx context.Context, dsn string, opts Config) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 
 // New returns a store over an existing pool, creating or migrating its
 // table. Close does not close the pool.
-func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) {
+func New(ctx context.Context, pool *pgxpool.Pool, opts Config) (*Store, error) {
 	if pool == nil {
 		return nil, errors.New("snapshot/postgres: nil pool")
 	}
@@ -144,7 +144,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) 
 	return newStore(ctx, pool, opts, false)
 }
 
-func newStore(ctx context.Context, pool *pgxpool.Pool, opts Options, ownPool bool) (*Store, error) {
+func newStore(ctx context.Context, pool *pgxpool.Pool, opts Config, ownPool bool) (*Store, error) {
 	schema, err := pgmigrate.Prepare(ctx, pool, opts.Schema, "snapshot", migrations)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot/postgres: %w", err)

@@ -36,7 +36,7 @@ func TestStore_Conformance(t *testing.T) {
 	// unique per case.
 	dsn := pgtest.DSN(t)
 	snapshottest.Run(t, func(t *testing.T) (snapshot.Store, snapshottest.Features) {
-		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		s, err := postgres.Open(context.Background(), dsn, postgres.Config{})
 		require.NoError(t, err)
 		return s, snapshottest.Features{Corrupt: corrupt(dsn)}
 	})
@@ -45,10 +45,10 @@ func TestStore_Conformance(t *testing.T) {
 func TestOpen_TwoStoresOneSchema_ShareSnapshots(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := context.Background()
-	a, err := postgres.Open(ctx, dsn, postgres.Options{Schema: "snaps"})
+	a, err := postgres.Open(ctx, dsn, postgres.Config{Schema: "snaps"})
 	require.NoError(t, err)
 	defer a.Close()
-	b, err := postgres.Open(ctx, dsn, postgres.Options{Schema: "snaps"})
+	b, err := postgres.Open(ctx, dsn, postgres.Config{Schema: "snaps"})
 	require.NoError(t, err)
 	defer b.Close()
 	require.NoError(t, a.Save(ctx, snapshot.Snapshot{Stream: "s", Version: 3, Type: "T", SchemaVersion: 2, Data: []byte("x")}))
@@ -63,7 +63,7 @@ func TestOpen_TwoStoresOneSchema_ShareSnapshots(t *testing.T) {
 func TestStore_Load_ManyCorruptNewest_FallsBackPastOnePage(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	s, err := postgres.Open(ctx, dsn, postgres.Config{})
 	require.NoError(t, err)
 	defer s.Close()
 	for v := uint64(1); v <= 30; v++ {
@@ -79,6 +79,6 @@ func TestStore_Load_ManyCorruptNewest_FallsBackPastOnePage(t *testing.T) {
 }
 
 func TestOptions_Validate_NegativeMaxConns_ReturnsError(t *testing.T) {
-	assert.Error(t, postgres.Options{MaxConns: -1}.Validate())
-	assert.NoError(t, postgres.Options{}.Validate())
+	assert.Error(t, postgres.Config{MaxConns: -1}.Validate())
+	assert.NoError(t, postgres.Config{}.Validate())
 }
