@@ -118,7 +118,7 @@ type Config struct {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Journal == nil {
-		errs = append(errs, errors.New("Journal is nil"))
+		errs = append(errs, errors.New("Config.Journal is nil"))
 	}
 	if c.MaxActive < 0 {
 		errs = append(errs, fmt.Errorf("MaxActive %d is negative", c.MaxActive))

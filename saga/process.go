@@ -189,12 +189,12 @@ func On[S, E any](p *Process[S], correlate func(ev projection.Event, payload E) 
 	}
 	switch {
 	case correlate == nil || handle == nil:
-		p.errs = append(p.errs, fmt.Errorf("On[%v]: nil correlate or handle function", goType))
+		p.errs = append(p.errs, fmt.Errorf("saga.On[%v]: nil correlate or handle function", goType))
 		return p
 	}
 	for _, h := range p.handlers {
 		if h.goType == goType {
-			p.errs = append(p.errs, fmt.Errorf("On[%v]: a handler for that type is already set", goType))
+			p.errs = append(p.errs, fmt.Errorf("saga.On[%v]: a handler for that type is already set", goType))
 			return p
 		}
 	}

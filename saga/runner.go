@@ -135,15 +135,15 @@ type Config struct {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Journal == nil {
-		errs = append(errs, errors.New("Journal is nil"))
+		errs = append(errs, errors.New("Config.Journal is nil"))
 	} else if _, ok := c.Journal.(journal.Watcher); !ok {
 		errs = append(errs, fmt.Errorf("journal %T does not implement journal.Watcher", c.Journal))
 	}
 	if c.Registry == nil {
-		errs = append(errs, errors.New("Registry is nil"))
+		errs = append(errs, errors.New("Config.Registry is nil"))
 	}
 	if c.Checkpoints == nil {
-		errs = append(errs, errors.New("Checkpoints is nil"))
+		errs = append(errs, errors.New("Config.Checkpoints is nil"))
 	}
 	if c.Retry.MaxAttempts < 0 || c.Retry.InitialBackoff < 0 || c.Retry.MaxBackoff < 0 {
 		errs = append(errs, fmt.Errorf("Retry %+v has a negative field", c.Retry))

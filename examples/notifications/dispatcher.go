@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/projection"
@@ -118,7 +119,7 @@ func (d *Dispatcher) Projection() projection.Projection {
 		Checkpoints: d.store,
 		Filter:      projection.Filter{Kinds: []string{Notifications.Kind}},
 		Reset: d.store.Reset(DispatcherProjection, func(tx *bolt.Tx) error {
-			if err := tx.DeleteBucket(scheduleBucket); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := tx.DeleteBucket(scheduleBucket); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 				return err
 			}
 			_, err := tx.CreateBucket(scheduleBucket)

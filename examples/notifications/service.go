@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orchestrix/orchestrix/actor"
@@ -179,7 +180,7 @@ func deadLetterProjection(store *boltstore.Store) projection.Projection {
 			"notify.notification.dead_lettered", "notify.notification.replayed", "notify.notification.delivered",
 		}},
 		Reset: store.Reset(DeadLettersProjection, func(tx *bolt.Tx) error {
-			if err := tx.DeleteBucket(deadLetterBucket); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := tx.DeleteBucket(deadLetterBucket); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 				return err
 			}
 			_, err := tx.CreateBucket(deadLetterBucket)
