@@ -2,11 +2,10 @@ package actor
 
 import (
 	"context"
-	"runtime/debug"
 	"strings"
 
 	"github.com/orchestrix/orchestrix"
-	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/internal/aggexec"
 )
 
 // subjectCodec returns the registry's codec when it is subject-aware and
@@ -30,7 +29,7 @@ func (h *Handle[S, C, E]) encodeState(ctx context.Context, id string, state S) (
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			data, err = nil, &aggregate.PanicError{Func: "EncodeState", Value: r, Stack: debug.Stack()}
+			data, err = nil, aggexec.PanicError("EncodeState", r)
 		}
 	}()
 	return sc.EncodeFor(ctx, id, state)
@@ -44,7 +43,7 @@ func (h *Handle[S, C, E]) decodeState(ctx context.Context, stream string, data [
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			err = &aggregate.PanicError{Func: "DecodeState", Value: r, Stack: debug.Stack()}
+			err = aggexec.PanicError("DecodeState", r)
 		}
 	}()
 	err = sc.DecodeFor(ctx, strings.TrimPrefix(stream, h.kind+"-"), data, &state)

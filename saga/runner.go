@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orchestrix/orchestrix"
-	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/projection"
@@ -85,8 +84,8 @@ type Config struct {
 	// restart without rereading the whole journal.
 	Checkpoints projection.CheckpointStore
 	// Clock times durable deadlines, attempt timeouts and retry backoff,
-	// and stamps the saga events. Nil means actor.SystemClock.
-	Clock actor.Clock
+	// and stamps the saga events. Nil means orchestrix.SystemClock.
+	Clock orchestrix.Clock
 	// Logger receives failures and retries. Nil discards them.
 	Logger *slog.Logger
 	// Source is the CloudEvents source of the saga events. Empty means
@@ -186,7 +185,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 		return nil, err
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = actor.SystemClock{}
+		cfg.Clock = orchestrix.SystemClock{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

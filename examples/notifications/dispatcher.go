@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/orchestrix/orchestrix"
 	"hash/fnv"
 	"log/slog"
 	"sync"
@@ -42,7 +43,7 @@ type Scheduled struct {
 type armed struct {
 	at      Scheduled
 	outcome NotificationCommand
-	timer   actor.Timer
+	timer   orchestrix.Timer
 }
 
 // Dispatcher follows the journal (as the projection DispatcherProjection)
@@ -66,7 +67,7 @@ type Dispatcher struct {
 	notifications notificationHandle
 	channel       Channel
 	policy        Policy
-	clock         actor.Clock
+	clock         orchestrix.Clock
 	log           *slog.Logger
 	store         *boltstore.Store
 	db            *bolt.DB
@@ -84,7 +85,7 @@ type Dispatcher struct {
 	stripes [64]sync.Mutex
 }
 
-func newDispatcher(db *bolt.DB, store *boltstore.Store, h notificationHandle, ch Channel, p Policy, clock actor.Clock, log *slog.Logger) (*Dispatcher, error) {
+func newDispatcher(db *bolt.DB, store *boltstore.Store, h notificationHandle, ch Channel, p Policy, clock orchestrix.Clock, log *slog.Logger) (*Dispatcher, error) {
 	if err := db.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(scheduleBucket)
 		return err

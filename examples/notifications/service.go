@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/orchestrix/orchestrix"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -53,7 +54,7 @@ type Config struct {
 	// Clock times attempts and event timestamps. Nil means the wall
 	// clock. A clock with a Set(time.Time) method (actortest.ManualClock)
 	// makes Settle move time forward itself.
-	Clock actor.Clock
+	Clock orchestrix.Clock
 	// Logger receives the runtime's and the dispatcher's logs. Nil
 	// discards them.
 	Logger *slog.Logger
@@ -73,7 +74,7 @@ type Service struct {
 	notifications notificationHandle
 	manager       *projection.Manager
 	dispatcher    *Dispatcher
-	clock         actor.Clock
+	clock         orchestrix.Clock
 }
 
 // Open starts the service on the files in dir.
@@ -85,7 +86,7 @@ func Open(dir string, cfg Config) (s *Service, err error) {
 		return nil, err
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = actor.SystemClock{}
+		cfg.Clock = orchestrix.SystemClock{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -245,7 +246,7 @@ func (s *Service) Schedule() ([]Scheduled, error) { return s.dispatcher.Schedule
 
 // settableClock is a clock a test moves by hand (actortest.ManualClock).
 type settableClock interface {
-	actor.Clock
+	orchestrix.Clock
 	Set(time.Time)
 }
 
