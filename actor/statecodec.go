@@ -2,10 +2,9 @@ package actor
 
 import (
 	"context"
-	"strings"
-
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/internal/aggexec"
+	"github.com/orchestrix/orchestrix/journal"
 )
 
 // subjectCodec returns the registry's codec when it is subject-aware and
@@ -41,11 +40,12 @@ func (h *Handle[S, C, E]) decodeState(ctx context.Context, stream string, data [
 	if !ok {
 		return h.def.DecodeSnapshot(data)
 	}
+	_, id, _ := journal.SplitStream(stream)
 	defer func() {
 		if r := recover(); r != nil {
 			err = aggexec.PanicError("DecodeState", r)
 		}
 	}()
-	err = sc.DecodeFor(ctx, strings.TrimPrefix(stream, h.kind+"-"), data, &state)
+	err = sc.DecodeFor(ctx, id, data, &state)
 	return state, err
 }
