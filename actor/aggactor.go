@@ -10,7 +10,7 @@ import (
 	proto "github.com/asynkron/protoactor-go/actor"
 
 	"github.com/orchestrix/orchestrix"
-	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/internal/aggexec"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/snapshot"
 	"github.com/orchestrix/orchestrix/telemetry"
@@ -126,7 +126,7 @@ type snapshotDone struct {
 
 func (a *aggActor[S, C, E]) sys() *System { return a.h.sys }
 
-func (a *aggActor[S, C, E]) observe(o Observation) {
+func (a *aggActor[S, C, E]) observe(o telemetry.Observation) {
 	cfg := &a.h.sys.cfg
 	if cfg.Observer == nil && cfg.Metrics == nil {
 		return
@@ -152,7 +152,7 @@ func (a *aggActor[S, C, E]) commandDone(start time.Time, version uint64, events 
 	if !start.IsZero() {
 		d = a.sys().cfg.Clock.Now().Sub(start)
 	}
-	a.observe(Observation{Kind: CommandDone, Version: version, Events: events, Outcome: outcome, Duration: d, Err: err})
+	a.observe(telemetry.Observation{Kind: telemetry.CommandDone, Version: version, Events: events, Outcome: outcome, Duration: d, Err: err})
 }
 
 // Receive implements proto.Actor.
@@ -172,7 +172,7 @@ func (a *aggActor[S, C, E]) Receive(c proto.Context) {
 	switch m := c.Message().(type) {
 	case *initMsg:
 		a.id, a.e = m.id, m.e
-		a.observe(Observation{Kind: Activated})
+		a.observe(telemetry.Observation{Kind: telemetry.Activated})
 	case *cmdMsg[C, E]:
 		a.routed(true)
 		a.onCommand(c, m)
@@ -221,7 +221,7 @@ func (a *aggActor[S, C, E]) restore() error {
 	defer func() { <-sys.sem }()
 	start := sys.cfg.Clock.Now()
 	rb, err := a.h.rebuild(sys.bg, a.id, math.MaxUint64, nil, sys.cfg.DedupWindow)
-	a.observe(Observation{Kind: Recovered, Version: rb.version, SnapshotVersion: rb.snapshotVersion,
+	a.observe(telemetry.Observation{Kind: telemetry.Recovered, Version: rb.version, SnapshotVersion: rb.snapshotVersion,
 		Events: rb.replayed, Duration: sys.cfg.Clock.Now().Sub(start), Err: err})
 	if err != nil {
 		sys.cfg.Logger.Warn("aggregate recovery failed", "kind", a.h.kind, "id", a.id, "error", err)
@@ -330,7 +330,7 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 		a.pending.add(p)
 	}
 	if a.inFlight {
-		a.observe(Observation{Kind: Decided, Version: p.res.Version, Events: len(p.res.Events), Err: p.err})
+		a.observe(telemetry.Observation{Kind: telemetry.Decided, Version: p.res.Version, Events: len(p.res.Events), Err: p.err})
 	}
 	a.advance(c)
 }
@@ -338,7 +338,7 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 func (a *aggActor[S, C, E]) creates(body C) (ok bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &aggregate.PanicError{Func: "Creates", Value: r, Stack: debug.Stack()}
+			err = aggexec.PanicError("Creates", r)
 		}
 	}()
 	return a.h.def.Creates(body), nil
@@ -476,7 +476,7 @@ func (a *aggActor[S, C, E]) onAppendDone(c proto.Context, m *appendDone[S, E]) {
 		err = fmt.Errorf("%w: journal stored versions %d-%d, expected %d-%d", orchestrix.ErrCorrupt,
 			m.res.FirstVersion, m.res.LastVersion, m.base+1, b.endVersion)
 	}
-	a.observe(Observation{Kind: Committed, Version: b.endVersion, Events: len(b.envs), Commands: len(b.cmds), Err: err})
+	a.observe(telemetry.Observation{Kind: telemetry.Committed, Version: b.endVersion, Events: len(b.envs), Commands: len(b.cmds), Err: err})
 	if err != nil {
 		a.sys().cfg.Logger.Warn("append failed; aggregate restarts from the journal",
 			"kind", a.h.kind, "id", a.id, "error", err)
@@ -561,7 +561,7 @@ func (a *aggActor[S, C, E]) failAll(cause error) {
 	a.state, a.pstate, a.version, a.pversion = zero, zero, 0, 0
 	a.dedup = dedupCache[E]{}
 	a.ready = false
-	a.observe(Observation{Kind: Restarted, Err: cause})
+	a.observe(telemetry.Observation{Kind: telemetry.Restarted, Err: cause})
 }
 
 // ---- state ----
@@ -625,7 +625,7 @@ func (a *aggActor[S, C, E]) encodeSnapshot() (snapshot.Snapshot, bool) {
 	data, err := a.h.encodeState(sys.bg, a.id, a.state)
 	if err != nil {
 		sys.cfg.Logger.Warn("encoding snapshot failed", "kind", a.h.kind, "id", a.id, "error", err)
-		a.observe(Observation{Kind: SnapshotSaved, Version: a.version, Err: err})
+		a.observe(telemetry.Observation{Kind: telemetry.SnapshotSaved, Version: a.version, Err: err})
 		return snapshot.Snapshot{}, false
 	}
 	return snapshot.Snapshot{
@@ -636,7 +636,7 @@ func (a *aggActor[S, C, E]) encodeSnapshot() (snapshot.Snapshot, bool) {
 
 func (a *aggActor[S, C, E]) onSnapshotDone(c proto.Context, m *snapshotDone) {
 	a.snapInFlight = false
-	a.observe(Observation{Kind: SnapshotSaved, Version: m.version, Err: m.err})
+	a.observe(telemetry.Observation{Kind: telemetry.SnapshotSaved, Version: m.version, Err: m.err})
 	if m.err != nil {
 		a.sys().cfg.Logger.Warn("saving snapshot failed", "kind", a.h.kind, "id", a.id, "version", m.version, "error", m.err)
 	} else if m.version > a.snapSaved {
@@ -689,12 +689,12 @@ func (a *aggActor[S, C, E]) stop(c proto.Context) {
 			ctx, cancel := sys.ioContext()
 			err := sys.cfg.Snapshots.Save(ctx, snap)
 			cancel()
-			a.observe(Observation{Kind: SnapshotSaved, Version: snap.Version, Err: err})
+			a.observe(telemetry.Observation{Kind: telemetry.SnapshotSaved, Version: snap.Version, Err: err})
 			if err != nil {
 				sys.cfg.Logger.Warn("saving passivation snapshot failed", "kind", a.h.kind, "id", a.id, "error", err)
 			}
 		}
 	}
-	a.observe(Observation{Kind: Passivated, Version: a.version})
+	a.observe(telemetry.Observation{Kind: telemetry.Passivated, Version: a.version})
 	c.Stop(c.Self())
 }

@@ -3,6 +3,7 @@ package actor_test
 import (
 	"context"
 	"fmt"
+	"github.com/orchestrix/orchestrix/internal/banktest"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -63,7 +64,7 @@ func startOn(t *testing.T, j journal.Journal, s snapshot.Store) (*actor.System, 
 	sys, err := actor.NewSystem(actor.Config{Journal: j, Snapshots: s})
 	require.NoError(t, err)
 	t.Cleanup(func() { sys.Shutdown(context.Background()) })
-	def := accounts()
+	def := banktest.Accounts()
 	def.SnapshotEvery = 7
 	h, err := actor.Register(sys, def)
 	require.NoError(t, err)
@@ -84,7 +85,7 @@ func TestRuntime_DurableBackends_ConcurrentCommandsSurviveRestart(t *testing.T) 
 			j, s := open(t)
 			sys, h := startOn(t, j, s)
 			for a := 0; a < aggregates; a++ {
-				_, err := h.Send(ctx, fmt.Sprint("acc", a), OpenAccount{Owner: "owner"})
+				_, err := h.Send(ctx, fmt.Sprint("acc", a), banktest.OpenAccount{Owner: "owner"})
 				require.NoError(t, err)
 			}
 			var wg sync.WaitGroup
@@ -94,7 +95,7 @@ func TestRuntime_DurableBackends_ConcurrentCommandsSurviveRestart(t *testing.T) 
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						_, err := h.Send(ctx, fmt.Sprint("acc", a), Deposit{Amount: int64(d)}, actor.WithCommandID(fmt.Sprintf("dep-%d-%d", a, d)))
+						_, err := h.Send(ctx, fmt.Sprint("acc", a), banktest.Deposit{Amount: int64(d)}, actor.WithCommandID(fmt.Sprintf("dep-%d-%d", a, d)))
 						errs <- err
 					}()
 				}
@@ -104,8 +105,8 @@ func TestRuntime_DurableBackends_ConcurrentCommandsSurviveRestart(t *testing.T) 
 			for err := range errs {
 				require.NoError(t, err)
 			}
-			_, err := h.Send(ctx, "acc0", Withdraw{Amount: 1_000_000})
-			require.ErrorIs(t, err, ErrInsufficientFunds)
+			_, err := h.Send(ctx, "acc0", banktest.Withdraw{Amount: 1_000_000})
+			require.ErrorIs(t, err, banktest.ErrInsufficientFunds)
 
 			want := int64(deposits * (deposits + 1) / 2)
 			for a := 0; a < aggregates; a++ {
@@ -132,7 +133,7 @@ func TestRuntime_DurableBackends_ConcurrentCommandsSurviveRestart(t *testing.T) 
 			require.True(t, ok, "snapshots were saved every 7 events")
 			assert.LessOrEqual(t, snap.Version, uint64(deposits+1))
 
-			res, err := h2.Send(ctx, "acc3", Deposit{Amount: 5}, actor.WithCommandID("dep-3-5"))
+			res, err := h2.Send(ctx, "acc3", banktest.Deposit{Amount: 5}, actor.WithCommandID("dep-3-5"))
 			require.NoError(t, err)
 			assert.True(t, res.Duplicate, "a command id retried after the restart is not applied twice")
 			st, _, err := h2.State(ctx, "acc3")
@@ -149,11 +150,11 @@ func TestRuntime_DurableBackends_ConcurrentCommandsSurviveRestart(t *testing.T) 
 				j3, s3 = open(t)
 			}
 			_, h3 := startOn(t, j3, s3)
-			_, err = h3.Send(ctx, "acc5", Deposit{Amount: 100})
+			_, err = h3.Send(ctx, "acc5", banktest.Deposit{Amount: 100})
 			require.NoError(t, err)
-			_, err = h2.Send(ctx, "acc5", Deposit{Amount: 1})
+			_, err = h2.Send(ctx, "acc5", banktest.Deposit{Amount: 1})
 			require.ErrorIs(t, err, orchestrix.ErrVersionConflict)
-			res, err = h2.Send(ctx, "acc5", Deposit{Amount: 1})
+			res, err = h2.Send(ctx, "acc5", banktest.Deposit{Amount: 1})
 			require.NoError(t, err, "the fenced activation recovered from the journal")
 			assert.Equal(t, uint64(deposits+3), res.Version)
 			st, _, err = h2.State(ctx, "acc5")

@@ -41,8 +41,8 @@ type Config struct {
 	Registry *orchestrix.Registry
 
 	// Clock supplies time for event timestamps, snapshots and
-	// passivation. Nil means the wall clock (SystemClock).
-	Clock Clock
+	// passivation. Nil means the wall clock (orchestrix.SystemClock).
+	Clock orchestrix.Clock
 
 	// Logger receives the runtime's logs (snapshot failures, restarts).
 	// Nil discards them. protoactor-go's own logs go to the same logger at
@@ -96,7 +96,7 @@ type Config struct {
 
 	// Observer is told about activations, recoveries, commits,
 	// passivations and restarts (telemetry hooks). Nil means none.
-	Observer Observer
+	Observer telemetry.Observer
 
 	// Metrics records the runtime's Prometheus metrics
 	// (orchestrix_commands_total, command_duration_seconds,
@@ -119,7 +119,7 @@ type Config struct {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Journal == nil {
-		errs = append(errs, errors.New("Journal is nil"))
+		errs = append(errs, errors.New("Config.Journal is nil"))
 	}
 	if c.MaxActive < 0 {
 		errs = append(errs, fmt.Errorf("MaxActive %d is negative", c.MaxActive))
@@ -148,7 +148,7 @@ func (c Config) withDefaults() Config {
 		c.Registry = orchestrix.NewRegistry()
 	}
 	if c.Clock == nil {
-		c.Clock = SystemClock{}
+		c.Clock = orchestrix.SystemClock{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -2,6 +2,8 @@ package actor_test
 
 import (
 	"fmt"
+	"github.com/orchestrix/orchestrix/internal/banktest"
+	"github.com/orchestrix/orchestrix/telemetry"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,23 +18,23 @@ import (
 func TestAggregate_Dedup_RetriesOfManyQueuedCommands_JoinOriginals(t *testing.T) {
 	env, g, h := gated(t)
 	ctx := ctxT(t)
-	_, err := h.Send(ctx, "a1", OpenAccount{Owner: "ada"})
+	_, err := h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ada"})
 	require.NoError(t, err)
 
 	g.Hold()
-	held := sendAsync(ctx, h, "a1", Deposit{Amount: 1}, actor.WithCommandID("held"))
+	held := sendAsync(ctx, h, "a1", banktest.Deposit{Amount: 1}, actor.WithCommandID("held"))
 	g.waitEntered(t)
 	const queued = 40
 	originals := make([]chan sendResult, queued)
 	for i := range originals {
-		originals[i] = sendAsync(ctx, h, "a1", Deposit{Amount: 1}, actor.WithCommandID(fmt.Sprintf("c%d", i)))
+		originals[i] = sendAsync(ctx, h, "a1", banktest.Deposit{Amount: 1}, actor.WithCommandID(fmt.Sprintf("c%d", i)))
 	}
-	env.Observed.WaitFor(t, wait, queued, actortest.Is(actor.Decided, "a1"))
+	env.Observed.WaitFor(t, wait, queued, actortest.Is(telemetry.Decided, "a1"))
 	retries := map[int]chan sendResult{}
 	for _, i := range []int{0, 5, queued - 1} {
-		retries[i] = sendAsync(ctx, h, "a1", Deposit{Amount: 1}, actor.WithCommandID(fmt.Sprintf("c%d", i)))
+		retries[i] = sendAsync(ctx, h, "a1", banktest.Deposit{Amount: 1}, actor.WithCommandID(fmt.Sprintf("c%d", i)))
 	}
-	heldRetry := sendAsync(ctx, h, "a1", Deposit{Amount: 1}, actor.WithCommandID("held"))
+	heldRetry := sendAsync(ctx, h, "a1", banktest.Deposit{Amount: 1}, actor.WithCommandID("held"))
 	g.Open()
 	g.release <- nil
 
@@ -60,7 +62,7 @@ func TestAggregate_Dedup_RetriesOfManyQueuedCommands_JoinOriginals(t *testing.T)
 
 	// Once answered, the commands are remembered: a later retry is a
 	// duplicate too.
-	again, err := h.Send(ctx, "a1", Deposit{Amount: 1}, actor.WithCommandID("c7"))
+	again, err := h.Send(ctx, "a1", banktest.Deposit{Amount: 1}, actor.WithCommandID("c7"))
 	require.NoError(t, err)
 	assert.True(t, again.Duplicate)
 	assert.Equal(t, results[7].res.Version, again.Version)

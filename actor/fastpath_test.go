@@ -3,6 +3,7 @@ package actor_test
 import (
 	"context"
 	"fmt"
+	"github.com/orchestrix/orchestrix/internal/banktest"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -50,15 +51,15 @@ func TestRuntime_BoltJournal_TakesAsyncAppendPath(t *testing.T) {
 	sys, err := actor.NewSystem(actor.Config{Journal: cj})
 	require.NoError(t, err)
 	t.Cleanup(func() { sys.Shutdown(context.Background()) })
-	h, err := actor.Register(sys, accounts())
+	h, err := actor.Register(sys, banktest.Accounts())
 	require.NoError(t, err)
 
 	ctx := ctxT(t)
 	const commands = 5
-	_, err = h.Send(ctx, "acc", OpenAccount{Owner: "owner"})
+	_, err = h.Send(ctx, "acc", banktest.OpenAccount{Owner: "owner"})
 	require.NoError(t, err)
 	for d := 1; d < commands; d++ {
-		_, err := h.Send(ctx, "acc", Deposit{Amount: int64(d)}, actor.WithCommandID(fmt.Sprint("dep-", d)))
+		_, err := h.Send(ctx, "acc", banktest.Deposit{Amount: int64(d)}, actor.WithCommandID(fmt.Sprint("dep-", d)))
 		require.NoError(t, err)
 	}
 	assert.Equal(t, int64(commands), cj.asyncAppends.Load(), "one AppendAsync per sequential command")
@@ -78,9 +79,9 @@ func TestRuntime_AppendTimeout_UsesBlockingAppend(t *testing.T) {
 	sys, err := actor.NewSystem(actor.Config{Journal: cj, AppendTimeout: time.Minute})
 	require.NoError(t, err)
 	t.Cleanup(func() { sys.Shutdown(context.Background()) })
-	h, err := actor.Register(sys, accounts())
+	h, err := actor.Register(sys, banktest.Accounts())
 	require.NoError(t, err)
-	_, err = h.Send(ctxT(t), "acc", OpenAccount{Owner: "owner"})
+	_, err = h.Send(ctxT(t), "acc", banktest.OpenAccount{Owner: "owner"})
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), cj.appends.Load())
 	assert.Zero(t, cj.asyncAppends.Load())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/internal/aggexec"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
@@ -22,7 +23,7 @@ import (
 // stream Kind + "-" + id (see Stream). A Handle is safe for concurrent use.
 type Handle[S, C, E any] struct {
 	sys    *System
-	def    aggregate.Definition[S, C, E]
+	def    aggexec.Def[S, C, E]
 	kind   string
 	routes *router
 	props  *proto.Props // shared by every activation

@@ -2,6 +2,7 @@ package actor_test
 
 import (
 	"context"
+	"github.com/orchestrix/orchestrix/internal/banktest"
 	"sync"
 	"testing"
 	"time"
@@ -17,9 +18,9 @@ import (
 
 const wait = 10 * time.Second
 
-type accountHandle = actor.Handle[Account, Command, Event]
+type accountHandle = actor.Handle[banktest.Account, banktest.Command, banktest.Event]
 
-func register(t *testing.T, env *actortest.Env, def aggregate.Definition[Account, Command, Event]) *accountHandle {
+func register(t *testing.T, env *actortest.Env, def aggregate.Definition[banktest.Account, banktest.Command, banktest.Event]) *accountHandle {
 	t.Helper()
 	h, err := actor.Register(env.System, def)
 	require.NoError(t, err)
@@ -106,11 +107,11 @@ func (g *gate) waitEntered(t *testing.T) {
 }
 
 type sendResult struct {
-	res actor.Result[Event]
+	res actor.Result[banktest.Event]
 	err error
 }
 
-func sendAsync(ctx context.Context, h *accountHandle, id string, cmd Command, opts ...actor.SendOption) chan sendResult {
+func sendAsync(ctx context.Context, h *accountHandle, id string, cmd banktest.Command, opts ...actor.SendOption) chan sendResult {
 	ch := make(chan sendResult, 1)
 	go func() {
 		res, err := h.Send(ctx, id, cmd, opts...)

@@ -2,6 +2,8 @@ package actor_test
 
 import (
 	"context"
+	"github.com/orchestrix/orchestrix/internal/banktest"
+	"github.com/orchestrix/orchestrix/telemetry"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -26,9 +28,9 @@ func appendLongStream(ctx context.Context, t *testing.T, env *actortest.Env) int
 	var balance int64
 	var envs []orchestrix.Envelope
 	for i := range longStreamEvents {
-		var ev any = Deposited{Amount: int64(i)}
+		var ev any = banktest.Deposited{Amount: int64(i)}
 		if i == 0 {
-			ev = Opened{Owner: "ada"}
+			ev = banktest.Opened{Owner: "ada"}
 		}
 		balance += int64(i)
 		e, err := reg.Marshal(ev)
@@ -47,21 +49,21 @@ func appendLongStream(ctx context.Context, t *testing.T, env *actortest.Env) int
 func TestAggregate_Recovery_LongStream_ReplaysEveryEventInOrder(t *testing.T) {
 	env := actortest.NewSystem(t, actortest.WithoutSnapshots())
 	ctx := ctxT(t)
-	h := register(t, env, accounts()) // registers the events
+	h := register(t, env, banktest.Accounts()) // registers the events
 	want := appendLongStream(ctx, t, env)
 
 	state, version, err := h.State(ctx, "a1")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(longStreamEvents), version)
 	assert.Equal(t, want, state.Balance)
-	rec := env.Observed.WaitFor(t, wait, 1, actortest.Is(actor.Recovered, "a1"))
+	rec := env.Observed.WaitFor(t, wait, 1, actortest.Is(telemetry.Recovered, "a1"))
 	assert.Equal(t, longStreamEvents, rec.Events)
 }
 
 func TestAggregate_Recovery_LongStreamCorruptLate_ReportsCorruption(t *testing.T) {
 	env := actortest.NewSystem(t, actortest.WithoutSnapshots())
 	ctx := ctxT(t)
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	appendLongStream(ctx, t, env)
 	require.NoError(t, env.Journal.CorruptRecord("account-a1", longStreamEvents-300))
 

@@ -2,10 +2,8 @@ package actor
 
 import (
 	"context"
-	"runtime/debug"
-
 	"github.com/orchestrix/orchestrix"
-	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/internal/aggexec"
 	"github.com/orchestrix/orchestrix/journal"
 )
 
@@ -30,7 +28,7 @@ func (h *Handle[S, C, E]) encodeState(ctx context.Context, id string, state S) (
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			data, err = nil, &aggregate.PanicError{Func: "EncodeState", Value: r, Stack: debug.Stack()}
+			data, err = nil, aggexec.PanicError("EncodeState", r)
 		}
 	}()
 	return sc.EncodeFor(ctx, id, state)
@@ -45,7 +43,7 @@ func (h *Handle[S, C, E]) decodeState(ctx context.Context, stream string, data [
 	_, id, _ := journal.SplitStream(stream)
 	defer func() {
 		if r := recover(); r != nil {
-			err = &aggregate.PanicError{Func: "DecodeState", Value: r, Stack: debug.Stack()}
+			err = aggexec.PanicError("DecodeState", r)
 		}
 	}()
 	err = sc.DecodeFor(ctx, id, data, &state)

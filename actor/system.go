@@ -17,6 +17,7 @@ import (
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/internal/aggexec"
 	"github.com/orchestrix/orchestrix/internal/protosys"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
@@ -46,7 +47,7 @@ type System struct {
 
 	mu    sync.Mutex
 	kinds map[string]kindRuntime
-	sweep Timer
+	sweep orchestrix.Timer
 	down  chan struct{} // closed when Shutdown has finished
 	once  sync.Once
 }
@@ -94,7 +95,7 @@ func init() {
 }
 
 // Clock returns the clock the system uses.
-func (s *System) Clock() Clock { return s.cfg.Clock }
+func (s *System) Clock() orchestrix.Clock { return s.cfg.Clock }
 
 // Register adds def to sys and returns the typed handle through which
 // commands are sent. It registers def's event types in the system's
@@ -114,7 +115,7 @@ func Register[S, C, E any](sys *System, def aggregate.Definition[S, C, E]) (*Han
 	if _, dup := sys.kinds[def.Kind]; dup {
 		return nil, fmt.Errorf("%w: %q", ErrAlreadyRegistered, def.Kind)
 	}
-	h := &Handle[S, C, E]{sys: sys, def: def, kind: def.Kind}
+	h := &Handle[S, C, E]{sys: sys, def: aggexec.Of(def), kind: def.Kind}
 	h.routes = newRouter()
 	h.props = proto.PropsFromProducer(func() proto.Actor { return &aggActor[S, C, E]{h: h} },
 		proto.WithMailbox(proto.UnboundedLockfree()))

@@ -2,6 +2,7 @@ package actor_test
 
 import (
 	"context"
+	"github.com/orchestrix/orchestrix/telemetry"
 	"testing"
 	"time"
 
@@ -40,28 +41,28 @@ func TestConfig_Validate_MaxIDLengthAboveJournalLimit_Fails(t *testing.T) {
 
 func TestRegister_SameKindTwice_Fails(t *testing.T) {
 	env := actortest.NewSystem(t)
-	register(t, env, accounts())
-	_, err := actor.Register(env.System, accounts())
+	register(t, env, banktest.Accounts())
+	_, err := actor.Register(env.System, banktest.Accounts())
 	require.ErrorIs(t, err, actor.ErrAlreadyRegistered)
 }
 
 func TestRegister_InvalidDefinition_Fails(t *testing.T) {
 	env := actortest.NewSystem(t)
-	_, err := actor.Register(env.System, aggregate.Definition[Account, Command, Event]{Kind: "x"})
+	_, err := actor.Register(env.System, aggregate.Definition[banktest.Account, banktest.Command, banktest.Event]{Kind: "x"})
 	require.ErrorIs(t, err, aggregate.ErrInvalidDefinition)
 }
 
 func TestHandle_Send_PersistsEventsDurably(t *testing.T) {
 	env := actortest.NewSystem(t)
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	ctx := ctxT(t)
 
-	res, err := h.Send(ctx, "a1", OpenAccount{Owner: "ada"}, actor.WithCommandID("cmd-1"), actor.WithCorrelationID("corr-1"))
+	res, err := h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ada"}, actor.WithCommandID("cmd-1"), actor.WithCorrelationID("corr-1"))
 	require.NoError(t, err)
-	assert.Equal(t, actor.Result[Event]{CommandID: "cmd-1", Events: []Event{Opened{Owner: "ada"}}, Version: 1, Position: res.Position}, res)
+	assert.Equal(t, actor.Result[banktest.Event]{CommandID: "cmd-1", Events: []banktest.Event{banktest.Opened{Owner: "ada"}}, Version: 1, Position: res.Position}, res)
 	assert.NotZero(t, res.Position)
 
-	res, err = h.Send(ctx, "a1", Deposit{Amount: 30})
+	res, err = h.Send(ctx, "a1", banktest.Deposit{Amount: 30})
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2), res.Version)
 	assert.Len(t, res.CommandID, 36, "generated UUIDv7")
@@ -80,20 +81,20 @@ func TestHandle_Send_PersistsEventsDurably(t *testing.T) {
 
 	state, version, err := h.State(ctx, "a1")
 	require.NoError(t, err)
-	assert.Equal(t, Account{ID: "a1", Owner: "ada", Open: true, Balance: 30}, state)
+	assert.Equal(t, banktest.Account{ID: "a1", Owner: "ada", Open: true, Balance: 30}, state)
 	assert.Equal(t, uint64(2), version)
 	assert.Equal(t, "account-a1", h.Stream("a1"))
 }
 
 func TestHandle_Send_Rejected_WrapsDomainError(t *testing.T) {
 	env := actortest.NewSystem(t)
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	ctx := ctxT(t)
-	_, err := h.Send(ctx, "a1", OpenAccount{Owner: "ada"})
+	_, err := h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ada"})
 	require.NoError(t, err)
 
-	_, err = h.Send(ctx, "a1", Withdraw{Amount: 5}, actor.WithCommandID("w1"))
-	require.ErrorIs(t, err, ErrInsufficientFunds)
+	_, err = h.Send(ctx, "a1", banktest.Withdraw{Amount: 5}, actor.WithCommandID("w1"))
+	require.ErrorIs(t, err, banktest.ErrInsufficientFunds)
 	require.ErrorIs(t, err, aggregate.ErrRejected)
 	var ce *actor.CommandError
 	require.ErrorAs(t, err, &ce)
@@ -105,15 +106,15 @@ func TestHandle_Send_Rejected_WrapsDomainError(t *testing.T) {
 
 func TestHandle_Send_PanicInDecide_FailsOnlyThatCommand(t *testing.T) {
 	env := actortest.NewSystem(t)
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	ctx := ctxT(t)
-	_, err := h.Send(ctx, "a1", OpenAccount{Owner: "ada"})
+	_, err := h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ada"})
 	require.NoError(t, err)
 
-	_, err = h.Send(ctx, "a1", Explode{})
+	_, err = h.Send(ctx, "a1", banktest.Explode{})
 	require.ErrorIs(t, err, aggregate.ErrPanicked)
 
-	res, err := h.Send(ctx, "a1", Deposit{Amount: 3})
+	res, err := h.Send(ctx, "a1", banktest.Deposit{Amount: 3})
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2), res.Version)
 	state, _, err := h.State(ctx, "a1")
@@ -123,18 +124,18 @@ func TestHandle_Send_PanicInDecide_FailsOnlyThatCommand(t *testing.T) {
 
 func TestHandle_Send_PanicInEvolve_StateUnchanged(t *testing.T) {
 	env := actortest.NewSystem(t)
-	def := accounts()
-	def.Decide = func(s Account, c Command) ([]Event, error) {
-		if _, ok := c.(Explode); ok {
-			return []Event{Poisoned{}}, nil
+	def := banktest.Accounts()
+	def.Decide = func(s banktest.Account, c banktest.Command) ([]banktest.Event, error) {
+		if _, ok := c.(banktest.Explode); ok {
+			return []banktest.Event{banktest.Poisoned{}}, nil
 		}
 		return banktest.Decide(s, c)
 	}
 	h := register(t, env, def)
 	ctx := ctxT(t)
-	_, err := h.Send(ctx, "a1", OpenAccount{Owner: "ada"})
+	_, err := h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ada"})
 	require.NoError(t, err)
-	_, err = h.Send(ctx, "a1", Explode{})
+	_, err = h.Send(ctx, "a1", banktest.Explode{})
 	require.ErrorIs(t, err, aggregate.ErrPanicked)
 	state, version, err := h.State(ctx, "a1")
 	require.NoError(t, err)
@@ -145,27 +146,27 @@ func TestHandle_Send_PanicInEvolve_StateUnchanged(t *testing.T) {
 
 func TestHandle_Send_InvalidID_Fails(t *testing.T) {
 	env := actortest.NewSystem(t)
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	ctx := ctxT(t)
 	for _, id := range []string{"", "bad\x00id", string(make([]byte, 300))} {
-		_, err := h.Send(ctx, id, OpenAccount{})
+		_, err := h.Send(ctx, id, banktest.OpenAccount{})
 		assert.ErrorIs(t, err, actor.ErrInvalidID, "%q", id)
 	}
-	_, err := h.Send(ctx, "ok", OpenAccount{}, actor.WithCommandID("\n"))
+	_, err := h.Send(ctx, "ok", banktest.OpenAccount{}, actor.WithCommandID("\n"))
 	assert.ErrorIs(t, err, actor.ErrInvalidID)
 	_, _, err = h.State(ctx, "")
 	assert.ErrorIs(t, err, actor.ErrInvalidID)
-	assert.ErrorIs(t, h.Tell("", OpenAccount{}), actor.ErrInvalidID)
+	assert.ErrorIs(t, h.Tell("", banktest.OpenAccount{}), actor.ErrInvalidID)
 }
 
 func TestHandle_Send_CancelledContext_OutcomeUnknown(t *testing.T) {
 	base := actortest.NewSystem(t)
 	g := newGate(base.Journal)
 	env2 := actortest.NewSystem(t, actortest.WithConfig(func(c *actor.Config) { c.Journal = g }))
-	h := register(t, env2, accounts())
+	h := register(t, env2, banktest.Accounts())
 	g.Hold()
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := sendAsync(ctx, h, "a1", OpenAccount{Owner: "ada"})
+	ch := sendAsync(ctx, h, "a1", banktest.OpenAccount{Owner: "ada"})
 	g.waitEntered(t)
 	cancel()
 	r := recv(t, ch)
@@ -173,7 +174,7 @@ func TestHandle_Send_CancelledContext_OutcomeUnknown(t *testing.T) {
 	require.ErrorIs(t, r.err, orchestrix.ErrOutcomeUnknown)
 	g.release <- nil
 	// The command still executes.
-	env2.Observed.WaitFor(t, wait, 1, actortest.Is(actor.Committed, "a1"))
+	env2.Observed.WaitFor(t, wait, 1, actortest.Is(telemetry.Committed, "a1"))
 	_, version, err := h.State(ctxT(t), "a1")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1), version)
@@ -181,15 +182,15 @@ func TestHandle_Send_CancelledContext_OutcomeUnknown(t *testing.T) {
 
 func TestHandle_Tell_ExecutesWithoutReply(t *testing.T) {
 	env := actortest.NewSystem(t)
-	h := register(t, env, accounts())
-	require.NoError(t, h.Tell("a1", OpenAccount{Owner: "ada"}))
-	require.NoError(t, h.Tell("a1", Deposit{Amount: 4}))
+	h := register(t, env, banktest.Accounts())
+	require.NoError(t, h.Tell("a1", banktest.OpenAccount{Owner: "ada"}))
+	require.NoError(t, h.Tell("a1", banktest.Deposit{Amount: 4}))
 	state, version, err := h.State(ctxT(t), "a1")
 	require.NoError(t, err)
 	// State is answered after both commands are decided, but it reports
 	// committed state, which may lag; wait for the commit.
 	if version < 2 {
-		env.Observed.WaitFor(t, wait, 2, actortest.Is(actor.Committed, "a1"))
+		env.Observed.WaitFor(t, wait, 2, actortest.Is(telemetry.Committed, "a1"))
 		state, version, err = h.State(ctxT(t), "a1")
 		require.NoError(t, err)
 	}
@@ -199,37 +200,37 @@ func TestHandle_Tell_ExecutesWithoutReply(t *testing.T) {
 
 func TestHandle_Creates_UnknownIDNotFound(t *testing.T) {
 	env := actortest.NewSystem(t)
-	def := accounts()
-	def.Creates = func(c Command) bool { _, ok := c.(OpenAccount); return ok }
+	def := banktest.Accounts()
+	def.Creates = func(c banktest.Command) bool { _, ok := c.(banktest.OpenAccount); return ok }
 	h := register(t, env, def)
 	ctx := ctxT(t)
 
-	_, err := h.Send(ctx, "nobody", Deposit{Amount: 1})
+	_, err := h.Send(ctx, "nobody", banktest.Deposit{Amount: 1})
 	require.ErrorIs(t, err, orchestrix.ErrNotFound)
 	_, _, err = h.State(ctx, "nobody")
 	require.ErrorIs(t, err, orchestrix.ErrNotFound)
 	_, _, err = h.StateAt(ctx, "nobody", 5)
 	require.ErrorIs(t, err, orchestrix.ErrNotFound)
 
-	_, err = h.Send(ctx, "a1", OpenAccount{Owner: "ada"})
+	_, err = h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ada"})
 	require.NoError(t, err)
-	_, err = h.Send(ctx, "a1", Deposit{Amount: 1})
+	_, err = h.Send(ctx, "a1", banktest.Deposit{Amount: 1})
 	require.NoError(t, err)
 }
 
 func TestSystem_Shutdown_SendAfterwards_ErrClosed(t *testing.T) {
 	env := actortest.NewSystem(t)
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	ctx := ctxT(t)
-	_, err := h.Send(ctx, "a1", OpenAccount{Owner: "ada"})
+	_, err := h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ada"})
 	require.NoError(t, err)
 	require.NoError(t, env.System.Shutdown(ctx))
-	_, err = h.Send(ctx, "a1", Deposit{Amount: 1})
+	_, err = h.Send(ctx, "a1", banktest.Deposit{Amount: 1})
 	require.ErrorIs(t, err, orchestrix.ErrClosed)
-	require.ErrorIs(t, h.Tell("a1", Deposit{Amount: 1}), orchestrix.ErrClosed)
+	require.ErrorIs(t, h.Tell("a1", banktest.Deposit{Amount: 1}), orchestrix.ErrClosed)
 	_, _, err = h.State(ctx, "a1")
 	require.ErrorIs(t, err, orchestrix.ErrClosed)
-	_, err = actor.Register(env.System, accounts())
+	_, err = actor.Register(env.System, banktest.Accounts())
 	require.ErrorIs(t, err, orchestrix.ErrClosed)
 	require.NoError(t, env.System.Shutdown(ctx), "idempotent")
 }
@@ -238,9 +239,9 @@ func TestSystem_Shutdown_WaitsForAppendInFlight(t *testing.T) {
 	base := actortest.NewSystem(t)
 	g := newGate(base.Journal)
 	env := actortest.NewSystem(t, actortest.WithJournal(base.Journal), actortest.WithConfig(func(c *actor.Config) { c.Journal = g }))
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	g.Hold()
-	ch := sendAsync(ctxT(t), h, "a1", OpenAccount{Owner: "ada"})
+	ch := sendAsync(ctxT(t), h, "a1", banktest.OpenAccount{Owner: "ada"})
 	g.waitEntered(t)
 	done := make(chan error, 1)
 	go func() { done <- env.System.Shutdown(context.Background()) }()
@@ -267,10 +268,10 @@ func TestSystem_Shutdown_WaitsForAppendInFlight(t *testing.T) {
 
 func TestHandle_Active_CountsActivations(t *testing.T) {
 	env := actortest.NewSystem(t)
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	ctx := ctxT(t)
 	for _, id := range []string{"a", "b", "c"} {
-		_, err := h.Send(ctx, id, OpenAccount{Owner: id})
+		_, err := h.Send(ctx, id, banktest.OpenAccount{Owner: id})
 		require.NoError(t, err)
 	}
 	assert.Equal(t, 3, h.Active())

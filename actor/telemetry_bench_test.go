@@ -2,6 +2,7 @@ package actor_test
 
 import (
 	"context"
+	"github.com/orchestrix/orchestrix/internal/banktest"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,18 +42,18 @@ func BenchmarkHandle_Send_Telemetry(b *testing.B) {
 				c.Observer = nil // the recorder would keep every observation
 				tc.cfg(c)
 			}))
-			h, err := actor.Register(env.System, accounts())
+			h, err := actor.Register(env.System, banktest.Accounts())
 			if err != nil {
 				b.Fatal(err)
 			}
 			ctx := context.Background()
-			if _, err := h.Send(ctx, "hot", OpenAccount{Owner: "b"}); err != nil {
+			if _, err := h.Send(ctx, "hot", banktest.OpenAccount{Owner: "b"}); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := h.Send(ctx, "hot", Deposit{Amount: 1}); err != nil {
+				if _, err := h.Send(ctx, "hot", banktest.Deposit{Amount: 1}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -2,6 +2,7 @@ package actor_test
 
 import (
 	"context"
+	"github.com/orchestrix/orchestrix/internal/banktest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,21 +88,21 @@ func sample(t *testing.T, g prometheus.Gatherer, name string, labels ...string) 
 
 func TestSystem_Metrics_CountsCommandsByOutcome(t *testing.T) {
 	env, reg := metricsEnv(t)
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	ctx := ctxT(t)
 
-	_, err := h.Send(ctx, "a1", OpenAccount{Owner: "ann"})
+	_, err := h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ann"})
 	require.NoError(t, err)
-	_, err = h.Send(ctx, "a1", Deposit{Amount: 10}, actor.WithCommandID("dep-1"))
+	_, err = h.Send(ctx, "a1", banktest.Deposit{Amount: 10}, actor.WithCommandID("dep-1"))
 	require.NoError(t, err)
-	res, err := h.Send(ctx, "a1", Deposit{Amount: 10}, actor.WithCommandID("dep-1"))
+	res, err := h.Send(ctx, "a1", banktest.Deposit{Amount: 10}, actor.WithCommandID("dep-1"))
 	require.NoError(t, err)
 	require.True(t, res.Duplicate)
-	_, err = h.Send(ctx, "a1", Withdraw{Amount: 100})
-	require.ErrorIs(t, err, ErrInsufficientFunds)
-	_, err = h.Send(ctx, "a1", Explode{})
+	_, err = h.Send(ctx, "a1", banktest.Withdraw{Amount: 100})
+	require.ErrorIs(t, err, banktest.ErrInsufficientFunds)
+	_, err = h.Send(ctx, "a1", banktest.Explode{})
 	require.Error(t, err)
-	_, err = h.Send(ctx, "a1", Withdraw{Amount: 5})
+	_, err = h.Send(ctx, "a1", banktest.Withdraw{Amount: 5})
 	require.NoError(t, err)
 	// A command is counted before its Send returns.
 
@@ -133,21 +134,21 @@ orchestrix_events_appended_total{kind="account"} 3
 
 func TestSystem_Metrics_PassivationMovesActiveGauge(t *testing.T) {
 	env, reg := metricsEnv(t, actortest.WithConfig(func(c *actor.Config) { c.IdleTimeout = time.Minute }))
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	ctx := ctxT(t)
 	for _, id := range []string{"a", "b", "c"} {
-		_, err := h.Send(ctx, id, OpenAccount{Owner: id})
+		_, err := h.Send(ctx, id, banktest.OpenAccount{Owner: id})
 		require.NoError(t, err)
 	}
 	assert.Equal(t, 3.0, sample(t, reg, "orchestrix_aggregates_active", "kind", "account"))
 
 	env.Clock.Advance(2 * time.Minute)
-	env.Observed.WaitFor(t, wait, 3, actortest.Is(actor.Passivated, ""))
+	env.Observed.WaitFor(t, wait, 3, actortest.Is(telemetry.Passivated, ""))
 	assert.Equal(t, 0.0, sample(t, reg, "orchestrix_aggregates_active", "kind", "account"))
 	assert.Equal(t, 3.0, sample(t, reg, "orchestrix_passivations_total", "kind", "account"))
 
 	// Reactivation recovers from the journal again.
-	_, err := h.Send(ctx, "a", Deposit{Amount: 1})
+	_, err := h.Send(ctx, "a", banktest.Deposit{Amount: 1})
 	require.NoError(t, err)
 	assert.Equal(t, 1.0, sample(t, reg, "orchestrix_aggregates_active", "kind", "account"))
 	assert.Equal(t, 4.0, sample(t, reg, "orchestrix_recoveries_total", "kind", "account"))
@@ -155,13 +156,13 @@ func TestSystem_Metrics_PassivationMovesActiveGauge(t *testing.T) {
 
 func TestSystem_Metrics_LabelsNeverCarryAggregateIDs(t *testing.T) {
 	env, reg := metricsEnv(t)
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	ctx := ctxT(t)
 	ids := map[string]bool{}
 	for i := range 20 {
 		id := "acct-" + string(rune('a'+i))
 		ids[id] = true
-		_, err := h.Send(ctx, id, OpenAccount{Owner: id})
+		_, err := h.Send(ctx, id, banktest.OpenAccount{Owner: id})
 		require.NoError(t, err)
 	}
 	fams, err := reg.Gather()
@@ -206,7 +207,7 @@ func spansNamed(rec *tracetest.SpanRecorder, name string) []sdktrace.ReadOnlySpa
 func attr(s sdktrace.ReadOnlySpan, key string) string {
 	for _, kv := range s.Attributes() {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
@@ -214,9 +215,9 @@ func attr(s sdktrace.ReadOnlySpan, key string) string {
 
 func TestHandle_Send_CommandSpanIsChildOfCallerSpan(t *testing.T) {
 	env, rec, tp := tracingEnv(t)
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	ctx, parent := tp.Tracer("test").Start(ctxT(t), "caller")
-	_, err := h.Send(ctx, "a1", OpenAccount{Owner: "ann"}, actor.WithCommandID("open-1"))
+	_, err := h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ann"}, actor.WithCommandID("open-1"))
 	parent.End()
 	require.NoError(t, err)
 
@@ -243,8 +244,8 @@ func TestHandle_Send_CommandSpanIsChildOfCallerSpan(t *testing.T) {
 
 func TestHandle_Send_WithoutCallerSpanStartsTrace(t *testing.T) {
 	env, rec, _ := tracingEnv(t)
-	h := register(t, env, accounts())
-	_, err := h.Send(ctxT(t), "a1", OpenAccount{Owner: "ann"})
+	h := register(t, env, banktest.Accounts())
+	_, err := h.Send(ctxT(t), "a1", banktest.OpenAccount{Owner: "ann"})
 	require.NoError(t, err)
 	cmds := spansNamed(rec, telemetry.SpanCommand)
 	require.Len(t, cmds, 1)
@@ -256,13 +257,13 @@ func TestHandle_Send_WithoutCallerSpanStartsTrace(t *testing.T) {
 
 func TestHandle_Send_FailedCommandSpanHasErrorStatus(t *testing.T) {
 	env, rec, _ := tracingEnv(t)
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	ctx := ctxT(t)
-	_, err := h.Send(ctx, "a1", Withdraw{Amount: 1})
-	require.ErrorIs(t, err, ErrNotOpen)
-	_, err = h.Send(ctx, "a1", Explode{})
+	_, err := h.Send(ctx, "a1", banktest.Withdraw{Amount: 1})
+	require.ErrorIs(t, err, banktest.ErrNotOpen)
+	_, err = h.Send(ctx, "a1", banktest.Explode{})
 	require.Error(t, err)
-	_, err = h.Send(ctx, "", Deposit{Amount: 1})
+	_, err = h.Send(ctx, "", banktest.Deposit{Amount: 1})
 	require.ErrorIs(t, err, actor.ErrInvalidID)
 
 	cmds := spansNamed(rec, telemetry.SpanCommand)
@@ -277,10 +278,10 @@ func TestHandle_Send_FailedCommandSpanHasErrorStatus(t *testing.T) {
 
 func TestHandle_Send_DuplicateSpanOutcome(t *testing.T) {
 	env, rec, _ := tracingEnv(t)
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	ctx := ctxT(t)
 	for range 2 {
-		_, err := h.Send(ctx, "a1", OpenAccount{Owner: "ann"}, actor.WithCommandID("open"))
+		_, err := h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ann"}, actor.WithCommandID("open"))
 		require.NoError(t, err)
 	}
 	cmds := spansNamed(rec, telemetry.SpanCommand)
@@ -292,9 +293,9 @@ func TestHandle_Send_DuplicateSpanOutcome(t *testing.T) {
 
 func TestHandle_Send_WithTraceParentParentsCommandSpan(t *testing.T) {
 	env, rec, _ := tracingEnv(t)
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	_, err := h.Send(ctxT(t), "a1", OpenAccount{Owner: "ann"}, actor.WithTraceParent(tp))
+	_, err := h.Send(ctxT(t), "a1", banktest.OpenAccount{Owner: "ann"}, actor.WithTraceParent(tp))
 	require.NoError(t, err)
 
 	cmds := spansNamed(rec, telemetry.SpanCommand)
@@ -309,13 +310,13 @@ func TestHandle_Send_WithTraceParentParentsCommandSpan(t *testing.T) {
 
 func TestHandle_Send_TracingOffPropagatesCallerTrace(t *testing.T) {
 	env := actortest.NewSystem(t, actortest.WithConfig(func(c *actor.Config) { c.TracerProvider = noop.NewTracerProvider() }))
-	h := register(t, env, accounts())
+	h := register(t, env, banktest.Accounts())
 	ctx := ctxT(t)
-	_, err := h.Send(ctx, "a1", OpenAccount{Owner: "ann"})
+	_, err := h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ann"})
 	require.NoError(t, err)
 
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	_, err = h.Send(telemetry.ContextFromTraceParent(ctx, tp), "a1", Deposit{Amount: 1})
+	_, err = h.Send(telemetry.ContextFromTraceParent(ctx, tp), "a1", banktest.Deposit{Amount: 1})
 	require.NoError(t, err)
 
 	recs := readStream(t, env.Journal, h.Stream("a1"))
@@ -344,8 +345,8 @@ func TestSystem_Append_ContextCarriesCommandSpan(t *testing.T) {
 		spy.Journal = c.Journal
 		c.Journal = spy
 	}))
-	h := register(t, env, accounts())
-	_, err := h.Send(ctxT(t), "a1", OpenAccount{Owner: "ann"})
+	h := register(t, env, banktest.Accounts())
+	_, err := h.Send(ctxT(t), "a1", banktest.OpenAccount{Owner: "ann"})
 	require.NoError(t, err)
 	cmds := spansNamed(rec, telemetry.SpanCommand)
 	require.Len(t, cmds, 1)

@@ -38,11 +38,9 @@
 package aggregate
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
-	"runtime/debug"
 	"strings"
 
 	"github.com/orchestrix/orchestrix"
@@ -225,108 +223,6 @@ func registeredAs(r *orchestrix.Registry, et EventType) string {
 	return name
 }
 
-// Execute decides cmd against state and folds the resulting events into it,
-// returning the new state and the events. A rejection is returned as a
-// *RejectedError; a panic in Decide or Evolve as a *PanicError. On error,
-// state is returned unchanged and events is nil.
-func (d *Definition[S, C, E]) Execute(state S, cmd C) (next S, events []E, err error) {
-	events, err = d.decide(state, cmd)
-	if err != nil {
-		return state, nil, err
-	}
-	next, err = d.Fold(state, events...)
-	if err != nil {
-		return state, nil, err
-	}
-	return next, events, nil
-}
-
-func (d *Definition[S, C, E]) decide(state S, cmd C) (events []E, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			events, err = nil, newPanicError("Decide", r)
-		}
-	}()
-	events, err = d.Decide(state, cmd)
-	if err != nil {
-		return nil, &RejectedError{Err: err}
-	}
-	return events, nil
-}
-
-// Fold applies events to state with Evolve, in order. A panic in Evolve is
-// returned as a *PanicError together with the unchanged state.
-func (d *Definition[S, C, E]) Fold(state S, events ...E) (next S, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			next, err = state, newPanicError("Evolve", r)
-		}
-	}()
-	next = state
-	for _, e := range events {
-		next = d.Evolve(next, e)
-	}
-	return next, nil
-}
-
-// InitialState returns Initial(id), turning a panic into a *PanicError.
-func (d *Definition[S, C, E]) InitialState(id string) (s S, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = newPanicError("Initial", r)
-		}
-	}()
-	return d.Initial(id), nil
-}
-
-// EncodeSnapshot encodes state with EncodeState, or JSON when unset.
-func (d *Definition[S, C, E]) EncodeSnapshot(state S) (data []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = newPanicError("EncodeState", r)
-		}
-	}()
-	if d.EncodeState != nil {
-		return d.EncodeState(state)
-	}
-	return json.Marshal(state)
-}
-
-// DecodeSnapshot decodes state with DecodeState, or JSON when unset.
-func (d *Definition[S, C, E]) DecodeSnapshot(data []byte) (state S, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = newPanicError("DecodeState", r)
-		}
-	}()
-	if d.DecodeState != nil {
-		return d.DecodeState(data)
-	}
-	err = json.Unmarshal(data, &state)
-	return state, err
-}
-
-// SnapshotInterval returns the effective snapshot interval: SnapshotEvery,
-// DefaultSnapshotEvery when it is zero, or 0 when snapshots by count are
-// disabled.
-func (d *Definition[S, C, E]) SnapshotInterval() int {
-	switch {
-	case d.SnapshotEvery == 0:
-		return DefaultSnapshotEvery
-	case d.SnapshotEvery < 0:
-		return 0
-	}
-	return d.SnapshotEvery
-}
-
-// SchemaVersion returns the effective StateVersion (1 when zero).
-func (d *Definition[S, C, E]) SchemaVersion() int {
-	if d.StateVersion <= 0 {
-		return 1
-	}
-	return d.StateVersion
-}
-
 // RejectedError is returned when Decide rejects a command. It matches
 // ErrRejected and unwraps to the domain error Decide returned.
 type RejectedError struct {
@@ -350,10 +246,6 @@ type PanicError struct {
 	Value any
 	// Stack is the goroutine's stack at the panic.
 	Stack []byte
-}
-
-func newPanicError(fn string, v any) *PanicError {
-	return &PanicError{Func: fn, Value: v, Stack: debug.Stack()}
 }
 
 func (e *PanicError) Error() string { return fmt.Sprintf("%s panicked: %v", e.Func, e.Value) }

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -261,51 +260,6 @@ func benchEvent(dataSize int) orchestrix.Envelope {
 		SchemaVersion:   1,
 		Data:            data[:max(dataSize, 0)],
 	}
-}
-
-// elapsed time.
-func appendLoop(n int, d time.Duration, step func(i int, done uint64) error) (uint64, uint64, []time.Duration, time.Duration) {
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		all    []time.Duration
-		events uint64
-		errs   uint64
-	)
-	start := make(chan struct{})
-	var deadline time.Time
-	for i := range n {
-		wg.Go(func() {
-			lat := make([]time.Duration, 0, 1024)
-			var done, failed uint64
-			<-start
-			for {
-				t0 := time.Now()
-				if !t0.Before(deadline) {
-					break
-				}
-				if err := step(i, done); err != nil {
-					failed++
-					if failed > 100 {
-						break
-					}
-					continue
-				}
-				lat = append(lat, time.Since(t0))
-				done++
-			}
-			mu.Lock()
-			all = append(all, lat...)
-			events += done
-			errs += failed
-			mu.Unlock()
-		})
-	}
-	t0 := time.Now()
-	deadline = t0.Add(d)
-	close(start)
-	wg.Wait()
-	return events, errs, all, time.Since(t0)
 }
 
 func groupCommitScenario(ctx context.Context, open journalBackend, dir string, n int, d time.Duration, template orchestrix.Envelope) (journalResult, error) {

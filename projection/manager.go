@@ -30,8 +30,8 @@ type Config struct {
 	// Retry is the policy of projections that set none; the zero value
 	// uses the defaults (see Retry).
 	Retry Retry
-	// Clock measures retry backoff. Nil means SystemClock.
-	Clock Clock
+	// Clock measures retry backoff. Nil means orchestrix.SystemClock.
+	Clock orchestrix.Clock
 	// Logger receives failures (Error), retries (Warn) and life-cycle
 	// lines. Nil discards them.
 	Logger *slog.Logger
@@ -93,7 +93,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = SystemClock{}
+		cfg.Clock = orchestrix.SystemClock{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

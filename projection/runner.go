@@ -26,7 +26,7 @@ type runner struct {
 	journal  journal.Journal
 	watcher  journal.Watcher
 	registry *orchestrix.Registry
-	clock    Clock
+	clock    orchestrix.Clock
 	metrics  *telemetry.Metrics
 	tracer   trace.Tracer
 	log      *slog.Logger

@@ -139,7 +139,7 @@ type world struct {
 	journal     *memjournal.Journal // nil for a world on bbolt
 	store       watchedJournal      // what the system and runner use
 	checkpoints *projection.MemCheckpoints
-	clock       actor.Clock
+	clock       orchestrix.Clock
 	cfg         func(*saga.Config)
 	sysCfg      func(*actor.Config)
 	dedup       int
@@ -149,7 +149,7 @@ type world struct {
 	runner   *saga.Runner
 }
 
-func newWorld(t testing.TB, clock actor.Clock) *world {
+func newWorld(t testing.TB, clock orchestrix.Clock) *world {
 	t.Helper()
 	j, err := memjournal.New(memjournal.Config{})
 	if err != nil {
@@ -161,7 +161,7 @@ func newWorld(t testing.TB, clock actor.Clock) *world {
 }
 
 // worldOn returns a world on store, which it closes when t ends.
-func worldOn(t testing.TB, store watchedJournal, clock actor.Clock) *world {
+func worldOn(t testing.TB, store watchedJournal, clock orchestrix.Clock) *world {
 	t.Cleanup(func() { store.Close() })
 	return &world{t: t, store: store, checkpoints: projection.NewMemCheckpoints(), clock: clock}
 }
@@ -174,7 +174,7 @@ type watchedJournal interface {
 
 // newBoltWorld is newWorld on a bbolt journal in a temporary directory
 // (without fsync: the tests are about behaviour, not durability).
-func newBoltWorld(t testing.TB, clock actor.Clock) *world {
+func newBoltWorld(t testing.TB, clock orchestrix.Clock) *world {
 	t.Helper()
 	j, err := boltjournal.Open(filepath.Join(t.TempDir(), "journal.db"), boltjournal.Config{NoSync: true})
 	if err != nil {
@@ -185,7 +185,7 @@ func newBoltWorld(t testing.TB, clock actor.Clock) *world {
 
 // newPGWorld is newWorld on a PostgreSQL journal in a database of its own
 // (skipped, with the reason, when PostgreSQL is not installed).
-func newPGWorld(t testing.TB, clock actor.Clock) *world {
+func newPGWorld(t testing.TB, clock orchestrix.Clock) *world {
 	t.Helper()
 	j, err := pgjournal.Open(context.Background(), pgtest.DSN(t), pgjournal.Config{})
 	if err != nil {
@@ -197,7 +197,7 @@ func newPGWorld(t testing.TB, clock actor.Clock) *world {
 // worldBackends are the journals the chaos tests run on.
 var worldBackends = []struct {
 	name string
-	new  func(testing.TB, actor.Clock) *world
+	new  func(testing.TB, orchestrix.Clock) *world
 }{{"mem", newWorld}, {"bolt", newBoltWorld}, {"postgres", newPGWorld}}
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

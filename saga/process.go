@@ -189,12 +189,12 @@ func On[S, E any](p *Process[S], correlate func(ev projection.Event, payload E) 
 	}
 	switch {
 	case correlate == nil || handle == nil:
-		p.errs = append(p.errs, fmt.Errorf("On[%v]: nil correlate or handle function", goType))
+		p.errs = append(p.errs, fmt.Errorf("saga.On[%v]: nil correlate or handle function", goType))
 		return p
 	}
 	for _, h := range p.handlers {
 		if h.goType == goType {
-			p.errs = append(p.errs, fmt.Errorf("On[%v]: a handler for that type is already set", goType))
+			p.errs = append(p.errs, fmt.Errorf("saga.On[%v]: a handler for that type is already set", goType))
 			return p
 		}
 	}
@@ -353,7 +353,7 @@ type idLock struct {
 // at position.
 type armedTimers struct {
 	position uint64
-	timers   []actor.Timer
+	timers   []orchestrix.Timer
 }
 
 // RegisterProcess validates p and starts executing its processes: the
@@ -936,7 +936,7 @@ func (m *ProcessManager[S]) CaughtUp(ctx context.Context) error {
 }
 
 // sleepOn waits d on clock; it reports false when ctx ended first.
-func sleepOn(ctx context.Context, clock actor.Clock, d time.Duration) bool {
+func sleepOn(ctx context.Context, clock orchestrix.Clock, d time.Duration) bool {
 	done := make(chan struct{})
 	t := clock.AfterFunc(d, func() { close(done) })
 	defer t.Stop()

@@ -83,8 +83,8 @@ type Config struct {
 	// restart without rereading the whole journal.
 	Checkpoints projection.CheckpointStore
 	// Clock times durable deadlines, attempt timeouts and retry backoff,
-	// and stamps the saga events. Nil means actor.SystemClock.
-	Clock actor.Clock
+	// and stamps the saga events. Nil means orchestrix.SystemClock.
+	Clock orchestrix.Clock
 	// Logger receives failures and retries. Nil discards them.
 	Logger *slog.Logger
 	// Source is the CloudEvents source of the saga events. Empty means
@@ -134,15 +134,15 @@ type Config struct {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Journal == nil {
-		errs = append(errs, errors.New("Journal is nil"))
+		errs = append(errs, errors.New("Config.Journal is nil"))
 	} else if _, ok := c.Journal.(journal.Watcher); !ok {
 		errs = append(errs, fmt.Errorf("journal %T does not implement journal.Watcher", c.Journal))
 	}
 	if c.Registry == nil {
-		errs = append(errs, errors.New("Registry is nil"))
+		errs = append(errs, errors.New("Config.Registry is nil"))
 	}
 	if c.Checkpoints == nil {
-		errs = append(errs, errors.New("Checkpoints is nil"))
+		errs = append(errs, errors.New("Config.Checkpoints is nil"))
 	}
 	if c.Retry.MaxAttempts < 0 || c.Retry.InitialBackoff < 0 || c.Retry.MaxBackoff < 0 {
 		errs = append(errs, fmt.Errorf("Retry %+v has a negative field", c.Retry))
@@ -185,7 +185,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 		return nil, err
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = actor.SystemClock{}
+		cfg.Clock = orchestrix.SystemClock{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

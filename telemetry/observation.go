@@ -12,8 +12,7 @@ import (
 // synchronously on aggregate actor goroutines, so it must be fast, must not
 // block and must be safe for concurrent use.
 //
-// Package actor re-exports this type as actor.Observer; *Metrics is an
-// Observer.
+// actor.Config.Observer takes one; *Metrics is an Observer.
 type Observer interface {
 	Observe(Observation)
 }

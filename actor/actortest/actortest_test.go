@@ -1,6 +1,7 @@
 package actortest_test
 
 import (
+	"github.com/orchestrix/orchestrix/telemetry"
 	"log/slog"
 	"testing"
 	"time"
@@ -9,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/actor/actortest"
 )
 
@@ -99,12 +99,12 @@ func TestProbe_Receive_TimesOut(t *testing.T) {
 func TestRecorder_WaitFor_Counts(t *testing.T) {
 	r := &actortest.Recorder{}
 	go func() {
-		r.Observe(actor.Observation{Kind: actor.Activated, AggregateID: "a"})
-		r.Observe(actor.Observation{Kind: actor.Activated, AggregateID: "b"})
+		r.Observe(telemetry.Observation{Kind: telemetry.Activated, AggregateID: "a"})
+		r.Observe(telemetry.Observation{Kind: telemetry.Activated, AggregateID: "b"})
 	}()
-	o := r.WaitFor(t, time.Second, 2, actortest.Is(actor.Activated, ""))
-	assert.Equal(t, actor.Activated, o.Kind)
-	assert.Equal(t, 1, r.Count(actortest.Is(actor.Activated, "a")))
+	o := r.WaitFor(t, time.Second, 2, actortest.Is(telemetry.Activated, ""))
+	assert.Equal(t, telemetry.Activated, o.Kind)
+	assert.Equal(t, 1, r.Count(actortest.Is(telemetry.Activated, "a")))
 	assert.Contains(t, r.String(), "activated")
 }
 

@@ -1,14 +1,13 @@
 package actortest
 
 import (
+	"github.com/orchestrix/orchestrix"
 	"sort"
 	"sync"
 	"time"
-
-	"github.com/orchestrix/orchestrix/actor"
 )
 
-// ManualClock is an actor.Clock whose time moves only when a test calls
+// ManualClock is an orchestrix.Clock whose time moves only when a test calls
 // Advance or Set. Timers registered with AfterFunc fire synchronously, in
 // due order, inside Advance, so passivation and other timed behaviour can
 // be tested without sleeping. It is safe for concurrent use.
@@ -19,7 +18,7 @@ type ManualClock struct {
 	timers []*manualTimer
 }
 
-var _ actor.Clock = (*ManualClock)(nil)
+var _ orchestrix.Clock = (*ManualClock)(nil)
 
 // Epoch is the time a ManualClock created with a zero start begins at.
 var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -49,7 +48,7 @@ func (c *ManualClock) Now() time.Time {
 
 // AfterFunc registers f to run when the clock has advanced by d. A d <= 0
 // fires at the next Advance (of any amount, including zero).
-func (c *ManualClock) AfterFunc(d time.Duration, f func()) actor.Timer {
+func (c *ManualClock) AfterFunc(d time.Duration, f func()) orchestrix.Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++

@@ -7,6 +7,7 @@ package actortest
 import (
 	"context"
 	"fmt"
+	"github.com/orchestrix/orchestrix/telemetry"
 	"sync"
 	"testing"
 	"time"
@@ -97,18 +98,18 @@ func NewSystem(t testing.TB, opts ...Option) *Env {
 	return env
 }
 
-// Recorder is an actor.Observer that keeps every observation so tests can
+// Recorder is a telemetry.Observer that keeps every observation so tests can
 // wait for one.
 type Recorder struct {
 	mu   sync.Mutex
-	obs  []actor.Observation
+	obs  []telemetry.Observation
 	wake chan struct{}
 }
 
-var _ actor.Observer = (*Recorder)(nil)
+var _ telemetry.Observer = (*Recorder)(nil)
 
 // Observe records o.
-func (r *Recorder) Observe(o actor.Observation) {
+func (r *Recorder) Observe(o telemetry.Observation) {
 	r.mu.Lock()
 	r.obs = append(r.obs, o)
 	if r.wake != nil {
@@ -119,14 +120,14 @@ func (r *Recorder) Observe(o actor.Observation) {
 }
 
 // All returns a copy of the observations so far.
-func (r *Recorder) All() []actor.Observation {
+func (r *Recorder) All() []telemetry.Observation {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]actor.Observation(nil), r.obs...)
+	return append([]telemetry.Observation(nil), r.obs...)
 }
 
 // Count returns how many observations match.
-func (r *Recorder) Count(match func(actor.Observation) bool) int {
+func (r *Recorder) Count(match func(telemetry.Observation) bool) int {
 	n := 0
 	for _, o := range r.All() {
 		if match(o) {
@@ -138,7 +139,7 @@ func (r *Recorder) Count(match func(actor.Observation) bool) int {
 
 // WaitFor waits up to timeout until n observations match, and returns the
 // nth; it fails the test otherwise.
-func (r *Recorder) WaitFor(t testing.TB, timeout time.Duration, n int, match func(actor.Observation) bool) actor.Observation {
+func (r *Recorder) WaitFor(t testing.TB, timeout time.Duration, n int, match func(telemetry.Observation) bool) telemetry.Observation {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -162,15 +163,15 @@ func (r *Recorder) WaitFor(t testing.TB, timeout time.Duration, n int, match fun
 		case <-wake:
 		case <-deadline.C:
 			t.Fatalf("actortest: %d matching observations within %v, saw %d", n, timeout, seen)
-			return actor.Observation{}
+			return telemetry.Observation{}
 		}
 	}
 }
 
 // Is returns a matcher for observations of kind about aggregate id ("" for
 // any id).
-func Is(kind actor.ObservationKind, id string) func(actor.Observation) bool {
-	return func(o actor.Observation) bool { return o.Kind == kind && (id == "" || o.AggregateID == id) }
+func Is(kind telemetry.ObservationKind, id string) func(telemetry.Observation) bool {
+	return func(o telemetry.Observation) bool { return o.Kind == kind && (id == "" || o.AggregateID == id) }
 }
 
 // String describes the recorded observations, for failure messages.

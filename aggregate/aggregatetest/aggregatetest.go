@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/internal/aggexec"
 )
 
 // DefaultID is the aggregate id scenarios use unless ForID sets another.
@@ -30,7 +31,7 @@ const DefaultID = "test-1"
 // the events already in its stream.
 type Scenario[S, C, E any] struct {
 	t     testing.TB
-	def   aggregate.Definition[S, C, E]
+	def   aggexec.Def[S, C, E]
 	id    string
 	given []E
 }
@@ -41,7 +42,7 @@ func New[S, C, E any](t testing.TB, def aggregate.Definition[S, C, E]) *Scenario
 	if err := def.Validate(); err != nil {
 		t.Errorf("aggregatetest: %v", err)
 	}
-	return &Scenario[S, C, E]{t: t, def: def, id: DefaultID}
+	return &Scenario[S, C, E]{t: t, def: aggexec.Of(def), id: DefaultID}
 }
 
 // ForID sets the aggregate id passed to Initial (DefaultID otherwise).

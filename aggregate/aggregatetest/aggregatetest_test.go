@@ -2,6 +2,7 @@ package aggregatetest_test
 
 import (
 	"fmt"
+	"github.com/orchestrix/orchestrix/internal/banktest"
 	"strings"
 	"testing"
 
@@ -26,35 +27,35 @@ func (r *recorder) Error(args ...any) { r.failures = append(r.failures, fmt.Spri
 func (r *recorder) all() string { return strings.Join(r.failures, "\n") }
 
 func TestScenario_Then_Matching_Passes(t *testing.T) {
-	aggregatetest.New(t, accounts()).
-		Given(Opened{Owner: "ada"}, Deposited{Amount: 50}).
-		When(Withdraw{Amount: 20}).
-		Then(Withdrawn{Amount: 20}).
-		ThenState(Account{ID: aggregatetest.DefaultID, Owner: "ada", Open: true, Balance: 30})
+	aggregatetest.New(t, banktest.Accounts()).
+		Given(banktest.Opened{Owner: "ada"}, banktest.Deposited{Amount: 50}).
+		When(banktest.Withdraw{Amount: 20}).
+		Then(banktest.Withdrawn{Amount: 20}).
+		ThenState(banktest.Account{ID: aggregatetest.DefaultID, Owner: "ada", Open: true, Balance: 30})
 }
 
 func TestScenario_ThenError_DomainError_Passes(t *testing.T) {
-	aggregatetest.New(t, accounts()).
-		Given(Opened{Owner: "ada"}).
-		When(Withdraw{Amount: 80}).
-		ThenError(ErrInsufficientFunds).
+	aggregatetest.New(t, banktest.Accounts()).
+		Given(banktest.Opened{Owner: "ada"}).
+		When(banktest.Withdraw{Amount: 80}).
+		ThenError(banktest.ErrInsufficientFunds).
 		ThenError(aggregate.ErrRejected)
 }
 
 func TestScenario_ThenNoEvents_ZeroDeposit_Passes(t *testing.T) {
-	aggregatetest.New(t, accounts()).ForID("acc-9").
-		Given(Opened{Owner: "ada"}).
-		When(Deposit{Amount: 0}).
+	aggregatetest.New(t, banktest.Accounts()).ForID("acc-9").
+		Given(banktest.Opened{Owner: "ada"}).
+		When(banktest.Deposit{Amount: 0}).
 		ThenNoEvents().
-		ThenState(Account{ID: "acc-9", Owner: "ada", Open: true})
+		ThenState(banktest.Account{ID: "acc-9", Owner: "ada", Open: true})
 }
 
 func TestScenario_Then_WrongEvents_ReportsDiff(t *testing.T) {
 	r := &recorder{TB: t}
-	aggregatetest.New(r, accounts()).
-		Given(Opened{Owner: "ada"}).
-		When(Deposit{Amount: 5}).
-		Then(Deposited{Amount: 6})
+	aggregatetest.New(r, banktest.Accounts()).
+		Given(banktest.Opened{Owner: "ada"}).
+		When(banktest.Deposit{Amount: 5}).
+		Then(banktest.Deposited{Amount: 6})
 	assert.Len(t, r.failures, 1)
 	assert.Contains(t, r.all(), "Diff:")
 	assert.Contains(t, r.all(), "Deposited{Amount:6}")
@@ -63,78 +64,78 @@ func TestScenario_Then_WrongEvents_ReportsDiff(t *testing.T) {
 
 func TestScenario_Then_CommandRejected_ReportsError(t *testing.T) {
 	r := &recorder{TB: t}
-	aggregatetest.New(r, accounts()).
-		When(Deposit{Amount: 5}).
-		Then(Deposited{Amount: 5})
+	aggregatetest.New(r, banktest.Accounts()).
+		When(banktest.Deposit{Amount: 5}).
+		Then(banktest.Deposited{Amount: 5})
 	assert.Len(t, r.failures, 1)
 	assert.Contains(t, r.all(), "account is not open")
 }
 
 func TestScenario_ThenError_CommandSucceeded_ReportsEvents(t *testing.T) {
 	r := &recorder{TB: t}
-	aggregatetest.New(r, accounts()).
-		When(OpenAccount{Owner: "bob"}).
-		ThenError(ErrAlreadyOpen)
+	aggregatetest.New(r, banktest.Accounts()).
+		When(banktest.OpenAccount{Owner: "bob"}).
+		ThenError(banktest.ErrAlreadyOpen)
 	assert.Len(t, r.failures, 1)
 	assert.Contains(t, r.all(), "Opened")
 }
 
 func TestScenario_ThenError_OtherError_Reports(t *testing.T) {
 	r := &recorder{TB: t}
-	aggregatetest.New(r, accounts()).
-		Given(Opened{Owner: "ada"}).
-		When(Withdraw{Amount: 1}).
-		ThenError(ErrNotOpen)
+	aggregatetest.New(r, banktest.Accounts()).
+		Given(banktest.Opened{Owner: "ada"}).
+		When(banktest.Withdraw{Amount: 1}).
+		ThenError(banktest.ErrNotOpen)
 	assert.Len(t, r.failures, 1)
 	assert.Contains(t, r.all(), "insufficient funds")
 }
 
 func TestScenario_When_Panic_ReportedAsError(t *testing.T) {
-	aggregatetest.New(t, accounts()).
-		Given(Opened{Owner: "ada"}).
-		When(Explode{}).
+	aggregatetest.New(t, banktest.Accounts()).
+		Given(banktest.Opened{Owner: "ada"}).
+		When(banktest.Explode{}).
 		ThenError(aggregate.ErrPanicked)
 }
 
 func TestScenario_ThenState_Mismatch_ReportsDiff(t *testing.T) {
 	r := &recorder{TB: t}
-	aggregatetest.New(r, accounts()).
-		Given(Opened{Owner: "ada"}).
-		When(Deposit{Amount: 5}).
-		ThenState(Account{Balance: 5})
+	aggregatetest.New(r, banktest.Accounts()).
+		Given(banktest.Opened{Owner: "ada"}).
+		When(banktest.Deposit{Amount: 5}).
+		ThenState(banktest.Account{Balance: 5})
 	assert.Len(t, r.failures, 1)
 	assert.Contains(t, r.all(), "Diff:")
 }
 
 func TestScenario_UndeclaredEvent_Reported(t *testing.T) {
 	r := &recorder{TB: t}
-	def := accounts()
+	def := banktest.Accounts()
 	def.Events = def.Events[:1] // only Opened declared
 	aggregatetest.New(r, def).
-		Given(Opened{Owner: "ada"}).
-		When(Deposit{Amount: 5}).
-		Then(Deposited{Amount: 5})
+		Given(banktest.Opened{Owner: "ada"}).
+		When(banktest.Deposit{Amount: 5}).
+		Then(banktest.Deposited{Amount: 5})
 	assert.Len(t, r.failures, 1)
 	assert.Contains(t, r.all(), "not declared")
 }
 
 func TestScenario_GivenPanics_ReportsSetupFailure(t *testing.T) {
 	r := &recorder{TB: t}
-	aggregatetest.New(r, accounts()).
-		Given(Poisoned{}).
-		When(Deposit{Amount: 5}).
-		Then(Deposited{Amount: 5})
+	aggregatetest.New(r, banktest.Accounts()).
+		Given(banktest.Poisoned{}).
+		When(banktest.Deposit{Amount: 5}).
+		Then(banktest.Deposited{Amount: 5})
 	assert.Len(t, r.failures, 1)
 	assert.Contains(t, r.all(), "Evolve panicked")
 }
 
 func TestNew_InvalidDefinition_Reported(t *testing.T) {
 	r := &recorder{TB: t}
-	aggregatetest.New(r, aggregate.Definition[Account, Command, Event]{Kind: "x"})
+	aggregatetest.New(r, aggregate.Definition[banktest.Account, banktest.Command, banktest.Event]{Kind: "x"})
 	assert.NotEmpty(t, r.failures)
 }
 
 func TestScenario_State_AfterGiven(t *testing.T) {
-	s := aggregatetest.New(t, accounts()).Given(Opened{Owner: "ada"}, Deposited{Amount: 3}).State()
+	s := aggregatetest.New(t, banktest.Accounts()).Given(banktest.Opened{Owner: "ada"}, banktest.Deposited{Amount: 3}).State()
 	assert.Equal(t, int64(3), s.Balance)
 }

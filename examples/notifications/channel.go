@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/orchestrix/orchestrix"
 	"hash/fnv"
 	"math"
 	"sync"
 	"time"
-
-	"github.com/orchestrix/orchestrix/actor"
 )
 
 // Message is what the dispatcher hands to a Channel.
@@ -52,7 +51,7 @@ type Call struct {
 type FlakyChannel struct {
 	seed        uint64
 	failureRate float64
-	clock       actor.Clock
+	clock       orchestrix.Clock
 
 	mu        sync.Mutex
 	down      map[string]string // recipient → error text
@@ -62,9 +61,9 @@ type FlakyChannel struct {
 
 // NewFlakyChannel returns a channel failing about failureRate (0 to 1) of
 // the sends, chosen by seed, stamping calls with clock's time.
-func NewFlakyChannel(seed uint64, failureRate float64, clock actor.Clock) *FlakyChannel {
+func NewFlakyChannel(seed uint64, failureRate float64, clock orchestrix.Clock) *FlakyChannel {
 	if clock == nil {
-		clock = actor.SystemClock{}
+		clock = orchestrix.SystemClock{}
 	}
 	return &FlakyChannel{
 		seed: seed, failureRate: failureRate, clock: clock,

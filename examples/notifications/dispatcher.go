@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/orchestrix/orchestrix"
 	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/projection"
@@ -41,7 +43,7 @@ type Scheduled struct {
 type armed struct {
 	at      Scheduled
 	outcome NotificationCommand
-	timer   actor.Timer
+	timer   orchestrix.Timer
 }
 
 // Dispatcher follows the journal (as the projection DispatcherProjection)
@@ -65,7 +67,7 @@ type Dispatcher struct {
 	notifications notificationHandle
 	channel       Channel
 	policy        Policy
-	clock         actor.Clock
+	clock         orchestrix.Clock
 	log           *slog.Logger
 	store         *boltstore.Store
 	db            *bolt.DB
@@ -83,7 +85,7 @@ type Dispatcher struct {
 	stripes [64]sync.Mutex
 }
 
-func newDispatcher(db *bolt.DB, store *boltstore.Store, h notificationHandle, ch Channel, p Policy, clock actor.Clock, log *slog.Logger) (*Dispatcher, error) {
+func newDispatcher(db *bolt.DB, store *boltstore.Store, h notificationHandle, ch Channel, p Policy, clock orchestrix.Clock, log *slog.Logger) (*Dispatcher, error) {
 	if err := db.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(scheduleBucket)
 		return err
@@ -118,7 +120,7 @@ func (d *Dispatcher) Projection() projection.Projection {
 		Checkpoints: d.store,
 		Filter:      projection.Filter{Kinds: []string{Notifications.Kind}},
 		Reset: d.store.Reset(DispatcherProjection, func(tx *bolt.Tx) error {
-			if err := tx.DeleteBucket(scheduleBucket); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := tx.DeleteBucket(scheduleBucket); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 				return err
 			}
 			_, err := tx.CreateBucket(scheduleBucket)

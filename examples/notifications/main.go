@@ -18,12 +18,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/orchestrix/orchestrix"
 	"io"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/examples/internal/obs"
 )
 
@@ -31,7 +31,7 @@ import (
 type Options struct {
 	// Clock drives the retries. Nil means the wall clock; tests pass an
 	// actortest.ManualClock so that nothing sleeps.
-	Clock actor.Clock
+	Clock orchestrix.Clock
 	// Channel is the flaky channel; nil means DemoChannel(Clock).
 	Channel *FlakyChannel
 	// Policy is the retry policy; the zero value means DemoPolicy.
@@ -57,7 +57,7 @@ const DownRecipient = "dave@example.org"
 
 // DemoChannel is the demo's channel: 40% of sends fail (seed 11) and every
 // send to DownRecipient fails until Repair.
-func DemoChannel(clock actor.Clock) *FlakyChannel {
+func DemoChannel(clock orchestrix.Clock) *FlakyChannel {
 	ch := NewFlakyChannel(11, 0.4, clock)
 	ch.SetDown(DownRecipient, "mailbox unavailable")
 	return ch
@@ -78,7 +78,7 @@ var DemoRequests = []struct{ ID, Recipient, Body string }{
 // run is the whole demo; it writes its story to w and keeps data in dir.
 func run(ctx context.Context, w io.Writer, dir string, opts Options) (err error) {
 	if opts.Clock == nil {
-		opts.Clock = actor.SystemClock{}
+		opts.Clock = orchestrix.SystemClock{}
 	}
 	if opts.Channel == nil {
 		opts.Channel = DemoChannel(opts.Clock)

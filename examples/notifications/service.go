@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/orchestrix/orchestrix"
 	"log/slog"
 	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orchestrix/orchestrix/actor"
@@ -52,7 +54,7 @@ type Config struct {
 	// Clock times attempts and event timestamps. Nil means the wall
 	// clock. A clock with a Set(time.Time) method (actortest.ManualClock)
 	// makes Settle move time forward itself.
-	Clock actor.Clock
+	Clock orchestrix.Clock
 	// Logger receives the runtime's and the dispatcher's logs. Nil
 	// discards them.
 	Logger *slog.Logger
@@ -72,7 +74,7 @@ type Service struct {
 	notifications notificationHandle
 	manager       *projection.Manager
 	dispatcher    *Dispatcher
-	clock         actor.Clock
+	clock         orchestrix.Clock
 }
 
 // Open starts the service on the files in dir.
@@ -84,7 +86,7 @@ func Open(dir string, cfg Config) (s *Service, err error) {
 		return nil, err
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = actor.SystemClock{}
+		cfg.Clock = orchestrix.SystemClock{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -179,7 +181,7 @@ func deadLetterProjection(store *boltstore.Store) projection.Projection {
 			"notify.notification.dead_lettered", "notify.notification.replayed", "notify.notification.delivered",
 		}},
 		Reset: store.Reset(DeadLettersProjection, func(tx *bolt.Tx) error {
-			if err := tx.DeleteBucket(deadLetterBucket); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := tx.DeleteBucket(deadLetterBucket); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 				return err
 			}
 			_, err := tx.CreateBucket(deadLetterBucket)
@@ -244,7 +246,7 @@ func (s *Service) Schedule() ([]Scheduled, error) { return s.dispatcher.Schedule
 
 // settableClock is a clock a test moves by hand (actortest.ManualClock).
 type settableClock interface {
-	actor.Clock
+	orchestrix.Clock
 	Set(time.Time)
 }
 

@@ -48,8 +48,7 @@ func TestRun_TellsTheStoryAndLeavesADurableJournal(t *testing.T) {
 		require.Equal(t, uint64(versions), rec.Version)
 		ev, err := reg.Unmarshal(rec.Envelope)
 		require.NoError(t, err)
-		state, err = Accounts.Fold(state, ev.(AccountEvent))
-		require.NoError(t, err)
+		state = Accounts.Evolve(state, ev.(AccountEvent))
 	}
 	require.Equal(t, 105, versions)
 	require.Equal(t, Account{Open: true, Owner: "Alice", Balance: 8101}, state)

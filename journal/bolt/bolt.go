@@ -172,7 +172,6 @@ type Journal struct {
 	// The queue of appends and deletions waiting for the writer.
 	qmu        sync.Mutex
 	queue      []*request
-	spare      []*request
 	qclosed    bool
 	wake       chan struct{}
 	writerDone chan struct{}

@@ -134,12 +134,11 @@ func (j *Journal) Check(ctx context.Context) (journal.CheckReport, error) {
 
 // pgStream is what the check learns about one stream.
 type pgStream struct {
-	name          string
-	head          int64
-	known         bool
-	first, last   uint64 // lowest and highest version seen
-	lastPos       uint64
-	seen, visited bool
+	name        string
+	head        int64
+	known       bool
+	first, last uint64 // lowest and highest version seen
+	lastPos     uint64
 }
 
 func (j *Journal) checkTx(ctx context.Context, tx pgx.Tx) (journal.CheckReport, error) {

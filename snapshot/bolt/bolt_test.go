@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/snapshot"
@@ -232,7 +233,7 @@ func TestOpen_FileLocked_TimesOut(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	_, err = bolt.Open(path, bolt.Config{NoSync: true, LockTimeout: 50 * time.Millisecond})
-	require.ErrorIs(t, err, bbolt.ErrTimeout)
+	require.ErrorIs(t, err, bolterrors.ErrTimeout)
 }
 
 func TestOpen_BadPath_Error(t *testing.T) {
