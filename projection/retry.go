@@ -7,20 +7,28 @@ import (
 
 // Defaults of the Retry policy.
 const (
-	DefaultMaxAttempts    = 5
+	DefaultMaxAttempts    = 10
 	DefaultInitialBackoff = 100 * time.Millisecond
 	DefaultMaxBackoff     = 30 * time.Second
 	DefaultMultiplier     = 2.0
 )
 
-// Retry says how often, and how far apart, a failing event (or journal
-// read, or checkpoint save) is tried before the projection stops in State
-// Failed. The zero value uses the defaults: 5 attempts, waiting 100 ms,
-// 200 ms, 400 ms, 800 ms between them (doubling, at most 30 s). Waits are
-// measured by the manager's Clock.
+// UnlimitedAttempts, as Retry.MaxAttempts, means no limit: the work is
+// retried until it succeeds, fails permanently or is cancelled.
+const UnlimitedAttempts = -1
+
+// Retry says how often, and how far apart, failing work is tried before
+// it gives up. It is the one retry vocabulary of orchestrix: projections
+// use it for a failing event, journal read or checkpoint save (then stop
+// in State Failed), and the saga package uses it for saga steps and
+// process handlers. Every zero field means its default, in every package:
+// the zero Retry makes 10 attempts, waiting 100 ms, 200 ms, 400 ms, …
+// between them (doubling, at most 30 s). MaxAttempts UnlimitedAttempts
+// retries without a limit. Waits are measured by the caller's Clock.
 type Retry struct {
 	// MaxAttempts is the number of attempts, the first included, before
-	// giving up. Zero means DefaultMaxAttempts; 1 means no retries.
+	// giving up. Zero means DefaultMaxAttempts; 1 means no retries;
+	// UnlimitedAttempts (or any negative value) means no limit.
 	MaxAttempts int
 	// InitialBackoff is the wait after the first failed attempt. Zero
 	// means DefaultInitialBackoff.
@@ -35,8 +43,6 @@ type Retry struct {
 // Validate reports whether r is usable.
 func (r Retry) Validate() error {
 	switch {
-	case r.MaxAttempts < 0:
-		return fmt.Errorf("retry: MaxAttempts %d is negative", r.MaxAttempts)
 	case r.InitialBackoff < 0:
 		return fmt.Errorf("retry: InitialBackoff %v is negative", r.InitialBackoff)
 	case r.MaxBackoff < 0:
@@ -49,10 +55,20 @@ func (r Retry) Validate() error {
 
 func (r Retry) isZero() bool { return r == Retry{} }
 
+// GivesUpAfter reports whether a policy, with defaults applied, gives up
+// once the given number of attempts has failed.
+func (r Retry) GivesUpAfter(attempts int) bool {
+	r = r.withDefaults()
+	return r.MaxAttempts > 0 && attempts >= r.MaxAttempts
+}
+
 // withDefaults returns r with zero fields replaced by the defaults.
 func (r Retry) withDefaults() Retry {
-	if r.MaxAttempts == 0 {
+	switch {
+	case r.MaxAttempts == 0:
 		r.MaxAttempts = DefaultMaxAttempts
+	case r.MaxAttempts < 0:
+		r.MaxAttempts = UnlimitedAttempts
 	}
 	if r.InitialBackoff == 0 {
 		r.InitialBackoff = DefaultInitialBackoff

@@ -369,7 +369,7 @@ func (r *runner) attempt(ctx context.Context, at uint64, prior int, prevErr erro
 			if ctx.Err() != nil {
 				return failures, ctx.Err()
 			}
-			if isPermanent(err) || failures >= r.retry.MaxAttempts {
+			if isPermanent(err) || r.retry.GivesUpAfter(failures) {
 				return failures, err
 			}
 			wait := r.retry.Backoff(failures)

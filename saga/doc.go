@@ -118,7 +118,7 @@
 //     whose checkpoint is held back to the oldest saga still running, so
 //     a new Runner on the same journal resumes every unfinished saga.
 //   - The runner's projections retry a failing journal without a limit
-//     by default (Config.ProjectionRetry), so an outage delays sagas and
+//     (Config.Retry's backoff, no attempt limit), so an outage delays sagas and
 //     processes instead of stopping them; Projections shows them
 //     retrying. An invalid id from a StartOn or correlate function stops
 //     its projection at that event, visibly, until Saga.SkipTrigger or

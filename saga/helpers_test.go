@@ -220,7 +220,7 @@ func (w *world) start() {
 	}
 	cfg := saga.Config{
 		Journal: w.store, Registry: reg, Checkpoints: w.checkpoints, Clock: w.clock,
-		Retry: saga.Retry{InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond},
+		Retry: projection.Retry{InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond},
 	}
 	if w.cfg != nil {
 		w.cfg(&cfg)

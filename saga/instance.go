@@ -160,7 +160,7 @@ func (x *instance[D]) reload(ctx context.Context) bool {
 		}
 		x.logger().Warn("reading saga stream failed; retrying", slog.Any("error", err))
 		x.setProgress(0, err)
-		if !x.sleep(ctx, x.s.r.cfg.Retry.backoff(failures+1)) {
+		if !x.sleep(ctx, x.s.r.cfg.Retry.Backoff(failures+1)) {
 			return false
 		}
 	}
@@ -233,7 +233,7 @@ func (x *instance[D]) record(ctx context.Context, ev any) bool {
 		}
 		x.logger().Warn("recording saga progress failed; retrying", slog.Any("error", err), slog.String("event", fmt.Sprintf("%T", ev)))
 		x.setProgress(0, err)
-		if !x.sleep(ctx, x.s.r.cfg.Retry.backoff(failures+1)) {
+		if !x.sleep(ctx, x.s.r.cfg.Retry.Backoff(failures+1)) {
 			return false
 		}
 	}
@@ -342,13 +342,13 @@ func (x *instance[D]) attempts(ctx context.Context, stepName string, compensatin
 		if ctx.Err() != nil || isRejection(err) {
 			return nil, err
 		}
-		if cfg.Retry.MaxAttempts > 0 && attempt >= cfg.Retry.MaxAttempts {
+		if cfg.Retry.GivesUpAfter(attempt) {
 			return nil, fmt.Errorf("gave up after %d attempts: %w", attempt, err)
 		}
 		x.logger().Debug("saga step failed; retrying with the same command id",
 			slog.String("step", stepName), slog.Bool("compensating", compensating), slog.Int("attempt", attempt), slog.Any("error", err))
 		x.setProgress(attempt, err)
-		if !x.sleep(ctx, cfg.Retry.backoff(attempt)) {
+		if !x.sleep(ctx, cfg.Retry.Backoff(attempt)) {
 			return nil, context.Cause(ctx)
 		}
 	}

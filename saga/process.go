@@ -1,7 +1,6 @@
 package saga
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,13 +27,6 @@ const ProcessKindPrefix = "process."
 // ProcessStream returns the journal stream recording process id of the
 // process manager named name.
 func ProcessStream(name, id string) string { return journal.StreamName(ProcessKindPrefix+name, id) }
-
-// DefaultProcessAttempts is how many times a process handler is called for
-// one input when Config.Retry.MaxAttempts is zero. Unlike a saga's steps,
-// which retry without end by default, a process handler gives up (and
-// the failure is recorded): while it retries, the other processes' events
-// read in the same batch wait for it.
-const DefaultProcessAttempts = 10
 
 // processParallelism bounds how many processes of one manager handle
 // events at the same time.
@@ -118,7 +110,7 @@ type Process[S any] struct {
 // state unchanged, and the process goes on with the next input. Any other
 // error is transient: the handler is called again, with the same command
 // ids and a fresh copy of the state, after the runner's Retry backoff,
-// up to Retry.MaxAttempts calls (DefaultProcessAttempts when zero); then
+// up to Retry.MaxAttempts calls (projection.DefaultMaxAttempts when zero); then
 // it is recorded as a failure.
 type ProcessHandler[S, E any] func(ctx context.Context, pc *ProcessContext[S], input E) error
 
@@ -658,7 +650,7 @@ func (m *ProcessManager[S]) fire(ctx context.Context, id, name string, at time.T
 			return
 		}
 		log.Warn("process timeout failed; retrying", slog.Any("error", err))
-		if !sleepOn(ctx, m.r.cfg.Clock, m.r.cfg.Retry.backoff(failures)) {
+		if !sleepOn(ctx, m.r.cfg.Clock, m.r.cfg.Retry.Backoff(failures)) {
 			return
 		}
 	}
@@ -730,12 +722,12 @@ func (m *ProcessManager[S]) run(ctx context.Context, id string, rec *processReco
 		if isRejection(err) {
 			return fail(err)
 		}
-		if limit := cmp.Or(cfg.Retry.MaxAttempts, DefaultProcessAttempts); attempt >= limit {
+		if cfg.Retry.GivesUpAfter(attempt) {
 			return fail(fmt.Errorf("gave up after %d attempts: %w", attempt, err))
 		}
 		m.r.log.Debug("process handler failed; retrying with the same command ids",
 			slog.String("process", m.name), slog.String("id", id), slog.String("input", in.name), slog.Int("attempt", attempt), slog.Any("error", err))
-		if !sleepOn(ctx, cfg.Clock, cfg.Retry.backoff(attempt)) {
+		if !sleepOn(ctx, cfg.Clock, cfg.Retry.Backoff(attempt)) {
 			return next, context.Cause(ctx)
 		}
 	}

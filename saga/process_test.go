@@ -353,7 +353,7 @@ func processChaos(t *testing.T, w *world) {
 
 // TestProcess_TransientErrorForever_GivesUpAndOthersProceed: a handler
 // that never succeeds for one account gives up after
-// DefaultProcessAttempts calls, its failure is recorded, and another
+// projection.DefaultMaxAttempts calls, its failure is recorded, and another
 // account's process, read in the same batch, is not held back for good.
 func TestProcess_TransientErrorForever_GivesUpAndOthersProceed(t *testing.T) {
 	ctx := testContext(t)
@@ -384,8 +384,8 @@ func TestProcess_TransientErrorForever_GivesUpAndOthersProceed(t *testing.T) {
 	if st.Failures != 1 || st.LastFailure == nil || !strings.Contains(st.LastFailure.Reason, "gave up after 10 attempts") {
 		t.Errorf("broken: %+v (last failure %+v)", st, st.LastFailure)
 	}
-	if n := calls.Load(); n != saga.DefaultProcessAttempts {
-		t.Errorf("handler called %d times, want %d", n, saga.DefaultProcessAttempts)
+	if n := calls.Load(); n != projection.DefaultMaxAttempts {
+		t.Errorf("handler called %d times, want %d", n, projection.DefaultMaxAttempts)
 	}
 	if st, err := m.Status(ctx, "fine"); err != nil || st.State.Total != 2 {
 		t.Errorf("fine: %+v, %v", st, err)
@@ -398,7 +398,6 @@ func TestProcess_TransientErrorForever_GivesUpAndOthersProceed(t *testing.T) {
 func TestProcess_InvalidCorrelationID_StopsVisibly(t *testing.T) {
 	ctx := testContext(t)
 	w := newWorld(t, nil)
-	w.cfg = func(c *saga.Config) { c.ProjectionRetry = projection.Retry{MaxAttempts: 1} }
 	w.start()
 	p := saga.NewProcess[Bonus]("badid")
 	saga.On(p, func(ev projection.Event, e Deposited) (string, bool) {
@@ -445,7 +444,7 @@ func TestProcess_JournalReadsFail_RetriedUntilTheyWork(t *testing.T) {
 	ctx := testContext(t)
 	w := newWorld(t, nil)
 	w.cfg = func(c *saga.Config) {
-		c.ProjectionRetry = projection.Retry{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+		c.Retry = projection.Retry{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
 	}
 	w.start()
 	bonus := mustRegisterProcess(t, w.runner, bonusProcess(w))
@@ -484,7 +483,7 @@ func TestProcess_TwoRunnersOverlap_EffectsOnce(t *testing.T) {
 	first := mustRegisterProcess(t, w.runner, bonusProcess(w))
 	second, err := saga.NewRunner(saga.Config{
 		Journal: w.store, Registry: w.sys.Registry(), Checkpoints: projection.NewMemCheckpoints(),
-		Retry: saga.Retry{InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond},
+		Retry: projection.Retry{InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)

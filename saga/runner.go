@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"time"
 
@@ -23,47 +22,8 @@ import (
 const (
 	DefaultSource         = "/orchestrix/saga"
 	DefaultAttemptTimeout = 30 * time.Second
-	DefaultInitialBackoff = 50 * time.Millisecond
-	DefaultMaxBackoff     = 5 * time.Second
 	DefaultMaxActive      = 10_000
 )
-
-// Retry says how transient failures of an action or compensation (an
-// unknown outcome, a closed or restarting system, an attempt that timed
-// out) are retried. Every retry reuses the step's command ids, so the
-// aggregate executes the command at most once. Waits are measured on the
-// runner's Clock and double after each failure.
-type Retry struct {
-	// MaxAttempts is the number of attempts, the first included, before
-	// the step gives up (an action then fails the step, a compensation
-	// fails the saga). Zero means no limit: a step is retried until it
-	// succeeds, is rejected or reaches its deadline.
-	MaxAttempts int
-	// InitialBackoff is the wait after the first failure. Zero means
-	// DefaultInitialBackoff.
-	InitialBackoff time.Duration
-	// MaxBackoff caps the wait. Zero means DefaultMaxBackoff.
-	MaxBackoff time.Duration
-}
-
-func (r Retry) withDefaults() Retry {
-	if r.InitialBackoff == 0 {
-		r.InitialBackoff = DefaultInitialBackoff
-	}
-	if r.MaxBackoff == 0 {
-		r.MaxBackoff = DefaultMaxBackoff
-	}
-	return r
-}
-
-// backoff returns the wait after the given number of failures (from 1).
-func (r Retry) backoff(failures int) time.Duration {
-	d := r.InitialBackoff
-	for i := 1; i < failures && d < r.MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, r.MaxBackoff)
-}
 
 // Config configures a Runner. Journal, Registry and Checkpoints are
 // required; the zero value of every other field is a sensible default.
@@ -90,8 +50,20 @@ type Config struct {
 	// Source is the CloudEvents source of the saga events. Empty means
 	// DefaultSource.
 	Source string
-	// Retry is the policy for transient failures.
-	Retry Retry
+	// Retry is the policy for transient failures of a saga's actions and
+	// compensations (an unknown outcome, a closed or restarting system, an
+	// attempt that timed out) and of a process handler. Every retry reuses
+	// the command ids, so the aggregate executes a command at most once.
+	// The zero value means projection.Retry's defaults (10 attempts); set
+	// MaxAttempts to projection.UnlimitedAttempts to retry a saga step
+	// until it succeeds, is rejected or reaches its deadline. The
+	// runner's own projections use the same backoff with no attempt
+	// limit: a journal that is down for a while delays sagas and
+	// processes, visibly in their Projections status, instead of stopping
+	// them until the next restart. A permanent failure (an invalid id
+	// from a StartOn or correlate function) still stops a projection at
+	// once; see Skip.
+	Retry projection.Retry
 	// AttemptTimeout bounds one call of an action or compensation (on
 	// Clock); an attempt that runs out is a transient failure and is
 	// retried with the same command ids. Zero means
@@ -102,14 +74,6 @@ type Config struct {
 	// next sagas wait to start (their Started events stay unread) until
 	// one finishes. Zero means DefaultMaxActive; negative means no bound.
 	MaxActive int
-	// ProjectionRetry is the retry policy of the runner's projections
-	// (a failing journal read or checkpoint save). A zero MaxAttempts
-	// means no limit here (unlike projection.Retry's default): a journal
-	// that is down for a while delays sagas and processes, visibly in
-	// their Projections status, instead of stopping them until the next
-	// restart. A permanent failure (an invalid id from a StartOn or
-	// correlate function) still stops the projection at once; see Skip.
-	ProjectionRetry projection.Retry
 	// System hosts the runner's projection actors (pass the system the
 	// sagas send their commands to). Nil makes the runner start a private
 	// one.
@@ -144,10 +108,7 @@ func (c Config) Validate() error {
 	if c.Checkpoints == nil {
 		errs = append(errs, errors.New("Config.Checkpoints is nil"))
 	}
-	if c.Retry.MaxAttempts < 0 || c.Retry.InitialBackoff < 0 || c.Retry.MaxBackoff < 0 {
-		errs = append(errs, fmt.Errorf("Retry %+v has a negative field", c.Retry))
-	}
-	if err := c.ProjectionRetry.Validate(); err != nil {
+	if err := c.Retry.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
@@ -196,20 +157,16 @@ func NewRunner(cfg Config) (*Runner, error) {
 	if cfg.AttemptTimeout == 0 {
 		cfg.AttemptTimeout = DefaultAttemptTimeout
 	}
-	if cfg.ProjectionRetry.MaxAttempts == 0 {
-		cfg.ProjectionRetry.MaxAttempts = math.MaxInt
-	}
 	if cfg.MaxActive == 0 {
 		cfg.MaxActive = DefaultMaxActive
 	}
-	cfg.Retry = cfg.Retry.withDefaults()
 	if err := registerEvents(cfg.Registry); err != nil {
 		return nil, err
 	}
 	projs, err := projection.NewManager(projection.Config{
 		Journal:  cfg.Journal,
 		Registry: cfg.Registry,
-		Retry:    cfg.ProjectionRetry,
+		Retry:    projectionRetry(cfg.Retry),
 		Clock:    cfg.Clock,
 		Logger:   cfg.Logger,
 		System:   cfg.System,
@@ -229,6 +186,13 @@ func NewRunner(cfg Config) (*Runner, error) {
 		r.slots = make(chan struct{}, cfg.MaxActive)
 	}
 	return r, nil
+}
+
+// projectionRetry is the policy of the runner's projections: r's backoff,
+// without an attempt limit.
+func projectionRetry(r projection.Retry) projection.Retry {
+	r.MaxAttempts = projection.UnlimitedAttempts
+	return r
 }
 
 // Close stops the runner at once: in-flight actions see their context

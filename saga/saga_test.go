@@ -507,7 +507,6 @@ func TestOrchestration_StartOn_BeginsSagaPerEvent(t *testing.T) {
 func TestOrchestration_StartOn_InvalidIDFailsTriggerVisibly(t *testing.T) {
 	ctx := testContext(t)
 	w := newWorld(t, nil)
-	w.cfg = func(c *saga.Config) { c.ProjectionRetry = projection.Retry{MaxAttempts: 1} }
 	w.start()
 	requests, err := actor.Register(w.sys, Requests)
 	if err != nil {
