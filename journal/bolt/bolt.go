@@ -251,6 +251,9 @@ func Open(path string, opts Options) (*Journal, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
+	if err := verifyFile(path); err != nil {
+		return nil, fmt.Errorf("journal/bolt: open %s: %w", path, err)
+	}
 	db, err := bbolt.Open(path, opts.FileMode, &bbolt.Options{
 		Timeout:      opts.Timeout,
 		NoSync:       opts.NoSync,
@@ -278,7 +281,7 @@ func Open(path string, opts Options) (*Journal, error) {
 		notify:     make(chan struct{}),
 	}
 	j.blockSize = max(db.Info().PageSize/2-64, 256)
-	if err := db.Update(initBuckets); err != nil {
+	if err := update(db, initBuckets); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("journal/bolt: open %s: %w", path, err)
 	}
@@ -313,7 +316,7 @@ func (j *Journal) load() error {
 	streams := make(map[string]*streamState)
 	w := writerState{}
 	var lastPos uint64
-	err := j.db.View(func(tx *bbolt.Tx) error {
+	err := view(j.db, func(tx *bbolt.Tx) error {
 		err := tx.Bucket(bucketStreams).ForEach(func(k, v []byte) error {
 			if len(v) != 16 {
 				return &journal.CorruptionError{Stream: string(k), Err: errors.New("malformed stream head entry")}

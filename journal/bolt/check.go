@@ -67,7 +67,7 @@ func (j *Journal) Check(ctx context.Context) (journal.CheckReport, error) {
 		return journal.CheckReport{}, err
 	}
 	var rep journal.CheckReport
-	err := j.db.View(func(tx *bbolt.Tx) error {
+	err := view(j.db, func(tx *bbolt.Tx) error {
 		var err error
 		rep, err = checkTx(ctx, tx)
 		return err
@@ -91,7 +91,7 @@ func CheckFile(ctx context.Context, path string, timeout time.Duration) (journal
 	}
 	defer db.Close()
 	var rep journal.CheckReport
-	err = db.View(func(tx *bbolt.Tx) error {
+	err = view(db, func(tx *bbolt.Tx) error {
 		var err error
 		rep, err = checkTx(ctx, tx)
 		return err
@@ -109,6 +109,9 @@ func openReadOnly(path string, timeout time.Duration) (*bbolt.DB, error) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("journal/bolt: %w", err)
+	}
+	if err := verifyFile(path); err != nil {
+		return nil, fmt.Errorf("journal/bolt: open %s read-only: %w", path, err)
 	}
 	db, err := bbolt.Open(path, 0, &bbolt.Options{ReadOnly: true, Timeout: timeout})
 	if err != nil {

@@ -1,0 +1,103 @@
+package bolt_test
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/journal/bolt"
+)
+
+// oneEventJournal writes a closed journal of one event (16 KiB pages)
+// and returns its path and bytes.
+func oneEventJournal(t *testing.T) (string, []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	j, err := bolt.Open(path, bolt.Options{NoSync: true})
+	require.NoError(t, err)
+	_, err = j.Append(context.Background(), "order-1", journal.NoStream, newEvents(1))
+	require.NoError(t, err)
+	require.NoError(t, j.Close())
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return path, b
+}
+
+// openCheckRead runs everything a user runs on a file: CheckFile, Open,
+// and a full read. It returns the first error; a panic fails the test.
+func openCheckRead(path string) error {
+	ctx := context.Background()
+	rep, cerr := bolt.CheckFile(ctx, path, time.Second)
+	j, err := bolt.Open(path, bolt.Options{NoSync: true, Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	for _, err := range j.ReadAll(ctx, 0, math.MaxInt) {
+		if err != nil {
+			return err
+		}
+	}
+	for info, err := range j.Streams(ctx) {
+		if err != nil {
+			return err
+		}
+		for _, err := range j.Read(ctx, info.Name, 0, math.MaxUint64, math.MaxInt) {
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if cerr != nil {
+		return cerr
+	}
+	if !rep.OK() {
+		return orchestrix.ErrCorrupt
+	}
+	return nil
+}
+
+// The three cases of issue 13: one byte of the root bucket's page (page 3)
+// of a one-event journal. Each crashed Open, check or events with a panic.
+func TestOpen_DamagedRootPage_ReturnsErrCorrupt(t *testing.T) {
+	const pageSize = 16 << 10
+	for _, tc := range []struct {
+		name   string
+		offset int
+		value  byte
+	}{
+		{"value size field", 31, 0xa8},
+		{"page id field", 5, 0x76},
+		{"bucket name", -1, 'z'}, // journal.meta becomes journal.zeta: keys out of order
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, b := oneEventJournal(t)
+			at := 3*pageSize + tc.offset
+			if tc.offset < 0 {
+				at = 3*pageSize + bytes.Index(b[3*pageSize:4*pageSize], []byte("journal.meta")) + len("journal.")
+			}
+			b[at] = tc.value
+			require.NoError(t, os.WriteFile(path, b, 0o600))
+
+			_, err := bolt.Open(path, bolt.Options{NoSync: true, Timeout: time.Second})
+			require.ErrorIs(t, err, orchestrix.ErrCorrupt)
+			require.ErrorContains(t, err, path)
+			require.ErrorContains(t, err, "page 3")
+
+			rep, err := bolt.CheckFile(context.Background(), path, time.Second)
+			if err == nil {
+				require.False(t, rep.OK(), "check reports a damaged file as fine")
+			} else {
+				require.ErrorIs(t, err, orchestrix.ErrCorrupt)
+			}
+		})
+	}
+}
