@@ -1,10 +1,15 @@
 package boltsafe
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
+
+	bbolt "go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
 )
 
 // Do runs fn, which calls into bbolt on the caller's goroutine, and turns
@@ -30,7 +35,20 @@ func Do(path string, fn func() error) (err error) {
 		}
 		err = &CorruptError{Path: path, Page: -1, Reason: fmt.Sprintf("bbolt failed reading it (%v in %s)", r, where)}
 	}()
-	return fn()
+	err = fn()
+	if isDamage(err) {
+		err = &CorruptError{Path: path, Page: -1, Reason: err.Error()}
+	}
+	return err
+}
+
+// isDamage reports the errors bbolt returns for a file whose contents
+// are not what bbolt wrote: a bucket stored as a plain value (or the
+// reverse), an invalid or mismatching meta page.
+func isDamage(err error) bool {
+	return err != nil && (errors.Is(err, bberrors.ErrIncompatibleValue) ||
+		errors.Is(err, bberrors.ErrInvalid) || errors.Is(err, bberrors.ErrVersionMismatch) ||
+		errors.Is(err, bberrors.ErrChecksum))
 }
 
 // bboltFrame reports whether the panic being handled was raised by code
@@ -55,4 +73,44 @@ func bboltFrame() (string, bool) {
 			return "", false
 		}
 	}
+}
+
+// Open verifies the file at path (see Verify: every page when bbolt will
+// scan them at open, the meta pages and free list otherwise) and then
+// opens it with bbolt.Open. A damaged file fails with a *CorruptError
+// before bbolt reads it.
+func Open(path string, mode os.FileMode, opts *bbolt.Options) (*bbolt.DB, error) {
+	m, err := Verify(path, Options{})
+	if err != nil {
+		return nil, err
+	}
+	if m.PageSize == 0 && opts != nil && opts.ReadOnly {
+		if _, err := os.Stat(path); err == nil {
+			// bbolt would try to initialise it, through a read-only handle.
+			return nil, &CorruptError{Path: path, Page: -1, Reason: "empty file, not a bbolt database"}
+		}
+	}
+	scans := opts != nil && opts.NoFreelistSync && !opts.ReadOnly
+	if m.PageSize != 0 && (!m.FreelistSynced() || scans) {
+		if _, err := Verify(path, Options{Full: true}); err != nil {
+			return nil, err
+		}
+	}
+	var db *bbolt.DB
+	err = Do(path, func() error {
+		var err error
+		db, err = bbolt.Open(path, mode, opts)
+		return err
+	})
+	return db, err
+}
+
+// View runs db.View(fn) under Do.
+func View(db *bbolt.DB, fn func(*bbolt.Tx) error) error {
+	return Do(db.Path(), func() error { return db.View(fn) })
+}
+
+// Update runs db.Update(fn) under Do.
+func Update(db *bbolt.DB, fn func(*bbolt.Tx) error) error {
+	return Do(db.Path(), func() error { return db.Update(fn) })
 }

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/boltsafe"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
@@ -251,10 +252,10 @@ func Open(path string, opts Options) (*Journal, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	if err := verifyFile(path); err != nil {
-		return nil, fmt.Errorf("journal/bolt: open %s: %w", path, err)
-	}
-	db, err := bbolt.Open(path, opts.FileMode, &bbolt.Options{
+	// boltsafe.Open walks every page before bbolt's own free-page scan
+	// (which runs on a goroutine of bbolt's, where a damaged page would
+	// crash the process), so a damaged file fails here with ErrCorrupt.
+	db, err := boltsafe.Open(path, opts.FileMode, &bbolt.Options{
 		Timeout:      opts.Timeout,
 		NoSync:       opts.NoSync,
 		FreelistType: bbolt.FreelistMapType,

@@ -15,6 +15,7 @@ import (
 	bberrors "go.etcd.io/bbolt/errors"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/boltsafe"
 	"github.com/orchestrix/orchestrix/journal"
 )
 
@@ -110,10 +111,7 @@ func openReadOnly(path string, timeout time.Duration) (*bbolt.DB, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("journal/bolt: %w", err)
 	}
-	if err := verifyFile(path); err != nil {
-		return nil, fmt.Errorf("journal/bolt: open %s read-only: %w", path, err)
-	}
-	db, err := bbolt.Open(path, 0, &bbolt.Options{ReadOnly: true, Timeout: timeout})
+	db, err := boltsafe.Open(path, 0, &bbolt.Options{ReadOnly: true, Timeout: timeout})
 	if err != nil {
 		if errors.Is(err, bberrors.ErrTimeout) {
 			return nil, fmt.Errorf("%w: %s (waited %v)", ErrLocked, path, timeout)
