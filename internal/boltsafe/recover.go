@@ -53,7 +53,8 @@ func isDamage(err error) bool {
 
 // bboltFrame reports whether the panic being handled was raised by code
 // of go.etcd.io/bbolt: the innermost frame of the panicking goroutine
-// that is not in package runtime must be bbolt's. It is called from the
+// outside the standard library (bbolt's bytes.Compare or sort.Search
+// calls fault inside them) must be bbolt's. It is called from the
 // deferred function of Do, whose stack still holds the panicking frames.
 func bboltFrame() (string, bool) {
 	pcs := make([]uintptr, 64)
@@ -65,7 +66,7 @@ func bboltFrame() (string, bool) {
 		switch {
 		case f.Function == "runtime.gopanic" || f.Function == "runtime.sigpanic":
 			inPanic = true
-		case inPanic && !strings.HasPrefix(f.Function, "runtime."):
+		case inPanic && !stdlib(f.Function):
 			return f.Function, strings.HasPrefix(f.Function, "go.etcd.io/bbolt.") ||
 				strings.HasPrefix(f.Function, "go.etcd.io/bbolt/")
 		}
@@ -113,4 +114,14 @@ func View(db *bbolt.DB, fn func(*bbolt.Tx) error) error {
 // Update runs db.Update(fn) under Do.
 func Update(db *bbolt.DB, fn func(*bbolt.Tx) error) error {
 	return Do(db.Path(), func() error { return db.Update(fn) })
+}
+
+// stdlib reports whether fn (a runtime.Frame.Function) is in the standard
+// library: its import path has no dot in its first element.
+func stdlib(fn string) bool {
+	first, _, found := strings.Cut(fn, "/")
+	if !found {
+		first, _, _ = strings.Cut(fn, ".") // "bytes.Compare"
+	}
+	return !strings.Contains(first, ".")
 }
