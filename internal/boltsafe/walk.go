@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"os"
 
 	"github.com/orchestrix/orchestrix"
@@ -112,7 +111,12 @@ func Verify(path string, opts Options) (Meta, error) {
 	if st.Size() == 0 {
 		return Meta{}, nil
 	}
-	w := &walker{r: f, size: st.Size(), path: path}
+	src, err := mapFile(f, st.Size())
+	if err != nil {
+		return Meta{}, err
+	}
+	defer src.close()
+	w := &walker{r: src, size: st.Size(), path: path}
 	m, err := w.meta()
 	if err != nil {
 		return Meta{}, err
@@ -133,7 +137,7 @@ func Verify(path string, opts Options) (Meta, error) {
 }
 
 type walker struct {
-	r    io.ReaderAt
+	r    source
 	size int64
 	path string
 	m    Meta
@@ -147,20 +151,22 @@ func (w *walker) corrupt(page int64, format string, args ...any) error {
 // meta reads both meta pages and returns the valid one with the higher
 // transaction id, as bbolt does.
 func (w *walker) meta() (Meta, error) {
-	var hdr [pageHeaderSize + metaSize]byte
-	if _, err := w.r.ReadAt(hdr[:], 0); err != nil {
+	const n = pageHeaderSize + metaSize
+	hdr, err := w.r.slice(0, n)
+	if err != nil {
 		return Meta{}, w.corrupt(0, "file too short for a meta page (%d bytes)", w.size)
 	}
-	m0, err0 := parseMeta(hdr[:], 0)
+	m0, err0 := parseMeta(hdr, 0)
 	pageSize := m0.PageSize
 	if err0 != nil {
 		// Meta page 0 is damaged: find page 1 at the usual sizes.
 		pageSize = 0
 		for ps := 4096; ps <= 64<<10; ps *= 2 {
-			if _, err := w.r.ReadAt(hdr[:], int64(ps)); err != nil {
+			hdr, err := w.r.slice(int64(ps), n)
+			if err != nil {
 				break
 			}
-			if m, err := parseMeta(hdr[:], 1); err == nil && m.PageSize == ps {
+			if m, err := parseMeta(hdr, 1); err == nil && m.PageSize == ps {
 				pageSize = ps
 				break
 			}
@@ -172,10 +178,11 @@ func (w *walker) meta() (Meta, error) {
 	if w.size < int64(2*pageSize) {
 		return Meta{}, w.corrupt(-1, "file of %d bytes is shorter than its two meta pages", w.size)
 	}
-	if _, err := w.r.ReadAt(hdr[:], int64(pageSize)); err != nil {
+	hdr, err = w.r.slice(int64(pageSize), n)
+	if err != nil {
 		return Meta{}, err
 	}
-	m1, err1 := parseMeta(hdr[:], 1)
+	m1, err1 := parseMeta(hdr, 1)
 	if err1 == nil && m1.PageSize != pageSize {
 		err1 = fmt.Errorf("page size %d differs from meta page 0's %d", m1.PageSize, pageSize)
 	}
@@ -240,8 +247,8 @@ func (w *walker) page(id uint64, wantFlags uint16) ([]byte, error) {
 		return nil, w.corrupt(int64(id), "page id outside 2..%d", w.m.HighMark-1)
 	}
 	ps := uint64(w.m.PageSize)
-	var hdr [pageHeaderSize]byte
-	if _, err := w.r.ReadAt(hdr[:], int64(id*ps)); err != nil {
+	hdr, err := w.r.slice(int64(id*ps), pageHeaderSize)
+	if err != nil {
 		return nil, w.corrupt(int64(id), "cannot read: %v", err)
 	}
 	le := binary.LittleEndian
@@ -256,8 +263,8 @@ func (w *walker) page(id uint64, wantFlags uint16) ([]byte, error) {
 	if overflow >= w.m.HighMark-id {
 		return nil, w.corrupt(int64(id), "%d overflow pages run past the last page %d", overflow, w.m.HighMark-1)
 	}
-	buf := make([]byte, (overflow+1)*ps)
-	if _, err := w.r.ReadAt(buf, int64(id*ps)); err != nil {
+	buf, err := w.r.slice(int64(id*ps), int((overflow+1)*ps))
+	if err != nil {
 		return nil, w.corrupt(int64(id), "cannot read %d pages: %v", overflow+1, err)
 	}
 	return buf, nil
