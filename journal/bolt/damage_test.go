@@ -3,6 +3,7 @@ package bolt_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -99,5 +100,52 @@ func TestOpen_DamagedRootPage_ReturnsErrCorrupt(t *testing.T) {
 				require.ErrorIs(t, err, orchestrix.ErrCorrupt)
 			}
 		})
+	}
+}
+
+func TestSalvageFile_DamagedLogPage_ReturnsTheRestAndReportsSkips(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	j, err := bolt.Open(path, bolt.Options{NoSync: true, PageSize: 4 << 10, MaxBatchEvents: 1})
+	require.NoError(t, err)
+	for range 200 {
+		_, err := j.Append(ctx, "order-1", journal.Any, newEvents(1))
+		require.NoError(t, err)
+	}
+	require.NoError(t, j.Close())
+
+	var clean []journal.Record
+	rep, err := bolt.SalvageFile(ctx, path, func(r journal.Record) error { clean = append(clean, r); return nil })
+	require.NoError(t, err)
+	require.Empty(t, rep.Skipped)
+	require.Len(t, clean, 200)
+	for i, r := range clean {
+		require.Equal(t, uint64(i+1), r.Version)
+	}
+
+	// Damage the page holding the record at position 100: the id field
+	// of its header.
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	at := bytes.Index(b, []byte(clean[99].Envelope.ID))
+	require.Positive(t, at)
+	page := at / (4 << 10)
+	b[page*(4<<10)] ^= 0xff
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+
+	_, err = bolt.Open(path, bolt.Options{NoSync: true, Timeout: time.Second})
+	require.ErrorIs(t, err, orchestrix.ErrCorrupt)
+
+	var got []journal.Record
+	rep, err = bolt.SalvageFile(ctx, path, func(r journal.Record) error { got = append(got, r); return nil })
+	require.NoError(t, err)
+	require.Len(t, rep.Skipped, 1)
+	require.Contains(t, rep.Skipped[0], fmt.Sprintf("page %d", page))
+	require.Less(t, len(got), 200)
+	require.Greater(t, len(got), 100) // only one leaf of the log is lost
+	require.EqualValues(t, len(got), rep.Records)
+	for _, r := range got {
+		require.NotEqual(t, clean[99].Envelope.ID, r.Envelope.ID)
+		require.Equal(t, clean[r.Version-1].Envelope.ID, r.Envelope.ID)
 	}
 }
