@@ -91,7 +91,7 @@ func (s *salvager) elements(p []byte, page int64, depth int, data bool) {
 	flags := le.Uint16(p[8:])
 	count := int(le.Uint16(p[10:]))
 	branch := flags&flagBranch != 0
-	if flags&(flagBranch|flagLeaf) == 0 || branch && flags&flagLeaf != 0 || pageHeaderSize+count*elementSize > len(p) {
+	if flags != flagBranch && flags != flagLeaf || pageHeaderSize+count*elementSize > len(p) {
 		s.skip(s.w.corrupt(page, "unexpected page type (flags %#x) or %d elements in %d bytes", flags, count, len(p)))
 		return
 	}

@@ -310,7 +310,7 @@ func (w *walker) elements(p []byte, page int64, depth int, lower []byte) error {
 	le := binary.LittleEndian
 	flags := le.Uint16(p[8:])
 	count := int(le.Uint16(p[10:]))
-	if flags&(flagBranch|flagLeaf) == 0 || flags&flagBranch != 0 && flags&flagLeaf != 0 {
+	if flags != flagBranch && flags != flagLeaf {
 		return w.corrupt(page, "unexpected page type (flags %#x)", flags)
 	}
 	if pageHeaderSize+count*elementSize > len(p) {
@@ -361,7 +361,7 @@ func (w *walker) elements(p []byte, page int64, depth int, lower []byte) error {
 			continue
 		}
 		inline := val[bucketHdrSize:]
-		if len(inline) < pageHeaderSize || le.Uint16(inline[8:])&flagLeaf == 0 {
+		if len(inline) < pageHeaderSize || le.Uint16(inline[8:]) != flagLeaf {
 			return w.corrupt(page, "element %d: malformed inline bucket", i)
 		}
 		if err := w.elements(inline, page, depth+1, nil); err != nil {
