@@ -21,8 +21,10 @@ import (
 //     retry with the same command id, which is deduplicated.
 //   - orchestrix.ErrClosed: the system is shut down.
 //   - context.DeadlineExceeded / context.Canceled: the caller's context
-//     ended before the reply; these also match ErrOutcomeUnknown, since
-//     the command may still execute.
+//     ended. When it ended before the reply, the error also matches
+//     ErrOutcomeUnknown, since the command may still execute. When it
+//     had already ended as Send was called, nothing was sent: the error
+//     matches the context's error only, and the command never executes.
 //   - aggregate.ErrRejected: Decide refused the command; the error also
 //     unwraps to the domain error Decide returned.
 //   - aggregate.ErrPanicked: user code panicked; the aggregate's state is

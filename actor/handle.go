@@ -106,6 +106,8 @@ func applyOptions(opts []SendOption) sendOptions {
 //
 // When ctx ends before the reply, Send returns an error matching ctx's
 // error and orchestrix.ErrOutcomeUnknown: the command may still execute.
+// When ctx has already ended as Send is called, nothing is sent: the error
+// matches ctx's error but not ErrOutcomeUnknown.
 //
 // Send starts a telemetry.SpanCommand span as a child of the span in ctx
 // (with Config.TracerProvider) and ends it with the command's outcome.

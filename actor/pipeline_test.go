@@ -1,6 +1,7 @@
 package actor_test
 
 import (
+	"context"
 	"fmt"
 	"github.com/orchestrix/orchestrix/internal/banktest"
 	"github.com/orchestrix/orchestrix/telemetry"
@@ -185,4 +186,24 @@ func TestAggregate_CorruptEvent_RecoveryReportsCorruption(t *testing.T) {
 	_, err = h2.Send(ctx, "a1", banktest.Deposit{Amount: 1})
 	require.ErrorIs(t, err, orchestrix.ErrCorrupt)
 	require.ErrorIs(t, err, actor.ErrRecovery)
+}
+
+// A context that has already ended when Send is called sends nothing: the
+// error matches the context's error and not ErrOutcomeUnknown, and the
+// command never executes.
+func TestHandle_Send_ContextAlreadyCancelled_NothingSent(t *testing.T) {
+	env := actortest.NewSystem(t)
+	h := register(t, env, banktest.Accounts())
+	ctx, cancel := context.WithCancel(ctxT(t))
+	cancel()
+	_, err := h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ada"}, actor.WithCommandID("open-1"))
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotErrorIs(t, err, orchestrix.ErrOutcomeUnknown)
+	assert.Empty(t, readStream(t, env.Journal, "account-a1"))
+
+	// The same command id executes when sent again: it was never seen.
+	res, err := h.Send(ctxT(t), "a1", banktest.OpenAccount{Owner: "ada"}, actor.WithCommandID("open-1"))
+	require.NoError(t, err)
+	assert.False(t, res.Duplicate)
+	assert.Equal(t, uint64(1), res.Version)
 }

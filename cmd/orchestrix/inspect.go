@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/journal/bolt"
 )
@@ -434,6 +437,14 @@ while appends go on.`,
 					return err
 				}
 				rep, err = bolt.CheckFile(a.ctx, path, a.g.lockTimeout)
+				if errors.Is(err, orchestrix.ErrCorrupt) {
+					// The file's own structure (bbolt's pages) is damaged:
+					// no record can be trusted to be found.
+					fmt.Fprintf(a.stdout, "damaged: %v\n", err)
+					fmt.Fprintf(a.stdout, "FAILED: the file %s is damaged (its bbolt pages, not the journal's records), so it could not be checked\n", path)
+					fmt.Fprintf(a.stdout, "what to do: restore the file from a backup; keep the damaged file for diagnosis\n")
+					return errProblems
+				}
 				if err != nil {
 					return lockedMessage(err, path)
 				}
@@ -465,10 +476,36 @@ while appends go on.`,
 				fmt.Fprintf(out, "(%d more problems not listed)\n", rep.Omitted)
 			}
 			fmt.Fprintf(out, "FAILED: %d problem(s) in %s (%s)\n", n, a.describe(), summary)
+			if names := problemStreams(rep); len(names) > 0 {
+				intact := "the file is intact, but "
+				if a.g.pg != "" {
+					intact = "" // no file: the rows are readable, their contents are not
+				}
+				fmt.Fprintf(out, "%sthe journal is inconsistent in %d stream(s): %s\n", intact, len(names), strings.Join(names, ", "))
+			}
+			fmt.Fprintf(out, "what to do: restore from a backup, or copy what is readable with export (events of the streams above may be missing or fail to read)\n")
 			if err := out.Flush(); err != nil {
 				return err
 			}
 			return errProblems
 		}
 	},
+}
+
+// problemStreams returns the names of the streams a check report names,
+// sorted, at most 20 (then "…").
+func problemStreams(rep journal.CheckReport) []string {
+	seen := make(map[string]bool)
+	var names []string
+	for _, p := range rep.Problems {
+		if p.Stream != "" && !seen[p.Stream] {
+			seen[p.Stream] = true
+			names = append(names, p.Stream)
+		}
+	}
+	slices.Sort(names)
+	if len(names) > 20 {
+		names = append(names[:20], "…")
+	}
+	return names
 }

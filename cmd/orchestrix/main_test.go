@@ -337,6 +337,8 @@ func TestCheck_CorruptRecord_ReportsAndExitsOne(t *testing.T) {
 	assert.Equal(t, 1, r.code)
 	assert.Equal(t, `problem: stream "account-2" version 1 position 3: checksum mismatch
 FAILED: 1 problem(s) in `+path+` (3 streams, 9 records, last position 9)
+the file is intact, but the journal is inconsistent in 1 stream(s): account-2
+what to do: restore from a backup, or copy what is readable with export (events of the streams above may be missing or fail to read)
 `, r.stdout)
 
 	// The other commands report the damage too, instead of skipping it.
@@ -459,4 +461,55 @@ func TestBench_SourceTree_RunsHarness(t *testing.T) {
 	r := runCLI(t, "", "bench", "--src", root, "journal", "-h")
 	assert.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stdout+r.stderr, "-backend")
+}
+
+// A damaged bbolt page (issue 13: the root page's id field) is reported as a
+// damaged file, not as journal problems, by check and by events.
+func TestCheck_DamagedPage_ReportsDamagedFile(t *testing.T) {
+	dir := makeJournal(t, false)
+	path := filepath.Join(dir, "orchestrix.db")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	// The root bucket's page, from the newer meta page (page 0 or 1).
+	le := binary.LittleEndian
+	ps := int(le.Uint32(b[16+8:]))
+	meta := b[16:]
+	if le.Uint64(b[ps+16+48:]) > le.Uint64(b[16+48:]) {
+		meta = b[ps+16:]
+	}
+	root := int(le.Uint64(meta[16:]))
+	b[root*ps+5] ^= 0x76 // the page id field, as in issue 13
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	page := fmt.Sprintf("page %d", root)
+
+	r := runCLI(t, "", "--data", dir, "check")
+	assert.Equal(t, 1, r.code, r.stdout+r.stderr)
+	assert.Contains(t, r.stdout, "damaged: ")
+	assert.Contains(t, r.stdout, page)
+	assert.Contains(t, r.stdout, "FAILED: the file "+path+" is damaged")
+	assert.Contains(t, r.stdout, "restore the file from a backup")
+
+	for _, args := range [][]string{{"events", "account-2"}, {"stats"}, {"export"}} {
+		r = runCLI(t, "", append([]string{"--data", dir}, args...)...)
+		assert.NotEqual(t, 0, r.code, "%v: %s", args, r.stdout)
+		assert.Contains(t, r.stderr, page, "%v", args)
+	}
+
+	// The root page is gone: a salvage finds nothing, says why, exits 1.
+	r = runCLI(t, "", "--data", dir, "export", "--salvage")
+	assert.Equal(t, 1, r.code, r.stdout+r.stderr)
+	assert.Empty(t, r.stdout)
+	assert.Contains(t, r.stderr, "skipped: ")
+	assert.Contains(t, r.stderr, page)
+}
+
+// export --salvage of an intact file exports what export does.
+func TestExport_Salvage_IntactFile_SameAsExport(t *testing.T) {
+	dir := makeJournal(t, true)
+	want := runCLI(t, "", "--data", dir, "export")
+	require.Equal(t, 0, want.code, want.stderr)
+	got := runCLI(t, "", "--data", dir, "export", "--salvage")
+	require.Equal(t, 0, got.code, got.stderr)
+	assert.Equal(t, want.stdout, got.stdout)
+	assert.NotEmpty(t, got.stdout)
 }

@@ -95,9 +95,11 @@ func TestPostgres_CheckExportImport(t *testing.T) {
 	r = runCLI(t, "", "--pg", src, "check")
 	assert.Equal(t, 1, r.code)
 	out := lines(r.stdout)
-	require.Len(t, out, 2, r.stdout)
+	require.Len(t, out, 4, r.stdout)
 	assert.True(t, strings.HasPrefix(out[0], `problem: stream "order-9" version 3 position 7: checksum mismatch`), out[0])
 	assert.Equal(t, "FAILED: 1 problem(s) in the PostgreSQL journal (3 streams, 9 records, last position 9)", out[1])
+	assert.Equal(t, "the journal is inconsistent in 1 stream(s): order-9", out[2])
+	assert.True(t, strings.HasPrefix(out[3], "what to do: restore from a backup"), out[3])
 }
 
 func TestPostgres_TailFollow_PrintsNewCommitsUntilInterrupted(t *testing.T) {

@@ -17,11 +17,12 @@ import (
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/journal/bolt"
 )
 
 var exportCommand = &command{
 	name:    "export",
-	args:    "[--out FILE] [--progress]",
+	args:    "[--out FILE] [--progress] [--salvage]",
 	summary: "write every event as JSON lines",
 	help: `
 Writes every stored event of every stream in global position order, one
@@ -32,24 +33,70 @@ standard output. Deleted events are not exported. The output is what
 'orchestrix import' reads.
 
 A progress indicator is written to standard error when it is a terminal,
-or always with --progress.`,
+or always with --progress.
+
+With --salvage (bbolt only) the file is read without bbolt, for a file
+that 'orchestrix check' reports damaged: every record still readable is
+exported, and each damaged page, commit block or record skipped is listed
+on standard error. The exit status is then 1 when anything was skipped,
+although the output is complete for what could be read. The file is not
+changed; nothing else may have it open meanwhile.`,
 	setFlags: func(fs *flag.FlagSet) func(*app, []string) error {
 		outPath := fs.String("out", "", "write to `FILE` instead of standard output")
 		progress := fs.Bool("progress", false, "show progress on standard error even when it is not a terminal")
+		salvage := fs.Bool("salvage", false, "read a damaged bbolt file without bbolt, skipping (and listing) what is unreadable")
 		return func(a *app, args []string) (err error) {
 			if len(args) > 0 {
 				return usagef("unexpected argument %q", args[0])
 			}
-			s, err := a.open(false)
-			if err != nil {
-				return err
-			}
-			defer closeStore(s, &err)
-
-			var total uint64
-			if w, ok := s.Journal.(journal.Watcher); ok {
-				if total, err = w.LastPosition(a.ctx); err != nil {
+			var (
+				total   uint64
+				records func(func(journal.Record) error) error
+			)
+			if *salvage {
+				if a.g.pg != "" {
+					return usagef("--salvage reads a bbolt file; it does not apply to --pg")
+				}
+				path := a.boltPath()
+				if _, err := os.Stat(path); err != nil {
 					return err
+				}
+				var rep bolt.SalvageReport
+				defer func() {
+					for _, s := range rep.Skipped {
+						fmt.Fprintf(a.stderr, "skipped: %s\n", s)
+					}
+					if err == nil && len(rep.Skipped) > 0 {
+						fmt.Fprintf(a.stderr, "salvage: %d records exported, %d unreadable part(s) skipped (listed above)\n", rep.Records, len(rep.Skipped))
+						err = errProblems
+					}
+				}()
+				records = func(fn func(journal.Record) error) error {
+					var err error
+					rep, err = bolt.SalvageFile(a.ctx, path, fn)
+					return err
+				}
+			} else {
+				var s *store
+				if s, err = a.open(false); err != nil {
+					return err
+				}
+				defer closeStore(s, &err)
+				if w, ok := s.Journal.(journal.Watcher); ok {
+					if total, err = w.LastPosition(a.ctx); err != nil {
+						return err
+					}
+				}
+				records = func(fn func(journal.Record) error) error {
+					for rec, err := range s.ReadAll(a.ctx, 0, math.MaxInt) {
+						if err != nil {
+							return err
+						}
+						if err := fn(rec); err != nil {
+							return err
+						}
+					}
+					return nil
 				}
 			}
 			dst := a.stdout
@@ -74,10 +121,8 @@ or always with --progress.`,
 				events  uint64
 				streams = make(map[string]struct{})
 			)
-			for rec, err := range s.ReadAll(a.ctx, 0, math.MaxInt) {
-				if err != nil {
-					return err
-				}
+			err = records(func(rec journal.Record) error {
+				var err error
 				if line, err = appendRecordLine(line[:0], rec); err != nil {
 					return err
 				}
@@ -89,6 +134,10 @@ or always with --progress.`,
 				pr.update(func() string {
 					return fmt.Sprintf("%d events, position %d of %d (%s)", events, rec.Position, total, percent(rec.Position, total))
 				})
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 			if err := out.Flush(); err != nil {
 				return err

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/boltsafe"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
@@ -243,7 +244,10 @@ func Open(path string, opts Config) (*Journal, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	db, err := bbolt.Open(path, opts.FileMode, &bbolt.Options{
+	// boltsafe.Open walks every page before bbolt's own free-page scan
+	// (which runs on a goroutine of bbolt's, where a damaged page would
+	// crash the process), so a damaged file fails here with ErrCorrupt.
+	db, err := boltsafe.Open(path, opts.FileMode, &bbolt.Options{
 		Timeout:      opts.Timeout,
 		NoSync:       opts.NoSync,
 		FreelistType: bbolt.FreelistMapType,
@@ -270,7 +274,7 @@ func Open(path string, opts Config) (*Journal, error) {
 		notify:     make(chan struct{}),
 	}
 	j.blockSize = max(db.Info().PageSize/2-64, 256)
-	if err := db.Update(initBuckets); err != nil {
+	if err := update(db, initBuckets); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("journal/bolt: open %s: %w", path, err)
 	}
@@ -305,7 +309,7 @@ func (j *Journal) load() error {
 	streams := make(map[string]*streamState)
 	w := writerState{}
 	var lastPos uint64
-	err := j.db.View(func(tx *bbolt.Tx) error {
+	err := view(j.db, func(tx *bbolt.Tx) error {
 		err := tx.Bucket(bucketStreams).ForEach(func(k, v []byte) error {
 			if len(v) != 16 {
 				return &journal.CorruptionError{Stream: string(k), Err: errors.New("malformed stream head entry")}

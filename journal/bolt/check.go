@@ -15,6 +15,7 @@ import (
 	bberrors "go.etcd.io/bbolt/errors"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/boltsafe"
 	"github.com/orchestrix/orchestrix/journal"
 )
 
@@ -67,7 +68,7 @@ func (j *Journal) Check(ctx context.Context) (journal.CheckReport, error) {
 		return journal.CheckReport{}, err
 	}
 	var rep journal.CheckReport
-	err := j.db.View(func(tx *bbolt.Tx) error {
+	err := view(j.db, func(tx *bbolt.Tx) error {
 		var err error
 		rep, err = checkTx(ctx, tx)
 		return err
@@ -91,7 +92,7 @@ func CheckFile(ctx context.Context, path string, timeout time.Duration) (journal
 	}
 	defer db.Close()
 	var rep journal.CheckReport
-	err = db.View(func(tx *bbolt.Tx) error {
+	err = view(db, func(tx *bbolt.Tx) error {
 		var err error
 		rep, err = checkTx(ctx, tx)
 		return err
@@ -110,7 +111,7 @@ func openReadOnly(path string, timeout time.Duration) (*bbolt.DB, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("journal/bolt: %w", err)
 	}
-	db, err := bbolt.Open(path, 0, &bbolt.Options{ReadOnly: true, Timeout: timeout})
+	db, err := boltsafe.Open(path, 0, &bbolt.Options{ReadOnly: true, Timeout: timeout})
 	if err != nil {
 		if errors.Is(err, bberrors.ErrTimeout) {
 			return nil, fmt.Errorf("%w: %s (waited %v)", ErrLocked, path, timeout)

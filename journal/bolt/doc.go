@@ -154,4 +154,15 @@
 // fails it, cannot be decoded, or is missing from the log is reported as a
 // *journal.CorruptionError naming its stream, version and position, never
 // skipped.
+//
+// # Damaged files
+//
+// A file whose bbolt structure is damaged (a page header, an element
+// offset, a meta page) never crashes the process. Open and CheckFile walk
+// every page, bounds-checked, before bbolt's own free-page scan (which runs
+// on a goroutine bbolt starts, where a panic cannot be recovered); the walk
+// costs about what that scan costs. A panic bbolt raises later on a damaged
+// page during a read is turned into an error at this package's boundary.
+// Both are errors matching orchestrix.ErrCorrupt that name the file and,
+// where known, the page.
 package bolt

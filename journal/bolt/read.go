@@ -238,7 +238,7 @@ func (j *Journal) Read(ctx context.Context, stream string, from, to uint64, limi
 			want := min(readChunk, remaining)
 			buf = buf[:0]
 			next := from
-			err := j.db.View(func(tx *bbolt.Tx) error {
+			err := view(j.db, func(tx *bbolt.Tx) error {
 				logC := blockCursor{c: tx.Bucket(bucketLog).Cursor()}
 				var ferr error
 				err := scanPositions(tx, s.st, s.pending, nil, from, to, func(version, pos uint64) bool {
@@ -331,7 +331,7 @@ func (j *Journal) ReadAll(ctx context.Context, from uint64, limit int) iter.Seq2
 			if from > last {
 				return
 			}
-			err := j.db.View(func(tx *bbolt.Tx) error {
+			err := view(j.db, func(tx *bbolt.Tx) error {
 				c := tx.Bucket(bucketLog).Cursor()
 				first, block, ok := findBlock(c, from)
 				if ok && first+blockSpan(block) <= from {

@@ -35,6 +35,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/boltsafe"
 	"github.com/orchestrix/orchestrix/pii"
 )
 
@@ -104,7 +105,7 @@ func Open(path string, opts Config) (*Store, error) {
 	if err := s.open(); err != nil {
 		return nil, err
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := boltsafe.Update(s.db, func(tx *bbolt.Tx) error {
 		for _, name := range []string{SubjectsBucket, KeysBucket} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return err
@@ -139,7 +140,7 @@ func (s *Store) open() error {
 	if timeout == 0 {
 		timeout = DefaultLockTimeout
 	}
-	db, err := bbolt.Open(s.path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: s.opts.NoSync})
+	db, err := boltsafe.Open(s.path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: s.opts.NoSync})
 	if err != nil {
 		return fmt.Errorf("pii/bolt: open %s: %w", s.path, err)
 	}
@@ -169,7 +170,7 @@ func (s *Store) GetOrCreate(ctx context.Context, subject string) (pii.Key, error
 	}
 	var k pii.Key
 	var found bool
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := boltsafe.View(s.db, func(tx *bbolt.Tx) error {
 		var err error
 		k, found, err = activeKey(tx, subject)
 		return err
@@ -177,7 +178,7 @@ func (s *Store) GetOrCreate(ctx context.Context, subject string) (pii.Key, error
 	if err != nil || found {
 		return k, err
 	}
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	err = boltsafe.Update(s.db, func(tx *bbolt.Tx) error {
 		var err error
 		if k, found, err = activeKey(tx, subject); err != nil || found {
 			return err // created meanwhile
@@ -229,7 +230,7 @@ func (s *Store) Get(ctx context.Context, id string) (pii.Key, error) {
 		return pii.Key{}, err
 	}
 	var k pii.Key
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := boltsafe.View(s.db, func(tx *bbolt.Tx) error {
 		var err error
 		k, err = keyByID(tx, id)
 		return err
@@ -251,7 +252,7 @@ func (s *Store) Delete(ctx context.Context, subject string) error {
 	if err := s.usable(ctx); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := boltsafe.Update(s.db, func(tx *bbolt.Tx) error {
 		subjects, keys := tx.Bucket([]byte(SubjectsBucket)), tx.Bucket([]byte(KeysBucket))
 		if id := subjects.Get([]byte(subject)); id != nil && string(id) != string(tombstone) {
 			if err := keys.Put(append([]byte(nil), id...), tombstone); err != nil {

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/orchestrix/orchestrix/internal/boltsafe"
 	"github.com/orchestrix/orchestrix/projection"
 	bolt "go.etcd.io/bbolt"
 )
@@ -68,7 +69,7 @@ func New(db *bolt.DB, cfg ...Config) (*Store, error) {
 		bucket = cfg[0].Bucket
 	}
 	s := &Store{db: db, bucket: []byte(bucket)}
-	if err := db.Update(func(tx *bolt.Tx) error {
+	if err := boltsafe.Update(db, func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(s.bucket)
 		return err
 	}); err != nil {
@@ -109,7 +110,7 @@ func (s *Store) Load(ctx context.Context, name string) (uint64, error) {
 		return 0, fmt.Errorf("projection/boltstore: loading checkpoint %q: %w", name, err)
 	}
 	var pos uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := boltsafe.View(s.db, func(tx *bolt.Tx) error {
 		var err error
 		pos, err = s.Checkpoint(tx, name)
 		return err
@@ -128,7 +129,7 @@ func (s *Store) Save(ctx context.Context, name string, position uint64) error {
 		return fmt.Errorf("projection/boltstore: saving checkpoint %q: %w", name, err)
 	}
 	var unchanged bool
-	if err := s.db.View(func(tx *bolt.Tx) error {
+	if err := boltsafe.View(s.db, func(tx *bolt.Tx) error {
 		if b := tx.Bucket(s.bucket); b != nil {
 			v := b.Get([]byte(name))
 			unchanged = len(v) == 8 && binary.BigEndian.Uint64(v) == position
@@ -137,7 +138,7 @@ func (s *Store) Save(ctx context.Context, name string, position uint64) error {
 	}); err == nil && unchanged {
 		return nil
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return s.SetCheckpoint(tx, name, position) }); err != nil {
+	if err := boltsafe.Update(s.db, func(tx *bolt.Tx) error { return s.SetCheckpoint(tx, name, position) }); err != nil {
 		return fmt.Errorf("projection/boltstore: saving checkpoint %q: %w", name, err)
 	}
 	return nil
@@ -163,7 +164,7 @@ func (s *Store) Handler(name string, fn TxHandler) projection.Handler {
 		if len(batch) == 0 {
 			return nil
 		}
-		return s.db.Update(func(tx *bolt.Tx) error {
+		return boltsafe.Update(s.db, func(tx *bolt.Tx) error {
 			done, err := s.Checkpoint(tx, name)
 			if err != nil {
 				return err
@@ -191,7 +192,7 @@ func (s *Store) Reset(name string, fn func(tx *bolt.Tx) error) func(ctx context.
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		return s.db.Update(func(tx *bolt.Tx) error {
+		return boltsafe.Update(s.db, func(tx *bolt.Tx) error {
 			if fn != nil {
 				if err := fn(tx); err != nil {
 					return err

@@ -59,6 +59,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/boltsafe"
 	"github.com/orchestrix/orchestrix/snapshot"
 )
 
@@ -135,7 +136,7 @@ func Open(path string, opts Config) (*Store, error) {
 	if timeout == 0 {
 		timeout = DefaultLockTimeout
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: opts.NoSync})
+	db, err := boltsafe.Open(path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: opts.NoSync})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot/bolt: open %s: %w", path, err)
 	}
@@ -165,7 +166,7 @@ func New(db *bbolt.DB, opts Config) (*Store, error) {
 
 func newStore(db *bbolt.DB, opts Config, owned bool) (*Store, error) {
 	bucket := []byte(BucketName)
-	err := db.Update(func(tx *bbolt.Tx) error {
+	err := boltsafe.Update(db, func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucket)
 		return err
 	})
@@ -213,7 +214,7 @@ func checkStream(stream string) error {
 // orchestrix.ErrOutcomeUnknown.
 func (s *Store) update(fn func(b *bbolt.Bucket) error) error {
 	var fnErr error
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := boltsafe.Update(s.db, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(s.bucket)
 		if b == nil {
 			fnErr = fmt.Errorf("snapshot/bolt: bucket %q is missing", BucketName)
@@ -261,7 +262,7 @@ func (s *Store) Load(ctx context.Context, stream string, c snapshot.Criteria) (s
 		out   snapshot.Snapshot
 		found bool
 	)
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := boltsafe.View(s.db, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(s.bucket)
 		if b == nil {
 			return fmt.Errorf("snapshot/bolt: bucket %q is missing", BucketName)
