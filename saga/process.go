@@ -693,6 +693,7 @@ func (m *ProcessManager[S]) run(ctx context.Context, id string, rec *processReco
 		next.State = raw
 	}
 	traced := telemetry.ContextFromTraceParent(ctx, in.trace)
+	counted := 0 // attempts that count against Retry.MaxAttempts
 	for attempt := 1; ; attempt++ {
 		pc := &ProcessContext[S]{
 			Process: m.name, ID: id, Event: in.event, Timeout: in.timeout, Attempt: attempt,
@@ -722,7 +723,10 @@ func (m *ProcessManager[S]) run(ctx context.Context, id string, rec *processReco
 		if isRejection(err) {
 			return fail(err)
 		}
-		if cfg.Retry.GivesUpAfter(attempt) {
+		if !errors.Is(err, orchestrix.ErrClosed) {
+			counted++ // a system that is shutting down is not a failing handler
+		}
+		if cfg.Retry.GivesUpAfter(counted) {
 			return fail(fmt.Errorf("gave up after %d attempts: %w", attempt, err))
 		}
 		m.r.log.Debug("process handler failed; retrying with the same command ids",

@@ -54,7 +54,10 @@ type Config struct {
 	// compensations (an unknown outcome, a closed or restarting system, an
 	// attempt that timed out) and of a process handler. Every retry reuses
 	// the command ids, so the aggregate executes a command at most once.
-	// The zero value means projection.Retry's defaults (10 attempts); set
+	// The zero value means projection.Retry's defaults (10 attempts);
+	// attempts that fail with orchestrix.ErrClosed (the system the
+	// commands go to is shutting down) do not count, so stopping a
+	// service never compensates a saga or fails a process. Set
 	// MaxAttempts to projection.UnlimitedAttempts to retry a saga step
 	// until it succeeds, is rejected or reaches its deadline. The
 	// runner's own projections use the same backoff with no attempt

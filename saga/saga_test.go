@@ -260,6 +260,34 @@ func TestSaga_TransientError_MaxAttemptsFailsStep(t *testing.T) {
 	}
 }
 
+// A step whose commands fail with orchestrix.ErrClosed (the system they
+// go to is shutting down) keeps retrying past Retry.MaxAttempts: stopping
+// a service must not compensate its sagas.
+func TestSaga_ClosedSystem_DoesNotCountAsAttempt(t *testing.T) {
+	ctx := testContext(t)
+	w := newWorld(t, nil)
+	w.cfg = func(c *saga.Config) { c.Retry.MaxAttempts = 2 }
+	w.start()
+	var calls atomic.Int32
+	s := mustRegister(t, w.runner, saga.New[int]("closing").
+		Step("a", func(context.Context, *saga.Context[int]) error {
+			if calls.Add(1) <= 5 {
+				return fmt.Errorf("send: %w", orchestrix.ErrClosed)
+			}
+			return nil
+		}, nil))
+	if err := s.Begin(ctx, "c1", 1); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Wait(ctx, "c1", saga.Finished)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != saga.StateCompleted || calls.Load() != 6 {
+		t.Fatalf("state %v after %d calls, want completed after 6 (failure %+v)", st.State, calls.Load(), st.Failure)
+	}
+}
+
 func TestSaga_Command_UnknownOutcomeIsDeduplicated(t *testing.T) {
 	ctx := testContext(t)
 	w := newWorld(t, nil)
