@@ -46,6 +46,11 @@
 //     survives restarts for commands that produced events; commands that
 //     produced none are remembered while the aggregate stays active.
 //     Rejected commands are not remembered: a retry is decided again.
+//   - Commands whose types the definition lists (aggregate.Definition.Commands)
+//     can be encoded into binary envelope bytes and decoded back in another
+//     process with Handle.EncodeCommand and Handle.DecodeCommand; a type that
+//     is not listed matches ErrUnknownCommandType. A single-process system
+//     needs no command types.
 //   - A panic in Decide or Evolve fails that command with an error matching
 //     aggregate.ErrPanicked and leaves the aggregate's state as it was.
 //

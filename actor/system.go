@@ -98,13 +98,16 @@ func init() {
 func (s *System) Clock() orchestrix.Clock { return s.cfg.Clock }
 
 // Register adds def to sys and returns the typed handle through which
-// commands are sent. It registers def's event types in the system's
-// registry. A kind may be registered once per system.
+// commands are sent. It registers def's event and command types in the
+// system's registry. A kind may be registered once per system.
 func Register[S, C, E any](sys *System, def aggregate.Definition[S, C, E]) (*Handle[S, C, E], error) {
 	if err := def.Validate(); err != nil {
 		return nil, err
 	}
 	if err := def.RegisterEvents(sys.cfg.Registry); err != nil {
+		return nil, err
+	}
+	if err := def.RegisterCommands(sys.cfg.Registry); err != nil {
 		return nil, err
 	}
 	sys.mu.Lock()

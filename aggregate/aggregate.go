@@ -94,6 +94,14 @@ type Definition[S, C, E any] struct {
 	// orchestrix.Registry (add upcasters there).
 	Events []EventType
 
+	// Commands lists the command types the aggregate accepts, with their
+	// stable type names; see CommandOf. The runtime registers them in its
+	// orchestrix.Registry, so commands can be encoded into envelopes and
+	// decoded back (actor.Handle.EncodeCommand / DecodeCommand). Optional
+	// for a single-process system; cluster mode requires them. Names must
+	// be distinct from each other and from the event type names.
+	Commands []CommandType
+
 	// Creates, when set, makes aggregates exist only once they have
 	// events: a command addressed to an id without events is refused with
 	// an error matching orchestrix.ErrNotFound unless Creates reports
@@ -186,6 +194,7 @@ func (d *Definition[S, C, E]) Validate() error {
 		}
 		seen[et.name] = true
 	}
+	problems = append(problems, d.commandProblems()...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%w %q: %s", ErrInvalidDefinition, d.Kind, strings.Join(problems, "; "))
 	}
