@@ -1,0 +1,66 @@
+// Package console is a web console for an Orchestrix service: streams,
+// events (stored and decoded), projections and a live tail of the global
+// log, served by the service itself.
+//
+// A bbolt journal is held by one process, so the console is an
+// http.Handler the service mounts next to its other handlers:
+//
+//	c, err := console.New(console.Config{Journal: j, Registry: reg, Projections: pm})
+//	if err != nil { ... }
+//	mux.Handle("/console/", http.StripPrefix("/console", c))
+//
+// For a stopped service, `orchestrix console --data DIR` (or --pg DSN)
+// opens the journal and serves the same handler.
+//
+// The pages are server-rendered html/template pages embedded in the
+// binary; the only script is the live tail's (an EventSource). Nothing is
+// loaded from elsewhere.
+//
+// # Pages
+//
+//	GET streams?prefix=&kind=&after=&limit=      the stream list
+//	GET stream?stream=&from=&time=&limit=        a stream's events
+//	GET event?stream=&version=                   one event, stored and decoded
+//	GET projections                              projection status (and actions)
+//	GET tail                                     live tail of the global log
+//
+// # JSON API
+//
+// Every page is built on the same data the API returns as JSON. Errors are
+// {"error": "message"} with a 4xx status for bad input (unknown stream,
+// version out of range, malformed or oversized parameters) and 503 for a
+// timeout or a closed journal.
+//
+//	GET api/streams?prefix=&kind=&after=&limit=  StreamPage
+//	GET api/events?stream=&from=&time=&limit=    EventPage
+//	GET api/event?stream=&version=               EventDetail
+//	GET api/projections                          ProjectionPage
+//	GET api/tail?from=&type=&prefix=             text/event-stream of EventRow,
+//	                                             id = global position; resumes
+//	                                             after Last-Event-ID
+//	POST api/projections/{name}/{start|stop|skip|rebuild}   (writes only)
+//
+// The kind of a stream is what comes before its first '-': "account" for
+// "account-7", "saga.transfer" for saga streams, "pii" for erasure streams.
+//
+// # Safety
+//
+//   - Read-only unless Config.EnableWrites is set. Mutating routes are POST
+//     only, exist only when enabled, pass Go's http.CrossOriginProtection
+//     (a cross-site form or fetch gets 403), then Config.Authorize; each is
+//     logged with the principal Authorize returned. New refuses
+//     EnableWrites without Authorize unless
+//     InsecureWritesWithoutAuthorize is set.
+//   - Requests whose Host header is not in Config.AllowedHosts (default
+//     localhost, 127.0.0.1, ::1) get 403, which defeats DNS rebinding.
+//   - Every response carries Content-Security-Policy "default-src 'self';
+//     frame-ancestors 'none'", X-Content-Type-Options nosniff and, except
+//     the static assets, Cache-Control no-store. No CORS headers are sent.
+//   - Page sizes (MaxPageSize), scans (MaxScan), live tails (MaxTail) and
+//     request durations (RequestTimeout) are capped.
+//   - Stream names, attributes and payloads are always shown as text
+//     (html/template escaping; the tail's script sets textContent).
+//   - Decoded payloads are decoded on each request through the registry and
+//     never cached; with a pii codec, fields of erased subjects read as
+//     erased.
+package console
