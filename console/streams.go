@@ -270,10 +270,10 @@ func (c *Console) event(r *http.Request) (any, error) {
 		v, err := c.cfg.Registry.UnmarshalContext(ctx, e)
 		if err != nil {
 			d.DecodeError = err.Error()
-		} else if b, err := json.MarshalIndent(v, "", "  "); err != nil {
+		} else if s, err := prettyJSON(v); err != nil {
 			d.DecodeError = err.Error()
 		} else {
-			d.Decoded = string(b)
+			d.Decoded = s
 		}
 	}
 	return d, nil
@@ -304,4 +304,17 @@ func itoa(n uint64) string {
 			return string(b[i:])
 		}
 	}
+}
+
+// prettyJSON encodes v indented and without HTML escaping (the page
+// escapes it), so markup in a payload reads as it was written.
+func prettyJSON(v any) (string, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(buf.String(), "\n"), nil
 }
