@@ -13,6 +13,7 @@
 //	stats     counts, positions and storage size
 //	export    write every event as JSON lines
 //	import    append the events of an export, idempotently
+//	console   serve the read-only web console
 //	bench     run the benchmark harness (needs the source tree)
 //	help      show the help of a command
 //
@@ -115,7 +116,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		streamsCommand, eventsCommand, tailCommand, checkCommand, statsCommand,
-		exportCommand, importCommand, benchCommand,
+		exportCommand, importCommand, consoleCommand, benchCommand,
 	}
 }
 
