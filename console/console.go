@@ -60,6 +60,9 @@ type Config struct {
 	Registry *orchestrix.Registry
 	// Projections, when set, shows the projections of this manager.
 	Projections *projection.Manager
+	// Aggregates lists the aggregate kinds whose past states the console
+	// can show (time travel); build each with Aggregate(handle).
+	Aggregates []AggregateView
 
 	// EnableWrites turns on the mutating routes (projection Start, Stop,
 	// Skip, Rebuild). They are POST only, pass Go's cross-origin
@@ -185,12 +188,14 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /stream", c.page("stream", c.stream))
 	m.HandleFunc("GET /event", c.page("event", c.event))
 	m.HandleFunc("GET /projections", c.page("projections", c.projections))
+	m.HandleFunc("GET /aggregate", c.page("aggregate", c.aggregate))
 	m.HandleFunc("GET /tail", c.page("tail", func(*http.Request) (any, error) { return struct{}{}, nil }))
 
 	m.HandleFunc("GET /api/streams", c.api(c.streams))
 	m.HandleFunc("GET /api/events", c.api(c.stream))
 	m.HandleFunc("GET /api/event", c.api(c.event))
 	m.HandleFunc("GET /api/projections", c.api(c.projections))
+	m.HandleFunc("GET /api/aggregate", c.api(c.aggregate))
 	m.HandleFunc("GET /api/tail", c.tail)
 
 	if c.cfg.EnableWrites {

@@ -117,6 +117,10 @@ type EventPage struct {
 	// the previous one.
 	Next uint64 `json:"next,omitempty"`
 	Prev uint64 `json:"prev,omitempty"`
+	// AggregateKind and AggregateID are set when the stream belongs to a
+	// kind in Config.Aggregates (its past states can be shown).
+	AggregateKind string `json:"aggregate_kind,omitempty"`
+	AggregateID   string `json:"aggregate_id,omitempty"`
 }
 
 func (c *Console) stream(r *http.Request) (any, error) {
@@ -170,6 +174,11 @@ func (c *Console) stream(r *http.Request) (any, error) {
 		}
 	}
 	out := EventPage{Stream: name, Head: head, From: from, Events: []EventRow{}}
+	for _, a := range c.cfg.Aggregates {
+		if id, ok := strings.CutPrefix(name, a.kind+"-"); ok && a.stream(id) == name {
+			out.AggregateKind, out.AggregateID = a.kind, id
+		}
+	}
 	for rec, err := range c.cfg.Journal.Read(ctx, name, from, math.MaxUint64, limit) {
 		if err != nil {
 			return nil, err

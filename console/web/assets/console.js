@@ -49,3 +49,26 @@
   });
   connect();
 })();
+
+// Time travel: moving the slider fetches the state at that version.
+(function () {
+  var slider = document.getElementById("slider");
+  if (!slider) return;
+  var form = document.getElementById("travel");
+  var out = document.getElementById("version");
+  var state = document.getElementById("state");
+  var label = document.getElementById("state-version");
+  var seq = 0;
+  function show() {
+    var v = slider.value, mine = ++seq;
+    out.textContent = v;
+    var q = new URLSearchParams({ kind: form.dataset.kind, id: form.dataset.id, version: v });
+    fetch("api/aggregate?" + q.toString()).then(function (r) { return r.json(); }).then(function (d) {
+      if (mine !== seq) return; // a newer request is on its way
+      if (d.error) { state.textContent = d.error; return; }
+      state.textContent = d.state;
+      label.textContent = String(d.version);
+    });
+  }
+  slider.addEventListener("input", show);
+})();
