@@ -189,6 +189,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /event", c.page("event", c.event))
 	m.HandleFunc("GET /projections", c.page("projections", c.projections))
 	m.HandleFunc("GET /aggregate", c.page("aggregate", c.aggregate))
+	m.HandleFunc("GET /search", c.page("search", c.search))
 	m.HandleFunc("GET /tail", c.page("tail", func(*http.Request) (any, error) { return struct{}{}, nil }))
 
 	m.HandleFunc("GET /api/streams", c.api(c.streams))
@@ -196,6 +197,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /api/event", c.api(c.event))
 	m.HandleFunc("GET /api/projections", c.api(c.projections))
 	m.HandleFunc("GET /api/aggregate", c.api(c.aggregate))
+	m.HandleFunc("GET /api/search", c.api(c.search))
 	m.HandleFunc("GET /api/tail", c.tail)
 
 	if c.cfg.EnableWrites {

@@ -21,6 +21,8 @@
 //	GET streams?prefix=&kind=&after=&limit=      the stream list
 //	GET stream?stream=&from=&time=&limit=        a stream's events
 //	GET event?stream=&version=                   one event, stored and decoded
+//	GET aggregate?kind=&id=&version=&time=&compare=  time travel (Config.Aggregates)
+//	GET search?type=&subject=&correlation=&since=&until=&from=  bounded search
 //	GET projections                              projection status (and actions)
 //	GET tail                                     live tail of the global log
 //
@@ -34,11 +36,24 @@
 //	GET api/streams?prefix=&kind=&after=&limit=  StreamPage
 //	GET api/events?stream=&from=&time=&limit=    EventPage
 //	GET api/event?stream=&version=               EventDetail
+//	GET api/aggregate?kind=&id=&version=&time=&compare=  AggregateState
+//	GET api/search?type=&subject=&correlation=&since=&until=&from=&limit=  SearchPage
 //	GET api/projections                          ProjectionPage
 //	GET api/tail?from=&type=&prefix=             text/event-stream of EventRow,
 //	                                             id = global position; resumes
 //	                                             after Last-Event-ID
 //	POST api/projections/{name}/{start|stop|skip|rebuild}   (writes only)
+//
+// Search scans the global log from position "from" for at most
+// Config.MaxScan records and returns the page found with the position to
+// continue from. With a correlation id it also arranges the events by
+// causation id into a chain: a command (known by the causation id its
+// events carry) → its events → the events (saga and process steps) they
+// caused, and so on.
+//
+// Time travel rebuilds the state of an aggregate registered with
+// Aggregate(handle) at a version or time, without touching the live actor,
+// and with compare= lists the changed fields and the events in between.
 //
 // The kind of a stream is what comes before its first '-': "account" for
 // "account-7", "saga.transfer" for saga streams, "pii" for erasure streams.
