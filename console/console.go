@@ -190,6 +190,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /projections", c.page("projections", c.projections))
 	m.HandleFunc("GET /aggregate", c.page("aggregate", c.aggregate))
 	m.HandleFunc("GET /search", c.page("search", c.search))
+	m.HandleFunc("GET /sagas", c.page("sagas", c.sagas))
+	m.HandleFunc("GET /saga", c.page("saga", c.sagaDetail))
 	m.HandleFunc("GET /tail", c.page("tail", func(*http.Request) (any, error) { return struct{}{}, nil }))
 
 	m.HandleFunc("GET /api/streams", c.api(c.streams))
@@ -198,6 +200,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /api/projections", c.api(c.projections))
 	m.HandleFunc("GET /api/aggregate", c.api(c.aggregate))
 	m.HandleFunc("GET /api/search", c.api(c.search))
+	m.HandleFunc("GET /api/sagas", c.api(c.sagas))
+	m.HandleFunc("GET /api/saga", c.api(c.sagaDetail))
 	m.HandleFunc("GET /api/tail", c.tail)
 
 	if c.cfg.EnableWrites {

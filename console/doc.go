@@ -23,6 +23,8 @@
 //	GET event?stream=&version=                   one event, stored and decoded
 //	GET aggregate?kind=&id=&version=&time=&compare=  time travel (Config.Aggregates)
 //	GET search?type=&subject=&correlation=&since=&until=&from=  bounded search
+//	GET sagas?name=&state=&after=&limit=         saga instances by state
+//	GET saga?stream=                             one saga's timeline
 //	GET projections                              projection status (and actions)
 //	GET tail                                     live tail of the global log
 //
@@ -38,6 +40,8 @@
 //	GET api/event?stream=&version=               EventDetail
 //	GET api/aggregate?kind=&id=&version=&time=&compare=  AggregateState
 //	GET api/search?type=&subject=&correlation=&since=&until=&from=&limit=  SearchPage
+//	GET api/sagas?name=&state=&after=&limit=     SagaPage
+//	GET api/saga?stream=                         SagaDetail
 //	GET api/projections                          ProjectionPage
 //	GET api/tail?from=&type=&prefix=             text/event-stream of EventRow,
 //	                                             id = global position; resumes
@@ -50,6 +54,12 @@
 // causation id into a chain: a command (known by the causation id its
 // events carry) → its events → the events (saga and process steps) they
 // caused, and so on.
+//
+// Sagas are read from their streams ("saga.<name>-<id>"), so the pages
+// work from the journal alone (also in `orchestrix console`): the state
+// (running, compensating, completed, compensated, failed) follows from the
+// recorded events, and the timeline lists steps with their deadlines, the
+// failure and the compensations in the order they ran.
 //
 // Time travel rebuilds the state of an aggregate registered with
 // Aggregate(handle) at a version or time, without touching the live actor,

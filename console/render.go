@@ -20,7 +20,7 @@ func mustSub(f fs.FS, dir string) fs.FS {
 	return sub
 }
 
-var pages = []string{"streams", "stream", "event", "projections", "tail", "aggregate", "search"}
+var pages = []string{"streams", "stream", "event", "projections", "tail", "aggregate", "search", "sagas", "saga"}
 
 func (c *Console) parseTemplates() error {
 	funcs := template.FuncMap{
@@ -31,6 +31,7 @@ func (c *Console) parseTemplates() error {
 			return t.UTC().Format(time.RFC3339Nano)
 		},
 		"prev":     func(v uint64) uint64 { return v - 1 },
+		"list":     func(s ...string) []string { return s },
 		"next":     func(v uint64) uint64 { return v + 1 },
 		"writable": func() bool { return c.cfg.EnableWrites },
 	}
