@@ -138,6 +138,8 @@ type Console struct {
 	tmpl  map[string]*template.Template
 	mux   *http.ServeMux
 	tails chan struct{}
+	// checking holds a token while an integrity check runs.
+	checking chan struct{}
 }
 
 // New returns a console for cfg, or an error when cfg is invalid.
@@ -160,7 +162,7 @@ func New(cfg Config) (*Console, error) {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
-	c := &Console{cfg: cfg, log: cfg.Logger, hosts: map[string]bool{}, tails: make(chan struct{}, cfg.MaxTail)}
+	c := &Console{cfg: cfg, log: cfg.Logger, hosts: map[string]bool{}, tails: make(chan struct{}, cfg.MaxTail), checking: make(chan struct{}, 1)}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -191,6 +193,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /aggregate", c.page("aggregate", c.aggregate))
 	m.HandleFunc("GET /search", c.page("search", c.search))
 	m.HandleFunc("GET /sagas", c.page("sagas", c.sagas))
+	m.HandleFunc("GET /check", c.page("check", c.check))
 	m.HandleFunc("GET /saga", c.page("saga", c.sagaDetail))
 	m.HandleFunc("GET /tail", c.page("tail", func(*http.Request) (any, error) { return struct{}{}, nil }))
 
@@ -201,6 +204,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /api/aggregate", c.api(c.aggregate))
 	m.HandleFunc("GET /api/search", c.api(c.search))
 	m.HandleFunc("GET /api/sagas", c.api(c.sagas))
+	m.HandleFunc("GET /api/check", c.api(c.check))
 	m.HandleFunc("GET /api/saga", c.api(c.sagaDetail))
 	m.HandleFunc("GET /api/tail", c.tail)
 

@@ -447,3 +447,13 @@ func readSSE(r io.Reader) <-chan sse {
 	}()
 	return ch
 }
+
+func TestAPI_Check_ReportsTheJournal(t *testing.T) {
+	c := newFixture(t).console(t, nil)
+	res := decode[console.CheckResult](t, get(t, c, "/api/check"))
+	require.True(t, res.OK, res.Problems)
+	require.Equal(t, 4, res.Streams)
+	require.Equal(t, uint64(8), res.Records)
+	require.Equal(t, uint64(8), res.LastPosition)
+	require.Contains(t, get(t, c, "/check").Body.String(), "No problems found")
+}

@@ -25,6 +25,7 @@
 //	GET search?type=&subject=&correlation=&since=&until=&from=  bounded search
 //	GET sagas?name=&state=&after=&limit=         saga instances by state
 //	GET saga?stream=                             one saga's timeline
+//	GET check                                    integrity check (journal.Checker)
 //	GET projections                              projection status (and actions)
 //	GET tail                                     live tail of the global log
 //
@@ -42,6 +43,7 @@
 //	GET api/search?type=&subject=&correlation=&since=&until=&from=&limit=  SearchPage
 //	GET api/sagas?name=&state=&after=&limit=     SagaPage
 //	GET api/saga?stream=                         SagaDetail
+//	GET api/check                                CheckResult
 //	GET api/projections                          ProjectionPage
 //	GET api/tail?from=&type=&prefix=             text/event-stream of EventRow,
 //	                                             id = global position; resumes
