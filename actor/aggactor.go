@@ -1,7 +1,6 @@
 package actor
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"runtime/debug"
@@ -23,6 +22,14 @@ import (
 // only batch of an otherwise idle actor may be completed directly by the
 // journal's completion function (see completeInline), which saves a trip
 // through the mailbox for the common case of an aggregate that is not hot.
+//
+// mu is the actor's own: no lock is shared between aggregates. Only two
+// goroutines ever take it: the actor's mailbox goroutine in Receive, and
+// the journal's goroutine in completeInline, which uses TryLock and falls
+// back to the mailbox rather than wait. So Receive takes an uncontended
+// mutex except while completeInline runs (bookkeeping and replies, no
+// journal or snapshot I/O), and the journal's goroutine never blocks on
+// an aggregate.
 //
 // Pipelining: commands are decided against the pending state (committed
 // state plus the events of batches not yet durable). batches[0] is the
@@ -202,7 +209,9 @@ func (a *aggActor[S, C, E]) touch() {
 
 // ---- recovery ----
 
-func (a *aggActor[S, C, E]) recover() error {
+// restore rebuilds the aggregate's state, version and dedup cache from its
+// snapshot and journal stream, and marks the actor ready.
+func (a *aggActor[S, C, E]) restore() error {
 	sys := a.sys()
 	select {
 	case sys.sem <- struct{}{}:
@@ -251,7 +260,7 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 		return
 	}
 	if !a.ready {
-		if err := a.recover(); err != nil {
+		if err := a.restore(); err != nil {
 			a.commandDone(m.start, 0, 0, outcomeOf(err), err)
 			replyTo(m.reply, Result[E]{}, err)
 			return
@@ -376,7 +385,7 @@ func (a *aggActor[S, C, E]) popBatch() {
 }
 
 // launch appends b; the result comes back as an appendDone message. A
-// journal with AppendAsync (package journal/bolt) is handed the batch
+// journal.AsyncAppender (package journal/bolt) is handed the batch
 // with a completion function; any other journal is called on a goroutine
 // of its own.
 func (a *aggActor[S, C, E]) launch(b *batch[S, E]) {
@@ -387,7 +396,7 @@ func (a *aggActor[S, C, E]) launch(b *batch[S, E]) {
 	stream := a.h.Stream(a.id)
 	self, proc := a.self, a.e.proc
 	sys.workers.Add(1)
-	if aj, ok := sys.cfg.Journal.(asyncAppender); ok && sys.cfg.AppendTimeout <= 0 {
+	if aj, ok := sys.cfg.Journal.(journal.AsyncAppender); ok && sys.cfg.AppendTimeout <= 0 {
 		// The append's context carries the trace of the batch's first
 		// event (its command's span), so that a journal's commit span
 		// (telemetry.StartCommitSpan) joins that trace.
@@ -446,17 +455,14 @@ func (a *aggActor[S, C, E]) completeInline(b *batch[S, E], base uint64, res jour
 		}
 	}()
 	a.touch()
+	// There is no proto.Context here (we are on the journal's goroutine,
+	// not in Receive), so c is nil. onAppendDone uses c only to stop the
+	// actor, through maybeFinish, which does nothing unless a shutdown is
+	// pending; a.shutdown was nil above, and only Receive sets it, under
+	// a.mu, which we hold until we return. The checks above also make b
+	// the only batch, so advance launches nothing either.
 	a.onAppendDone(nil, &appendDone[S, E]{b: b, base: base, res: res})
 	return true
-}
-
-// asyncAppender is implemented by journals that can queue an append and
-// report its outcome through a function (journal/bolt's AppendAsync),
-// which spares the runtime a goroutine per append. done is called exactly
-// once unless AppendAsync returns an error.
-type asyncAppender interface {
-	AppendAsync(ctx context.Context, stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope,
-		done func(journal.AppendResult, error)) error
 }
 
 func (a *aggActor[S, C, E]) onAppendDone(c proto.Context, m *appendDone[S, E]) {
@@ -563,7 +569,7 @@ func (a *aggActor[S, C, E]) failAll(cause error) {
 func (a *aggActor[S, C, E]) onState(m *stateMsg[S]) {
 	var zero S
 	if !a.ready {
-		if err := a.recover(); err != nil {
+		if err := a.restore(); err != nil {
 			m.reply <- stateReply[S]{err: err}
 			return
 		}

@@ -89,8 +89,9 @@ type Config struct {
 	// ends).
 	AppendTimeout time.Duration
 
-	// MaxIDLength caps the length of aggregate and command ids in bytes.
-	// Zero means DefaultMaxIDLength.
+	// MaxIDLength caps the length of aggregate and command ids in bytes,
+	// at most journal.MaxIDLen (so that every stream name fits the
+	// journal's limit). Zero means DefaultMaxIDLength.
 	MaxIDLength int
 
 	// Observer is told about activations, recoveries, commits,
@@ -132,8 +133,8 @@ func (c Config) Validate() error {
 	if c.AppendTimeout < 0 {
 		errs = append(errs, fmt.Errorf("AppendTimeout %v is negative", c.AppendTimeout))
 	}
-	if c.MaxIDLength < 0 {
-		errs = append(errs, fmt.Errorf("MaxIDLength %d is negative", c.MaxIDLength))
+	if c.MaxIDLength < 0 || c.MaxIDLength > journal.MaxIDLen {
+		errs = append(errs, fmt.Errorf("MaxIDLength %d is outside 0..%d (journal.MaxIDLen)", c.MaxIDLength, journal.MaxIDLen))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))

@@ -27,7 +27,7 @@
 //     appends them together as the next batch (one Journal.Append call for
 //     many commands), so a hot aggregate is bound by CPU and batch commits
 //     rather than by the journal's latency. At most one append per
-//     aggregate is in flight. A journal with an AppendAsync method
+//     aggregate is in flight. A journal.AsyncAppender
 //     (journal/bolt) is handed each batch with a completion function, and
 //     the result of an aggregate's only batch is applied by that function
 //     without a trip through the mailbox; any other journal is called on

@@ -12,6 +12,7 @@ import (
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
 
@@ -34,7 +35,7 @@ func (h *Handle[S, C, E]) router() *router { return h.routes }
 func (h *Handle[S, C, E]) Kind() string { return h.kind }
 
 // Stream returns the journal stream of aggregate id: Kind + "-" + id.
-func (h *Handle[S, C, E]) Stream(id string) string { return h.kind + "-" + id }
+func (h *Handle[S, C, E]) Stream(id string) string { return journal.StreamName(h.kind, id) }
 
 // Active returns how many aggregates of this kind are active (have an
 // actor) right now.

@@ -3,10 +3,10 @@ package actor
 import (
 	"context"
 	"runtime/debug"
-	"strings"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/journal"
 )
 
 // subjectCodec returns the registry's codec when it is subject-aware and
@@ -42,11 +42,12 @@ func (h *Handle[S, C, E]) decodeState(ctx context.Context, stream string, data [
 	if !ok {
 		return h.def.DecodeSnapshot(data)
 	}
+	_, id, _ := journal.SplitStream(stream)
 	defer func() {
 		if r := recover(); r != nil {
 			err = &aggregate.PanicError{Func: "DecodeState", Value: r, Stack: debug.Stack()}
 		}
 	}()
-	err = sc.DecodeFor(ctx, strings.TrimPrefix(stream, h.kind+"-"), data, &state)
+	err = sc.DecodeFor(ctx, id, data, &state)
 	return state, err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/internal/banktest"
+	"github.com/orchestrix/orchestrix/journal"
 	memjournal "github.com/orchestrix/orchestrix/journal/mem"
 	"github.com/orchestrix/orchestrix/snapshot"
 )
@@ -29,6 +30,12 @@ func TestConfig_Validate_Negative_Fails(t *testing.T) {
 	require.NoError(t, actor.Config{Journal: j}.Validate())
 	require.ErrorIs(t, actor.Config{Journal: j, MaxActive: -1}.Validate(), actor.ErrInvalidConfig)
 	require.ErrorIs(t, actor.Config{Journal: j, MaxBatchEvents: -1}.Validate(), actor.ErrInvalidConfig)
+}
+
+func TestConfig_Validate_MaxIDLengthAboveJournalLimit_Fails(t *testing.T) {
+	j, _ := memjournal.New(memjournal.Config{})
+	require.NoError(t, actor.Config{Journal: j, MaxIDLength: journal.MaxIDLen}.Validate())
+	require.ErrorIs(t, actor.Config{Journal: j, MaxIDLength: journal.MaxIDLen + 1}.Validate(), actor.ErrInvalidConfig)
 }
 
 func TestRegister_SameKindTwice_Fails(t *testing.T) {

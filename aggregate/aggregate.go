@@ -46,6 +46,7 @@ import (
 	"strings"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/journal"
 )
 
 // Errors reported by this package. Match them with errors.Is.
@@ -73,9 +74,9 @@ const DefaultSnapshotEvery = 100
 // every other field is a sensible default.
 type Definition[S, C, E any] struct {
 	// Kind names the aggregate type, e.g. "account". The runtime stores
-	// the events of aggregate id in the stream Kind + "-" + id, so Kind
-	// must be 1-64 ASCII letters, digits, '_' or '.', and must not contain
-	// '-'.
+	// the events of aggregate id in the stream Kind + "-" + id
+	// (journal.StreamName), so Kind must be 1 to journal.MaxKindLen ASCII
+	// letters, digits, '_' or '.', and must not contain '-'.
 	Kind string
 
 	// Initial returns the state of an aggregate that has no events yet.
@@ -193,20 +194,9 @@ func (d *Definition[S, C, E]) Validate() error {
 	return nil
 }
 
-// ValidateKind reports whether kind is a usable aggregate kind name: 1-64
-// ASCII letters, digits, '_' or '.'.
-func ValidateKind(kind string) error {
-	if kind == "" || len(kind) > 64 {
-		return fmt.Errorf("kind %q must be 1-64 characters", kind)
-	}
-	for _, r := range kind {
-		ok := r == '_' || r == '.' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
-		if !ok {
-			return fmt.Errorf("kind %q may contain only ASCII letters, digits, '_' and '.'", kind)
-		}
-	}
-	return nil
-}
+// ValidateKind reports whether kind is a usable aggregate kind name: 1 to
+// journal.MaxKindLen ASCII letters, digits, '_' or '.' (journal.ValidateKind).
+func ValidateKind(kind string) error { return journal.ValidateKind(kind) }
 
 // RegisterEvents registers the definition's event types in r. A type name
 // already registered for the same Go type is accepted, so several systems

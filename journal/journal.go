@@ -91,6 +91,33 @@ type Journal interface {
 	Close() error
 }
 
+// AsyncAppender is an optional interface of a Journal that can queue an
+// append and report its outcome through a function instead of blocking the
+// caller. The aggregate runtime (package actor) uses it when the journal
+// has it (and actor.Config.AppendTimeout is zero): it hands each batch to
+// AppendAsync and applies the result in done, which spares a goroutine
+// and a mailbox trip per append. Without it the runtime calls Append on a
+// goroutine of its own; the outcome is the same, only slower. Backends
+// that implement it assert so at compile time
+// (var _ journal.AsyncAppender = (*Journal)(nil)).
+type AsyncAppender interface {
+	Journal
+
+	// AppendAsync checks and queues the append as Append would, and
+	// returns without waiting for the commit. When it returns an error
+	// nothing was queued and done is never called. Otherwise done is
+	// called exactly once, with what Append would have returned, after
+	// the commit (or its failure). done may run on a goroutine of the
+	// journal that serves every append: it must be quick, must not panic
+	// and must not block, and may queue further appends with AppendAsync
+	// but must not wait for them. A ctx that ends while the append is
+	// still queued fails it with ctx's error; once taken into a commit it
+	// runs to completion. Close calls done for every queued append before
+	// it returns.
+	AppendAsync(ctx context.Context, stream string, expected ExpectedVersion, events []orchestrix.Envelope,
+		done func(AppendResult, error)) error
+}
+
 // Deleter is implemented by journals that can delete a stream's events.
 type Deleter interface {
 	// DeleteTo deletes the events of stream with version <= to (to above

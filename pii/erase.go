@@ -39,7 +39,7 @@ func RegisterEvents(r *orchestrix.Registry) error {
 }
 
 // ErasureStream returns the stream that records the erasure of subject.
-func ErasureStream(subject string) string { return ErasureKind + "-" + subject }
+func ErasureStream(subject string) string { return journal.StreamName(ErasureKind, subject) }
 
 // Eraser erases data subjects: it destroys their keys in Keys and records
 // each erasure as a SubjectErased event in Journal. Keys and Journal are

@@ -60,13 +60,8 @@ type Event struct {
 func (e Event) Kind() string { return StreamKind(e.Stream) }
 
 // StreamKind returns the aggregate kind of a stream name: the part before
-// the first '-', or the whole name when it has none.
-func StreamKind(stream string) string {
-	if i := strings.IndexByte(stream, '-'); i >= 0 {
-		return stream[:i]
-	}
-	return stream
-}
+// the first '-', or the whole name when it has none (journal.StreamKind).
+func StreamKind(stream string) string { return journal.StreamKind(stream) }
 
 // Filter selects the records a projection handles. Records it excludes
 // still advance the projection's checkpoint, and are never decoded, so an

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/journal"
 )
 
 // StreamKindPrefix starts the kind of every saga stream: the progress of
@@ -16,7 +17,7 @@ const StreamKindPrefix = "saga."
 
 // Stream returns the journal stream recording the progress of saga id of
 // the orchestration named name.
-func Stream(name, id string) string { return StreamKindPrefix + name + "-" + id }
+func Stream(name, id string) string { return journal.StreamName(StreamKindPrefix+name, id) }
 
 // The events a saga records in its own stream. They are registered in the
 // runner's orchestrix.Registry under the names in eventTypes.

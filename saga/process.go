@@ -27,7 +27,7 @@ const ProcessKindPrefix = "process."
 
 // ProcessStream returns the journal stream recording process id of the
 // process manager named name.
-func ProcessStream(name, id string) string { return ProcessKindPrefix + name + "-" + id }
+func ProcessStream(name, id string) string { return journal.StreamName(ProcessKindPrefix+name, id) }
 
 // DefaultProcessAttempts is how many times a process handler is called for
 // one input when Config.Retry.MaxAttempts is zero. Unlike a saga's steps,

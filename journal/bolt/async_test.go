@@ -70,7 +70,7 @@ func TestJournal_AppendAsync_InvalidInput_ReturnsErrorWithoutCallingDone(t *test
 	defer j.Close()
 
 	out, err := appendAsync(t, j, ctx, "s", journal.Any, nil)
-	require.ErrorIs(t, err, bolt.ErrNoEvents)
+	require.ErrorIs(t, err, journal.ErrNoEvents)
 	require.Empty(t, out)
 
 	bad := newEvents(1)
@@ -80,7 +80,7 @@ func TestJournal_AppendAsync_InvalidInput_ReturnsErrorWithoutCallingDone(t *test
 	require.Empty(t, out)
 
 	out, err = appendAsync(t, j, ctx, "", journal.Any, newEvents(1))
-	require.ErrorIs(t, err, bolt.ErrInvalidStream)
+	require.ErrorIs(t, err, journal.ErrInvalidStream)
 	require.Empty(t, out)
 
 	err = j.AppendAsync(ctx, "s", journal.Any, newEvents(1), nil)

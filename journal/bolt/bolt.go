@@ -23,19 +23,12 @@ import (
 )
 
 // Errors of this package. Errors shared by all backends are the sentinels
-// of package orchestrix.
+// of packages orchestrix and journal (journal.ErrInvalidStream,
+// journal.ErrNoEvents).
 var (
 	// ErrLocked is returned by Open when another process (or another Open
 	// in this process) holds the file and Options.Timeout passes.
 	ErrLocked = errors.New("journal/bolt: database file is locked by another user")
-
-	// ErrInvalidStream is returned for an empty stream name or one longer
-	// than 4096 bytes. Nothing is stored.
-	ErrInvalidStream = errors.New("journal/bolt: invalid stream name")
-
-	// ErrNoEvents is returned by Append for an empty events slice. It
-	// matches orchestrix.ErrInvalidEnvelope as well.
-	ErrNoEvents = fmt.Errorf("journal/bolt: append without events: %w", orchestrix.ErrInvalidEnvelope)
 )
 
 // Defaults used for zero Options fields.
@@ -117,7 +110,7 @@ func (o Options) Validate() error {
 	switch {
 	case o.MaxEventSize < 0:
 		return errors.New("journal/bolt: negative MaxEventSize")
-	case o.MaxEventSize > bbolt.MaxValueSize-maxStreamLen-64:
+	case o.MaxEventSize > bbolt.MaxValueSize-journal.MaxStreamLen-64:
 		return errors.New("journal/bolt: MaxEventSize above bbolt's value size limit")
 	case o.MaxBatchEvents < 0:
 		return errors.New("journal/bolt: negative MaxBatchEvents")
@@ -524,9 +517,10 @@ func (j *Journal) Stats() Stats {
 
 // Interface checks.
 var (
-	_ journal.Journal = (*Journal)(nil)
-	_ journal.Deleter = (*Journal)(nil)
-	_ journal.Watcher = (*Journal)(nil)
+	_ journal.Journal       = (*Journal)(nil)
+	_ journal.AsyncAppender = (*Journal)(nil)
+	_ journal.Deleter       = (*Journal)(nil)
+	_ journal.Watcher       = (*Journal)(nil)
 )
 
 // tracerOf returns the journal's tracer, or nil when no provider is set.

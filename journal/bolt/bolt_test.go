@@ -124,11 +124,11 @@ func TestJournal_Append_InvalidStreamName_ReturnsErrInvalidStream(t *testing.T) 
 	ctx := context.Background()
 
 	_, err := j.Append(ctx, "", journal.Any, newEvents(1))
-	require.ErrorIs(t, err, bolt.ErrInvalidStream)
+	require.ErrorIs(t, err, journal.ErrInvalidStream)
 	_, err = j.Append(ctx, strings.Repeat("s", 4097), journal.Any, newEvents(1))
-	require.ErrorIs(t, err, bolt.ErrInvalidStream)
+	require.ErrorIs(t, err, journal.ErrInvalidStream)
 	_, err = j.Append(ctx, "s", journal.Any, nil)
-	require.ErrorIs(t, err, bolt.ErrNoEvents)
+	require.ErrorIs(t, err, journal.ErrNoEvents)
 	require.ErrorIs(t, err, orchestrix.ErrInvalidEnvelope)
 }
 
@@ -141,7 +141,7 @@ func TestJournal_Reopen_KeepsEverything(t *testing.T) {
 	opts := bolt.Options{NoSync: true, IndexEvery: 7, MaxBatchEvents: 5}
 	j, err := bolt.Open(path, opts)
 	require.NoError(t, err)
-	streams := []string{"a", "ab", "b", "a\x00b", "order-1"}
+	streams := []string{"a", "ab", "b", "a\x01b", "order-1"}
 	for round := range 12 {
 		for i, s := range streams {
 			head, err := j.Head(ctx, s)

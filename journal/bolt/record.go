@@ -27,10 +27,6 @@ var (
 // formatVersion is the layout version stored under meta "format".
 const formatVersion = 1
 
-// maxStreamLen bounds stream names so that index keys stay far below
-// bbolt's key size limit.
-const maxStreamLen = 4096
-
 // maxRunsPerEntry bounds the runs stored in one journal.index entry.
 const maxRunsPerEntry = 1024
 

@@ -2,6 +2,7 @@ package journaltest
 
 import (
 	"math"
+	"strings"
 	"sync"
 	"testing"
 
@@ -234,18 +235,36 @@ func runRejection(t *testing.T, newJournal Factory) {
 	t.Run("EmptyAppend", func(t *testing.T) {
 		e := newEnv(t, newJournal)
 		_, err := e.j.Append(e.ctx, "rej", journal.Any, nil)
-		require.Error(t, err)
+		require.ErrorIs(t, err, journal.ErrNoEvents)
 		_, err = e.j.Append(e.ctx, "rej", journal.NoStream, []orchestrix.Envelope{})
-		require.Error(t, err)
+		require.ErrorIs(t, err, journal.ErrNoEvents)
+		assert.ErrorIs(t, err, orchestrix.ErrInvalidEnvelope)
 		assert.Equal(t, uint64(0), e.head("rej"))
 		assert.Empty(t, e.readAll(0, math.MaxInt))
 	})
 
-	t.Run("EmptyStreamName", func(t *testing.T) {
+	// The stream-name rule is journal.ValidateStream on every backend, so
+	// that a stream stored by one can be imported into any other.
+	for _, tc := range []struct{ name, stream string }{
+		{"Empty", ""},
+		{"TooLong", strings.Repeat("s", journal.MaxStreamLen+1)},
+		{"InvalidUTF8", "order-\xff"},
+		{"NUL", "order-\x00-1"},
+	} {
+		t.Run("InvalidStreamName/"+tc.name, func(t *testing.T) {
+			e := newEnv(t, newJournal)
+			_, err := e.j.Append(e.ctx, tc.stream, journal.Any, newEvents(1))
+			require.ErrorIs(t, err, journal.ErrInvalidStream)
+			assert.Empty(t, e.readAll(0, math.MaxInt))
+		})
+	}
+
+	t.Run("LongestStreamNameAppends", func(t *testing.T) {
 		e := newEnv(t, newJournal)
-		_, err := e.j.Append(e.ctx, "", journal.Any, newEvents(1))
-		require.Error(t, err)
-		assert.Empty(t, e.readAll(0, math.MaxInt))
+		name := strings.Repeat("s", journal.MaxStreamLen)
+		res := e.appendOK(name, journal.NoStream, newEvents(1))
+		assert.Equal(t, uint64(1), res.LastVersion)
+		assert.Equal(t, uint64(1), e.head(name))
 	})
 
 	for _, tc := range invalidEvents() {

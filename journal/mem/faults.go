@@ -97,7 +97,7 @@ func (f *faults) beforeRead() readFault {
 
 // FailNextAppend makes the next Append fail with err and store nothing,
 // as a write that never reached the disk. The fault applies to the next
-// Append that passes the argument checks (a non-empty stream name, at
+// Append that passes the argument checks (a valid stream name, at
 // least one valid event) on an open journal, whatever its expected
 // version. A nil err means ErrInjected. Faults queue: calling it twice
 // fails the next two appends.

@@ -36,10 +36,6 @@ const readChunk = 256
 
 // Errors returned by the journal besides the orchestrix sentinels.
 var (
-	// ErrEmptyStream is returned by Append for an empty stream name.
-	ErrEmptyStream = errors.New("journal/mem: empty stream name")
-	// ErrNoEvents is returned by Append for an empty events slice.
-	ErrNoEvents = errors.New("journal/mem: no events to append")
 	// ErrNoRecord is returned by CorruptRecord when the record does not
 	// exist (never written, or deleted). It matches orchestrix.ErrNotFound.
 	ErrNoRecord = fmt.Errorf("journal/mem: no such record: %w", orchestrix.ErrNotFound)
@@ -138,11 +134,11 @@ func (j *Journal) Append(ctx context.Context, streamName string, expected journa
 	if err := ctx.Err(); err != nil {
 		return journal.AppendResult{}, fmt.Errorf("journal/mem: append: %w", err)
 	}
-	if streamName == "" {
-		return journal.AppendResult{}, ErrEmptyStream
+	if err := journal.ValidateStream(streamName); err != nil {
+		return journal.AppendResult{}, fmt.Errorf("journal/mem: %w", err)
 	}
 	if len(events) == 0 {
-		return journal.AppendResult{}, ErrNoEvents
+		return journal.AppendResult{}, fmt.Errorf("journal/mem: append to %q: %w", streamName, journal.ErrNoEvents)
 	}
 	for i := range events {
 		if err := events[i].Validate(); err != nil {
@@ -232,10 +228,6 @@ func checkRetry(name string, s *stream, expected journal.ExpectedVersion, events
 			return journal.AppendResult{}, false, nil
 		}
 		start = v + 1
-		if s.records[v].id != events[0].ID {
-			// A plain conflict: the stream moved on with other events.
-			return journal.AppendResult{}, false, &journal.VersionConflictError{Stream: name, Expected: expected, Actual: head}
-		}
 	} else {
 		// Any and StreamExists: a retry is found by its first event id.
 		v, ok := s.firstVersion[events[0].ID]
@@ -243,19 +235,23 @@ func checkRetry(name string, s *stream, expected journal.ExpectedVersion, events
 			for _, ev := range events[1:] {
 				if _, ok := s.firstVersion[ev.ID]; ok {
 					return journal.AppendResult{}, false, &journal.VersionConflictError{Stream: name, Expected: expected, Actual: head,
-						Reason: "event ids partly match stored events"}
+						Reason: journal.ReasonPartialMatch}
 				}
 			}
 			return journal.AppendResult{}, false, nil
 		}
 		start = v
 	}
-	for i, ev := range events {
+	switch journal.MatchIDs(len(events), func(i int) bool {
 		v := start + uint64(i)
-		if v > head || s.records[v-1].id != ev.ID {
-			return journal.AppendResult{}, false, &journal.VersionConflictError{Stream: name, Expected: expected, Actual: head,
-				Reason: "event ids partly match stored events"}
-		}
+		return v <= head && s.records[v-1].id == events[i].ID
+	}) {
+	case journal.MatchNone:
+		// A plain conflict: the stream moved on with other events.
+		return journal.AppendResult{}, false, &journal.VersionConflictError{Stream: name, Expected: expected, Actual: head}
+	case journal.MatchPartial:
+		return journal.AppendResult{}, false, &journal.VersionConflictError{Stream: name, Expected: expected, Actual: head,
+			Reason: journal.ReasonPartialMatch}
 	}
 	last := start + uint64(len(events)) - 1
 	return journal.AppendResult{
@@ -460,6 +456,9 @@ func (j *Journal) Head(ctx context.Context, streamName string) (uint64, error) {
 func (j *Journal) DeleteTo(ctx context.Context, streamName string, to uint64) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("journal/mem: delete %q: %w", streamName, err)
+	}
+	if err := journal.ValidateStream(streamName); err != nil {
+		return fmt.Errorf("journal/mem: %w", err)
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()

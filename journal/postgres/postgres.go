@@ -29,10 +29,6 @@ const (
 	DefaultPollInterval   = 5 * time.Second
 )
 
-// ErrInvalidStream is returned (wrapped) by Append for a stream name that is
-// empty, not valid UTF-8, or contains a NUL byte.
-var ErrInvalidStream = errors.New("journal/postgres: invalid stream name")
-
 // Options configure a Journal. The zero value works.
 type Options struct {
 	// Schema is the PostgreSQL schema holding the journal's tables; it is

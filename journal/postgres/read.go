@@ -162,6 +162,9 @@ func (j *Journal) DeleteTo(ctx context.Context, stream string, to uint64) error 
 	if err := j.check(ctx); err != nil {
 		return err
 	}
+	if err := journal.ValidateStream(stream); err != nil {
+		return fmt.Errorf("journal/postgres: %w", err)
+	}
 	if to == 0 {
 		return nil
 	}

@@ -90,11 +90,11 @@ func (j *Journal) Append(ctx context.Context, stream string, expected journal.Ex
 
 // prepare validates and encodes an append in the caller's goroutine.
 func (j *Journal) prepare(stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope) (*pending, error) {
-	if stream == "" || !validText(stream) {
-		return nil, fmt.Errorf("%w: %q", ErrInvalidStream, stream)
+	if err := journal.ValidateStream(stream); err != nil {
+		return nil, fmt.Errorf("journal/postgres: %w", err)
 	}
 	if len(events) == 0 {
-		return nil, errors.New("journal/postgres: append of no events")
+		return nil, fmt.Errorf("journal/postgres: append to %q: %w", stream, journal.ErrNoEvents)
 	}
 	p := &pending{
 		stream:   stream,
@@ -495,8 +495,6 @@ func (j *Journal) conflict(p *pending, actual uint64, reason string) {
 	})
 }
 
-const reasonPartial = "event ids partly match stored events"
-
 // storedEvent is a (version, id, position) triple read back for the
 // idempotency checks.
 type storedEvent struct {
@@ -541,25 +539,23 @@ func (j *Journal) resolveExact(ctx context.Context, q querier, ps []*pending) er
 }
 
 // answerOverlap answers p, whose ids are compared with the stored events
-// from version from on: a duplicate when all match, otherwise a conflict
-// (partial when some match).
+// from version from on (journal.MatchIDs): a duplicate when all match,
+// otherwise a conflict (partial when some match).
 func (j *Journal) answerOverlap(p *pending, from uint64, byVersion map[uint64]storedEvent) {
-	matched := 0
-	for i, id := range p.ids {
-		if s, ok := byVersion[from+uint64(i)]; ok && s.id == id {
-			matched++
-		}
-	}
-	switch {
-	case matched == len(p.ids):
+	m := journal.MatchIDs(len(p.ids), func(i int) bool {
+		s, ok := byVersion[from+uint64(i)]
+		return ok && s.id == p.ids[i]
+	})
+	switch m {
+	case journal.MatchAll:
 		last := from + uint64(len(p.ids)) - 1
 		j.reply(p, journal.AppendResult{
 			FirstVersion: from, LastVersion: last,
 			FirstPosition: byVersion[from].position, LastPosition: byVersion[last].position,
 			Duplicate: true,
 		}, nil)
-	case matched > 0:
-		j.conflict(p, p.head, reasonPartial)
+	case journal.MatchPartial:
+		j.conflict(p, p.head, journal.ReasonPartialMatch)
 	default:
 		j.conflict(p, p.head, "")
 	}
@@ -610,7 +606,7 @@ func (j *Journal) resolveIDs(ctx context.Context, q querier, ps []*pending) erro
 			}
 		}
 		if from == 0 {
-			j.conflict(p, p.head, reasonPartial)
+			j.conflict(p, p.head, journal.ReasonPartialMatch)
 			continue
 		}
 		j.answerOverlap(p, from, byVersion)

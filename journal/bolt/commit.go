@@ -1,0 +1,384 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/telemetry"
+)
+
+// runBatch checks, writes and commits one batch of appends.
+func (j *Journal) runBatch(batch []*request) {
+	live := batch[:0:0]
+	events := 0
+	for _, r := range batch {
+		if !claim(r) {
+			continue
+		}
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			complete(r)
+			continue
+		}
+		if j.w.broken != nil {
+			r.err = fmt.Errorf("journal/bolt: journal unusable after a failed commit: %w", j.w.broken)
+			complete(r)
+			continue
+		}
+		live = append(live, r)
+		events += len(r.events)
+	}
+	if len(live) == 0 {
+		return
+	}
+	finish := func(int, error) {}
+	if j.tracer != nil || j.opts.Metrics != nil {
+		finish = j.observeCommit(live, events, time.Now())
+	}
+	tx, err := j.db.Begin(true)
+	if err != nil {
+		finish(0, err)
+		for _, r := range live {
+			r.err = fmt.Errorf("journal/bolt: append to %q: begin transaction: %w", r.stream, err)
+			complete(r)
+		}
+		return
+	}
+	logB := tx.Bucket(bucketLog)
+	logB.FillPercent = 1.0
+	w := &j.w
+	w.batchStart = w.nextPos
+	w.data, w.ends = w.data[:0], w.ends[:0]
+	defer j.resetBlock()
+	accepted, stored := 0, 0
+	var fatal error
+	for _, r := range live {
+		n := j.apply(tx, logB, r)
+		if r.ok {
+			accepted++
+			stored += n
+		}
+	}
+	if stored > 0 {
+		fatal = j.putBlocks(logB)
+	}
+	checkpointed := false
+	if fatal == nil && stored > 0 && j.w.pendingEvents >= j.opts.IndexEvery {
+		fatal = j.checkpoint(tx)
+		checkpointed = fatal == nil
+	}
+	if fatal == nil && accepted > 0 {
+		fatal = j.hooks.check()
+	}
+	switch {
+	case fatal != nil:
+		_ = tx.Rollback()
+		finish(0, fatal)
+		j.commitFailed(live, fatal)
+		return
+	case stored == 0:
+		// Only rejections and duplicates: nothing to make durable.
+		_ = tx.Rollback()
+	default:
+		if err := tx.Commit(); err != nil {
+			finish(0, err)
+			j.commitFailed(live, err)
+			return
+		}
+	}
+	finish(stored, nil)
+	if fn := j.hooks.beforePublish.Load(); fn != nil {
+		(*fn)()
+	}
+	j.publish(checkpointed)
+	if stored > 0 {
+		j.commits.Add(1)
+		j.committedEvents.Add(uint64(stored))
+		if checkpointed {
+			j.checkpoints.Add(1)
+		}
+	}
+	completeAll(live)
+}
+
+// maxCommitLinks bounds the links of one commit span.
+const maxCommitLinks = 128
+
+// observeCommit starts the commit span of a batch of events events from
+// live (reading the requests' traceparents now, while they are live) and
+// returns the function that ends it and records the metrics of the stored
+// events; call it before the requests are completed.
+func (j *Journal) observeCommit(live []*request, events int, start time.Time) func(stored int, err error) {
+	var span trace.Span
+	if j.tracer != nil {
+		links := make([]trace.Link, 0, min(len(live), maxCommitLinks))
+		for _, r := range live {
+			if len(links) == maxCommitLinks {
+				break
+			}
+			if l, ok := telemetry.LinkFromTraceParent(r.tp); ok {
+				links = append(links, l)
+			}
+		}
+		_, span = telemetry.StartCommitSpan(context.Background(), j.tracer, events, links...)
+	}
+	return func(stored int, err error) {
+		if err == nil && stored > 0 {
+			j.opts.Metrics.ObserveCommit(stored, time.Since(start))
+		}
+		if span != nil {
+			telemetry.EndSpan(span, err)
+		}
+	}
+}
+
+// completeAll reports the outcome of a committed batch.
+func completeAll(live []*request) {
+	for _, r := range live {
+		complete(r)
+	}
+}
+
+// commitFailed reports every accepted request of a failed batch as
+// outcome unknown, rejections as they were, and reloads the in-memory
+// state from the file.
+func (j *Journal) commitFailed(live []*request, cause error) {
+	j.log.Error("journal/bolt: commit failed; reloading state from the file", "error", cause, "appends", len(live))
+	for _, r := range live {
+		if r.ok || r.err == nil {
+			r.res = journal.AppendResult{}
+			r.err = fmt.Errorf("journal/bolt: append to %q: commit failed: %w: %w", r.stream, orchestrix.ErrOutcomeUnknown, cause)
+		}
+	}
+	j.reload()
+	for _, r := range live {
+		complete(r)
+	}
+}
+
+// reload rebuilds the in-memory state after a failed commit.
+func (j *Journal) reload() {
+	if err := j.load(); err != nil {
+		j.log.Error("journal/bolt: reloading state failed; refusing further appends", "error", err)
+		j.w.broken = err
+	}
+}
+
+// putBlocks writes the records of the batch into journal.log as blocks of
+// at most j.blockSize bytes (a block holds at least one record). Blocks of
+// half a page let bbolt fill each leaf page with two of them, so a commit
+// rewrites at most one partly filled page besides its own.
+func (j *Journal) putBlocks(logB *bbolt.Bucket) error {
+	w := &j.w
+	// Reserve enough for every block so that slices handed to Put stay
+	// valid until the commit: data plus at most 8 header bytes per record.
+	need := len(w.data) + 8*len(w.ends)
+	if cap(w.block) < need {
+		w.block = make([]byte, 0, need)
+	}
+	buf := w.block[:0]
+	for i := 0; i < len(w.ends); {
+		base := uint32(0)
+		if i > 0 {
+			base = w.ends[i-1]
+		}
+		k := i + 1
+		for k < len(w.ends) && int(w.ends[k]-base)+blockHeader+4*(k-i+1) <= j.blockSize {
+			k++
+		}
+		start := len(buf)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(k-i))
+		for _, e := range w.ends[i:k] {
+			buf = binary.BigEndian.AppendUint32(buf, e-base)
+		}
+		buf = append(buf, w.data[base:w.ends[k-1]]...)
+		if err := logB.Put(posKey(w.batchStart+uint64(i)), buf[start:len(buf):len(buf)]); err != nil {
+			return fmt.Errorf("put commit block: %w", err)
+		}
+		i = k
+	}
+	w.block = buf
+	return nil
+}
+
+// resetBlock drops the commit block buffers when a large batch grew them.
+func (j *Journal) resetBlock() {
+	const keep = 4 << 20
+	w := &j.w
+	if cap(w.data) > keep || cap(w.block) > keep {
+		w.data, w.block, w.ends = nil, nil, nil
+	}
+}
+
+// writerFrame returns the frame at pos as the writer sees it: from the
+// block being built for positions of the current batch, else from the log.
+func (j *Journal) writerFrame(logB *bbolt.Bucket, pos uint64) ([]byte, error) {
+	w := &j.w
+	if pos >= w.batchStart && pos < w.nextPos {
+		i := pos - w.batchStart
+		start := uint32(0)
+		if i > 0 {
+			start = w.ends[i-1]
+		}
+		return w.data[start:w.ends[i]], nil
+	}
+	return frameAt(logB.Cursor(), pos)
+}
+
+// apply checks r against the writer's view and, when accepted, adds its
+// records to the commit block. It returns the number of events added.
+func (j *Journal) apply(tx *bbolt.Tx, logB *bbolt.Bucket, r *request) int {
+	st := j.stream(r.stream)
+	head := st.wHead
+	n := uint64(len(r.events))
+	e := r.expected
+	switch {
+	case e.IsAny() || e.IsStreamExists():
+		if e.IsStreamExists() && head == 0 {
+			r.err = &journal.VersionConflictError{Stream: r.stream, Expected: e, Actual: head}
+			return 0
+		}
+		if version, ok := j.recentVersion(tx, logB, st, r.events[0].key); ok {
+			switch j.compareStored(tx, logB, r, st, version) {
+			case matchAll, matchPartial, matchError:
+				return 0
+			}
+			// A hash collision: the first id is not there. Store as new.
+		}
+	default:
+		x, _ := e.Exact()
+		if x != head {
+			if x > head || x < st.deletedTo {
+				r.err = &journal.VersionConflictError{Stream: r.stream, Expected: e, Actual: head}
+				return 0
+			}
+			if j.compareStored(tx, logB, r, st, x+1) == matchNone {
+				r.err = &journal.VersionConflictError{Stream: r.stream, Expected: e, Actual: head}
+			}
+			return 0
+		}
+	}
+
+	first := head + 1
+	pos := j.w.nextPos
+	w := &j.w
+	for i := range r.events {
+		ev := &r.events[i]
+		w.data = appendFrame(w.data, first+uint64(i), r.stream, ev.body, ev.crc)
+		w.ends = append(w.ends, uint32(len(w.data)))
+	}
+	j.w.nextPos += n
+	st.wHead += n
+	st.staged = appendRun(st.staged, run{version: first, pos: pos, n: n})
+	if !st.touched {
+		st.touched = true
+		j.w.touched = append(j.w.touched, st)
+	}
+	if !st.dirty {
+		st.dirty = true
+		j.w.dirty = append(j.w.dirty, st)
+	}
+	j.w.pendingEvents += int(n)
+	if st.recent != nil {
+		for i := range r.events {
+			st.remember(first+uint64(i), r.events[i].key)
+		}
+	}
+	r.res = journal.AppendResult{FirstVersion: first, LastVersion: first + n - 1, FirstPosition: pos, LastPosition: pos + n - 1}
+	r.ok = true
+	return int(n)
+}
+
+// checkpoint writes the runs and heads of every dirty stream to
+// journal.index and journal.streams, and the checkpoint position, in tx.
+func (j *Journal) checkpoint(tx *bbolt.Tx) error {
+	idx := tx.Bucket(bucketIndex)
+	strB := tx.Bucket(bucketStreams)
+	var runs []run
+	for _, st := range j.w.dirty {
+		runs = append(append(runs[:0], st.pending...), st.staged...)
+		for len(runs) > 0 {
+			chunk := runs[:min(len(runs), maxRunsPerEntry)]
+			if err := idx.Put(indexKey(st.prefix, chunk[0].version), encodeEntry(chunk)); err != nil {
+				return fmt.Errorf("checkpoint index: %w", err)
+			}
+			runs = runs[len(chunk):]
+		}
+		if err := putStream(strB, st.name, st.wHead, st.deletedTo); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketMeta).Put(metaCheckpoint, binary.BigEndian.AppendUint64(nil, j.w.nextPos-1))
+}
+
+func putStream(b *bbolt.Bucket, name string, head, deletedTo uint64) error {
+	v := make([]byte, 16)
+	binary.BigEndian.PutUint64(v[0:8], head)
+	binary.BigEndian.PutUint64(v[8:16], deletedTo)
+	if err := b.Put([]byte(name), v); err != nil {
+		return fmt.Errorf("write stream head: %w", err)
+	}
+	return nil
+}
+
+// publish makes a committed batch visible to readers and wakes watchers.
+func (j *Journal) publish(checkpointed bool) {
+	w := &j.w
+	j.mu.Lock()
+	if checkpointed {
+		for _, st := range w.dirty {
+			st.pending = nil
+		}
+	}
+	for _, st := range w.touched {
+		st.head = st.wHead
+		if !checkpointed {
+			st.pending = append(st.pending, st.staged...)
+		}
+	}
+	j.lastPos = w.nextPos - 1
+	close(j.notify)
+	j.notify = make(chan struct{})
+	j.mu.Unlock()
+	for _, st := range w.touched {
+		st.staged = st.staged[:0]
+		st.touched = false
+	}
+	w.touched = w.touched[:0]
+	if checkpointed {
+		for _, st := range w.dirty {
+			st.dirty = false
+		}
+		clear(w.dirty)
+		w.dirty = w.dirty[:0]
+		w.pendingEvents = 0
+	}
+}
+
+// finalCheckpoint writes the index on Close so that the next Open has no
+// log tail to scan.
+func (j *Journal) finalCheckpoint() {
+	if len(j.w.dirty) == 0 || j.w.broken != nil {
+		return
+	}
+	err := j.db.Update(j.checkpoint)
+	if err != nil {
+		// Not fatal: Open rebuilds the index from the log.
+		j.log.Warn("journal/bolt: final checkpoint failed", "error", err)
+	}
+}
+
+// check runs the beforeCommit hook, if any.
+func (h *hooks) check() error {
+	if fn := h.beforeCommit.Load(); fn != nil {
+		return (*fn)()
+	}
+	return nil
+}
