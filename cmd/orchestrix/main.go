@@ -12,7 +12,8 @@
 //	check     verify checksums, versions, index and heads; exit 1 on problems
 //	stats     counts, positions and storage size
 //	export    write every event as JSON lines
-//	import    append the events of an export, idempotently
+//	import    append the events of an export or of CloudEvents, idempotently
+//	console   serve the read-only web console
 //	bench     run the benchmark harness (needs the source tree)
 //	help      show the help of a command
 //
@@ -115,7 +116,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		streamsCommand, eventsCommand, tailCommand, checkCommand, statsCommand,
-		exportCommand, importCommand, benchCommand,
+		exportCommand, importCommand, consoleCommand, benchCommand,
 	}
 }
 

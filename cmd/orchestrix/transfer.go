@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -162,8 +163,8 @@ changed; nothing else may have it open meanwhile.`,
 
 var importCommand = &command{
 	name:    "import",
-	args:    "[--in FILE] [--progress]",
-	summary: "append the events of an export, idempotently",
+	args:    "[--in FILE] [--format export|cloudevents] [--stream TEMPLATE] [--dry-run] [--progress]",
+	summary: "append the events of an export (or of CloudEvents), idempotently",
 	help: `
 Reads the JSON lines of 'orchestrix export' from FILE or standard input and
 appends each event to its stream at its version, expecting the stream to
@@ -183,14 +184,40 @@ Events are appended in the order of the file, so their global order is
 kept; positions are assigned by the target journal (the "position" member
 is ignored).
 
+With --format cloudevents the input is structured-mode CloudEvents JSON
+written by another producer (the Python Orchestrix, say): one event per
+line, or JSON arrays of events (application/cloudevents-batch+json). Each
+event goes to the stream --stream names, a template over its attributes
+(default "{subject}"; also {type}, {source}, {id}, {correlationid} and
+extension names, e.g. "order-{subject}"). Its version is its "sequence"
+extension when present; otherwise the events of a stream get versions
+1, 2, 3, ... in file order. Event ids are kept, so importing the same file
+again changes nothing.
+
+Either format: an event stored with the same id as an imported one but
+with different data is refused as a conflict; input that is not valid
+UTF-8 is refused with its line number, never rewritten; events read
+before a refused or malformed line stay imported. --dry-run only reads
+the journal and reports what would be imported.
+
 A progress indicator is written to standard error when it is a terminal,
 or always with --progress.`,
 	setFlags: func(fs *flag.FlagSet) func(*app, []string) error {
 		inPath := fs.String("in", "", "read `FILE` instead of standard input")
 		progress := fs.Bool("progress", false, "show progress on standard error even when it is not a terminal")
+		format := fs.String("format", "export", "input `FORMAT`: export (orchestrix export lines) or cloudevents")
+		streamTmpl := fs.String("stream", "{subject}", "with --format cloudevents, the stream `TEMPLATE` over event attributes")
+		dryRun := fs.Bool("dry-run", false, "report what would be imported without changing the journal")
 		return func(a *app, args []string) (err error) {
 			if len(args) > 0 {
 				return usagef("unexpected argument %q", args[0])
+			}
+			if *format != "export" && *format != "cloudevents" {
+				return usagef("--format %q: want export or cloudevents", *format)
+			}
+			tmpl, err := parseStreamTemplate(*streamTmpl)
+			if err != nil {
+				return usagef("--stream: %v", err)
 			}
 			src := a.stdin
 			var size int64
@@ -205,12 +232,13 @@ or always with --progress.`,
 				}
 				src = f
 			}
-			s, err := a.open(true)
+			s, err := a.open(!*dryRun)
 			if err != nil {
 				return err
 			}
 			defer closeStore(s, &err)
-			im := &importer{app: a, s: s, pr: newProgress(a.stderr, *progress, "import"), size: size}
+			im := &importer{app: a, s: s, pr: newProgress(a.stderr, *progress, "import"), size: size,
+				cloudEvents: *format == "cloudevents", tmpl: tmpl, dryRun: *dryRun}
 			if err := im.run(src); err != nil {
 				im.pr.done(im.summary())
 				return err
@@ -230,6 +258,11 @@ type importer struct {
 	s    *store
 	pr   *progress
 	size int64 // bytes of the input, 0 when unknown
+
+	cloudEvents bool              // input is CloudEvents, not export lines
+	tmpl        streamTemplate    // with cloudEvents, the stream of an event
+	dryRun      bool              // check and count only
+	fileVers    map[string]uint64 // with cloudEvents, each stream's last version in the file
 
 	read              int64  // bytes read so far
 	handed            uint64 // events handed to the journal, for progress
@@ -254,6 +287,10 @@ type importer struct {
 }
 
 func (im *importer) summary() string {
+	if im.dryRun {
+		return fmt.Sprintf("dry run: would import %d events (%d already present) into %d streams; nothing was changed",
+			im.imported.Load(), im.skipped.Load(), len(im.streams))
+	}
 	return fmt.Sprintf("imported %d events (%d already present) into %d streams", im.imported.Load(), im.skipped.Load(), len(im.streams))
 }
 
@@ -273,49 +310,6 @@ func (im *importer) run(src io.Reader) error {
 		return qerr // it comes from an earlier line than err
 	}
 	return err
-}
-
-func (im *importer) readLines(src io.Reader) error {
-	sc := bufio.NewScanner(src)
-	sc.Buffer(make([]byte, 0, 1<<16), 64<<20)
-	lineNo := 0
-	for sc.Scan() {
-		lineNo++
-		raw := sc.Bytes()
-		im.read += int64(len(raw)) + 1
-		if len(raw) == 0 {
-			continue
-		}
-		var l recordLine
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return fmt.Errorf("line %d: %w", lineNo, err)
-		}
-		if l.Stream == "" || l.Version == 0 || len(l.Event) == 0 {
-			return fmt.Errorf("line %d: want an object with \"stream\", \"version\" (from 1) and \"event\"", lineNo)
-		}
-		var ev orchestrix.Envelope
-		if err := ev.UnmarshalJSON(l.Event); err != nil {
-			return fmt.Errorf("line %d: stream %q version %d: event: %w", lineNo, l.Stream, l.Version, err)
-		}
-		if ev.Sequence != 0 && ev.Sequence != l.Version {
-			return fmt.Errorf("line %d: stream %q: version %d but the event's sequence is %d", lineNo, l.Stream, l.Version, ev.Sequence)
-		}
-		if len(im.batch) > 0 && (l.Stream != im.stream || l.Version != im.firstVer+uint64(len(im.batch)) ||
-			len(im.batch) >= maxImportBatch || im.batchBytes+len(raw) > 4<<20) {
-			if err := im.flush(); err != nil {
-				return err
-			}
-		}
-		if len(im.batch) == 0 {
-			im.stream, im.firstVer, im.batchLine, im.batchBytes = l.Stream, l.Version, lineNo, 0
-		}
-		im.batch = append(im.batch, ev)
-		im.batchBytes += len(raw)
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("line %d: %w", lineNo+1, err)
-	}
-	return im.flush()
 }
 
 // flush appends the collected batch: the part the journal already holds
@@ -380,11 +374,24 @@ func (im *importer) append(ctx context.Context, line int, stream string, first u
 			im.imported.Add(uint64(len(evs)))
 		}
 	}
-	if im.s.bolt == nil || overlap {
+	if overlap {
+		// The journal holds these versions: they must be these very
+		// events (same ids, same type and data), which are then skipped.
 		im.queued.Wait()
 		if err := im.queuedErr(); err != nil {
 			return err
 		}
+		if err := im.sameAsStored(ctx, line, stream, first, evs); err != nil {
+			return err
+		}
+		im.skipped.Add(uint64(len(evs)))
+		return nil
+	}
+	if im.dryRun {
+		im.imported.Add(uint64(len(evs)))
+		return nil
+	}
+	if im.s.bolt == nil {
 		res, err := im.s.Append(ctx, stream, journal.Exact(first-1), evs)
 		if err != nil {
 			return importErr(line, stream, first, err)
@@ -409,6 +416,42 @@ func (im *importer) append(ctx context.Context, line int, stream string, first u
 		return importErr(line, stream, first, err)
 	}
 	return nil
+}
+
+// sameAsStored checks that the journal holds evs at versions first.. of
+// stream: the same ids, types and data (JSON compared after compaction).
+func (im *importer) sameAsStored(ctx context.Context, line int, stream string, first uint64, evs []orchestrix.Envelope) error {
+	i := 0
+	for rec, err := range im.s.Read(ctx, stream, first, first+uint64(len(evs))-1, len(evs)) {
+		if err != nil {
+			return importErr(line+i, stream, first+uint64(i), err)
+		}
+		for i < len(evs) && first+uint64(i) < rec.Version {
+			i++ // deleted in the journal: nothing to compare
+		}
+		if i == len(evs) {
+			break
+		}
+		want, got := evs[i], rec.Envelope
+		switch {
+		case want.ID != got.ID:
+			return importErr(line+i, stream, rec.Version, fmt.Errorf("%w: the journal holds event %q there, the import has %q",
+				orchestrix.ErrVersionConflict, got.ID, want.ID))
+		case want.Type != got.Type || !sameData(want.Data, got.Data):
+			return fmt.Errorf("line %d: stream %q version %d: conflict: event %q is stored with different type or data; refusing to import",
+				line+i, stream, rec.Version, want.ID)
+		}
+		i++
+	}
+	return nil
+}
+
+func sameData(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var ca, cb bytes.Buffer
+	return json.Compact(&ca, a) == nil && json.Compact(&cb, b) == nil && bytes.Equal(ca.Bytes(), cb.Bytes())
 }
 
 func (im *importer) setQueuedErr(err error) {

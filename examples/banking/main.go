@@ -21,6 +21,7 @@ import (
 	"sync"
 
 	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/console"
 	"github.com/orchestrix/orchestrix/examples/internal/obs"
 	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/saga"
@@ -289,7 +290,12 @@ func runOn(ctx context.Context, w io.Writer, be backend, o *obs.Obs) error {
 		}
 		fmt.Fprintf(w, "%s: %s (%d events in %s)\n", id, st.State, st.Version, st.Stream)
 	}
-	return b.printBalances(ctx, w)
+	if err := b.printBalances(ctx, w); err != nil {
+		return err
+	}
+	hold, stop := obs.Interrupted()
+	defer stop()
+	return o.Console(hold, console.Config{Journal: b.store.journal, Registry: b.system.Registry(), Projections: b.projections}, os.Stderr)
 }
 
 // describe prints a command as Type{Field:value}.

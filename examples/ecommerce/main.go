@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/console"
 	"github.com/orchestrix/orchestrix/examples/internal/obs"
 	boltjournal "github.com/orchestrix/orchestrix/journal/bolt"
 	"github.com/orchestrix/orchestrix/projection"
@@ -364,7 +365,12 @@ func run(ctx context.Context, w io.Writer, dir string, o *obs.Obs) error {
 		fmt.Fprintf(w, "  %-5s target %d, available %d, %d reorder(s), %d events handled\n",
 			st.ID, targets[st.ID], st.State.Available, st.State.Reorders, st.Version)
 	}
-	return s.printByStatus(ctx, w)
+	if err := s.printByStatus(ctx, w); err != nil {
+		return err
+	}
+	hold, stop := obs.Interrupted()
+	defer stop()
+	return o.Console(hold, console.Config{Journal: s.journal, Registry: s.system.Registry(), Projections: s.projections}, os.Stderr)
 }
 
 // replenished waits until the replenishment processes have handled every

@@ -21,6 +21,7 @@ import (
 
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/console"
 	"github.com/orchestrix/orchestrix/examples/internal/obs"
 	"github.com/orchestrix/orchestrix/journal"
 	boltjournal "github.com/orchestrix/orchestrix/journal/bolt"
@@ -259,7 +260,9 @@ func run(ctx context.Context, w io.Writer, dir string, o *obs.Obs) error {
 		n++
 	}
 	fmt.Fprintf(w, "stream %s: head %d, %d events stored\n", rt.accounts.Stream(id), head, n)
-	return nil
+	hold, stop := obs.Interrupted()
+	defer stop()
+	return o.Console(hold, console.Config{Journal: rt.journal, Registry: rt.system.Registry()}, os.Stderr)
 }
 
 // typeName is the unqualified Go type name of v.

@@ -1,7 +1,9 @@
-// Package obs gives the example programs two observability flags:
+// Package obs gives the example programs their observability flags:
 //
 //	-metrics ADDR   serve Prometheus metrics on http://ADDR/metrics
 //	-trace          print OpenTelemetry spans as JSON on standard output
+//	-console ADDR   at the end of the run, serve the web console on
+//	                http://ADDR/ until interrupted
 //
 // It is example code: the library itself never installs an exporter or
 // registers anything globally. Metrics go to a private
@@ -23,6 +25,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +36,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/orchestrix/orchestrix/console"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
 
@@ -42,6 +47,8 @@ type Settings struct {
 	MetricsAddr string
 	// Trace is the -trace switch.
 	Trace bool
+	// ConsoleAddr is the -console address; empty means no console.
+	ConsoleAddr string
 }
 
 // Flags registers -metrics and -trace on fs and returns the settings they
@@ -49,6 +56,7 @@ type Settings struct {
 func Flags(fs *flag.FlagSet) *Settings {
 	s := &Settings{}
 	fs.StringVar(&s.MetricsAddr, "metrics", "", "serve Prometheus metrics on http://`ADDR`/metrics (for example 127.0.0.1:9090; port 0 picks a free one)")
+	fs.StringVar(&s.ConsoleAddr, "console", "", "serve the web console on http://`ADDR`/ at the end of the run, until interrupted (for example 127.0.0.1:8089)")
 	fs.BoolVar(&s.Trace, "trace", false, "print OpenTelemetry spans (orchestrix.command, journal commits, projection batches) as JSON on standard output")
 	return s
 }
@@ -65,6 +73,8 @@ type Obs struct {
 	served   chan struct{} // closed when Serve has returned
 	serveErr error         // Serve's result, set before served is closed
 	tp       *sdktrace.TracerProvider
+
+	consoleAddr string
 }
 
 // Start applies the settings. With -metrics it registers the Orchestrix
@@ -74,10 +84,10 @@ type Obs struct {
 // JSON, to spans. Neither flag: Start returns (nil, nil), a valid *Obs.
 // Call Shutdown when done, which flushes pending spans.
 func (s *Settings) Start(spans, info io.Writer) (*Obs, error) {
-	if s == nil || (s.MetricsAddr == "" && !s.Trace) {
+	if s == nil || (s.MetricsAddr == "" && !s.Trace && s.ConsoleAddr == "") {
 		return nil, nil
 	}
-	o := &Obs{}
+	o := &Obs{consoleAddr: s.ConsoleAddr}
 	if s.MetricsAddr != "" {
 		o.registry = prometheus.NewRegistry()
 		if err := o.registry.Register(collectors.NewGoCollector()); err != nil {
@@ -199,4 +209,55 @@ func (o *Obs) Shutdown(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Console serves the web console for cfg on the -console address and
+// blocks until ctx ends (or the server fails), then stops it; without
+// -console it returns at once. An example calls it at the end of its run,
+// while its journal and projections are still open. It says where on info
+// (when not nil).
+func (o *Obs) Console(ctx context.Context, cfg console.Config, info io.Writer) error {
+	if o == nil || o.consoleAddr == "" {
+		return nil
+	}
+	c, err := console.New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.consoleAddr)
+	if err != nil {
+		return fmt.Errorf("obs: -console %s: %w", o.consoleAddr, err)
+	}
+	srv := &http.Server{Handler: c, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	if info != nil {
+		fmt.Fprintf(info, "console: http://%s/ until interrupted (Ctrl-C)\n", ln.Addr())
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Interrupted returns a context that ends on Ctrl-C (os.Interrupt), for
+// Console; call stop when done.
+func Interrupted() (ctx context.Context, stop context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt)
+}
+
+// ConsoleAddr returns the -console address; empty without -console.
+func (o *Obs) ConsoleAddr() string {
+	if o == nil {
+		return ""
+	}
+	return o.consoleAddr
 }
