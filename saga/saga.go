@@ -4,328 +4,338 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"time"
-	"unicode"
-	"unicode/utf8"
-
-	"github.com/google/uuid"
+	"math"
+	"sync"
 
 	"github.com/orchestrix/orchestrix"
-	"github.com/orchestrix/orchestrix/actor"
-	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/projection"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
-// Errors of the package. Match them with errors.Is.
-var (
-	// ErrInvalidSaga means an orchestration or a Config cannot be used:
-	// a bad name, no steps, a step without an action, a bad option.
-	ErrInvalidSaga = errors.New("saga: invalid definition")
+// Saga is the typed handle of one registered orchestration: begin sagas
+// and read their status through it. It is safe for concurrent use.
+type Saga[D any] struct {
+	r    *Runner
+	o    *Orchestration[D]
+	name string
 
-	// ErrInvalidID means a saga id is empty, too long, not UTF-8 or
-	// contains control characters.
-	ErrInvalidID = errors.New("saga: invalid saga id")
+	mu       sync.Mutex
+	active   map[string]*instance[D] // executing in this process
+	inflight map[string]uint64       // id → position of its Started event
+	changed  signals                 // wakes the Waits of one saga
+}
 
-	// ErrAlreadyRegistered means a saga of the same name is already
-	// registered with the runner.
-	ErrAlreadyRegistered = errors.New("saga: name already registered")
-
-	// ErrRejected marks a step failure that retrying cannot fix. Wrap a
-	// custom action's error with Reject to make the saga compensate (for
-	// an action) or fail (for a compensation). Errors of rejected
-	// aggregate commands (aggregate.ErrRejected) count as rejections
-	// without wrapping.
-	ErrRejected = errors.New("saga: step rejected")
-
-	// ErrTimeout is the cause of a step's context when its durable
-	// deadline passes; the step then fails as timed out.
-	ErrTimeout = errors.New("saga: step deadline passed")
-)
-
-// MaxIDLength is the longest saga (correlation) id accepted, in bytes.
-const MaxIDLength = 200
-
-// Reject wraps err so that the saga treats it as a rejection (see
-// ErrRejected) rather than as a transient failure to retry. errors.Is and
-// errors.As see through the wrapper. Reject(nil) is nil.
-func Reject(err error) error {
-	if err == nil {
-		return nil
+// Register validates o and starts executing its sagas: it resumes the
+// unfinished ones recorded in the journal and, with StartOn, begins new
+// ones for the selected events. The orchestration must not be changed
+// afterwards.
+func Register[D any](r *Runner, o *Orchestration[D]) (*Saga[D], error) {
+	if o == nil {
+		return nil, fmt.Errorf("%w: nil orchestration", ErrInvalidSaga)
 	}
-	return &rejection{err: err}
-}
-
-type rejection struct{ err error }
-
-func (r *rejection) Error() string        { return r.err.Error() }
-func (r *rejection) Unwrap() error        { return r.err }
-func (r *rejection) Is(target error) bool { return target == ErrRejected }
-
-// isRejection reports whether err is a definitive refusal: retrying with
-// the same command cannot succeed.
-func isRejection(err error) bool {
-	for _, permanent := range []error{
-		ErrRejected, aggregate.ErrRejected, aggregate.ErrPanicked,
-		orchestrix.ErrNotFound, actor.ErrInvalidID, orchestrix.ErrInvalidEnvelope, orchestrix.ErrTooLarge,
-	} {
-		if errors.Is(err, permanent) {
-			return true
-		}
+	if err := o.validate(); err != nil {
+		return nil, err
 	}
-	return false
-}
-
-// Action is what a step does (or undoes): typically one command sent to an
-// aggregate through an actor.Handle, addressed by aggregate id, with the
-// deterministic command id from sc (see Context.SendOptions and Command).
-//
-// The runner calls an action again with the same Context (same command
-// ids) after a transient failure, so an action must be safe to repeat:
-// commands with the same id are executed at most once by the aggregate.
-//
-// Return nil when the step took effect. An error matching ErrRejected or
-// aggregate.ErrRejected (or orchestrix.ErrNotFound) is a rejection: the
-// saga compensates (or, for a compensation, fails). Any other error is
-// transient and retried with backoff. An action must return promptly once
-// ctx ends (the step's deadline passed or the runner is closing).
-type Action[D any] func(ctx context.Context, sc *Context[D]) error
-
-// Context is what an action is given: which saga and step it runs for, the
-// saga's data, and the deterministic ids of the commands it sends.
-type Context[D any] struct {
-	// Saga is the saga's name and ID its correlation id.
-	Saga, ID string
-	// Step is the name of the step; Compensating is true when the action
-	// is the step's compensation.
-	Step         string
-	Compensating bool
-	// Attempt counts the calls for this step (or compensation) in this
-	// process, from 1.
-	Attempt int
-	// Data is the saga's data, freshly decoded for each attempt. An
-	// action may change it; the change is recorded with the step's
-	// completion and later steps see it. Changes made by a failed attempt
-	// or by a compensation are discarded.
-	Data D
-	// TraceParent is the W3C traceparent of this attempt's
-	// orchestrix.saga.step span, the span that the action's ctx carries:
-	// a child of the trace that began the saga (the triggering event's
-	// traceparent, or the span in Saga.Begin's ctx). It is empty when
-	// that trace is unknown and no OpenTelemetry SDK records the step.
-	// Use it to propagate the trace over channels other than commands
-	// sent with ctx (for example an HTTP call).
-	TraceParent string
-	// Failure is, for a compensation, the step failure that made the saga
-	// compensate; nil for an action.
-	Failure *StepFailure
-
-	stream string
-}
-
-// CommandID returns the deterministic id of the step's command: the same
-// for every attempt, in every process, so that retries are deduplicated by
-// the aggregate. A compensation gets a different id than its action.
-func (sc *Context[D]) CommandID() string { return sc.CommandIDFor("") }
-
-// CommandIDFor returns a deterministic command id for a step that sends
-// several commands: one id per distinct name.
-func (sc *Context[D]) CommandIDFor(name string) string {
-	phase := "do"
-	if sc.Compensating {
-		phase = "undo"
+	if err := r.claim(o.name, fmt.Sprintf("%q", o.name), nil); err != nil {
+		return nil, err
 	}
-	return commandID(sc.stream, sc.Step, phase, name)
-}
 
-// SendOptions returns the options an action passes to actor.Handle.Send:
-// the command id (CommandID) and the saga id as correlation id.
-//
-// The trace travels in the action's ctx, not in the options: send with
-// the ctx the action was given (or one derived from it), and the
-// command's orchestrix.command span is a child of the step's
-// orchestrix.saga.step span, and the command's events carry the command
-// span's traceparent, as for any other command.
-func (sc *Context[D]) SendOptions() []actor.SendOption { return sc.SendOptionsFor("") }
-
-// SendOptionsFor is SendOptions with the command id CommandIDFor(name), for
-// a step that sends several commands.
-func (sc *Context[D]) SendOptionsFor(name string) []actor.SendOption {
-	return []actor.SendOption{actor.WithCommandID(sc.CommandIDFor(name)), actor.WithCorrelationID(sc.ID)}
-}
-
-// idSpace is the UUIDv5 namespace of the ids the package derives.
-var idSpace = uuid.MustParse("6f1d8c2e-5a7b-4c3d-9e8f-0a1b2c3d4e5f")
-
-// commandID derives a UUIDv5 from the saga stream, step, phase and name.
-func commandID(stream, step, phase, name string) string {
-	return uuid.NewSHA1(idSpace, []byte(stream+"\x00"+step+"\x00"+phase+"\x00"+name)).String()
-}
-
-// eventID derives the id of the saga stream's event at version, so that an
-// append retried after an unknown outcome is recognised by the journal.
-func eventID(stream string, version uint64) string {
-	return uuid.NewSHA1(idSpace, fmt.Appendf([]byte(stream+"\x00event\x00"), "%d", version)).String()
-}
-
-// Command returns an Action that sends one command to an aggregate through
-// h: target picks the aggregate id and the command from the saga's data.
-// The command carries the step's deterministic command id and the saga id
-// as correlation id, and is sent with the step's ctx, so that its span is
-// a child of the step's span.
-//
-//	saga.Command(accounts, func(t Transfer) (string, AccountCommand) {
-//		return t.From, Withdraw{Amount: t.Amount}
-//	})
-func Command[D, S, C, E any](h *actor.Handle[S, C, E], target func(data D) (aggregateID string, cmd C)) Action[D] {
-	return func(ctx context.Context, sc *Context[D]) error {
-		id, cmd := target(sc.Data)
-		_, err := h.Send(ctx, id, cmd, sc.SendOptions()...)
-		return err
+	s := &Saga[D]{
+		r: r, o: o, name: o.name,
+		active:   make(map[string]*instance[D]),
+		inflight: make(map[string]uint64),
 	}
-}
-
-// StepOption configures one step.
-type StepOption func(*stepOptions)
-
-type stepOptions struct{ timeout time.Duration }
-
-// Timeout gives a step a durable deadline: when the step has not
-// succeeded d after it started (measured on the runner's clock, and kept
-// across restarts because the deadline is recorded in the saga's stream),
-// its action is cancelled and the step fails as timed out, so the saga
-// compensates the steps before it. A step that times out may still have
-// taken effect (its last command's outcome is unknown); its own
-// compensation is not run.
-func Timeout(d time.Duration) StepOption {
-	return func(s *stepOptions) { s.timeout = d }
-}
-
-// step is one step of an orchestration.
-type step[D any] struct {
-	name       string
-	action     Action[D]
-	compensate Action[D] // nil: nothing to undo
-	timeout    time.Duration
-}
-
-// StartFunc decides whether an event starts a saga and, if it does,
-// returns the saga's id (its correlation id: one saga per id) and data.
-type StartFunc[D any] func(ev projection.Event) (id string, data D, ok bool)
-
-// Orchestration describes a saga that runs ordered steps, each an action
-// with an optional compensation. Build one with New and its chained
-// methods, then Register it with a Runner.
-//
-// When every step succeeds the saga ends Completed. When a step is
-// rejected, times out or gives up after Config.Retry.MaxAttempts
-// transient failures, the compensations of the steps completed before it
-// run in reverse order (the failed step's own compensation does not run)
-// and the saga ends Compensated; if a compensation is rejected (or gives
-// up), the saga ends Failed, with the reason in its Status.
-type Orchestration[D any] struct {
-	name     string
-	steps    []step[D]
-	filter   projection.Filter
-	start    StartFunc[D]
-	deadline time.Duration
-	errs     []error
-}
-
-// New starts the description of an orchestration named name. The name
-// must be 1-58 ASCII letters, digits, '_' or '.' (no '-': the saga's
-// stream is "saga." + name + "-" + id).
-func New[D any](name string) *Orchestration[D] {
-	o := &Orchestration[D]{name: name}
-	if err := aggregate.ValidateKind(StreamKindPrefix + name); err != nil || name == "" {
-		o.errs = append(o.errs, fmt.Errorf("name %q: must be 1-58 ASCII letters, digits, '_' or '.'", name))
+	kind := StreamKindPrefix + o.name
+	// The driver follows the saga's own Started events. Its checkpoint
+	// never passes the oldest saga still running, so a restarted runner
+	// sees that saga's Started event again and resumes it.
+	ps := []projection.Projection{{
+		Name:        kind,
+		Handler:     projection.HandlerFunc(s.drive),
+		Filter:      projection.Filter{Kinds: []string{kind}, Types: []string{TypeStarted}},
+		Checkpoints: r.heldBack(s.lowWater),
+	}}
+	if o.start != nil {
+		ps = append(ps, projection.Projection{
+			Name:        kind + ".trigger",
+			Handler:     projection.HandlerFunc(s.trigger),
+			Filter:      o.filter,
+			Checkpoints: r.cfg.Checkpoints,
+		})
 	}
-	return o
+	if err := r.follow(fmt.Sprintf("saga %q", o.name), ps...); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Name returns the orchestration's name.
-func (o *Orchestration[D]) Name() string { return o.name }
+func (s *Saga[D]) Name() string { return s.name }
 
-// Step appends a step named name: action does it, compensate (nil when
-// there is nothing to undo) undoes it when a later step fails. Step names
-// must be unique within the orchestration; they are part of the command
-// ids, so renaming a step of running sagas re-sends its command.
-func (o *Orchestration[D]) Step(name string, action, compensate Action[D], opts ...StepOption) *Orchestration[D] {
-	var s stepOptions
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&s)
+// Stream returns the stream recording saga id.
+func (s *Saga[D]) Stream(id string) string { return Stream(s.name, id) }
+
+// Begin begins saga id with data and returns once its start is durable;
+// the runner then executes it. Begin is idempotent: when saga id has
+// already begun it does nothing (the first data stays).
+//
+// The traceparent of the span in ctx (telemetry.TraceParent), if any, is
+// recorded with the saga's start: every step span of the saga, in this
+// process or after a restart, is a child of that span.
+func (s *Saga[D]) Begin(ctx context.Context, id string, data D) error {
+	return s.begin(ctx, id, data, 0, "", telemetry.TraceParent(ctx))
+}
+
+func (s *Saga[D]) begin(ctx context.Context, id string, data D, trigger uint64, causation, traceParent string) error {
+	if err := validateID(id); err != nil {
+		return err
+	}
+	raw, err := s.r.cfg.Registry.Codec().Encode(data)
+	if err != nil {
+		return fmt.Errorf("saga %q %q: encoding data: %w", s.name, id, err)
+	}
+	ev := Started{Data: raw, Trigger: trigger}
+	if s.o.deadline > 0 {
+		ev.Deadline = s.r.cfg.Clock.Now().Add(s.o.deadline)
+	}
+	env, err := s.envelope(id, 1, ev)
+	if err != nil {
+		return err
+	}
+	env.CausationID, env.TraceParent = causation, traceParent
+	if _, err := s.r.cfg.Journal.Append(ctx, s.Stream(id), journal.NoStream, []orchestrix.Envelope{env}); err != nil {
+		if errors.Is(err, orchestrix.ErrVersionConflict) {
+			return nil // began before, with other data or another trigger
 		}
-	}
-	switch {
-	case strings.TrimSpace(name) == "" || !utf8.ValidString(name):
-		o.errs = append(o.errs, fmt.Errorf("step %d: name %q must be a non-blank UTF-8 string", len(o.steps), name))
-	case action == nil:
-		o.errs = append(o.errs, fmt.Errorf("step %q has no action", name))
-	case s.timeout < 0:
-		o.errs = append(o.errs, fmt.Errorf("step %q: negative timeout %v", name, s.timeout))
-	}
-	for _, prev := range o.steps {
-		if prev.name == name {
-			o.errs = append(o.errs, fmt.Errorf("step name %q used twice", name))
-		}
-	}
-	o.steps = append(o.steps, step[D]{name: name, action: action, compensate: compensate, timeout: s.timeout})
-	return o
-}
-
-// StartOn makes the saga react to events: the runner follows the journal's
-// global log (a projection with a durable checkpoint) and, for each event
-// that filter selects and start accepts, begins the saga with the id and
-// data start returns. Delivery is at least once; a saga id that already
-// began is not begun again. Without StartOn, sagas begin only through
-// Saga.Begin.
-func (o *Orchestration[D]) StartOn(filter projection.Filter, start StartFunc[D]) *Orchestration[D] {
-	if start == nil {
-		o.errs = append(o.errs, errors.New("StartOn: nil start function"))
-	}
-	o.filter, o.start = filter, start
-	return o
-}
-
-// Deadline gives every saga a durable overall deadline, d after it began
-// (on the runner's clock): a step still running then times out. It does
-// not interrupt compensations.
-func (o *Orchestration[D]) Deadline(d time.Duration) *Orchestration[D] {
-	if d < 0 {
-		o.errs = append(o.errs, fmt.Errorf("negative deadline %v", d))
-	}
-	o.deadline = d
-	return o
-}
-
-// validate reports every problem found while building o.
-func (o *Orchestration[D]) validate() error {
-	errs := o.errs
-	if len(o.steps) == 0 {
-		errs = append(errs, errors.New("no steps"))
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w %q: %w", ErrInvalidSaga, o.name, errors.Join(errs...))
+		return fmt.Errorf("saga %q %q: recording start: %w", s.name, id, err)
 	}
 	return nil
 }
 
-// validateID checks a saga id.
-func validateID(id string) error {
-	bad := func(reason string) error { return fmt.Errorf("%w %q: %s", ErrInvalidID, id, reason) }
-	switch {
-	case id == "":
-		return bad("empty")
-	case len(id) > MaxIDLength:
-		return bad(fmt.Sprintf("longer than %d bytes", MaxIDLength))
-	case !utf8.ValidString(id):
-		return bad("not valid UTF-8")
+// envelope encodes a saga event that will be the stream's event at
+// version.
+func (s *Saga[D]) envelope(id string, version uint64, ev any) (orchestrix.Envelope, error) {
+	env, err := s.r.envelope(s.Stream(id), id, version, ev)
+	if err != nil {
+		return env, fmt.Errorf("saga %q %q: %w", s.name, id, err)
 	}
-	for _, r := range id {
-		if unicode.IsControl(r) {
-			return bad("contains a control character")
+	return env, nil
+}
+
+// trigger is the handler of the StartOn projection: it begins a saga for
+// every accepted event of the batch, concurrently, and returns once every
+// start is durable.
+func (s *Saga[D]) trigger(ctx context.Context, batch []projection.Event) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for _, ev := range batch {
+		id, data, ok := s.o.start(ev)
+		if !ok {
+			continue
+		}
+		if err := validateID(id); err != nil {
+			return projection.Permanent(fmt.Errorf("saga %q: event at position %d: %w", s.name, ev.Position, err))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.begin(ctx, id, data, ev.Position, ev.Envelope.ID, ev.Envelope.TraceParent); err != nil {
+				mu.Lock()
+				first = cmpErr(first, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// drive is the handler of the driver projection: it starts an instance
+// for every Started event of a saga not already executing here, waiting
+// for a free slot when Config.MaxActive instances are executing.
+func (s *Saga[D]) drive(ctx context.Context, batch []projection.Event) error {
+	for _, ev := range batch {
+		id := ev.Envelope.Subject
+		s.mu.Lock()
+		_, running := s.active[id]
+		s.mu.Unlock()
+		if running {
+			continue
+		}
+		if s.r.slots != nil {
+			select {
+			case s.r.slots <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		release := func() {
+			if s.r.slots != nil {
+				<-s.r.slots
+			}
+		}
+		x := &instance[D]{s: s, id: id, stream: s.Stream(id)}
+		s.mu.Lock()
+		s.active[id] = x
+		s.inflight[id] = ev.Position
+		s.mu.Unlock()
+		if !s.r.spawn(func() { defer release(); x.run(s.r.ctx) }) {
+			release()
+			s.forget(id)
+			return orchestrix.ErrClosed
 		}
 	}
 	return nil
+}
+
+// forget removes a finished (or abandoned) instance.
+func (s *Saga[D]) forget(id string) {
+	s.mu.Lock()
+	delete(s.active, id)
+	delete(s.inflight, id)
+	s.mu.Unlock()
+	s.changed.signal(id)
+}
+
+// lowWater returns the position of the oldest Started event of a saga
+// still executing, or 0 when none is.
+func (s *Saga[D]) lowWater() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var low uint64
+	for _, pos := range s.inflight {
+		if low == 0 || pos < low {
+			low = pos
+		}
+	}
+	return low
+}
+
+// Active returns how many sagas this process is executing right now.
+func (s *Saga[D]) Active() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.active)
+}
+
+// Status returns the status of saga id, read from its stream (and, while
+// this process executes it, the attempt in progress). A saga that has not
+// begun has StateUnknown.
+func (s *Saga[D]) Status(ctx context.Context, id string) (Status[D], error) {
+	st := Status[D]{Saga: s.name, ID: id, Stream: s.Stream(id)}
+	if err := validateID(id); err != nil {
+		return st, err
+	}
+	rec, err := s.load(ctx, id)
+	if err != nil {
+		return st, err
+	}
+	if err := s.fill(&st, &rec); err != nil {
+		return st, err
+	}
+	s.mu.Lock()
+	x := s.active[id]
+	s.mu.Unlock()
+	st.Executing = x != nil
+	if x != nil && !st.State.Terminal() {
+		st.Attempt, st.LastError = x.progress()
+	}
+	return st, nil
+}
+
+// fill copies a folded record into st.
+func (s *Saga[D]) fill(st *Status[D], rec *record) error {
+	st.State, st.Version = rec.state, rec.version
+	if rec.state == StateUnknown {
+		return nil
+	}
+	if err := s.r.cfg.Registry.Codec().Decode(rec.data, &st.Data); err != nil {
+		return fmt.Errorf("saga %q %q: decoding data: %w", s.name, st.ID, err)
+	}
+	name := func(i int) string {
+		if i >= 0 && i < len(s.o.steps) {
+			return s.o.steps[i].name
+		}
+		return fmt.Sprintf("#%d", i)
+	}
+	for _, i := range rec.done {
+		st.Done = append(st.Done, name(i))
+	}
+	for _, i := range rec.undone {
+		st.Undone = append(st.Undone, name(i))
+	}
+	st.Failure, st.CompensationFailure = rec.failure, rec.compFailure
+	switch rec.state {
+	case StateRunning:
+		st.Step = rec.next
+		st.Deadline = rec.deadline(rec.next)
+	case StateCompensating:
+		st.Step = rec.compensateNext
+	}
+	st.StepName = name(st.Step)
+	return nil
+}
+
+// Wait blocks until cond holds for the status of saga id and returns that
+// status, or returns ctx's error with the last status seen. cond is
+// evaluated on the saga's status each time this process's runner records
+// progress of saga id (or is done executing it); it must depend on that
+// status only and must not block.
+func (s *Saga[D]) Wait(ctx context.Context, id string, cond func(Status[D]) bool) (Status[D], error) {
+	return waitFor(ctx, &s.changed, id, s.Status, cond)
+}
+
+// Finished is a Wait condition: the saga reached a terminal state.
+func Finished[D any](st Status[D]) bool { return st.State.Terminal() }
+
+// SkipTrigger passes over the event at position that the StartOn
+// projection ("saga.<name>.trigger") failed at for good (its start
+// function returned an invalid id), and starts the projection again after
+// it. position must be that projection's Status.FailedPosition; see
+// projection.Manager.Skip.
+func (s *Saga[D]) SkipTrigger(ctx context.Context, position uint64) error {
+	return s.r.projs.Skip(ctx, StreamKindPrefix+s.name+".trigger", position)
+}
+
+// Projections returns the status of the saga's projections (the driver
+// "saga.<name>" and, with StartOn, "saga.<name>.trigger"): a failed one
+// (a journal that cannot be read, an invalid saga id from a start
+// function) stops sagas from beginning or resuming.
+func (s *Saga[D]) Projections(ctx context.Context) ([]projection.Status, error) {
+	names := []string{StreamKindPrefix + s.name}
+	if s.o.start != nil {
+		names = append(names, StreamKindPrefix+s.name+".trigger")
+	}
+	return s.r.statuses(ctx, names...)
+}
+
+// load folds the stream of saga id.
+func (s *Saga[D]) load(ctx context.Context, id string) (record, error) {
+	rec, _, err := s.loadTrace(ctx, id)
+	return rec, err
+}
+
+func (s *Saga[D]) loadTrace(ctx context.Context, id string) (record, string, error) {
+	rec := newRecord()
+	var trace string
+	for r, err := range s.r.cfg.Journal.Read(ctx, s.Stream(id), 1, math.MaxUint64, math.MaxInt) {
+		if err != nil {
+			return rec, "", fmt.Errorf("saga %q %q: reading stream: %w", s.name, id, err)
+		}
+		ev, err := s.r.cfg.Registry.Unmarshal(r.Envelope)
+		if err != nil {
+			return rec, "", fmt.Errorf("saga %q %q: decoding event %d: %w", s.name, id, r.Version, err)
+		}
+		if r.Version == 1 {
+			trace = r.Envelope.TraceParent
+		}
+		if err := rec.apply(ev); err != nil {
+			return rec, "", err
+		}
+	}
+	return rec, trace, nil
 }

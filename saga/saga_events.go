@@ -3,10 +3,8 @@ package saga
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"time"
 
-	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
 )
 
@@ -82,34 +80,6 @@ const (
 	TypeCompensated     = "orchestrix.saga.compensated"
 	TypeFailed          = "orchestrix.saga.failed"
 )
-
-// registerEvents registers the saga event types in reg (accepting ones
-// already registered under the same names).
-func registerEvents(reg *orchestrix.Registry) error {
-	for _, err := range []error{
-		register[Started](reg, TypeStarted),
-		register[StepStarted](reg, TypeStepStarted),
-		register[StepCompleted](reg, TypeStepCompleted),
-		register[StepFailed](reg, TypeStepFailed),
-		register[StepCompensated](reg, TypeStepCompensated),
-		register[Completed](reg, TypeCompleted),
-		register[Compensated](reg, TypeCompensated),
-		register[Failed](reg, TypeFailed),
-		register[Handled](reg, TypeHandled),
-	} {
-		if err != nil {
-			return fmt.Errorf("saga: registering event types: %w", err)
-		}
-	}
-	return nil
-}
-
-func register[T any](reg *orchestrix.Registry, name string) error {
-	if got, err := reg.TypeName(reflect.New(reflect.TypeFor[T]()).Elem().Interface()); err == nil && got == name {
-		return nil
-	}
-	return orchestrix.Register[T](reg, name)
-}
 
 // State is where a saga is in its life.
 type State int

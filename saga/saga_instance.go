@@ -5,24 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
-)
-
-// Attributes of the orchestrix.saga.step span besides telemetry.AttrSaga
-// and telemetry.AttrSagaStep.
-const (
-	attrSagaID       = attribute.Key("orchestrix.saga.id")
-	attrCompensating = attribute.Key("orchestrix.saga.compensating")
-	attrAttempt      = attribute.Key("orchestrix.saga.attempt")
 )
 
 // instance executes one saga: it folds the saga's stream, then runs the
@@ -164,33 +153,6 @@ func (x *instance[D]) reload(ctx context.Context) bool {
 			return false
 		}
 	}
-}
-
-// load folds the stream of saga id.
-func (s *Saga[D]) load(ctx context.Context, id string) (record, error) {
-	rec, _, err := s.loadTrace(ctx, id)
-	return rec, err
-}
-
-func (s *Saga[D]) loadTrace(ctx context.Context, id string) (record, string, error) {
-	rec := newRecord()
-	var trace string
-	for r, err := range s.r.cfg.Journal.Read(ctx, s.Stream(id), 1, math.MaxUint64, math.MaxInt) {
-		if err != nil {
-			return rec, "", fmt.Errorf("saga %q %q: reading stream: %w", s.name, id, err)
-		}
-		ev, err := s.r.cfg.Registry.Unmarshal(r.Envelope)
-		if err != nil {
-			return rec, "", fmt.Errorf("saga %q %q: decoding event %d: %w", s.name, id, r.Version, err)
-		}
-		if r.Version == 1 {
-			trace = r.Envelope.TraceParent
-		}
-		if err := rec.apply(ev); err != nil {
-			return rec, "", err
-		}
-	}
-	return rec, trace, nil
 }
 
 // record appends ev as the stream's next event and folds it in. A journal
