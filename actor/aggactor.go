@@ -399,7 +399,7 @@ func (a *aggActor[S, C, E]) launch(b *batch[S, E]) {
 	if aj, ok := sys.cfg.Journal.(journal.AsyncAppender); ok && sys.cfg.AppendTimeout <= 0 {
 		// The append's context carries the trace of the batch's first
 		// event (its command's span), so that a journal's commit span
-		// (telemetry.StartCommitSpan) joins that trace.
+		// (telemetryhooks.StartCommitSpan) joins that trace.
 		ctx := telemetry.ContextFromTraceParent(sys.bg, b.envs[0].TraceParent)
 		// b.done is the batch's own message: one append per batch.
 		b.done = appendDone[S, E]{b: b, base: base}

@@ -13,6 +13,7 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/internal/aggexec"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
@@ -124,7 +125,7 @@ func (h *Handle[S, C, E]) Dispatch(ctx context.Context, cmd aggregate.Command[C]
 	if cmd.TraceParent != "" && !trace.SpanContextFromContext(ctx).IsValid() {
 		ctx = telemetry.ContextFromTraceParent(ctx, cmd.TraceParent)
 	}
-	ctx, span := telemetry.StartCommandSpan(ctx, h.sys.tracer, h.kind, cmd.AggregateID, cmd.ID, cmd.Body)
+	ctx, span := telemetryhooks.StartCommandSpan(ctx, h.sys.tracer, h.kind, cmd.AggregateID, cmd.ID, cmd.Body)
 	if cmd.TraceParent == "" {
 		cmd.TraceParent = telemetry.FormatTraceParent(span.SpanContext())
 	}
@@ -133,7 +134,7 @@ func (h *Handle[S, C, E]) Dispatch(ctx context.Context, cmd aggregate.Command[C]
 	if res.Duplicate {
 		outcome = telemetry.OutcomeDuplicate
 	}
-	telemetry.EndCommandSpan(span, outcome, err)
+	telemetryhooks.EndCommandSpan(span, outcome, err)
 	return res, err
 }
 

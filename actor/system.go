@@ -19,7 +19,7 @@ import (
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/internal/aggexec"
 	"github.com/orchestrix/orchestrix/internal/protosys"
-	"github.com/orchestrix/orchestrix/telemetry"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 )
 
 // System runs aggregates: one protoactor-go actor per active aggregate id,
@@ -74,7 +74,7 @@ func NewSystem(cfg Config) (*System, error) {
 		actors:   actors,
 		root:     actors.Root,
 		sem:      make(chan struct{}, cfg.MaxConcurrentRecoveries),
-		tracer:   telemetry.Tracer(cfg.TracerProvider),
+		tracer:   telemetryhooks.Tracer(cfg.TracerProvider),
 		timed:    cfg.Observer != nil || cfg.Metrics != nil,
 		bg:       bg,
 		cancelBG: cancel,

@@ -11,6 +11,7 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/internal/protosys"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 	"go.opentelemetry.io/otel/trace"
@@ -148,7 +149,7 @@ func (m *Manager) Add(ctx context.Context, p Projection) error {
 		registry:  m.cfg.Registry,
 		clock:     m.cfg.Clock,
 		metrics:   m.cfg.Metrics,
-		tracer:    telemetry.Tracer(m.cfg.TracerProvider),
+		tracer:    telemetryhooks.Tracer(m.cfg.TracerProvider),
 		log:       m.log.With(slog.String("projection", p.Name)),
 		status:    Status{Name: p.Name},
 		changed:   make(chan struct{}),

@@ -9,6 +9,7 @@ import (
 
 	proto "github.com/asynkron/protoactor-go/actor"
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 	"go.opentelemetry.io/otel/trace"
@@ -47,7 +48,7 @@ func (r *runner) update(fn func(s *Status)) {
 	r.mu.Lock()
 	fn(&r.status)
 	r.status.computeLag()
-	r.metrics.ProjectionPosition(r.p.Name, r.status.Position, r.status.Lag)
+	telemetryhooks.MetricsOf(r.metrics).ProjectionPosition(r.p.Name, r.status.Position, r.status.Lag)
 	close(r.changed)
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
@@ -331,13 +332,13 @@ func (r *runner) call(ctx context.Context, events []Event) (err error) {
 			seen = tp
 		}
 	}
-	ctx, span := telemetry.StartProjectionSpan(ctx, r.tracer, r.p.Name,
+	ctx, span := telemetryhooks.StartProjectionSpan(ctx, r.tracer, r.p.Name,
 		events[0].Position, events[len(events)-1].Position, len(events), links...)
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("projection %q: handler panicked: %v", r.p.Name, v)
 		}
-		telemetry.EndSpan(span, err)
+		telemetryhooks.EndSpan(span, err)
 	}()
 	return r.p.Handler.Handle(ctx, events)
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/telemetry"
@@ -276,7 +277,7 @@ func (m *ProcessManager[S]) count(input string, recs ...Handled) {
 			handled++
 		}
 	}
-	mt := m.r.cfg.Metrics
+	mt := telemetryhooks.MetricsOf(m.r.cfg.Metrics)
 	mt.ProcessInputs(m.name, input, telemetry.OutcomeHandled, handled)
 	mt.ProcessInputs(m.name, input, telemetry.OutcomeFailed, failed)
 	mt.ProcessInputs(m.name, input, telemetry.OutcomeCompleted, completed)
@@ -366,13 +367,13 @@ func (m *ProcessManager[S]) run(ctx context.Context, id string, rec *processReco
 // traced runs one handler call in an orchestrix.saga.step span (saga =
 // the process manager's name, step = the input).
 func (m *ProcessManager[S]) traced(ctx context.Context, id string, in input[S], pc *ProcessContext[S]) error {
-	ctx, span := telemetry.StartSagaStepSpan(ctx, m.r.tracer, m.name, in.name)
+	ctx, span := telemetryhooks.StartSagaStepSpan(ctx, m.r.tracer, m.name, in.name)
 	if span.IsRecording() {
 		span.SetAttributes(attrSagaID.String(id), attrAttempt.Int(pc.Attempt))
 	}
 	pc.TraceParent = telemetry.TraceParent(ctx)
 	err := m.r.bounded(ctx, func(ctx context.Context) error { return in.call(ctx, pc) })
-	telemetry.EndSpan(span, err)
+	telemetryhooks.EndSpan(span, err)
 	return err
 }
 

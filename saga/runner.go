@@ -12,6 +12,7 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/telemetry"
@@ -183,7 +184,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Runner{
-		cfg: cfg, log: cfg.Logger, tracer: telemetry.Tracer(cfg.TracerProvider), projs: projs,
+		cfg: cfg, log: cfg.Logger, tracer: telemetryhooks.Tracer(cfg.TracerProvider), projs: projs,
 		ctx: ctx, cancel: cancel, sagas: make(map[string]bool),
 	}
 	if cfg.MaxActive > 0 {

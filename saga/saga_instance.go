@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
@@ -104,7 +105,7 @@ func (x *instance[D]) track() {
 	if x.counted == x.rec.state {
 		return
 	}
-	x.s.r.cfg.Metrics.SagaTransition(x.s.name, stateLabel(x.counted), stateLabel(x.rec.state))
+	telemetryhooks.MetricsOf(x.s.r.cfg.Metrics).SagaTransition(x.s.name, stateLabel(x.counted), stateLabel(x.rec.state))
 	x.counted = x.rec.state
 }
 
@@ -114,7 +115,7 @@ func (x *instance[D]) untrack() {
 	if x.counted.Terminal() {
 		return
 	}
-	x.s.r.cfg.Metrics.SagaTransition(x.s.name, stateLabel(x.counted), "")
+	telemetryhooks.MetricsOf(x.s.r.cfg.Metrics).SagaTransition(x.s.name, stateLabel(x.counted), "")
 	x.counted = StateUnknown
 }
 
@@ -179,7 +180,7 @@ func (x *instance[D]) record(ctx context.Context, ev any) bool {
 				x.logger().Error("cannot fold saga event", slog.Any("error", err))
 			}
 			if _, failed := ev.(StepFailed); failed && before != StateCompensating {
-				x.s.r.cfg.Metrics.SagaCompensation(x.s.name)
+				telemetryhooks.MetricsOf(x.s.r.cfg.Metrics).SagaCompensation(x.s.name)
 			}
 			x.track()
 			x.setProgress(0, nil)
@@ -324,7 +325,7 @@ func (x *instance[D]) attempts(ctx context.Context, stepName string, compensatin
 // from ctx, and ends the span with the attempt's error. sc.TraceParent is
 // set to the span's traceparent.
 func (x *instance[D]) traced(ctx context.Context, action Action[D], sc *Context[D]) error {
-	ctx, span := telemetry.StartSagaStepSpan(ctx, x.s.r.tracer, sc.Saga, sc.Step)
+	ctx, span := telemetryhooks.StartSagaStepSpan(ctx, x.s.r.tracer, sc.Saga, sc.Step)
 	if span.IsRecording() {
 		span.SetAttributes(
 			attrSagaID.String(sc.ID),
@@ -334,7 +335,7 @@ func (x *instance[D]) traced(ctx context.Context, action Action[D], sc *Context[
 	}
 	sc.TraceParent = telemetry.TraceParent(ctx)
 	err := x.call(ctx, action, sc)
-	telemetry.EndSpan(span, err)
+	telemetryhooks.EndSpan(span, err)
 	return err
 }
 

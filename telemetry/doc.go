@@ -1,8 +1,11 @@
-// Package telemetry holds Orchestrix's Prometheus metrics and its
-// OpenTelemetry tracing hooks. It sits below the runtime: package actor
-// reports to it, and journals, projections and sagas call it directly. It
-// imports only the root package, client_golang and the OpenTelemetry API
-// (never an SDK).
+// Package telemetry is how a service sees what Orchestrix does: its
+// Prometheus metrics (NewMetrics), the runtime's Observations (Observer),
+// the names of its spans and their attributes, and W3C traceparent helpers
+// for continuing a trace from an event. Give one *Metrics and one
+// OpenTelemetry TracerProvider to the components you configure
+// (actor.Config, the journal backends' Config, projection.Config,
+// saga.Config); they record into them. It imports only the root package,
+// client_golang and the OpenTelemetry API (never an SDK).
 //
 // # Metrics
 //
@@ -32,25 +35,26 @@
 //
 // Who feeds what: the runtime (actor.Config.Metrics) feeds the command,
 // event, aggregate, passivation and recovery metrics through Observe;
-// journal backends call ObserveCommit once per commit; projection runners
-// call ProjectionPosition; saga managers call SagaTransition or
-// SetSagaInstances, and SagaCompensation. Every method is a no-op on a nil
-// *Metrics.
+// journal backends (their Config.Metrics) record each commit; projection
+// managers (projection.Config.Metrics) the positions and lags; saga
+// runners (saga.Config.Metrics) the saga, compensation and process series.
+// Latencies use buckets from 100 µs to 10 s; journal_batch_events buckets
+// from 1 to 4096 events.
 //
 // # Traces
 //
-// Spans are started through the OpenTelemetry API with the tracer that
-// Tracer returns (scope ScopeName); without an SDK they are
-// non-recording. Span names:
+// Components start spans through the OpenTelemetry API with their
+// Config.TracerProvider (the global provider when nil), instrumentation
+// scope ScopeName; without an SDK they are non-recording. Span names:
 //
-//	orchestrix.command            one per Send/Dispatch (StartCommandSpan), a child of the caller's span;
+//	orchestrix.command            one per Send/Dispatch (SpanCommand), a child of the caller's span;
 //	                              attributes orchestrix.aggregate.kind, .aggregate.id, .command.type,
 //	                              .command.id, .command.outcome; error status on failure
-//	orchestrix.journal.commit     one per journal commit (StartCommitSpan), a child of the command
+//	orchestrix.journal.commit     one per journal commit (SpanJournalCommit), a child of the command
 //	                              whose events come first, linked to the others
-//	orchestrix.projection.batch   one per projection batch (StartProjectionSpan), linked to the
+//	orchestrix.projection.batch   one per projection batch (SpanProjectionBatch), linked to the
 //	                              commands that wrote its events
-//	orchestrix.saga.step          one per saga step (StartSagaStepSpan), a child of the command
+//	orchestrix.saga.step          one per saga step (SpanSagaStep), a child of the command
 //	                              that wrote the triggering event
 //
 // The runtime writes the command span's W3C traceparent into every event

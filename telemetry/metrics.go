@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks/bridge"
 )
 
 // Namespace is the prefix of every metric name.
@@ -26,21 +28,23 @@ const (
 
 // Histogram buckets.
 var (
-	// LatencyBuckets (seconds) serve command_duration_seconds,
+	// latencyBuckets (seconds) serve command_duration_seconds,
 	// journal_commit_seconds and recovery_seconds: 100 µs to 10 s.
-	LatencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
-	// BatchBuckets serve journal_batch_events: 1 to 4096 events.
-	BatchBuckets = prometheus.ExponentialBuckets(1, 2, 13)
+	latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	// batchBuckets serve journal_batch_events: 1 to 4096 events.
+	batchBuckets = prometheus.ExponentialBuckets(1, 2, 13)
 )
 
-// Metrics holds Orchestrix's Prometheus metrics. Create it with NewMetrics;
-// give it to the runtime (actor.Config.Metrics) and to journals,
-// projections and sagas, which call its methods.
+// Metrics holds Orchestrix's Prometheus metrics. Create it with NewMetrics
+// and give the same *Metrics to the runtime (actor.Config.Metrics) and to
+// the journals, projections and sagas you configure: each records its own
+// series into it (a nil *Metrics means "no metrics"). Read the series
+// through the prometheus.Registerer you registered it on.
 //
-// Every method is safe for concurrent use and is a no-op on a nil
-// *Metrics, so components may hold a nil *Metrics to mean "no metrics".
-// Metrics is itself a prometheus.Collector of all of its series, and an
-// Observer of the runtime's Observations.
+// Metrics is a prometheus.Collector of all of its series, and an Observer
+// of the runtime's Observations (its Observe records the command,
+// event, aggregate and recovery series); its methods are safe for
+// concurrent use.
 type Metrics struct {
 	commands         *prometheus.CounterVec
 	commandDuration  *prometheus.HistogramVec
@@ -93,7 +97,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		commandDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "command_duration_seconds",
 			Help:    "Time from Send to the command's answer, by aggregate kind.",
-			Buckets: LatencyBuckets,
+			Buckets: latencyBuckets,
 		}, []string{LabelKind}),
 		eventsAppended: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "events_appended_total",
@@ -102,12 +106,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		batchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "journal_batch_events",
 			Help:    "Events per journal commit (one transaction).",
-			Buckets: BatchBuckets,
+			Buckets: batchBuckets,
 		}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "journal_commit_seconds",
 			Help:    "Duration of one journal commit (one transaction, including its sync).",
-			Buckets: LatencyBuckets,
+			Buckets: latencyBuckets,
 		}),
 		aggregatesActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "aggregates_active",
@@ -124,7 +128,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		recoverySeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "recovery_seconds",
 			Help:    "Duration of aggregate recoveries, by aggregate kind.",
-			Buckets: LatencyBuckets,
+			Buckets: latencyBuckets,
 		}, []string{LabelKind}),
 		projectionLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "projection_lag_events",
@@ -240,78 +244,7 @@ func (m *Metrics) commandDone(s *kindSeries, out Outcome, d time.Duration) {
 	}
 }
 
-// CommandDone counts a command of aggregate kind that ended with outcome
-// and, when d > 0, records its duration. The runtime calls it through
-// Observe; it is exported for other command dispatchers (a cluster
-// front end, for example). OutcomeUnset counts as OutcomeError.
-func (m *Metrics) CommandDone(kind string, outcome Outcome, d time.Duration) {
-	if m == nil {
-		return
-	}
-	m.commandDone(m.kind(kind), outcome, d)
-}
-
-// ObserveCommit records one journal commit (one transaction) of events
-// events that took d, including its sync: journal_batch_events and
-// journal_commit_seconds. Journal backends call it once per commit, after
-// the commit succeeded; a failed commit is not recorded.
-func (m *Metrics) ObserveCommit(events int, d time.Duration) {
-	if m == nil {
-		return
-	}
-	m.batchEvents.Observe(float64(max(events, 0)))
-	m.commitSeconds.Observe(seconds(d))
-}
-
-// ProjectionPosition records that projection name has processed the
-// global log up to position pos and is lag events behind the journal's
-// head (projection_position and projection_lag_events). Projection
-// runners call it after each checkpointed batch and whenever they learn
-// a new head position.
-func (m *Metrics) ProjectionPosition(name string, pos, lag uint64) {
-	if m == nil {
-		return
-	}
-	m.projectionPos.WithLabelValues(name).Set(float64(pos))
-	m.projectionLag.WithLabelValues(name).Set(float64(lag))
-}
-
-// SetSagaInstances sets the number of instances of saga in state to n
-// (saga_instances), for a saga manager that counts its instances, for
-// example after recovery.
-func (m *Metrics) SetSagaInstances(saga, state string, n int) {
-	if m == nil {
-		return
-	}
-	m.sagaInstances.WithLabelValues(saga, state).Set(float64(n))
-}
-
-// SagaTransition moves one instance of saga from state from to state to
-// in saga_instances. An empty from means a new instance, an empty to an
-// instance that is no longer tracked (deleted or archived).
-func (m *Metrics) SagaTransition(saga, from, to string) {
-	if m == nil {
-		return
-	}
-	if from != "" {
-		m.sagaInstances.WithLabelValues(saga, from).Dec()
-	}
-	if to != "" {
-		m.sagaInstances.WithLabelValues(saga, to).Inc()
-	}
-}
-
-// SagaCompensation counts one compensation started by saga
-// (saga_compensations_total): call it once per instance whose steps are
-// being compensated, not once per compensating command.
-func (m *Metrics) SagaCompensation(saga string) {
-	if m == nil {
-		return
-	}
-	m.sagaCompensation.WithLabelValues(saga).Inc()
-}
-
-// Process inputs and outcomes (process_inputs_total).
+// Values of the input and outcome labels of process_inputs_total.
 const (
 	InputEvent   = "event"
 	InputTimeout = "timeout"
@@ -321,15 +254,74 @@ const (
 	OutcomeCompleted = "completed" // the handler succeeded and completed the process
 )
 
-// ProcessInputs counts n inputs of process (process_inputs_total) that
-// were recorded with outcome: input is InputEvent or InputTimeout,
-// outcome OutcomeHandled, OutcomeFailed or OutcomeCompleted. Redelivered
-// and ignored events are not counted.
-func (m *Metrics) ProcessInputs(process, input, outcome string, n int) {
-	if m == nil || n <= 0 {
-		return
+func init() {
+	bridge.Recorder = func(m any) bridge.MetricsRecorder {
+		if mt, _ := m.(*Metrics); mt != nil {
+			return recorder{mt}
+		}
+		return nil
 	}
-	m.processInputs.WithLabelValues(process, input, outcome).Add(float64(n))
+}
+
+// recorder is the recording side of a *Metrics, which the runtime's
+// components reach through internal/telemetryhooks: users configure
+// metrics and read them; they do not record.
+type recorder struct{ m *Metrics }
+
+// CommandDone counts a command of aggregate kind that ended with outcome
+// and, when d > 0, records its duration. OutcomeUnset counts as
+// OutcomeError.
+func (r recorder) CommandDone(kind string, outcome uint8, d time.Duration) {
+	r.m.commandDone(r.m.kind(kind), Outcome(outcome), d)
+}
+
+// ObserveCommit records one journal commit (one transaction) of events
+// events that took d, including its sync: journal_batch_events and
+// journal_commit_seconds. Journal backends call it once per commit, after
+// the commit succeeded; a failed commit is not recorded.
+func (r recorder) ObserveCommit(events int, d time.Duration) {
+	r.m.batchEvents.Observe(float64(max(events, 0)))
+	r.m.commitSeconds.Observe(seconds(d))
+}
+
+// ProjectionPosition records that projection name has processed the
+// global log up to position pos and is lag events behind the journal's
+// head (projection_position and projection_lag_events).
+func (r recorder) ProjectionPosition(name string, pos, lag uint64) {
+	r.m.projectionPos.WithLabelValues(name).Set(float64(pos))
+	r.m.projectionLag.WithLabelValues(name).Set(float64(lag))
+}
+
+// SetSagaInstances sets the number of instances of saga in state to n
+// (saga_instances).
+func (r recorder) SetSagaInstances(saga, state string, n int) {
+	r.m.sagaInstances.WithLabelValues(saga, state).Set(float64(n))
+}
+
+// SagaTransition moves one instance of saga from state from to state to
+// in saga_instances. An empty from means a new instance, an empty to an
+// instance that is no longer tracked.
+func (r recorder) SagaTransition(saga, from, to string) {
+	if from != "" {
+		r.m.sagaInstances.WithLabelValues(saga, from).Dec()
+	}
+	if to != "" {
+		r.m.sagaInstances.WithLabelValues(saga, to).Inc()
+	}
+}
+
+// SagaCompensation counts one compensation started by saga
+// (saga_compensations_total).
+func (r recorder) SagaCompensation(saga string) {
+	r.m.sagaCompensation.WithLabelValues(saga).Inc()
+}
+
+// ProcessInputs counts n inputs of process (process_inputs_total) that
+// were recorded with outcome.
+func (r recorder) ProcessInputs(process, input, outcome string, n int) {
+	if n > 0 {
+		r.m.processInputs.WithLabelValues(process, input, outcome).Add(float64(n))
+	}
 }
 
 func seconds(d time.Duration) float64 {

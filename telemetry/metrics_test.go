@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
 
@@ -28,9 +29,9 @@ func newMetrics(t *testing.T) (*telemetry.Metrics, *prometheus.Registry) {
 func TestNewMetrics_Registry_ExposesEveryName(t *testing.T) {
 	m, reg := newMetrics(t)
 	m.Observe(telemetry.Observation{Kind: telemetry.Activated, AggregateKind: "k"})
-	m.ProjectionPosition("p", 1, 0)
-	m.SetSagaInstances("s", "running", 1)
-	m.SagaCompensation("s")
+	telemetryhooks.MetricsOf(m).ProjectionPosition("p", 1, 0)
+	telemetryhooks.MetricsOf(m).SetSagaInstances("s", "running", 1)
+	telemetryhooks.MetricsOf(m).SagaCompensation("s")
 
 	fams, err := reg.Gather()
 	require.NoError(t, err)
@@ -68,7 +69,7 @@ func TestNewMetrics_SameRegistryTwice_ReturnsError(t *testing.T) {
 func TestNewMetrics_NilRegisterer_RegistersLater(t *testing.T) {
 	m, err := telemetry.NewMetrics(nil)
 	require.NoError(t, err)
-	m.CommandDone("k", telemetry.OutcomeOK, time.Millisecond)
+	telemetryhooks.MetricsOf(m).CommandDone("k", telemetry.OutcomeOK, time.Millisecond)
 	reg := prometheus.NewRegistry()
 	require.NoError(t, reg.Register(m))
 	n, err := testutil.GatherAndCount(reg, "orchestrix_commands_total")
@@ -109,8 +110,8 @@ orchestrix_commands_total{kind="order",outcome="unknown"} 0
 
 func TestMetrics_Observe_DurationHistogram(t *testing.T) {
 	m, _ := newMetrics(t)
-	m.CommandDone("k", telemetry.OutcomeOK, 2*time.Millisecond)
-	m.CommandDone("k", telemetry.OutcomeOK, 0) // unknown duration: not observed
+	telemetryhooks.MetricsOf(m).CommandDone("k", telemetry.OutcomeOK, 2*time.Millisecond)
+	telemetryhooks.MetricsOf(m).CommandDone("k", telemetry.OutcomeOK, 0) // unknown duration: not observed
 	const want = `
 # HELP orchestrix_command_duration_seconds Time from Send to the command's answer, by aggregate kind.
 # TYPE orchestrix_command_duration_seconds histogram
@@ -174,9 +175,9 @@ orchestrix_recoveries_total{kind="k"} 1
 
 func TestMetrics_ObserveCommit_FeedsJournalHistograms(t *testing.T) {
 	m, _ := newMetrics(t)
-	m.ObserveCommit(3, 4*time.Millisecond)
-	m.ObserveCommit(100, time.Millisecond)
-	m.ObserveCommit(-1, -time.Second) // nonsense is clamped to zero
+	telemetryhooks.MetricsOf(m).ObserveCommit(3, 4*time.Millisecond)
+	telemetryhooks.MetricsOf(m).ObserveCommit(100, time.Millisecond)
+	telemetryhooks.MetricsOf(m).ObserveCommit(-1, -time.Second) // nonsense is clamped to zero
 	const want = `
 # HELP orchestrix_journal_batch_events Events per journal commit (one transaction).
 # TYPE orchestrix_journal_batch_events histogram
@@ -203,9 +204,9 @@ orchestrix_journal_batch_events_count 3
 
 func TestMetrics_ProjectionPosition_SetsGauges(t *testing.T) {
 	m, _ := newMetrics(t)
-	m.ProjectionPosition("balances", 10, 5)
-	m.ProjectionPosition("balances", 42, 0)
-	m.ProjectionPosition("audit", 7, 35)
+	telemetryhooks.MetricsOf(m).ProjectionPosition("balances", 10, 5)
+	telemetryhooks.MetricsOf(m).ProjectionPosition("balances", 42, 0)
+	telemetryhooks.MetricsOf(m).ProjectionPosition("audit", 7, 35)
 	const want = `
 # HELP orchestrix_projection_lag_events Events committed to the journal that a projection has not processed yet.
 # TYPE orchestrix_projection_lag_events gauge
@@ -222,11 +223,11 @@ orchestrix_projection_position{projection="balances"} 42
 
 func TestMetrics_SagaMethods_TrackInstancesAndCompensations(t *testing.T) {
 	m, _ := newMetrics(t)
-	m.SetSagaInstances("shipping", "running", 4)
-	m.SagaTransition("shipping", "", "running")
-	m.SagaTransition("shipping", "running", "compensating")
-	m.SagaCompensation("shipping")
-	m.SagaTransition("shipping", "compensating", "")
+	telemetryhooks.MetricsOf(m).SetSagaInstances("shipping", "running", 4)
+	telemetryhooks.MetricsOf(m).SagaTransition("shipping", "", "running")
+	telemetryhooks.MetricsOf(m).SagaTransition("shipping", "running", "compensating")
+	telemetryhooks.MetricsOf(m).SagaCompensation("shipping")
+	telemetryhooks.MetricsOf(m).SagaTransition("shipping", "compensating", "")
 	const want = `
 # HELP orchestrix_saga_compensations_total Compensations started by sagas.
 # TYPE orchestrix_saga_compensations_total counter
@@ -244,12 +245,12 @@ func TestMetrics_NilReceiver_IsNoOp(t *testing.T) {
 	var m *telemetry.Metrics
 	assert.NotPanics(t, func() {
 		m.Observe(telemetry.Observation{Kind: telemetry.CommandDone, AggregateKind: "k"})
-		m.CommandDone("k", telemetry.OutcomeOK, time.Second)
-		m.ObserveCommit(1, time.Second)
-		m.ProjectionPosition("p", 1, 1)
-		m.SetSagaInstances("s", "x", 1)
-		m.SagaTransition("s", "a", "b")
-		m.SagaCompensation("s")
+		telemetryhooks.MetricsOf(m).CommandDone("k", telemetry.OutcomeOK, time.Second)
+		telemetryhooks.MetricsOf(m).ObserveCommit(1, time.Second)
+		telemetryhooks.MetricsOf(m).ProjectionPosition("p", 1, 1)
+		telemetryhooks.MetricsOf(m).SetSagaInstances("s", "x", 1)
+		telemetryhooks.MetricsOf(m).SagaTransition("s", "a", "b")
+		telemetryhooks.MetricsOf(m).SagaCompensation("s")
 	})
 }
 

@@ -5,11 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"reflect"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -47,115 +44,6 @@ const (
 
 // ErrInvalidTraceParent means a string is not a valid W3C traceparent.
 var ErrInvalidTraceParent = errors.New("telemetry: invalid traceparent")
-
-// Tracer returns the tracer Orchestrix components start their spans with:
-// tp's tracer for ScopeName, or the global provider's
-// (otel.GetTracerProvider) when tp is nil. Without an OpenTelemetry SDK
-// installed, the global provider's spans are non-recording and cost next
-// to nothing. Components call Tracer once and keep the result.
-func Tracer(tp trace.TracerProvider) trace.Tracer {
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
-	return tp.Tracer(ScopeName)
-}
-
-// StartCommandSpan starts the SpanCommand span of a command to aggregate
-// aggregateID of kind, as a child of the span in ctx. body is the command;
-// its Go type names the orchestrix.command.type attribute. Attributes are
-// computed only when the span is recording. End it with EndCommandSpan.
-func StartCommandSpan(ctx context.Context, tr trace.Tracer, kind, aggregateID, commandID string, body any) (context.Context, trace.Span) {
-	ctx, span := tr.Start(ctx, SpanCommand)
-	if span.IsRecording() {
-		span.SetAttributes(
-			AttrAggregateKind.String(kind),
-			AttrAggregateID.String(aggregateID),
-			AttrCommandID.String(commandID),
-			AttrCommandType.String(typeName(body)),
-		)
-	}
-	return ctx, span
-}
-
-// EndCommandSpan records the command's outcome (attribute
-// orchestrix.command.outcome; error status and the error as a span event
-// when err is not nil) and ends span.
-func EndCommandSpan(span trace.Span, outcome Outcome, err error) {
-	if span.IsRecording() {
-		if outcome == OutcomeUnset {
-			outcome = OutcomeOf(err)
-		}
-		span.SetAttributes(AttrOutcome.String(outcome.String()))
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-		}
-	}
-	span.End()
-}
-
-// StartCommitSpan starts the SpanJournalCommit span of one journal commit
-// of events events. Journal backends call it around each transaction:
-//
-//	ctx, span := telemetry.StartCommitSpan(ctx, tr, n, links...)
-//	err := commit(ctx)
-//	telemetry.EndSpan(span, err)
-//
-// The span is a child of the span in ctx (the runtime puts the span
-// context of the batch's first command into the context of
-// Journal.Append). A backend that commits the appends of many callers in
-// one transaction starts the span from its own context and passes one
-// link per append (LinkFromContext of each Append's ctx, or
-// LinkFromTraceParent of the envelopes).
-func StartCommitSpan(ctx context.Context, tr trace.Tracer, events int, links ...trace.Link) (context.Context, trace.Span) {
-	ctx, span := tr.Start(ctx, SpanJournalCommit, trace.WithLinks(links...))
-	if span.IsRecording() {
-		span.SetAttributes(AttrEvents.Int(events))
-	}
-	return ctx, span
-}
-
-// StartProjectionSpan starts the SpanProjectionBatch span of projection
-// handling events events at global positions from through to. Its parent
-// is the span in ctx (usually none: a projection runs on its own); pass
-// one link per distinct traceparent of the batch's events
-// (LinkFromTraceParent) so the batch is reachable from the commands that
-// wrote them. End it with EndSpan.
-func StartProjectionSpan(ctx context.Context, tr trace.Tracer, projection string, from, to uint64, events int, links ...trace.Link) (context.Context, trace.Span) {
-	ctx, span := tr.Start(ctx, SpanProjectionBatch, trace.WithLinks(links...))
-	if span.IsRecording() {
-		span.SetAttributes(
-			AttrProjection.String(projection),
-			AttrFromPosition.Int64(clampInt64(from)),
-			AttrToPosition.Int64(clampInt64(to)),
-			AttrEvents.Int(events),
-		)
-	}
-	return ctx, span
-}
-
-// StartSagaStepSpan starts the SpanSagaStep span of step of saga. A saga
-// handling an event makes the step part of the event's trace by deriving
-// ctx with ContextFromTraceParent(ctx, event.TraceParent) first; commands
-// sent with the returned context then become children of the step. End
-// it with EndSpan.
-func StartSagaStepSpan(ctx context.Context, tr trace.Tracer, saga, step string) (context.Context, trace.Span) {
-	ctx, span := tr.Start(ctx, SpanSagaStep)
-	if span.IsRecording() {
-		span.SetAttributes(AttrSaga.String(saga), AttrSagaStep.String(step))
-	}
-	return ctx, span
-}
-
-// EndSpan ends span, marking it failed with err (error status and the
-// error recorded as a span event) when err is not nil.
-func EndSpan(span trace.Span, err error) {
-	if err != nil && span.IsRecording() {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
-}
 
 // TraceParent returns the W3C traceparent of the span context in ctx, or
 // "" when ctx carries none. The runtime writes it into every event of a
@@ -257,16 +145,6 @@ func LinkFromTraceParent(tp string) (link trace.Link, ok bool) {
 	return trace.Link{SpanContext: sc}, true
 }
 
-// LinkFromContext returns a span link to the span context in ctx; ok is
-// false when ctx carries none.
-func LinkFromContext(ctx context.Context) (link trace.Link, ok bool) {
-	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() {
-		return trace.Link{}, false
-	}
-	return trace.Link{SpanContext: sc}, true
-}
-
 // decodeLowerHex decodes s, which must be exactly 2*len(dst) lower-case
 // hex digits, into dst.
 func decodeLowerHex(dst []byte, s string) bool {
@@ -292,18 +170,4 @@ func lowerHexDigit(c byte) (byte, bool) {
 		return c - 'a' + 10, true
 	}
 	return 0, false
-}
-
-func typeName(v any) string {
-	if v == nil {
-		return "<nil>"
-	}
-	return reflect.TypeOf(v).String()
-}
-
-func clampInt64(v uint64) int64 {
-	if v > 1<<63-1 {
-		return 1<<63 - 1
-	}
-	return int64(v)
 }

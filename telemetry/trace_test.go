@@ -2,37 +2,16 @@ package telemetry_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel/codes"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 const validTP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-func recorder(t *testing.T) (*tracetest.SpanRecorder, trace.Tracer) {
-	t.Helper()
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(sdktrace.AlwaysSample()))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return rec, telemetry.Tracer(tp)
-}
-
-func attrs(s sdktrace.ReadOnlySpan) map[string]string {
-	out := map[string]string{}
-	for _, kv := range s.Attributes() {
-		out[string(kv.Key)] = kv.Value.String()
-	}
-	return out
-}
 
 func TestParseTraceParent_Valid(t *testing.T) {
 	sc, err := telemetry.ParseTraceParent(validTP)
@@ -74,116 +53,4 @@ func TestParseTraceParent_Invalid(t *testing.T) {
 func TestFormatTraceParent_InvalidSpanContext_Empty(t *testing.T) {
 	assert.Empty(t, telemetry.FormatTraceParent(trace.SpanContext{}))
 	assert.Empty(t, telemetry.TraceParent(context.Background()))
-}
-
-func TestContextFromTraceParent_SpanJoinsTrace(t *testing.T) {
-	rec, tr := recorder(t)
-	ctx := telemetry.ContextFromTraceParent(context.Background(), validTP)
-	assert.Equal(t, validTP, telemetry.TraceParent(ctx))
-	_, span := telemetry.StartSagaStepSpan(ctx, tr, "shipping", "reserve")
-	telemetry.EndSpan(span, nil)
-
-	spans := rec.Ended()
-	require.Len(t, spans, 1)
-	s := spans[0]
-	assert.Equal(t, telemetry.SpanSagaStep, s.Name())
-	assert.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", s.SpanContext().TraceID().String())
-	assert.Equal(t, "00f067aa0ba902b7", s.Parent().SpanID().String())
-	assert.Equal(t, map[string]string{"orchestrix.saga": "shipping", "orchestrix.saga.step": "reserve"}, attrs(s))
-	assert.Equal(t, codes.Unset, s.Status().Code)
-}
-
-func TestStartCommandSpan_RecordsAttributesAndOutcome(t *testing.T) {
-	rec, tr := recorder(t)
-	type PlaceOrder struct{}
-	ctx, parent := tr.Start(context.Background(), "caller")
-	cctx, span := telemetry.StartCommandSpan(ctx, tr, "order", "o-1", "cmd-1", PlaceOrder{})
-	assert.Equal(t, telemetry.FormatTraceParent(span.SpanContext()), telemetry.TraceParent(cctx))
-	telemetry.EndCommandSpan(span, telemetry.OutcomeUnset, errors.New("refused"))
-	parent.End()
-
-	spans := rec.Ended()
-	require.Len(t, spans, 2)
-	s := spans[0]
-	assert.Equal(t, telemetry.SpanCommand, s.Name())
-	assert.Equal(t, parent.SpanContext().SpanID(), s.Parent().SpanID())
-	assert.Equal(t, map[string]string{
-		"orchestrix.aggregate.kind": "order", "orchestrix.aggregate.id": "o-1",
-		"orchestrix.command.id": "cmd-1", "orchestrix.command.type": "telemetry_test.PlaceOrder",
-		"orchestrix.command.outcome": "error",
-	}, attrs(s))
-	assert.Equal(t, codes.Error, s.Status().Code)
-	assert.Equal(t, "refused", s.Status().Description)
-}
-
-func TestStartCommitSpan_ChildWithLinks(t *testing.T) {
-	rec, tr := recorder(t)
-	ctx := telemetry.ContextFromTraceParent(context.Background(), validTP)
-	other := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-	l1, ok := telemetry.LinkFromTraceParent(other)
-	require.True(t, ok)
-	l2, ok := telemetry.LinkFromContext(ctx)
-	require.True(t, ok)
-	_, none := telemetry.LinkFromContext(context.Background())
-	assert.False(t, none)
-
-	_, span := telemetry.StartCommitSpan(ctx, tr, 12, l1, l2)
-	telemetry.EndSpan(span, errors.New("fsync failed"))
-
-	spans := rec.Ended()
-	require.Len(t, spans, 1)
-	s := spans[0]
-	assert.Equal(t, telemetry.SpanJournalCommit, s.Name())
-	assert.Equal(t, "00f067aa0ba902b7", s.Parent().SpanID().String())
-	assert.Equal(t, "12", attrs(s)["orchestrix.events"])
-	require.Len(t, s.Links(), 2)
-	assert.Equal(t, "0af7651916cd43dd8448eb211c80319c", s.Links()[0].SpanContext.TraceID().String())
-	assert.Equal(t, codes.Error, s.Status().Code)
-}
-
-func TestStartProjectionSpan_Attributes(t *testing.T) {
-	rec, tr := recorder(t)
-	l, _ := telemetry.LinkFromTraceParent(validTP)
-	_, span := telemetry.StartProjectionSpan(context.Background(), tr, "balances", 11, 20, 10, l)
-	telemetry.EndSpan(span, nil)
-	spans := rec.Ended()
-	require.Len(t, spans, 1)
-	assert.Equal(t, telemetry.SpanProjectionBatch, spans[0].Name())
-	assert.False(t, spans[0].Parent().IsValid())
-	assert.Equal(t, map[string]string{
-		"orchestrix.projection": "balances", "orchestrix.position.from": "11",
-		"orchestrix.position.to": "20", "orchestrix.events": "10",
-	}, attrs(spans[0]))
-	assert.Len(t, spans[0].Links(), 1)
-}
-
-func TestTracer_Noop_PropagatesCallerSpanContext(t *testing.T) {
-	tr := telemetry.Tracer(noop.NewTracerProvider())
-	ctx := telemetry.ContextFromTraceParent(context.Background(), validTP)
-	_, span := telemetry.StartCommandSpan(ctx, tr, "k", "id", "c", nil)
-	assert.False(t, span.IsRecording())
-	assert.Equal(t, validTP, telemetry.FormatTraceParent(span.SpanContext()))
-	telemetry.EndCommandSpan(span, telemetry.OutcomeOK, nil)
-}
-
-// BenchmarkCommandSpan measures what the runtime adds to each Send for
-// tracing: start, traceparent, end.
-func BenchmarkCommandSpan(b *testing.B) {
-	sdk := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
-	b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
-	for _, tc := range []struct {
-		name string
-		tp   trace.TracerProvider
-	}{{"global-off", nil}, {"noop", noop.NewTracerProvider()}, {"sdk", sdk}} {
-		b.Run(tc.name, func(b *testing.B) {
-			tr := telemetry.Tracer(tc.tp)
-			ctx := context.Background()
-			b.ReportAllocs()
-			for b.Loop() {
-				_, span := telemetry.StartCommandSpan(ctx, tr, "k", "id", "c", struct{}{})
-				_ = telemetry.FormatTraceParent(span.SpanContext())
-				telemetry.EndCommandSpan(span, telemetry.OutcomeOK, nil)
-			}
-		})
-	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/internal/boltsafe"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
@@ -266,7 +267,7 @@ func Open(path string, opts Config) (*Journal, error) {
 		db:         db,
 		opts:       opts,
 		log:        opts.Logger,
-		tracer:     telemetry.Tracer(opts.TracerProvider),
+		tracer:     telemetryhooks.Tracer(opts.TracerProvider),
 		seed:       maphash.MakeSeed(),
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
@@ -127,14 +128,14 @@ func (j *Journal) observeCommit(live []*request, events int, start time.Time) fu
 				links = append(links, l)
 			}
 		}
-		_, span = telemetry.StartCommitSpan(context.Background(), j.tracer, events, links...)
+		_, span = telemetryhooks.StartCommitSpan(context.Background(), j.tracer, events, links...)
 	}
 	return func(stored int, err error) {
 		if err == nil && stored > 0 {
-			j.opts.Metrics.ObserveCommit(stored, time.Since(start))
+			telemetryhooks.MetricsOf(j.opts.Metrics).ObserveCommit(stored, time.Since(start))
 		}
 		if span != nil {
-			telemetry.EndSpan(span, err)
+			telemetryhooks.EndSpan(span, err)
 		}
 	}
 }

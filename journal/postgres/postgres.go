@@ -16,6 +16,7 @@ import (
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/internal/pgmigrate"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 	"go.opentelemetry.io/otel/trace"
@@ -211,7 +212,7 @@ func newJournal(ctx context.Context, pool *pgxpool.Pool, opts Config, ownPool bo
 		ownPool: ownPool,
 		opts:    opts,
 		schema:  schema,
-		tracer:  telemetry.Tracer(opts.TracerProvider),
+		tracer:  telemetryhooks.Tracer(opts.TracerProvider),
 		channel: channelName(schema),
 		sql: queries{
 			append: x(sqlAppend), heads: x(sqlHeads), head: x(sqlHead),

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 	"go.opentelemetry.io/otel/trace"
@@ -186,7 +187,7 @@ func (j *Journal) runBatch(batch []*pending) {
 			links = append(links, l)
 		}
 	}
-	_, span := telemetry.StartCommitSpan(j.runCtx, j.tracer, events, links...)
+	_, span := telemetryhooks.StartCommitSpan(j.runCtx, j.tracer, events, links...)
 	j.commitBatch(batch)
 	committed := 0
 	for _, p := range batch {
@@ -198,9 +199,9 @@ func (j *Journal) runBatch(batch []*pending) {
 	if committed == 0 {
 		err = errors.New("journal/postgres: no append of the batch was committed")
 	} else {
-		j.opts.Metrics.ObserveCommit(committed, time.Since(start))
+		telemetryhooks.MetricsOf(j.opts.Metrics).ObserveCommit(committed, time.Since(start))
 	}
-	telemetry.EndSpan(span, err)
+	telemetryhooks.EndSpan(span, err)
 	j.mu.Lock()
 	for _, p := range batch {
 		delete(j.inFlight, p.stream)
