@@ -22,86 +22,83 @@ import (
 	"github.com/orchestrix/orchestrix/saga"
 )
 
-func TestSaga_Begin_CompletesEveryStep(t *testing.T) {
-	ctx := testContext(t)
-	w := newWorld(t, nil)
-	w.start()
-	w.open(ctx, "a", 100, false)
-	w.open(ctx, "b", 0, false)
-	transfers := mustRegister(t, w.runner, transferSaga(w.accounts))
+// The transfer saga against real accounts: which steps complete, which
+// are undone, and what the balances end as.
+func TestSaga_Begin_Transfer(t *testing.T) {
+	type account struct {
+		balance  int64
+		noCredit bool
+		// want is the balance and stream version after the saga.
+		want        int64
+		wantVersion uint64
+	}
+	for _, tc := range []struct {
+		name        string
+		from, to    account
+		amount      int64
+		state       saga.State
+		done        []string
+		undone      []string
+		failedStep  string // "" for none
+		failureText string
+		version     uint64 // of the saga's stream; 0: not checked
+	}{{
+		name:   "every step completes",
+		from:   account{balance: 100, want: 70, wantVersion: 2},
+		to:     account{want: 30, wantVersion: 2},
+		amount: 30, state: saga.StateCompleted,
+		done: []string{"debit", "credit"}, version: 4,
+	}, {
+		name:   "credit rejected reverses the debit",
+		from:   account{balance: 100, want: 100, wantVersion: 3}, // opened, withdrawn, refunded
+		to:     account{noCredit: true, want: 0, wantVersion: 1},
+		amount: 30, state: saga.StateCompensated,
+		done: []string{"debit"}, undone: []string{"debit"},
+		failedStep: "credit", failureText: ErrNoCredit.Error(),
+	}, {
+		name:   "first step rejected compensates nothing",
+		from:   account{balance: 10, want: 10, wantVersion: 1},
+		to:     account{want: 0, wantVersion: 1},
+		amount: 30, state: saga.StateCompensated,
+		failedStep: "debit", failureText: "insufficient",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t)
+			w := newWorld(t, nil)
+			w.start()
+			w.open(ctx, "from", tc.from.balance, tc.from.noCredit)
+			w.open(ctx, "to", tc.to.balance, tc.to.noCredit)
+			transfers := mustRegister(t, w.runner, transferSaga(w.accounts))
 
-	if err := transfers.Begin(ctx, "t1", Transfer{From: "a", To: "b", Amount: 30}); err != nil {
-		t.Fatal(err)
-	}
-	// Begin is idempotent: the first data stays.
-	if err := transfers.Begin(ctx, "t1", Transfer{From: "a", To: "b", Amount: 99}); err != nil {
-		t.Fatal(err)
-	}
-	st, err := transfers.Wait(ctx, "t1", saga.Finished)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.State != saga.StateCompleted || !slices.Equal(st.Done, []string{"debit", "credit"}) || st.Undone != nil || st.Failure != nil {
-		t.Fatalf("status = %+v", st)
-	}
-	if st.Data.Amount != 30 || st.Version != 4 {
-		t.Fatalf("data %+v at version %d, want amount 30 at version 4", st.Data, st.Version)
-	}
-	if a, _ := w.balance(ctx, "a"); a != 70 {
-		t.Errorf("a = %d, want 70", a)
-	}
-	if b, _ := w.balance(ctx, "b"); b != 30 {
-		t.Errorf("b = %d, want 30", b)
-	}
-}
-
-func TestSaga_Begin_CreditRejectedReversesDebit(t *testing.T) {
-	ctx := testContext(t)
-	w := newWorld(t, nil)
-	w.start()
-	w.open(ctx, "a", 100, false)
-	w.open(ctx, "frozen", 0, true)
-	transfers := mustRegister(t, w.runner, transferSaga(w.accounts))
-
-	if err := transfers.Begin(ctx, "t1", Transfer{From: "a", To: "frozen", Amount: 30}); err != nil {
-		t.Fatal(err)
-	}
-	st, err := transfers.Wait(ctx, "t1", saga.Finished)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.State != saga.StateCompensated || !slices.Equal(st.Undone, []string{"debit"}) {
-		t.Fatalf("status = %+v", st)
-	}
-	if st.Failure == nil || st.Failure.Step != "credit" || !strings.Contains(st.Failure.Reason, ErrNoCredit.Error()) || st.Failure.TimedOut {
-		t.Fatalf("failure = %+v", st.Failure)
-	}
-	a, v := w.balance(ctx, "a")
-	if a != 100 || v != 3 { // opened, withdrawn, refunded
-		t.Errorf("a = %d at version %d, want 100 at version 3", a, v)
-	}
-}
-
-func TestSaga_Begin_FirstStepRejectedCompensatesNothing(t *testing.T) {
-	ctx := testContext(t)
-	w := newWorld(t, nil)
-	w.start()
-	w.open(ctx, "a", 10, false)
-	w.open(ctx, "b", 0, false)
-	transfers := mustRegister(t, w.runner, transferSaga(w.accounts))
-
-	if err := transfers.Begin(ctx, "t1", Transfer{From: "a", To: "b", Amount: 30}); err != nil {
-		t.Fatal(err)
-	}
-	st, err := transfers.Wait(ctx, "t1", saga.Finished)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.State != saga.StateCompensated || st.Undone != nil || st.Failure.Step != "debit" {
-		t.Fatalf("status = %+v, failure %+v", st, st.Failure)
-	}
-	if _, v := w.balance(ctx, "a"); v != 1 {
-		t.Errorf("a at version %d, want 1", v)
+			if err := transfers.Begin(ctx, "t1", Transfer{From: "from", To: "to", Amount: tc.amount}); err != nil {
+				t.Fatal(err)
+			}
+			// Begin is idempotent: the first data stays.
+			if err := transfers.Begin(ctx, "t1", Transfer{From: "from", To: "to", Amount: 99}); err != nil {
+				t.Fatal(err)
+			}
+			st, err := transfers.Wait(ctx, "t1", saga.Finished)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State != tc.state || !slices.Equal(st.Done, tc.done) || !slices.Equal(st.Undone, tc.undone) || st.Data.Amount != tc.amount {
+				t.Fatalf("status = %+v", st)
+			}
+			if tc.version != 0 && st.Version != tc.version {
+				t.Errorf("saga at version %d, want %d", st.Version, tc.version)
+			}
+			switch f := st.Failure; {
+			case tc.failedStep == "" && f != nil:
+				t.Fatalf("failure = %+v, want none", f)
+			case tc.failedStep != "" && (f == nil || f.Step != tc.failedStep || !strings.Contains(f.Reason, tc.failureText) || f.TimedOut):
+				t.Fatalf("failure = %+v, want step %q failing with %q", f, tc.failedStep, tc.failureText)
+			}
+			for id, want := range map[string]account{"from": tc.from, "to": tc.to} {
+				if got, v := w.balance(ctx, id); got != want.want || v != want.wantVersion {
+					t.Errorf("%s = %d at version %d, want %d at version %d", id, got, v, want.want, want.wantVersion)
+				}
+			}
+		})
 	}
 }
 
@@ -136,75 +133,122 @@ func (r *recorder) step(name string, err error) saga.Action[int] {
 	}
 }
 
-func TestSaga_Compensation_RunsInReverseOrderSkippingFailedStep(t *testing.T) {
-	ctx := testContext(t)
-	w := newWorld(t, nil)
-	w.start()
-	var rec recorder
-	boom := errors.New("out of stock")
-	s := mustRegister(t, w.runner, saga.New[int]("order").
-		Step("s0", rec.step("do s0", nil), rec.step("undo s0", nil)).
-		Step("s1", rec.step("do s1", nil), nil). // nothing to undo
-		Step("s2", rec.step("do s2", nil), rec.step("undo s2", nil)).
-		Step("s3", rec.step("do s3", saga.Reject(boom)), rec.step("undo s3", nil)).
-		Step("s4", rec.step("do s4", nil), rec.step("undo s4", nil)))
+// tstep is one step of a table orchestration: its action and
+// compensation log their calls and fail with doErr and undoErr; noUndo
+// leaves the step without a compensation.
+type tstep struct {
+	name           string
+	doErr, undoErr error
+	noUndo         bool
+}
 
-	if err := s.Begin(ctx, "o1", 7); err != nil {
-		t.Fatal(err)
-	}
-	st, err := s.Wait(ctx, "o1", saga.Finished)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"do s0", "do s1", "do s2", "do s3", "undo s2", "undo s0"}
-	if got := rec.entries(); !slices.Equal(got, want) {
-		t.Fatalf("ran %v, want %v", got, want)
-	}
-	if st.State != saga.StateCompensated || !slices.Equal(st.Undone, []string{"s2", "s0"}) {
-		t.Fatalf("status = %+v", st)
-	}
-	if st.Failure == nil || st.Failure.Step != "s3" || st.Failure.Index != 3 || st.Failure.Reason != boom.Error() {
-		t.Fatalf("failure = %+v", st.Failure)
-	}
-	// Every command id is distinct: action and compensation of a step too.
-	seen := map[string]string{}
-	for entry, ids := range rec.ids {
-		if other, dup := seen[ids[0]]; dup {
-			t.Errorf("%s and %s share command id %s", entry, other, ids[0])
-		}
-		seen[ids[0]] = entry
+// How a saga ends for the outcomes of its steps: what ran, in which
+// order, and what its status says.
+func TestSaga_StepOutcomes(t *testing.T) {
+	boom := errors.New("out of stock")
+	for _, tc := range []struct {
+		name        string
+		maxAttempts int
+		steps       []tstep
+		ran         []string
+		state       saga.State
+		undone      []string
+		failure     string // "step: text the reason contains"
+		compFailure string // same, for CompensationFailure; "" for none
+	}{{
+		name: "compensations run in reverse order, skipping the failed step",
+		steps: []tstep{
+			{name: "s0"}, {name: "s1", noUndo: true}, {name: "s2"},
+			{name: "s3", doErr: saga.Reject(boom)}, {name: "s4"},
+		},
+		ran:     []string{"do s0", "do s1", "do s2", "do s3", "undo s2", "undo s0"},
+		state:   saga.StateCompensated,
+		undone:  []string{"s2", "s0"},
+		failure: "s3: out of stock",
+	}, {
+		name: "a rejected compensation ends the saga failed, with its reason",
+		steps: []tstep{
+			{name: "reserve"},
+			{name: "charge", undoErr: saga.Reject(errors.New("refund window closed"))},
+			{name: "ship", doErr: saga.Reject(errors.New("no courier")), noUndo: true},
+		},
+		// The saga stops at the failed compensation: reserve is not undone.
+		ran:         []string{"do reserve", "do charge", "do ship", "undo charge"},
+		state:       saga.StateFailed,
+		failure:     "ship: no courier",
+		compFailure: "charge: refund window closed",
+	}, {
+		name:        "a transient error fails the step after MaxAttempts",
+		maxAttempts: 2,
+		steps:       []tstep{{name: "a"}, {name: "b", doErr: orchestrix.ErrOutcomeUnknown, noUndo: true}},
+		ran:         []string{"do a", "do b", "do b", "undo a"},
+		state:       saga.StateCompensated,
+		undone:      []string{"a"},
+		failure:     "b: gave up after 2 attempts",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t)
+			w := newWorld(t, nil)
+			if tc.maxAttempts != 0 {
+				w.cfg = func(c *saga.Config) { c.Retry.MaxAttempts = tc.maxAttempts }
+			}
+			w.start()
+			var rec recorder
+			o := saga.New[int]("order")
+			for _, st := range tc.steps {
+				var undo saga.Action[int]
+				if !st.noUndo {
+					undo = rec.step("undo "+st.name, st.undoErr)
+				}
+				o.Step(st.name, rec.step("do "+st.name, st.doErr), undo)
+			}
+			s := mustRegister(t, w.runner, o)
+			if err := s.Begin(ctx, "o1", 7); err != nil {
+				t.Fatal(err)
+			}
+			st, err := s.Wait(ctx, "o1", saga.Finished)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rec.entries(); !slices.Equal(got, tc.ran) {
+				t.Fatalf("ran %v, want %v", got, tc.ran)
+			}
+			if st.State != tc.state || !slices.Equal(st.Undone, tc.undone) {
+				t.Fatalf("status = %+v", st)
+			}
+			checkFailure(t, "failure", st.Failure, tc.failure)
+			checkFailure(t, "compensation failure", st.CompensationFailure, tc.compFailure)
+			// Every command id is distinct: action and compensation of a
+			// step too; the attempts of one action share theirs.
+			seen := map[string]string{}
+			for entry, ids := range rec.ids {
+				if other, dup := seen[ids[0]]; dup {
+					t.Errorf("%s and %s share command id %s", entry, other, ids[0])
+				}
+				seen[ids[0]] = entry
+				for _, id := range ids[1:] {
+					if id != ids[0] {
+						t.Errorf("attempts of %s have command ids %v", entry, ids)
+					}
+				}
+			}
+		})
 	}
 }
 
-func TestSaga_Compensation_RejectedEndsFailedWithReason(t *testing.T) {
-	ctx := testContext(t)
-	w := newWorld(t, nil)
-	w.start()
-	var rec recorder
-	s := mustRegister(t, w.runner, saga.New[int]("order").
-		Step("reserve", rec.step("do reserve", nil), rec.step("undo reserve", nil)).
-		Step("charge", rec.step("do charge", nil), rec.step("undo charge", saga.Reject(errors.New("refund window closed")))).
-		Step("ship", rec.step("do ship", saga.Reject(errors.New("no courier"))), nil))
-
-	if err := s.Begin(ctx, "o1", 1); err != nil {
-		t.Fatal(err)
+// checkFailure checks f against want, "step: text the reason contains"
+// ("" for no failure).
+func checkFailure(t *testing.T, what string, f *saga.StepFailure, want string) {
+	t.Helper()
+	if want == "" {
+		if f != nil {
+			t.Errorf("%s = %+v, want none", what, f)
+		}
+		return
 	}
-	st, err := s.Wait(ctx, "o1", saga.Finished)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.State != saga.StateFailed {
-		t.Fatalf("state = %v, want failed", st.State)
-	}
-	if f := st.CompensationFailure; f == nil || f.Step != "charge" || f.Reason != "refund window closed" {
-		t.Fatalf("compensation failure = %+v", f)
-	}
-	if f := st.Failure; f == nil || f.Step != "ship" || f.Reason != "no courier" {
-		t.Fatalf("failure = %+v", f)
-	}
-	// The saga stops at the failed compensation: reserve is not undone.
-	if got, want := rec.entries(), []string{"do reserve", "do charge", "do ship", "undo charge"}; !slices.Equal(got, want) {
-		t.Fatalf("ran %v, want %v", got, want)
+	step, reason, _ := strings.Cut(want, ": ")
+	if f == nil || f.Step != step || !strings.Contains(f.Reason, reason) {
+		t.Errorf("%s = %+v, want step %q with reason containing %q", what, f, step, reason)
 	}
 }
 
@@ -236,27 +280,6 @@ func TestSaga_TransientError_RetriedWithSameCommandID(t *testing.T) {
 	}
 	if st.Data != 42 {
 		t.Errorf("data = %d, want 42 recorded by the step", st.Data)
-	}
-}
-
-func TestSaga_TransientError_MaxAttemptsFailsStep(t *testing.T) {
-	ctx := testContext(t)
-	w := newWorld(t, nil)
-	w.cfg = func(c *saga.Config) { c.Retry.MaxAttempts = 2 }
-	w.start()
-	var rec recorder
-	s := mustRegister(t, w.runner, saga.New[int]("flaky").
-		Step("a", rec.step("do a", nil), rec.step("undo a", nil)).
-		Step("b", rec.step("do b", orchestrix.ErrOutcomeUnknown), nil))
-	if err := s.Begin(ctx, "f1", 1); err != nil {
-		t.Fatal(err)
-	}
-	st, err := s.Wait(ctx, "f1", saga.Finished)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.State != saga.StateCompensated || !strings.Contains(st.Failure.Reason, "gave up after 2 attempts") {
-		t.Fatalf("status %+v, failure %+v", st, st.Failure)
 	}
 }
 
