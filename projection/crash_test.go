@@ -133,7 +133,7 @@ func TestManager_Close_CrashMidwayResumesWithoutLossOrDoubleCount(t *testing.T) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	boltStore, err := boltstore.New(db)
+	boltStore, err := boltstore.New(db, boltstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

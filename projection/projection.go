@@ -57,11 +57,7 @@ type Event struct {
 // Kind returns the aggregate kind of the event's stream: the part of the
 // stream name before the first '-' (streams are named Kind + "-" + id),
 // or the whole name when it has no '-'.
-func (e Event) Kind() string { return StreamKind(e.Stream) }
-
-// StreamKind returns the aggregate kind of a stream name: the part before
-// the first '-', or the whole name when it has none (journal.StreamKind).
-func StreamKind(stream string) string { return journal.StreamKind(stream) }
+func (e Event) Kind() string { return journal.StreamKind(e.Stream) }
 
 // Filter selects the records a projection handles. Records it excludes
 // still advance the projection's checkpoint, and are never decoded, so an
@@ -97,7 +93,7 @@ func compileFilter(f Filter) compiledFilter {
 
 func (f compiledFilter) match(r *journal.Record) bool {
 	if f.kinds != nil {
-		if _, ok := f.kinds[StreamKind(r.Stream)]; !ok {
+		if _, ok := f.kinds[journal.StreamKind(r.Stream)]; !ok {
 			return false
 		}
 	}

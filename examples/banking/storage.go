@@ -47,7 +47,7 @@ func boltBackend(dir string) backend {
 		if err != nil {
 			return nil, errors.Join(err, j.Close())
 		}
-		checkpoints, err := boltstore.New(j.DB())
+		checkpoints, err := boltstore.New(j.DB(), boltstore.Config{})
 		if err != nil {
 			return nil, errors.Join(err, j.Close())
 		}

@@ -199,7 +199,7 @@ func open(ctx context.Context, dir string, o *obs.Obs) (_ *shop, err error) {
 	if s.inventory, err = actor.Register(s.system, Inventory); err != nil {
 		return nil, err
 	}
-	checkpoints, err := boltstore.New(s.journal.DB())
+	checkpoints, err := boltstore.New(s.journal.DB(), boltstore.Config{})
 	if err != nil {
 		return nil, err
 	}

@@ -103,7 +103,7 @@ func Open(dir string, cfg Config) (s *Service, err error) {
 	if s.readModels, err = bolt.Open(filepath.Join(dir, ReadModelsFile), 0o600, &bolt.Options{Timeout: time.Second}); err != nil {
 		return s, err
 	}
-	store, err := boltstore.New(s.readModels)
+	store, err := boltstore.New(s.readModels, boltstore.Config{})
 	if err != nil {
 		return s, err
 	}

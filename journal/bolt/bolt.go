@@ -108,57 +108,57 @@ type Config struct {
 }
 
 // Validate reports a Config value that cannot be used.
-func (o Config) Validate() error {
+func (c Config) Validate() error {
 	switch {
-	case o.MaxEventSize < 0:
+	case c.MaxEventSize < 0:
 		return errors.New("journal/bolt: negative MaxEventSize")
-	case o.MaxEventSize > bbolt.MaxValueSize-journal.MaxStreamLen-64:
+	case c.MaxEventSize > bbolt.MaxValueSize-journal.MaxStreamLen-64:
 		return errors.New("journal/bolt: MaxEventSize above bbolt's value size limit")
-	case o.MaxBatchEvents < 0:
+	case c.MaxBatchEvents < 0:
 		return errors.New("journal/bolt: negative MaxBatchEvents")
-	case o.MaxBatchBytes < 0 || o.MaxBatchBytes > 1<<30:
+	case c.MaxBatchBytes < 0 || c.MaxBatchBytes > 1<<30:
 		return errors.New("journal/bolt: MaxBatchBytes out of range 0..1 GiB")
-	case o.IndexEvery < 0:
+	case c.IndexEvery < 0:
 		return errors.New("journal/bolt: negative IndexEvery")
-	case o.IdempotencyWindow < 0 || o.IdempotencyWindow > 1<<16:
+	case c.IdempotencyWindow < 0 || c.IdempotencyWindow > 1<<16:
 		return errors.New("journal/bolt: IdempotencyWindow out of range 0..65536")
-	case o.Timeout < 0:
+	case c.Timeout < 0:
 		return errors.New("journal/bolt: negative Timeout")
-	case o.PageSize != 0 && (o.PageSize < 4<<10 || o.PageSize > 64<<10 || o.PageSize&(o.PageSize-1) != 0):
+	case c.PageSize != 0 && (c.PageSize < 4<<10 || c.PageSize > 64<<10 || c.PageSize&(c.PageSize-1) != 0):
 		return errors.New("journal/bolt: PageSize must be 0 or a power of two from 4 KiB to 64 KiB")
 	}
 	return nil
 }
 
-func (o Config) withDefaults() Config {
-	if o.MaxEventSize == 0 {
-		o.MaxEventSize = DefaultMaxEventSize
+func (c Config) withDefaults() Config {
+	if c.MaxEventSize == 0 {
+		c.MaxEventSize = DefaultMaxEventSize
 	}
-	if o.MaxBatchEvents == 0 {
-		o.MaxBatchEvents = DefaultMaxBatchEvents
+	if c.MaxBatchEvents == 0 {
+		c.MaxBatchEvents = DefaultMaxBatchEvents
 	}
-	if o.MaxBatchBytes == 0 {
-		o.MaxBatchBytes = DefaultMaxBatchBytes
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
 	}
-	if o.IndexEvery == 0 {
-		o.IndexEvery = DefaultIndexEvery
+	if c.IndexEvery == 0 {
+		c.IndexEvery = DefaultIndexEvery
 	}
-	if o.IdempotencyWindow == 0 {
-		o.IdempotencyWindow = DefaultIdempotencyWindow
+	if c.IdempotencyWindow == 0 {
+		c.IdempotencyWindow = DefaultIdempotencyWindow
 	}
-	if o.PageSize == 0 {
-		o.PageSize = DefaultPageSize
+	if c.PageSize == 0 {
+		c.PageSize = DefaultPageSize
 	}
-	if o.FileMode == 0 {
-		o.FileMode = DefaultFileMode
+	if c.FileMode == 0 {
+		c.FileMode = DefaultFileMode
 	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultTimeout
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	return o
+	return c
 }
 
 // Journal is a journal.Journal stored in a bbolt file. It also implements
@@ -237,37 +237,37 @@ type streamState struct {
 }
 
 // Open opens (creating it if needed) the journal file at path. It fails
-// with ErrLocked when the file stays locked for opts.Timeout, and with an
+// with ErrLocked when the file stays locked for cfg.Timeout, and with an
 // error matching orchestrix.ErrCorrupt when the file's journal buckets
 // cannot be read.
-func Open(path string, opts Config) (*Journal, error) {
-	if err := opts.Validate(); err != nil {
+func Open(path string, cfg Config) (*Journal, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	opts = opts.withDefaults()
+	cfg = cfg.withDefaults()
 	// boltsafe.Open walks every page before bbolt's own free-page scan
 	// (which runs on a goroutine of bbolt's, where a damaged page would
 	// crash the process), so a damaged file fails here with ErrCorrupt.
-	db, err := boltsafe.Open(path, opts.FileMode, &bbolt.Options{
-		Timeout:      opts.Timeout,
-		NoSync:       opts.NoSync,
+	db, err := boltsafe.Open(path, cfg.FileMode, &bbolt.Options{
+		Timeout:      cfg.Timeout,
+		NoSync:       cfg.NoSync,
 		FreelistType: bbolt.FreelistMapType,
 		// The freelist is rebuilt by scanning on open instead of being
 		// written on every commit: fewer pages per group commit.
 		NoFreelistSync: true,
-		PageSize:       opts.PageSize,
+		PageSize:       cfg.PageSize,
 	})
 	if err != nil {
 		if errors.Is(err, bberrors.ErrTimeout) {
-			return nil, fmt.Errorf("%w: %s (waited %v)", ErrLocked, path, opts.Timeout)
+			return nil, fmt.Errorf("%w: %s (waited %v)", ErrLocked, path, cfg.Timeout)
 		}
 		return nil, fmt.Errorf("journal/bolt: open %s: %w", path, err)
 	}
 	j := &Journal{
 		db:         db,
-		opts:       opts,
-		log:        opts.Logger,
-		tracer:     telemetryhooks.Tracer(opts.TracerProvider),
+		opts:       cfg,
+		log:        cfg.Logger,
+		tracer:     telemetryhooks.Tracer(cfg.TracerProvider),
 		seed:       maphash.MakeSeed(),
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),

@@ -75,39 +75,39 @@ type Config struct {
 }
 
 // Validate reports whether o is usable.
-func (o Config) Validate() error {
+func (c Config) Validate() error {
 	switch {
-	case o.MaxEventSize < 0:
+	case c.MaxEventSize < 0:
 		return errors.New("journal/postgres: Config.MaxEventSize is negative")
-	case o.MaxBatchEvents < 0:
+	case c.MaxBatchEvents < 0:
 		return errors.New("journal/postgres: Config.MaxBatchEvents is negative")
-	case o.WriteTimeout < 0:
+	case c.WriteTimeout < 0:
 		return errors.New("journal/postgres: Config.WriteTimeout is negative")
-	case o.PollInterval < 0:
+	case c.PollInterval < 0:
 		return errors.New("journal/postgres: Config.PollInterval is negative")
-	case o.MaxConns < 0:
+	case c.MaxConns < 0:
 		return errors.New("journal/postgres: Config.MaxConns is negative")
 	}
 	return nil
 }
 
-func (o Config) withDefaults() Config {
-	if o.MaxEventSize == 0 {
-		o.MaxEventSize = DefaultMaxEventSize
+func (c Config) withDefaults() Config {
+	if c.MaxEventSize == 0 {
+		c.MaxEventSize = DefaultMaxEventSize
 	}
-	if o.MaxBatchEvents == 0 {
-		o.MaxBatchEvents = DefaultMaxBatchEvents
+	if c.MaxBatchEvents == 0 {
+		c.MaxBatchEvents = DefaultMaxBatchEvents
 	}
-	if o.WriteTimeout == 0 {
-		o.WriteTimeout = DefaultWriteTimeout
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
 	}
-	if o.PollInterval == 0 {
-		o.PollInterval = DefaultPollInterval
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	return o
+	return c
 }
 
 // Journal is a journal.Journal stored in PostgreSQL. It is safe for
@@ -168,16 +168,16 @@ type queries struct {
 // Open connects to the database at dsn (a libpq connection string or URL),
 // creates or migrates the journal's schema and returns the journal. Close
 // closes the connection pool it creates.
-func Open(ctx context.Context, dsn string, opts Config) (*Journal, error) {
-	if err := opts.Validate(); err != nil {
+func Open(ctx context.Context, dsn string, cfg Config) (*Journal, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	// journal_append relies on READ COMMITTED (see the package docs).
-	pool, err := pgmigrate.Connect(ctx, dsn, opts.MaxConns, map[string]string{"default_transaction_isolation": "read committed"})
+	pool, err := pgmigrate.Connect(ctx, dsn, cfg.MaxConns, map[string]string{"default_transaction_isolation": "read committed"})
 	if err != nil {
 		return nil, fmt.Errorf("journal/postgres: %w", err)
 	}
-	j, err := newJournal(ctx, pool, opts, true)
+	j, err := newJournal(ctx, pool, cfg, true)
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -189,19 +189,19 @@ func Open(ctx context.Context, dsn string, opts Config) (*Journal, error) {
 // schema. Close does not close the pool. The listener for live
 // notifications opens one extra connection with the pool's connection
 // settings.
-func New(ctx context.Context, pool *pgxpool.Pool, opts Config) (*Journal, error) {
+func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Journal, error) {
 	if pool == nil {
 		return nil, errors.New("journal/postgres: nil pool")
 	}
-	if err := opts.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return newJournal(ctx, pool, opts, false)
+	return newJournal(ctx, pool, cfg, false)
 }
 
-func newJournal(ctx context.Context, pool *pgxpool.Pool, opts Config, ownPool bool) (*Journal, error) {
-	opts = opts.withDefaults()
-	schema, err := pgmigrate.Prepare(ctx, pool, opts.Schema, component, migrations)
+func newJournal(ctx context.Context, pool *pgxpool.Pool, cfg Config, ownPool bool) (*Journal, error) {
+	cfg = cfg.withDefaults()
+	schema, err := pgmigrate.Prepare(ctx, pool, cfg.Schema, component, migrations)
 	if err != nil {
 		return nil, fmt.Errorf("journal/postgres: %w", err)
 	}
@@ -210,9 +210,9 @@ func newJournal(ctx context.Context, pool *pgxpool.Pool, opts Config, ownPool bo
 	j := &Journal{
 		pool:    pool,
 		ownPool: ownPool,
-		opts:    opts,
+		opts:    cfg,
 		schema:  schema,
-		tracer:  telemetryhooks.Tracer(opts.TracerProvider),
+		tracer:  telemetryhooks.Tracer(cfg.TracerProvider),
 		channel: channelName(schema),
 		sql: queries{
 			append: x(sqlAppend), heads: x(sqlHeads), head: x(sqlHead),

@@ -72,9 +72,9 @@ type Config struct {
 }
 
 // Validate reports whether o is usable.
-func (o Config) Validate() error {
-	if o.LockTimeout < 0 {
-		return fmt.Errorf("pii/bolt: negative LockTimeout %v", o.LockTimeout)
+func (c Config) Validate() error {
+	if c.LockTimeout < 0 {
+		return fmt.Errorf("pii/bolt: negative LockTimeout %v", c.LockTimeout)
 	}
 	return nil
 }
@@ -97,11 +97,11 @@ var _ pii.KeyStore = (*Store)(nil)
 
 // Open opens (creating if needed) the key store file at path, first
 // finishing or discarding a compaction a crash interrupted.
-func Open(path string, opts Config) (*Store, error) {
-	if err := opts.Validate(); err != nil {
+func Open(path string, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, opts: opts}
+	s := &Store{path: path, opts: cfg}
 	if err := s.open(); err != nil {
 		return nil, err
 	}

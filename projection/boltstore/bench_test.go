@@ -50,7 +50,7 @@ func BenchmarkStore_Handler_CatchUpBoltJournal(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	s, err := boltstore.New(db)
+	s, err := boltstore.New(db, boltstore.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

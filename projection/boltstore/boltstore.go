@@ -10,7 +10,7 @@
 // (projection.Projection.Checkpoints) and give Handler and Reset the
 // projection's name:
 //
-//	store, _ := boltstore.New(db)
+//	store, _ := boltstore.New(db, boltstore.Config{})
 //	p := projection.Projection{
 //		Name:        "balances",
 //		Checkpoints: store,
@@ -56,17 +56,14 @@ type Store struct {
 var _ projection.CheckpointStore = (*Store)(nil)
 
 // New returns a Store keeping checkpoints in db, creating the bucket if
-// needed. At most one cfg may be given.
-func New(db *bolt.DB, cfg ...Config) (*Store, error) {
+// needed.
+func New(db *bolt.DB, cfg Config) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("projection/boltstore: nil database")
 	}
-	if len(cfg) > 1 {
-		return nil, errors.New("projection/boltstore: more than one Config")
-	}
 	bucket := DefaultBucket
-	if len(cfg) == 1 && cfg[0].Bucket != "" {
-		bucket = cfg[0].Bucket
+	if cfg.Bucket != "" {
+		bucket = cfg.Bucket
 	}
 	s := &Store{db: db, bucket: []byte(bucket)}
 	if err := boltsafe.Update(db, func(tx *bolt.Tx) error {

@@ -28,7 +28,7 @@ func openDB(t *testing.T) *bolt.DB {
 
 func newStore(t *testing.T, db *bolt.DB) *boltstore.Store {
 	t.Helper()
-	s, err := boltstore.New(db)
+	s, err := boltstore.New(db, boltstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

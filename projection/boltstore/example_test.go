@@ -66,7 +66,7 @@ func Example() {
 		}
 	}
 
-	store, err := boltstore.New(db)
+	store, err := boltstore.New(db, boltstore.Config{})
 	if err != nil {
 		fmt.Println(err)
 		return

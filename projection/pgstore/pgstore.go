@@ -58,12 +58,12 @@ var migrations = []pgmigrate.Migration{{Version: 1, SQL: `
 	)`}}
 
 // Open connects to dsn and returns a Store owning its connection pool.
-func Open(ctx context.Context, dsn string, opts Config) (*Store, error) {
+func Open(ctx context.Context, dsn string, cfg Config) (*Store, error) {
 	pool, err := pgmigrate.Connect(ctx, dsn, 0, nil)
 	if err != nil {
 		return nil, fmt.Errorf("projection/pgstore: %w", err)
 	}
-	s, err := New(ctx, pool, opts)
+	s, err := New(ctx, pool, cfg)
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -74,8 +74,8 @@ func Open(ctx context.Context, dsn string, opts Config) (*Store, error) {
 
 // New returns a Store over pool, which the caller keeps owning (Close does
 // not close it).
-func New(ctx context.Context, pool *pgxpool.Pool, opts Config) (*Store, error) {
-	schema, err := pgmigrate.Prepare(ctx, pool, opts.Schema, "projection_checkpoints", migrations)
+func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Store, error) {
+	schema, err := pgmigrate.Prepare(ctx, pool, cfg.Schema, "projection_checkpoints", migrations)
 	if err != nil {
 		return nil, fmt.Errorf("projection/pgstore: %w", err)
 	}

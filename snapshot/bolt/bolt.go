@@ -89,9 +89,9 @@ type Config struct {
 }
 
 // Validate reports whether o is usable.
-func (o Config) Validate() error {
-	if o.LockTimeout < 0 {
-		return fmt.Errorf("snapshot/bolt: negative LockTimeout %v", o.LockTimeout)
+func (c Config) Validate() error {
+	if c.LockTimeout < 0 {
+		return fmt.Errorf("snapshot/bolt: negative LockTimeout %v", c.LockTimeout)
 	}
 	return nil
 }
@@ -128,19 +128,19 @@ const (
 
 // Open opens (creating if needed) the bbolt file at path and returns a store
 // that owns it: Close closes the file.
-func Open(path string, opts Config) (*Store, error) {
-	if err := opts.Validate(); err != nil {
+func Open(path string, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	timeout := opts.LockTimeout
+	timeout := cfg.LockTimeout
 	if timeout == 0 {
 		timeout = DefaultLockTimeout
 	}
-	db, err := boltsafe.Open(path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: opts.NoSync})
+	db, err := boltsafe.Open(path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: cfg.NoSync})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot/bolt: open %s: %w", path, err)
 	}
-	s, err := newStore(db, opts, true)
+	s, err := newStore(db, cfg, true)
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -151,20 +151,20 @@ func Open(path string, opts Config) (*Store, error) {
 // close db, and the caller must not close db before closing the store. New
 // creates the "snapshots" bucket if it is missing and touches no other
 // bucket. Config.NoSync must be false (db's own setting applies).
-func New(db *bbolt.DB, opts Config) (*Store, error) {
+func New(db *bbolt.DB, cfg Config) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("snapshot/bolt: nil *bbolt.DB")
 	}
-	if err := opts.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.NoSync {
+	if cfg.NoSync {
 		return nil, errors.New("snapshot/bolt: Config.NoSync is only for Open; a shared database keeps its owner's sync setting")
 	}
-	return newStore(db, opts, false)
+	return newStore(db, cfg, false)
 }
 
-func newStore(db *bbolt.DB, opts Config, owned bool) (*Store, error) {
+func newStore(db *bbolt.DB, cfg Config, owned bool) (*Store, error) {
 	bucket := []byte(BucketName)
 	err := boltsafe.Update(db, func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucket)
@@ -173,7 +173,7 @@ func newStore(db *bbolt.DB, opts Config, owned bool) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshot/bolt: create bucket %q: %w", BucketName, err)
 	}
-	log := opts.Logger
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -50,8 +50,8 @@ var _ snapshot.Store = (*Store)(nil)
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // New returns an empty store.
-func New(opts Config) *Store {
-	log := opts.Logger
+func New(cfg Config) *Store {
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

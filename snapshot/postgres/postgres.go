@@ -59,8 +59,8 @@ type Config struct {
 }
 
 // Validate reports whether o is usable.
-func (o Config) Validate() error {
-	if o.MaxConns < 0 {
+func (c Config) Validate() error {
+	if c.MaxConns < 0 {
 		return errors.New("snapshot/postgres: Config.MaxConns is negative")
 	}
 	return nil
@@ -116,15 +116,15 @@ var _ snapshot.Store = (*Store)(nil)
 
 // Open connects to the database at dsn, creates or migrates the snapshots
 // table and returns the store. Close closes the pool it creates.
-func Open(ctx context.Context, dsn string, opts Config) (*Store, error) {
-	if err := opts.Validate(); err != nil {
+func Open(ctx context.Context, dsn string, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	pool, err := pgmigrate.Connect(ctx, dsn, opts.MaxConns, nil)
+	pool, err := pgmigrate.Connect(ctx, dsn, cfg.MaxConns, nil)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot/postgres: %w", err)
 	}
-	s, err := newStore(ctx, pool, opts, true)
+	s, err := newStore(ctx, pool, cfg, true)
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -134,22 +134,22 @@ func Open(ctx context.Context, dsn string, opts Config) (*Store, error) {
 
 // New returns a store over an existing pool, creating or migrating its
 // table. Close does not close the pool.
-func New(ctx context.Context, pool *pgxpool.Pool, opts Config) (*Store, error) {
+func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Store, error) {
 	if pool == nil {
 		return nil, errors.New("snapshot/postgres: nil pool")
 	}
-	if err := opts.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return newStore(ctx, pool, opts, false)
+	return newStore(ctx, pool, cfg, false)
 }
 
-func newStore(ctx context.Context, pool *pgxpool.Pool, opts Config, ownPool bool) (*Store, error) {
-	schema, err := pgmigrate.Prepare(ctx, pool, opts.Schema, "snapshot", migrations)
+func newStore(ctx context.Context, pool *pgxpool.Pool, cfg Config, ownPool bool) (*Store, error) {
+	schema, err := pgmigrate.Prepare(ctx, pool, cfg.Schema, "snapshot", migrations)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot/postgres: %w", err)
 	}
-	log := opts.Logger
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
