@@ -96,8 +96,9 @@ type Config struct {
 	// besides the command id and the command's events, which it keeps
 	// alive for the duplicate Result; memory is only held for commands
 	// inside the window, so an idle aggregate's entries are released as
-	// they expire. Recovery after a snapshot reads back at most
-	// 4×DedupMaxEntries events from before the snapshot. Zero means
+	// they expire. Recovery from a snapshot reads back at most
+	// DedupMaxEntries events from before the snapshot (fewer commands are
+	// restored when commands there have several events). Zero means
 	// DefaultDedupMaxEntries (10,000); negative is invalid.
 	DedupMaxEntries int
 

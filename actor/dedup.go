@@ -150,7 +150,7 @@ func (d *dedupCache[E]) addNew(r Result[E], tag uint64, at int64, lim dedupLimit
 	}
 	if d.n == len(d.ring) {
 		// Grow by doubling, but never past the cap.
-		d.resize(min(lim.max, max(2, 2*d.n)))
+		d.resize(min(lim.max, max(1, 2*d.n)))
 	}
 	seq := d.headSeq + uint64(d.n)
 	*d.at(d.n) = dedupEntry[E]{res: r, tag: tag, at: at}

@@ -158,8 +158,9 @@ func (h *Handle[S, C, E]) rebuild(ctx context.Context, id string, to uint64, unt
 // it probes single events at exponentially growing distances before the
 // snapshot until one is older than the window, deleted, or version 1; the
 // read then covers at most twice the window's events before the snapshot,
-// and never more than 4×lim.max of them (the cache keeps at most lim.max
-// commands, each of at least one event).
+// and never more than lim.max of them (the cache keeps at most lim.max
+// commands, and most commands have one event; of commands with several,
+// fewer than lim.max may be restored).
 //
 // The alternative, keeping the command ids in the snapshot, would tie the
 // dedup set to the snapshot format and store every id twice; the journal
@@ -169,7 +170,7 @@ func (h *Handle[S, C, E]) dedupFrom(ctx context.Context, stream string, snapVers
 	if !snapTime.IsZero() && snapTime.UnixNano() < cutoff {
 		return snapVersion + 1, nil
 	}
-	limit := uint64(4 * lim.max)
+	limit := uint64(lim.max)
 	for k := uint64(1); ; k *= 2 {
 		if k >= snapVersion || k >= limit {
 			k = min(snapVersion, limit)
