@@ -91,12 +91,15 @@ type Config struct {
 	// per DedupWindow: about 33 per second at the defaults), the oldest
 	// entries are forgotten first, and a retry of a command older than the
 	// newest DedupMaxEntries is not recognised: the window is then
-	// effectively shorter on that aggregate. An entry costs about 100 bytes
-	// (plus about 50 for the map index an aggregate keeps past 16 entries)
-	// besides the command id and the command's events, which it keeps
-	// alive for the duplicate Result; memory is only held for commands
-	// inside the window, so an idle aggregate's entries are released as
-	// they expire. Recovery from a snapshot reads back at most
+	// effectively shorter on that aggregate.
+	//
+	// An entry costs about 80 bytes in the aggregate's ring, plus about 30
+	// in the map index an aggregate keeps past 16 entries, besides the
+	// command id and the command's events, which it keeps alive for the
+	// duplicate Result: at the cap about 1 MiB per aggregate plus ids and
+	// events. Expired entries are dropped when the aggregate next takes a
+	// command (a ring that emptied out is released), and all of them when
+	// it is passivated. Recovery from a snapshot reads back at most
 	// DedupMaxEntries events from before the snapshot (fewer commands are
 	// restored when commands there have several events). Zero means
 	// DefaultDedupMaxEntries (10,000); negative is invalid.
