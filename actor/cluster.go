@@ -143,6 +143,11 @@ func (h *Handle[S, C, E]) encodeEvent(ctx context.Context, id string, e E) ([]by
 	if err != nil {
 		return nil, err
 	}
+	// Only the payload matters to the caller (Result carries E); the
+	// envelope just has to be valid.
+	env.ID = orchestrix.NewID()
+	env.Source = h.sys.cfg.Source
+	env.Time = h.sys.cfg.Clock.Now()
 	return env.MarshalBinary()
 }
 
