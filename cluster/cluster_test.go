@@ -294,8 +294,13 @@ func startMembers(t *testing.T, dsn string, n int, extra map[int]bool) []*member
 		t.Cleanup(func() {
 			_ = mb.cmd.Process.Kill()
 			<-mb.exited
+			b, _ := os.ReadFile(mb.log)
+			// A member built with -race reports races in its log; it is
+			// killed, so its exit code cannot say so.
+			if strings.Contains(string(b), "WARNING: DATA RACE") {
+				t.Errorf("member %d reported a data race", i)
+			}
 			if t.Failed() {
-				b, _ := os.ReadFile(mb.log)
 				t.Logf("log of member %d (%s):\n%s", i, mb.address, tail(string(b), 3000))
 			}
 		})
