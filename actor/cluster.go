@@ -62,6 +62,9 @@ func (h *Handle[S, C, E]) dispatchCluster(ctx context.Context, cmd aggregate.Com
 	fail := func(err error) (Result[E], error) {
 		return Result[E]{}, &CommandError{Kind: h.kind, AggregateID: cmd.AggregateID, CommandID: cmd.ID, Err: err}
 	}
+	if h.sys.closed.Load() {
+		return fail(orchestrix.ErrClosed)
+	}
 	data, err := h.EncodeCommand(ctx, cmd)
 	if err != nil {
 		return fail(fmt.Errorf("actor: in cluster mode commands cross members, so they must be encodable: %w", err))

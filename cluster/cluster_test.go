@@ -607,3 +607,55 @@ func TestFailoverAfterSIGKILL(t *testing.T) {
 	}
 	t.Logf("%d acknowledged, %d outcome unknown, %d ids of the killed member served again", len(acked), unknowns, len(victimIDs))
 }
+
+// One member in this process: it owns every id, serves them on the local
+// path, refuses a second Start, and after Close its system runs locally.
+func TestSingleMemberInProcess(t *testing.T) {
+	needCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	j, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	sys, err := actor.NewSystem(actor.Config{Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	h, err := actor.Register(sys, counters(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := freePorts(t, 1)
+	m, err := cluster.Start(ctx, sys, cluster.Config{Name: "single", AutoManagedPort: ports[0], RefreshTTL: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.Start(ctx, sys, cluster.Config{Name: "single"}); !errors.Is(err, cluster.ErrStarted) {
+		t.Fatalf("second Start on one system: got %v, want ErrStarted", err)
+	}
+	waitFor(t, 30*time.Second, "the member to see itself", func() bool { return m.Members() == 1 })
+	if owner, err := m.Owner("counter", "x"); err != nil || owner != m.Address() {
+		t.Fatalf("Owner: %q, %v; want this member %q", owner, err, m.Address())
+	}
+	if _, err := m.Owner("nosuchkind", "x"); !errors.Is(err, cluster.ErrNoOwner) {
+		t.Fatalf("Owner of an unhosted kind: %v, want ErrNoOwner", err)
+	}
+	res, err := h.Send(ctx, "x", add{N: 2})
+	if err != nil || res.Version != 1 || res.CommandID == "" {
+		t.Fatalf("Send on the only member: %+v, %v", res, err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err = h.Send(ctx, "x", add{N: 3})
+	if err != nil || res.Version != 2 {
+		t.Fatalf("Send after Close: %+v, %v", res, err)
+	}
+	s, _, err := h.State(ctx, "x")
+	if err != nil || s.Value != 5 {
+		t.Fatalf("State after Close: %+v, %v", s, err)
+	}
+}
