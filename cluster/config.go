@@ -74,7 +74,7 @@ func (c Config) Validate() error {
 	for name, d := range map[string]time.Duration{"RefreshTTL": c.RefreshTTL, "RequestTimeout": c.RequestTimeout,
 		"RetryBackoff": c.RetryBackoff, "MaxRetryBackoff": c.MaxRetryBackoff} {
 		if d < 0 {
-			errs = append(errs, fmt.Errorf("Config.%s %v is negative", name, d))
+			errs = append(errs, fmt.Errorf("negative Config.%s: %v", name, d))
 		}
 	}
 	if c.RetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.RetryBackoff > c.MaxRetryBackoff {
