@@ -148,6 +148,17 @@ func (h *Handle[S, C, E]) dispatch(ctx context.Context, cmd aggregate.Command[C]
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
+	if r := h.sys.cluster.Load(); r != nil {
+		return h.dispatchCluster(ctx, cmd, r.r)
+	}
+	return h.dispatchLocal(ctx, cmd)
+}
+
+// dispatchLocal runs cmd on this process's actor for its aggregate.
+func (h *Handle[S, C, E]) dispatchLocal(ctx context.Context, cmd aggregate.Command[C]) (Result[E], error) {
+	fail := func(err error) (Result[E], error) {
+		return Result[E]{}, &CommandError{Kind: h.kind, AggregateID: cmd.AggregateID, CommandID: cmd.ID, Err: err}
+	}
 	// The message and its reply channel are reused once the reply has
 	// been received: the actor answers a command exactly once and does
 	// not touch the message after answering.
@@ -201,6 +212,9 @@ func (h *Handle[S, C, E]) Tell(id string, cmd C, opts ...SendOption) error {
 	if err := h.checkIDs(c); err != nil {
 		return &CommandError{Kind: h.kind, AggregateID: id, CommandID: c.ID, Err: err}
 	}
+	if r := h.sys.cluster.Load(); r != nil {
+		return h.tellCluster(c, r.r)
+	}
 	msg := &cmdMsg[C, E]{cmd: c}
 	if h.sys.timed {
 		msg.start = h.sys.cfg.Clock.Now()
@@ -231,6 +245,15 @@ func (h *Handle[S, C, E]) State(ctx context.Context, id string) (S, uint64, erro
 	if err := ctx.Err(); err != nil {
 		return zero, 0, err
 	}
+	if r := h.sys.cluster.Load(); r != nil {
+		return h.stateCluster(ctx, id, false, 0, r.r)
+	}
+	return h.stateLocal(ctx, id)
+}
+
+// stateLocal reads the state of aggregate id from this process's actor.
+func (h *Handle[S, C, E]) stateLocal(ctx context.Context, id string) (S, uint64, error) {
+	var zero S
 	reply := make(chan stateReply[S], 1)
 	if err := h.sys.route(h.routes, id, &stateMsg[S]{reply: reply}, h.props, h.sys.cfg.MaxActive); err != nil {
 		return zero, 0, fmt.Errorf("actor: state of %s %q: %w", h.kind, id, err)
@@ -255,6 +278,15 @@ func (h *Handle[S, C, E]) StateAt(ctx context.Context, id string, version uint64
 	if err := h.sys.validateID("aggregate id", id); err != nil {
 		return zero, 0, err
 	}
+	if r := h.sys.cluster.Load(); r != nil {
+		return h.stateCluster(ctx, id, true, version, r.r)
+	}
+	return h.stateAtLocal(ctx, id, version)
+}
+
+// stateAtLocal is StateAt on this process.
+func (h *Handle[S, C, E]) stateAtLocal(ctx context.Context, id string, version uint64) (S, uint64, error) {
+	var zero S
 	rec, err := h.rebuild(ctx, id, version, nil, dedupLimits{})
 	if err != nil {
 		return zero, 0, fmt.Errorf("actor: state of %s %q at version %d: %w", h.kind, id, version, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/internal/aggexec"
+	"github.com/orchestrix/orchestrix/internal/clusterseam"
 	"github.com/orchestrix/orchestrix/internal/protosys"
 	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 )
@@ -51,13 +52,18 @@ type System struct {
 	mu    sync.Mutex
 	kinds map[string]kindRuntime
 	sweep orchestrix.Timer
-	down  chan struct{} // closed when Shutdown has finished
-	once  sync.Once
+
+	// cluster is set while package cluster has a member running on this
+	// system (see cluster.go).
+	cluster atomic.Pointer[clusterRouter]
+	down    chan struct{} // closed when Shutdown has finished
+	once    sync.Once
 }
 
 // kindRuntime is the untyped view of a Handle the system needs.
 type kindRuntime interface {
 	router() *router
+	clusterKind() clusterseam.Kind
 }
 
 // NewSystem validates cfg, applies its defaults and starts a system.

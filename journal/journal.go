@@ -295,3 +295,17 @@ func (e *CorruptionError) Is(target error) bool { return target == orchestrix.Er
 
 // Unwrap returns the underlying cause.
 func (e *CorruptionError) Unwrap() error { return e.Err }
+
+// Shared is an optional interface of a Journal that several processes can
+// use at once, each appending under the expected-version check, such as
+// PostgreSQL (journal/postgres). Package cluster refuses a journal that
+// does not implement it or reports false: a bbolt file (journal/bolt) is
+// locked by one process, and an in-memory journal (journal/mem) is private
+// to one.
+type Shared interface {
+	Journal
+
+	// Shared reports whether several processes can append to the journal
+	// at once, fenced by the expected-version check.
+	Shared() bool
+}

@@ -340,3 +340,9 @@ func validText(s string) bool {
 	}
 	return true
 }
+
+var _ journal.Shared = (*Journal)(nil)
+
+// Shared reports true: several processes may append to one schema at
+// once, fenced by the unique (stream, version) constraint.
+func (j *Journal) Shared() bool { return true }

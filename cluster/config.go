@@ -1,0 +1,121 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+)
+
+// Config configures a member. Its zero value works: one member on
+// 127.0.0.1 with a free port for its remote endpoint, automanaged
+// membership on port 6330 seeded with itself, and the defaults below.
+type Config struct {
+	// Name is the cluster's name; members of one cluster use the same.
+	// Default "orchestrix".
+	Name string
+	// Host is the address other members reach this member's remote
+	// endpoint at (it also listens there). Default "127.0.0.1".
+	Host string
+	// Port is the remote endpoint's TCP port; 0 picks a free one.
+	Port int
+
+	// Provider is the membership provider, passed through to
+	// protoactor-go (for example etcd.New() from
+	// github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd).
+	// Nil means automanaged, configured by the three fields below. Only
+	// automanaged is tested by this package.
+	Provider protocluster.ClusterProvider
+	// AutoManagedPort is the port of automanaged's health server. It binds
+	// every interface (0.0.0.0, hard-coded in protoactor-go). Default 6330.
+	AutoManagedPort int
+	// Seeds are the "host:port" health-server addresses of every member
+	// (this one included) for automanaged. Default: Host:AutoManagedPort.
+	Seeds []string
+	// RefreshTTL is how often automanaged polls the seeds; a dead member
+	// is dropped after about one period. Default 1s.
+	RefreshTTL time.Duration
+
+	// RequestTimeout bounds one request to another member (further
+	// bounded by the caller's context). When it passes without a reply the
+	// outcome is unknown: the error matches orchestrix.ErrOutcomeUnknown
+	// and is not retried. Default 5s.
+	RequestTimeout time.Duration
+	// RetryBackoff is the first wait before retrying a request that was
+	// not delivered (no owner, not the owner, dead letter); it doubles up
+	// to MaxRetryBackoff. Defaults 10ms and 500ms.
+	RetryBackoff, MaxRetryBackoff time.Duration
+
+	// Logger receives the member's logs (protoactor-go's own below Warn
+	// are dropped). Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate reports what is wrong with c, all problems joined.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Port < 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("Config.Port %d is out of range", c.Port))
+	}
+	if c.AutoManagedPort < 0 || c.AutoManagedPort > 65535 {
+		errs = append(errs, fmt.Errorf("Config.AutoManagedPort %d is out of range", c.AutoManagedPort))
+	}
+	for _, s := range c.Seeds {
+		if _, p, err := net.SplitHostPort(s); err != nil {
+			errs = append(errs, fmt.Errorf("Config.Seeds: %q is not host:port: %v", s, err))
+		} else if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("Config.Seeds: %q has no valid port", s))
+		}
+	}
+	for name, d := range map[string]time.Duration{"RefreshTTL": c.RefreshTTL, "RequestTimeout": c.RequestTimeout,
+		"RetryBackoff": c.RetryBackoff, "MaxRetryBackoff": c.MaxRetryBackoff} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("negative Config.%s: %v", name, d))
+		}
+	}
+	if c.RetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.RetryBackoff > c.MaxRetryBackoff {
+		errs = append(errs, fmt.Errorf("Config.RetryBackoff %v is above MaxRetryBackoff %v", c.RetryBackoff, c.MaxRetryBackoff))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name = "orchestrix"
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.AutoManagedPort == 0 {
+		c.AutoManagedPort = 6330
+	}
+	if len(c.Seeds) == 0 {
+		c.Seeds = []string{net.JoinHostPort(c.Host, strconv.Itoa(c.AutoManagedPort))}
+	}
+	if c.RefreshTTL == 0 {
+		c.RefreshTTL = time.Second
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 5 * time.Second
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = 10 * time.Millisecond
+	}
+	if c.MaxRetryBackoff == 0 {
+		c.MaxRetryBackoff = 500 * time.Millisecond
+	}
+	if c.RetryBackoff > c.MaxRetryBackoff {
+		c.MaxRetryBackoff = c.RetryBackoff
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}

@@ -1,0 +1,106 @@
+// Package cluster runs the aggregates of one service across several
+// processes (members) over a shared journal, on protoactor-go's cluster
+// (membership, gossip, remote transport).
+//
+// Every member creates its actor.System with the same journal (PostgreSQL:
+// the journal must implement journal.Shared, and bbolt or the in-memory
+// journal are refused with ErrJournalNotShared), registers the same
+// definitions, and calls Start:
+//
+//	sys, _ := actor.NewSystem(actor.Config{Journal: pgJournal})
+//	accounts, _ := actor.Register(sys, accountsDef) // Definition.Commands listed
+//	m, err := cluster.Start(ctx, sys, cluster.Config{
+//		Host: "10.0.0.5", Port: 7000, AutoManagedPort: 6330,
+//		Seeds: []string{"10.0.0.5:6330", "10.0.0.6:6330", "10.0.0.7:6330"},
+//	})
+//	defer m.Close()
+//	res, err := accounts.Send(ctx, "acc-1", Deposit{Amount: 5}) // from any member
+//
+// From then on Handle.Send, Dispatch, Tell, State and StateAt work
+// unchanged from any member: each id has one owner, and the call runs on
+// this member's local path when it is the owner and goes to the owner over
+// the wire otherwise. Nothing above package actor holds a PID.
+//
+// # Placement
+//
+// The owner of an id is chosen by rendezvous hashing (protoactor-go's
+// exported Rendezvous) over the members that host the id's kind, in each
+// member's own view of the topology. Views can differ while the topology
+// changes; the member asked to run a command checks that it is the owner
+// in its own view and answers "not the owner" otherwise. Owner(kind, id)
+// shows a member's current choice, for debugging.
+//
+// Commands, results and states travel as Orchestrix's binary envelope
+// bytes inside a small fixed set of protobuf messages (internal/wire), so
+// a kind's command types must be listed in Definition.Commands; a
+// command type the receiving member does not list is refused with an error
+// matching actor.ErrUnknownCommandType, and the member stays up. Register
+// every definition before Start: the kinds a member hosts are fixed when
+// it starts.
+//
+// # What a caller can rely on (errors matched with errors.Is)
+//
+//   - Not delivered (no member hosts the kind yet: ErrNoOwner; the member
+//     asked is not the owner: ErrNotOwner; it has no request actor, a dead
+//     letter): nothing was executed, and the request is retried with
+//     backoff (Config.RetryBackoff doubling to MaxRetryBackoff, jittered)
+//     until the caller's context ends. Then the error matches the
+//     context's error and the last cause, not orchestrix.ErrOutcomeUnknown.
+//   - No reply within Config.RequestTimeout (or before the caller's
+//     context ends): the error matches orchestrix.ErrOutcomeUnknown. It is
+//     never retried automatically: the command may have executed, or may
+//     still execute (a member that was paused can run it when it resumes).
+//   - In cluster mode every command has an id (generated when the caller
+//     set none) that stays the same across internal retries, so a
+//     caller's own retry with the same id (actor.WithCommandID) is
+//     answered by the owner as a duplicate within its dedup window,
+//     including after a failover: the command id is stored in each event
+//     (CausationID) and read back when the new owner recovers the
+//     aggregate. A command that produced no events is remembered only by
+//     the activation that ran it.
+//   - A version conflict at the journal (another activation wrote to the
+//     stream) stops that activation (it drops its state) and the command
+//     is retried once on the state recovered from the journal, with the
+//     same id.
+//   - Errors from the owner keep their sentinel (ErrVersionConflict,
+//     ErrNotFound, ErrClosed, ErrInvalidID, ErrUnknownCommandType,
+//     aggregate.ErrRejected, aggregate.ErrPanicked, …) and their text. A
+//     rejection's own domain error does not cross members: it matches
+//     aggregate.ErrRejected, not the domain sentinel.
+//
+// # The fence, and its limits
+//
+// protoactor-go's cluster gives no single-activation guarantee, and this
+// package does not add one yet: while views differ during a topology
+// change, and on a member that was paused and resumed, two activations of
+// one aggregate can accept commands. The journal's expected-version check
+// is the only fence: each activation appends at the version it decided
+// on, so one of two competing appends fails with a version conflict, the
+// histories never interleave, and nothing acknowledged is stored twice or
+// lost. What is NOT done yet:
+//
+//   - Self-fence: a member that was paused, lost the majority, or was
+//     blocked by its peers keeps serving its activations (their writes are
+//     fenced; their reads of State may be stale) until it notices.
+//   - Graceful leave: Close deregisters and stops the remote endpoint
+//     without handing activations off or draining in-flight work; callers
+//     may see unknown outcomes for requests to a leaving member.
+//   - Moved activations are not stopped and drained before the new owner
+//     takes writes (the version check fences them).
+//   - Cluster singletons for saga runners, process managers and
+//     projections: run those on one member of your choice.
+//   - Metrics of members, topology changes and remote calls.
+//
+// # Membership providers
+//
+// The default is protoactor-go's automanaged provider, configured by
+// Config.AutoManagedPort, Seeds and RefreshTTL; its health server binds
+// every interface (0.0.0.0, hard-coded upstream). Config.Provider passes
+// any other protoactor-go provider through (etcd, consul, k8s, zk at the
+// pinned version); only automanaged is tested by this package.
+//
+// Tests: the multi-process tests run one member per process, inside a
+// loopback-only network namespace (unshare -n, as root); without root they
+// are skipped with the reason, and ORCHESTRIX_REQUIRE_CLUSTER=1 makes that
+// a failure.
+package cluster

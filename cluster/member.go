@@ -1,0 +1,399 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	proto "github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/eventstream"
+	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/cluster/internal/wire"
+	"github.com/orchestrix/orchestrix/internal/clusterseam"
+	"github.com/orchestrix/orchestrix/internal/protosys"
+	"github.com/orchestrix/orchestrix/journal"
+)
+
+// serverName is the name of each member's request actor: requests are
+// addressed to it by member address, never to an aggregate's PID.
+const serverName = "orchestrix-cluster"
+
+// kindPrefix marks the protoactor-go cluster kinds that stand for
+// Orchestrix aggregate kinds (kept apart from protoactor-go's own kinds).
+const kindPrefix = "orchestrix:"
+
+// Member is this process's membership in a cluster. Create it with Start;
+// its methods are safe for concurrent use.
+type Member struct {
+	cfg   Config
+	sys   *actor.System
+	proto *proto.ActorSystem
+	c     *protocluster.Cluster
+	kinds map[string]clusterseam.Kind
+	self  string
+	sub   *eventstream.Subscription
+
+	mu      sync.RWMutex
+	placer  *protocluster.Rendezvous
+	members int
+
+	closeOnce sync.Once
+}
+
+// Start makes sys a member of the cluster described by cfg and returns
+// once the member runs. From then on every handle of sys (Send, Dispatch,
+// Tell, State, StateAt) runs on the owner of each id: on this process when
+// it owns the id, on another member otherwise. Register every definition
+// on sys before calling Start: the kinds a member hosts are fixed when it
+// starts.
+//
+// Start fails with ErrJournalNotShared when sys's journal cannot be shared
+// by several processes, ErrInvalidConfig when cfg is invalid, ErrStarted
+// when sys already has a member, and ErrStart when listening or the
+// membership provider fails. ctx bounds nothing after Start returns.
+func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) {
+	if sys == nil {
+		return nil, fmt.Errorf("%w: nil *actor.System", ErrInvalidConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	j := clusterseam.Journal(sys)
+	if s, ok := j.(journal.Shared); !ok || !s.Shared() {
+		return nil, fmt.Errorf("%w: %T keeps its events in one process (use journal/postgres)", ErrJournalNotShared, j)
+	}
+	m := &Member{cfg: cfg, sys: sys, proto: protosys.Of(sys), kinds: clusterseam.Kinds(sys),
+		placer: protocluster.NewRendezvous()}
+	if _, dup := started.LoadOrStore(sys, true); dup {
+		return nil, ErrStarted
+	}
+	if err := m.start(); err != nil {
+		started.Delete(sys)
+		return nil, err
+	}
+	if err := clusterseam.Attach(sys, m); err != nil {
+		m.leave()
+		started.Delete(sys)
+		return nil, fmt.Errorf("%w: %w", ErrStarted, err)
+	}
+	return m, nil
+}
+
+// started holds the systems that have a member.
+var started sync.Map
+
+func (m *Member) start() (err error) {
+	cfg := m.cfg
+	provider := cfg.Provider
+	if provider == nil {
+		provider = automanaged.NewWithConfig(cfg.RefreshTTL, cfg.AutoManagedPort, cfg.Seeds...)
+	}
+	idle := proto.PropsFromFunc(func(proto.Context) {})
+	var kinds []*protocluster.Kind
+	for name := range m.kinds {
+		kinds = append(kinds, protocluster.NewKind(kindPrefix+name, idle))
+	}
+	pcfg := protocluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
+		protocluster.WithKinds(kinds...))
+	m.sub = m.proto.EventStream.Subscribe(func(evt any) {
+		if t, ok := evt.(*protocluster.ClusterTopology); ok {
+			m.mu.Lock()
+			m.placer.UpdateMembers(t.Members)
+			m.members = len(t.Members)
+			m.mu.Unlock()
+			m.cfg.Logger.Info("cluster: topology changed", "members", len(t.Members),
+				"joined", len(t.Joined), "left", len(t.Left))
+		}
+	})
+	defer func() {
+		if r := recover(); r != nil {
+			// StartMember panics on listen and provider errors.
+			m.proto.EventStream.Unsubscribe(m.sub)
+			err = fmt.Errorf("%w: %v", ErrStart, r)
+		}
+	}()
+	if _, err := m.proto.Root.SpawnNamed(proto.PropsFromProducer(func() proto.Actor { return &server{m: m} }), serverName); err != nil {
+		m.proto.EventStream.Unsubscribe(m.sub)
+		return fmt.Errorf("%w: spawning the request actor: %v", ErrStart, err)
+	}
+	m.c = protocluster.New(m.proto, pcfg)
+	m.c.StartMember()
+	m.self = m.proto.Address()
+	m.cfg.Logger.Info("cluster: member started", "address", m.self, "cluster", cfg.Name)
+	return nil
+}
+
+// Address returns this member's address ("host:port" of its remote
+// endpoint).
+func (m *Member) Address() string { return m.self }
+
+// Owner returns the address of the member that owns aggregate id of kind
+// in this member's current view, or an error matching ErrNoOwner. It is
+// meant for debugging and tests: ownership can change at any time.
+func (m *Member) Owner(kind, id string) (string, error) {
+	m.mu.RLock()
+	addr := m.placer.GetByClusterIdentity(&protocluster.ClusterIdentity{Kind: kindPrefix + kind, Identity: id})
+	m.mu.RUnlock()
+	if addr == "" {
+		return "", fmt.Errorf("%w: %q", ErrNoOwner, kind)
+	}
+	return addr, nil
+}
+
+// Members returns how many members this member currently sees (itself
+// included).
+func (m *Member) Members() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.members
+}
+
+// Close detaches the cluster from the system (its handles go back to
+// running everything locally), deregisters from the membership provider
+// and stops the remote endpoint. It does not hand activations off first
+// (graceful leave is not done yet): other members may see requests to
+// this member fail until they notice it left. The actor.System keeps
+// running; shut it down separately. Close is idempotent.
+func (m *Member) Close() error {
+	m.closeOnce.Do(func() {
+		_ = clusterseam.Attach(m.sys, nil)
+		m.leave()
+		started.Delete(m.sys)
+	})
+	return nil
+}
+
+func (m *Member) leave() {
+	m.proto.EventStream.Unsubscribe(m.sub)
+	_ = m.c.Config.ClusterProvider.Shutdown(true)
+	m.c.Gossip.Shutdown()
+	m.c.Remote.Shutdown(true)
+}
+
+// ---- the request loop (caller side) ----
+
+// attempt is the outcome of one request to the owner.
+type attempt int
+
+const (
+	delivered    attempt = iota // a reply came (success or error)
+	notDelivered                // nothing was executed: retry
+	unknown                     // no reply in time: outcome unknown
+)
+
+// call runs the request loop: place, send, and retry what was not
+// delivered with backoff until ctx ends. local runs on this member when it
+// is the owner; send makes one request to the owner at addr.
+func (m *Member) call(ctx context.Context, kind, id string, local func(context.Context) error,
+	send func(ctx context.Context, addr string) (attempt, error)) (ranLocally bool, err error) {
+	backoff := m.cfg.RetryBackoff
+	for {
+		addr, err := m.Owner(kind, id)
+		if err == nil && addr == m.self {
+			return true, local(ctx)
+		}
+		if err == nil {
+			var a attempt
+			a, err = send(ctx, addr)
+			if a != notDelivered {
+				return false, err
+			}
+		}
+		jitter := time.Duration(rand.Int64N(int64(backoff)/2 + 1))
+		t := time.NewTimer(backoff/2 + jitter)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			// Nothing was delivered: not an unknown outcome.
+			return false, fmt.Errorf("cluster: %s %q not delivered: %w (last attempt: %w)", kind, id, ctx.Err(), err)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, m.cfg.MaxRetryBackoff)
+	}
+}
+
+// request sends msg to the request actor of the member at addr and waits
+// for its reply, at most RequestTimeout and until ctx ends.
+func (m *Member) request(ctx context.Context, addr string, msg any) (any, attempt, error) {
+	timeout := m.cfg.RequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		if d := time.Until(dl); d < timeout {
+			timeout = d
+		}
+	}
+	if timeout <= 0 {
+		return nil, delivered, ctx.Err() // nothing was sent
+	}
+	f := m.proto.Root.RequestFuture(proto.NewPID(addr, serverName), msg, timeout)
+	type result struct {
+		v   any
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f.Result()
+		done <- result{v, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		return nil, unknown, fmt.Errorf("%w: cluster: no reply from %s before the context ended: %w",
+			orchestrix.ErrOutcomeUnknown, addr, ctx.Err())
+	}
+	switch {
+	case r.err == nil:
+		return r.v, delivered, nil
+	case errors.Is(r.err, proto.ErrDeadLetter):
+		return nil, notDelivered, fmt.Errorf("cluster: member %s has no request actor (dead letter)", addr)
+	case ctx.Err() != nil:
+		return nil, unknown, fmt.Errorf("%w: cluster: no reply from %s: %w", orchestrix.ErrOutcomeUnknown, addr, ctx.Err())
+	default:
+		return nil, unknown, fmt.Errorf("%w: cluster: no reply from %s within %v: %w",
+			orchestrix.ErrOutcomeUnknown, addr, timeout, r.err)
+	}
+}
+
+// replyError turns an error reply into the caller's error and says whether
+// it may be retried (nothing was executed).
+func replyError(addr string, code wire.Code, msg string) (attempt, error) {
+	err := &remoteError{member: addr, code: code, msg: msg}
+	if code == wire.Code_NOT_OWNER || code == wire.Code_UNKNOWN_KIND {
+		return notDelivered, err
+	}
+	return delivered, err
+}
+
+// Command implements clusterseam.Router.
+func (m *Member) Command(ctx context.Context, kind, id, commandID string, cmd []byte,
+	local func(context.Context) error) (clusterseam.CommandReply, bool, error) {
+	var out clusterseam.CommandReply
+	req := &wire.CommandRequest{Kind: kind, AggregateId: id, CommandId: commandID, Command: cmd}
+	ranLocally, err := m.call(ctx, kind, id, local, func(ctx context.Context, addr string) (attempt, error) {
+		v, a, err := m.request(ctx, addr, req)
+		if err != nil {
+			return a, err
+		}
+		r, ok := v.(*wire.CommandReply)
+		if !ok {
+			return unknown, fmt.Errorf("%w: cluster: member %s answered %T", orchestrix.ErrOutcomeUnknown, addr, v)
+		}
+		if r.GetCode() != wire.Code_OK {
+			return replyError(addr, r.GetCode(), r.GetMessage())
+		}
+		out = clusterseam.CommandReply{Events: r.GetEvents(), Version: r.GetVersion(), Position: r.GetPosition(), Duplicate: r.GetDuplicate()}
+		return delivered, nil
+	})
+	return out, ranLocally, err
+}
+
+// State implements clusterseam.Router.
+func (m *Member) State(ctx context.Context, kind, id string, at bool, version uint64,
+	local func(context.Context) error) (clusterseam.StateReply, bool, error) {
+	var out clusterseam.StateReply
+	req := &wire.StateRequest{Kind: kind, AggregateId: id, At: at, Version: version}
+	ranLocally, err := m.call(ctx, kind, id, local, func(ctx context.Context, addr string) (attempt, error) {
+		v, a, err := m.request(ctx, addr, req)
+		if err != nil {
+			if a == unknown {
+				// A read has no outcome to be unsure of: say it timed out.
+				return delivered, err
+			}
+			return a, err
+		}
+		r, ok := v.(*wire.StateReply)
+		if !ok {
+			return delivered, fmt.Errorf("cluster: member %s answered %T", addr, v)
+		}
+		if r.GetCode() != wire.Code_OK {
+			return replyError(addr, r.GetCode(), r.GetMessage())
+		}
+		out = clusterseam.StateReply{State: r.GetState(), Version: r.GetVersion()}
+		return delivered, nil
+	})
+	return out, ranLocally, err
+}
+
+// ---- the request actor (receiving side) ----
+
+// server is each member's request actor. It checks ownership and hands
+// each request to a goroutine, so a slow command never holds up others.
+type server struct{ m *Member }
+
+func (s *server) Receive(c proto.Context) {
+	switch msg := c.Message().(type) {
+	case *wire.CommandRequest:
+		if sender := c.Sender(); sender != nil {
+			go s.m.root().Send(sender, s.m.serveCommand(msg))
+		}
+	case *wire.StateRequest:
+		if sender := c.Sender(); sender != nil {
+			go s.m.root().Send(sender, s.m.serveState(msg))
+		}
+	}
+}
+
+func (m *Member) root() *proto.RootContext { return m.proto.Root }
+
+// check reports why this member will not serve kind/id, if it will not.
+func (m *Member) check(kind, id string) (clusterseam.Kind, wire.Code, string) {
+	k, ok := m.kinds[kind]
+	if !ok {
+		return nil, wire.Code_UNKNOWN_KIND, fmt.Sprintf("%v: %q is not hosted here", ErrUnknownKind, kind)
+	}
+	owner, err := m.Owner(kind, id)
+	if err != nil || owner != m.self {
+		return nil, wire.Code_NOT_OWNER, fmt.Sprintf("%v of %s %q (owner in this member's view: %q)", ErrNotOwner, kind, id, owner)
+	}
+	return k, wire.Code_OK, ""
+}
+
+func (m *Member) serveCommand(req *wire.CommandRequest) *wire.CommandReply {
+	k, code, msg := m.check(req.GetKind(), req.GetAggregateId())
+	if code != wire.Code_OK {
+		return &wire.CommandReply{Code: code, Message: msg}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
+	defer cancel()
+	r, err := k.ServeCommand(ctx, req.GetCommand())
+	if err != nil {
+		if errors.Is(err, actor.ErrUnknownCommandType) {
+			m.cfg.Logger.Warn("cluster: refused a command of an unknown type", "kind", req.GetKind(),
+				"id", req.GetAggregateId(), "command_id", req.GetCommandId(), "error", err)
+		}
+		return &wire.CommandReply{Code: codeOf(err), Message: err.Error()}
+	}
+	return &wire.CommandReply{Events: r.Events, Version: r.Version, Position: r.Position, Duplicate: r.Duplicate}
+}
+
+func (m *Member) serveState(req *wire.StateRequest) *wire.StateReply {
+	k, code, msg := m.check(req.GetKind(), req.GetAggregateId())
+	if code != wire.Code_OK {
+		return &wire.StateReply{Code: code, Message: msg}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
+	defer cancel()
+	r, err := k.ServeState(ctx, req.GetAggregateId(), req.GetAt(), req.GetVersion())
+	if err != nil {
+		return &wire.StateReply{Code: codeOf(err), Message: err.Error()}
+	}
+	return &wire.StateReply{State: r.State, Version: r.Version}
+}
+
+var _ clusterseam.Router = (*Member)(nil)
+
+var _ = slog.LevelInfo

@@ -1,0 +1,64 @@
+// Package clusterseam is the narrow seam between package actor and package
+// cluster: cluster attaches a Router to an *actor.System, and from then on
+// the system's handles ask the router to run their commands and state
+// reads on the owner of each id; cluster in turn serves requests from other
+// members through the Kind values actor exposes. Neither side's public API
+// mentions the other, and nothing above actor holds a PID.
+//
+// Package actor sets the functions below when it is initialised; every
+// package that accepts an *actor.System imports actor, so they are set
+// before they can be called.
+package clusterseam
+
+import (
+	"context"
+
+	"github.com/orchestrix/orchestrix/journal"
+)
+
+// Router places commands and state reads on the owner of an id.
+type Router interface {
+	// Command runs a command on the owner of kind/id. When this member is
+	// the owner it calls local (which runs the command on this member's
+	// local path and keeps its typed result) and returns local's error with
+	// ranLocally set; otherwise it sends cmd (binary envelope bytes) to the
+	// owner and returns its reply.
+	Command(ctx context.Context, kind, id, commandID string, cmd []byte,
+		local func(context.Context) error) (reply CommandReply, ranLocally bool, err error)
+
+	// State reads the state of kind/id on its owner, like Command: at false
+	// is the current state, at true the state at version.
+	State(ctx context.Context, kind, id string, at bool, version uint64,
+		local func(context.Context) error) (reply StateReply, ranLocally bool, err error)
+}
+
+// CommandReply is a command's result as it crosses members.
+type CommandReply struct {
+	Events            [][]byte // committed events, binary envelope form
+	Version, Position uint64
+	Duplicate         bool
+}
+
+// StateReply is a state as it crosses members.
+type StateReply struct {
+	State   []byte // encoded as the definition encodes snapshots
+	Version uint64
+}
+
+// Kind serves the requests of other members for one registered kind.
+type Kind interface {
+	// ServeCommand decodes and runs a command on this member's local path.
+	ServeCommand(ctx context.Context, data []byte) (CommandReply, error)
+	// ServeState reads a state on this member's local path.
+	ServeState(ctx context.Context, id string, at bool, version uint64) (StateReply, error)
+}
+
+var (
+	// Attach installs r on the *actor.System sys (nil detaches). It fails
+	// when a router is already attached.
+	Attach func(sys any, r Router) error
+	// Kinds returns the kinds registered on sys, by name.
+	Kinds func(sys any) map[string]Kind
+	// Journal returns the journal of sys.
+	Journal func(sys any) journal.Journal
+)
