@@ -259,11 +259,11 @@ type runtime struct {
 	orders    *actor.Handle[Order, PlaceOrder, OrderPlaced]
 }
 
-func start(dir string, o *obs.Obs) (rt *runtime, err error) {
-	rt = &runtime{}
+func start(dir string, o *obs.Obs) (_ *runtime, err error) {
+	rt := &runtime{}
 	defer func() {
 		if err != nil {
-			rt.stop(context.Background())
+			err = errors.Join(err, rt.stop(context.Background()))
 		}
 	}()
 	if rt.journal, err = boltjournal.Open(filepath.Join(dir, JournalFile), boltjournal.Config{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()}); err != nil {

@@ -142,7 +142,7 @@ func (s *Store) open() error {
 	}
 	db, err := boltsafe.Open(s.path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: s.opts.NoSync})
 	if err != nil {
-		return fmt.Errorf("pii/bolt: open %s: %w", s.path, err)
+		return boltsafe.OpenError("pii/bolt", s.path, err)
 	}
 	s.db = db
 	return nil
