@@ -38,8 +38,10 @@ func NewKey() Key {
 	return Key{ID: base64.RawURLEncoding.EncodeToString(id[:]), Material: material}
 }
 
-// validKeyID reports whether id is a well-formed key id.
-func validKeyID(id string) bool {
+// ValidKeyID reports whether id is a well-formed key id: 1-64 characters
+// of the URL-safe base64 alphabet. A key store may report an ill-formed
+// id as ErrUnknownKey without looking it up.
+func ValidKeyID(id string) bool {
 	if id == "" || len(id) > 64 {
 		return false
 	}
