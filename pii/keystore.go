@@ -101,6 +101,19 @@ type KeyStore interface {
 	Close() error
 }
 
+// BatchDeleter is implemented by a KeyStore that erases many subjects more
+// cheaply together than one by one (pii/bolt removes the key bytes from
+// its file in one pass, pii/postgres commits once and vacuums once).
+// Eraser.EraseMany uses it when the store has it.
+type BatchDeleter interface {
+	// DeleteMany does what Delete does for every subject in subjects, as
+	// one operation: it returns once every erasure is durable. It checks
+	// every subject first (ErrNoSubject, ErrInvalidSubject) and erases
+	// nothing when one is bad. After an error, some subjects may be
+	// erased; calling it again is safe.
+	DeleteMany(ctx context.Context, subjects []string) error
+}
+
 // MemKeyStore is an in-memory KeyStore for tests and examples. NOT FOR
 // PRODUCTION: its keys vanish with the process, which erases every
 // subject's personal data. Delete overwrites the key material with zeros

@@ -1,14 +1,22 @@
 // Package bolt is a pii.KeyStore in a bbolt file of its own.
 //
 // The store keeps two buckets: subject → active key id, and key id → the
-// 32-byte key material. Delete replaces both with one-byte tombstones (so the
-// erased subject and its key ids are remembered) and then removes the old
-// key bytes from the file: bbolt never overwrites a page in place, so the
-// page that held the key would otherwise linger in the file's free pages.
-// Delete therefore compacts the database into a fresh file that holds
-// only live data, overwrites the whole old file with zeros, and renames
-// the fresh file over it — each step synced, each crash-safe: Open
-// finishes or discards an interrupted compaction.
+// 32-byte key material. Delete (or DeleteMany, for many subjects in one
+// go) replaces both with one-byte tombstones (so the erased subject and its
+// key ids are remembered) and then removes the old key bytes from the
+// file: bbolt never overwrites a page in place, and every write of a leaf
+// leaves its previous copy in a free page, so copies of a key linger in
+// the file's free pages. Once the tombstones are committed no page of the
+// live tree holds the erased keys, so DeleteMany reads the whole file once
+// and overwrites every remaining copy of the erased keys' bytes with zeros
+// (a commit first makes both meta pages refer to trees without the keys),
+// then syncs the file: the cost is one read of the file and a few small
+// writes per erasure, not a rewrite (see BENCHMARKS.md). The tombstone
+// commit also records a mark that the last step clears; when a crash
+// interrupts the pass, Open finds the mark and compacts the database into
+// a fresh file holding only live data, overwrites the whole old file with
+// zeros and renames the fresh file over it — each step synced, each
+// crash-safe: Open finishes or discards an interrupted compaction.
 //
 // Keys live in a file of their own rather than in the journal's database
 // because the compaction needs exclusive ownership of the file, and
@@ -89,7 +97,8 @@ func (o Config) Validate() error {
 }
 
 // Store is a pii.KeyStore in a bbolt file. All methods are safe for
-// concurrent use; Delete excludes every other call while it compacts.
+// concurrent use; Delete and DeleteMany exclude every other call while they
+// remove key bytes from the file.
 type Store struct {
 	path string
 	opts Config
@@ -102,7 +111,10 @@ type Store struct {
 	broken error // set when a failed compaction left no open database
 }
 
-var _ pii.KeyStore = (*Store)(nil)
+var (
+	_ pii.KeyStore     = (*Store)(nil)
+	_ pii.BatchDeleter = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the key store file at path, first
 // finishing or discarding a compaction a crash interrupted.

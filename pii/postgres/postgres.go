@@ -163,7 +163,10 @@ type Store struct {
 	bySubject, byID, create, erase, vacuum string
 }
 
-var _ pii.KeyStore = (*Store)(nil)
+var (
+	_ pii.KeyStore     = (*Store)(nil)
+	_ pii.BatchDeleter = (*Store)(nil)
+)
 
 // Open connects to the database at dsn, creates or migrates the keys
 // table and returns the store. Close closes the pool it creates.
@@ -328,8 +331,16 @@ func (s *Store) Get(ctx context.Context, id string) (pii.Key, error) {
 // when the VACUUM fails; the error is returned, and calling Delete again
 // runs the VACUUM again.
 func (s *Store) Delete(ctx context.Context, subject string) error {
-	if err := pii.CheckSubject(subject); err != nil {
-		return err
+	return s.DeleteMany(ctx, []string{subject})
+}
+
+// DeleteMany implements pii.BatchDeleter: Delete for every subject in one
+// transaction, followed by one VACUUM.
+func (s *Store) DeleteMany(ctx context.Context, subjects []string) error {
+	for _, subject := range subjects {
+		if err := pii.CheckSubject(subject); err != nil {
+			return err
+		}
 	}
 	if err := s.check(ctx); err != nil {
 		return err
@@ -338,13 +349,16 @@ func (s *Store) Delete(ctx context.Context, subject string) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = on"); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, s.erase, pii.NewKey().ID, []byte(subject))
-		return err
+		b := &pgx.Batch{}
+		for _, subject := range subjects {
+			b.Queue(s.erase, pii.NewKey().ID, []byte(subject))
+		}
+		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
 		return s.wrap(ctx, "erase", err)
 	}
-	if s.cfg.SkipVacuum {
+	if s.cfg.SkipVacuum || len(subjects) == 0 {
 		return nil
 	}
 	if _, err := s.pool.Exec(ctx, s.vacuum); err != nil {
