@@ -1,10 +1,10 @@
 package main
 
 import (
-	"os"
 	"testing"
 
 	"github.com/orchestrix/orchestrix/examples/internal/maintest"
+	"github.com/orchestrix/orchestrix/internal/pgtest"
 )
 
 // The program as a user runs it: -data naming a directory that does not
@@ -26,5 +26,5 @@ func TestMain_UnopenableKeyStore_ClearErrorNoPanic(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	maintest.Child(main)
-	os.Exit(m.Run())
+	pgtest.Main(m)
 }
