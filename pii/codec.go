@@ -295,7 +295,7 @@ func (w *walker) open(token string) (string, error) {
 		return token, nil // stored in the clear before the field was tagged
 	}
 	id, body, ok := strings.Cut(rest, ":")
-	if !ok || !validKeyID(id) {
+	if !ok || !ValidKeyID(id) {
 		return "", fmt.Errorf("%w: malformed key id", ErrCorruptField)
 	}
 	sealed, err := base64.RawURLEncoding.DecodeString(body)

@@ -74,9 +74,12 @@
 // ErrErased, so a command that would record some fails and stores nothing.
 // NewMemKeyStore is the in-memory reference (tests only: its keys die
 // with the process); package pii/bolt keeps keys in a bbolt file of its
-// own and removes deleted key bytes from that file (see its
-// documentation for how, and for the residual risks). Package piitest is
-// the conformance suite for key stores.
+// own and removes deleted key bytes from that file, and package
+// pii/postgres is the shared store for several processes on one
+// PostgreSQL database (see their documentation for how, and for the
+// residual risks). A store may also implement BatchDeleter, which
+// Eraser.EraseMany uses. Package piitest is the conformance suite for key
+// stores.
 //
 // Eraser.Erase destroys the keys and then records a SubjectErased event
 // as the only event of stream "pii-<subject>" (ErasureStream), once:

@@ -95,6 +95,50 @@ func (e *Eraser) Erase(ctx context.Context, subject, reason string) (Erasure, er
 	if err := e.Keys.Delete(ctx, subject); err != nil {
 		return Erasure{}, fmt.Errorf("pii: erasing subject %q: %w", subject, err)
 	}
+	return e.record(ctx, subject, reason)
+}
+
+// EraseMany erases several subjects, each as Erase does, destroying all
+// their keys first — in one operation when Keys implements BatchDeleter,
+// which is much cheaper for a batch than erasing one by one — and then
+// recording one SubjectErased event per subject (all with reason). The
+// erasures are returned in the order of subjects. When recording fails
+// for one subject, the error names it; every key is destroyed by then,
+// and calling EraseMany again records what is missing.
+func (e *Eraser) EraseMany(ctx context.Context, subjects []string, reason string) ([]Erasure, error) {
+	if e.Keys == nil || e.Journal == nil {
+		return nil, errors.New("pii: Eraser needs Keys and Journal")
+	}
+	for _, subject := range subjects {
+		if err := CheckSubject(subject); err != nil {
+			return nil, err
+		}
+	}
+	if bd, ok := e.Keys.(BatchDeleter); ok {
+		if err := bd.DeleteMany(ctx, subjects); err != nil {
+			return nil, fmt.Errorf("pii: erasing %d subjects: %w", len(subjects), err)
+		}
+	} else {
+		for _, subject := range subjects {
+			if err := e.Keys.Delete(ctx, subject); err != nil {
+				return nil, fmt.Errorf("pii: erasing subject %q: %w", subject, err)
+			}
+		}
+	}
+	out := make([]Erasure, 0, len(subjects))
+	for _, subject := range subjects {
+		er, err := e.record(ctx, subject, reason)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, er)
+	}
+	return out, nil
+}
+
+// record appends the SubjectErased event of an erased subject, or finds
+// the one recorded earlier.
+func (e *Eraser) record(ctx context.Context, subject, reason string) (Erasure, error) {
 	reg := e.Registry
 	if reg == nil {
 		reg = orchestrix.NewRegistry()

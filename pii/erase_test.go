@@ -288,3 +288,61 @@ func TestEraser_Erase_RecordFails_ReportsAndRetries(t *testing.T) {
 	_, err = e.Erase(ctx, "", "")
 	require.ErrorIs(t, err, pii.ErrNoSubject)
 }
+
+// batchKeys is a MemKeyStore that counts DeleteMany calls.
+type batchKeys struct {
+	*pii.MemKeyStore
+	batches int
+}
+
+func (b *batchKeys) DeleteMany(ctx context.Context, subjects []string) error {
+	b.batches++
+	for _, s := range subjects {
+		if err := b.Delete(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestEraser_EraseMany_UsesBatchDeleterAndRecordsEach(t *testing.T) {
+	ctx := context.Background()
+	for _, batch := range []bool{false, true} {
+		mk := pii.NewMemKeyStore()
+		var keys pii.KeyStore = mk
+		bk := &batchKeys{MemKeyStore: mk}
+		if batch {
+			keys = bk
+		}
+		j, err := mem.New(mem.Config{})
+		require.NoError(t, err)
+		alice, err := keys.GetOrCreate(ctx, "alice")
+		require.NoError(t, err)
+		bob, err := keys.GetOrCreate(ctx, "bob")
+		require.NoError(t, err)
+		e := &pii.Eraser{Keys: keys, Journal: j}
+		_, err = e.EraseMany(ctx, []string{"alice", ""}, "bad")
+		require.ErrorIs(t, err, pii.ErrNoSubject)
+		_, err = keys.Get(ctx, alice.ID)
+		require.NoError(t, err, "a rejected batch erased a subject")
+
+		got, err := e.EraseMany(ctx, []string{"alice", "carol"}, "request #7")
+		require.NoError(t, err)
+		require.Len(t, got, 2)
+		for i, subject := range []string{"alice", "carol"} {
+			require.Equal(t, pii.ErasureStream(subject), got[i].Record.Stream)
+			require.False(t, got[i].Repeated)
+		}
+		_, err = keys.Get(ctx, alice.ID)
+		require.ErrorIs(t, err, pii.ErrErased)
+		_, err = keys.Get(ctx, bob.ID)
+		require.NoError(t, err)
+		if batch {
+			require.Equal(t, 1, bk.batches, "EraseMany did not take the BatchDeleter path")
+		}
+		again, err := e.EraseMany(ctx, []string{"carol"}, "request #8")
+		require.NoError(t, err)
+		require.True(t, again[0].Repeated)
+		require.Equal(t, got[1].Record.Position, again[0].Record.Position)
+	}
+}

@@ -38,8 +38,10 @@ func NewKey() Key {
 	return Key{ID: base64.RawURLEncoding.EncodeToString(id[:]), Material: material}
 }
 
-// validKeyID reports whether id is a well-formed key id.
-func validKeyID(id string) bool {
+// ValidKeyID reports whether id is a well-formed key id: 1-64 characters
+// of the URL-safe base64 alphabet. A key store may report an ill-formed
+// id as ErrUnknownKey without looking it up.
+func ValidKeyID(id string) bool {
 	if id == "" || len(id) > 64 {
 		return false
 	}
@@ -97,6 +99,19 @@ type KeyStore interface {
 	// Close releases the store. Later calls return errors matching
 	// orchestrix.ErrClosed. Close is idempotent.
 	Close() error
+}
+
+// BatchDeleter is implemented by a KeyStore that erases many subjects more
+// cheaply together than one by one (pii/bolt removes the key bytes from
+// its file in one pass, pii/postgres commits once and vacuums once).
+// Eraser.EraseMany uses it when the store has it.
+type BatchDeleter interface {
+	// DeleteMany does what Delete does for every subject in subjects, as
+	// one operation: it returns once every erasure is durable. It checks
+	// every subject first (ErrNoSubject, ErrInvalidSubject) and erases
+	// nothing when one is bad. After an error, some subjects may be
+	// erased; calling it again is safe.
+	DeleteMany(ctx context.Context, subjects []string) error
 }
 
 // MemKeyStore is an in-memory KeyStore for tests and examples. NOT FOR

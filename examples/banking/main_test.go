@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orchestrix/orchestrix/examples/internal/maintest"
 	"github.com/orchestrix/orchestrix/internal/pgtest"
 )
 
@@ -60,4 +61,7 @@ func TestRunOn_PostgreSQL_SameOutcome(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	maintest.Child(main)
+	pgtest.Main(m)
+}

@@ -8,6 +8,7 @@
 //
 //	go run ./examples/gdpr            # data in a temporary directory
 //	go run ./examples/gdpr -data DIR  # keep the files in DIR
+//	go run ./examples/gdpr -pg postgres://localhost/shop  # journal, snapshots and keys in PostgreSQL
 //	go run ./examples/gdpr -metrics 127.0.0.1:9090 -trace
 package main
 
@@ -15,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -23,15 +25,23 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/examples/internal/obs"
+	"github.com/orchestrix/orchestrix/journal"
 	boltjournal "github.com/orchestrix/orchestrix/journal/bolt"
+	pgjournal "github.com/orchestrix/orchestrix/journal/postgres"
 	"github.com/orchestrix/orchestrix/pii"
 	boltkeys "github.com/orchestrix/orchestrix/pii/bolt"
+	pgkeys "github.com/orchestrix/orchestrix/pii/postgres"
 	"github.com/orchestrix/orchestrix/projection"
+	"github.com/orchestrix/orchestrix/snapshot"
 	boltsnapshot "github.com/orchestrix/orchestrix/snapshot/bolt"
+	pgsnapshot "github.com/orchestrix/orchestrix/snapshot/postgres"
 )
 
 // File names inside the data directory.
@@ -248,33 +258,152 @@ func (d *Directory) Projection() projection.Projection {
 	}
 }
 
-// runtime is one open journal, key store and actor system.
+// eventLog is a journal that can also tell how far it is written.
+type eventLog interface {
+	journal.Journal
+	journal.Watcher
+}
+
+// storage is where the shop keeps events, snapshots and keys.
+type storage struct {
+	journal   eventLog
+	snapshots snapshot.Store
+	keys      pii.KeyStore
+	close     func() error
+	// holds reports whether the stored events or the stored keys contain
+	// needle: one check per place, described by what.
+	holds func(ctx context.Context, needle []byte) ([]stored, error)
+}
+
+// stored is one place the demo looks into at the end.
+type stored struct {
+	where string
+	found bool
+}
+
+// backend opens the storage; the demo calls it again to restart.
+type backend func(ctx context.Context, o *obs.Obs) (*storage, error)
+
+// boltBackend keeps the journal and its snapshots in one bbolt file in dir
+// and the keys in another.
+func boltBackend(dir string) backend {
+	return func(_ context.Context, o *obs.Obs) (_ *storage, err error) {
+		st := &storage{}
+		var j *boltjournal.Journal
+		var snaps *boltsnapshot.Store
+		var keys *boltkeys.Store
+		st.close = func() error {
+			var errs []error
+			if snaps != nil {
+				errs = append(errs, snaps.Close())
+			}
+			if j != nil {
+				errs = append(errs, j.Close())
+			}
+			if keys != nil {
+				errs = append(errs, keys.Close())
+			}
+			return errors.Join(errs...)
+		}
+		defer func() {
+			if err != nil {
+				err = errors.Join(err, st.close())
+			}
+		}()
+		if j, err = boltjournal.Open(filepath.Join(dir, JournalFile), boltjournal.Config{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()}); err != nil {
+			return nil, err
+		}
+		if snaps, err = boltsnapshot.New(j.DB(), boltsnapshot.Config{}); err != nil {
+			return nil, err
+		}
+		if keys, err = boltkeys.Open(filepath.Join(dir, KeysFile), boltkeys.Config{}); err != nil {
+			return nil, err
+		}
+		st.journal, st.snapshots, st.keys = j, snaps, keys
+		st.holds = func(_ context.Context, needle []byte) ([]stored, error) {
+			var out []stored
+			for _, f := range []string{JournalFile, KeysFile} {
+				found, err := fileContains(filepath.Join(dir, f), needle)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, stored{f, found})
+			}
+			return out, nil
+		}
+		return st, nil
+	}
+}
+
+// postgresBackend keeps everything in the PostgreSQL database at dsn, as a
+// deployment of several processes would: the journal, the snapshots and
+// the shared key store (pii/postgres) on one pool.
+func postgresBackend(dsn string) backend {
+	return func(ctx context.Context, o *obs.Obs) (_ *storage, err error) {
+		pool, err := pgxpool.New(ctx, dsn)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				pool.Close()
+			}
+		}()
+		j, err := pgjournal.New(ctx, pool, pgjournal.Config{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()})
+		if err != nil {
+			return nil, err
+		}
+		snaps, err := pgsnapshot.New(ctx, pool, pgsnapshot.Config{})
+		if err != nil {
+			return nil, errors.Join(err, j.Close())
+		}
+		keys, err := pgkeys.New(ctx, pool, pgkeys.Config{})
+		if err != nil {
+			return nil, errors.Join(err, snaps.Close(), j.Close())
+		}
+		events := pgx.Identifier{j.Schema(), "journal_events"}.Sanitize()
+		keyTable := pgx.Identifier{keys.Schema(), pgkeys.Table}.Sanitize()
+		return &storage{
+			journal: j, snapshots: snaps, keys: keys,
+			close: func() error {
+				err := errors.Join(keys.Close(), snaps.Close(), j.Close())
+				pool.Close()
+				return err
+			},
+			holds: func(ctx context.Context, needle []byte) ([]stored, error) {
+				var inEvents, inKeys bool
+				if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+events+" WHERE position($1::bytea IN record) > 0)", needle).Scan(&inEvents); err != nil {
+					return nil, err
+				}
+				if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+keyTable+" WHERE position($1::bytea IN material) > 0)", needle).Scan(&inKeys); err != nil {
+					return nil, err
+				}
+				return []stored{{"table journal_events", inEvents}, {"table " + pgkeys.Table, inKeys}}, nil
+			},
+		}, nil
+	}
+}
+
+// runtime is one open storage, registry and actor system.
 type runtime struct {
-	journal   *boltjournal.Journal
-	snapshots *boltsnapshot.Store
-	keys      *boltkeys.Store
+	*storage
 	registry  *orchestrix.Registry
 	system    *actor.System
 	customers *actor.Handle[Customer, CustomerCommand, CustomerEvent]
 	orders    *actor.Handle[Order, PlaceOrder, OrderPlaced]
 }
 
-func start(dir string, o *obs.Obs) (rt *runtime, err error) {
-	rt = &runtime{}
+func start(ctx context.Context, be backend, o *obs.Obs) (_ *runtime, err error) {
+	st, err := be(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	rt := &runtime{storage: st}
 	defer func() {
 		if err != nil {
-			rt.stop(context.Background())
+			err = errors.Join(err, rt.stop(context.Background()))
 		}
 	}()
-	if rt.journal, err = boltjournal.Open(filepath.Join(dir, JournalFile), boltjournal.Config{Metrics: o.Metrics(), TracerProvider: o.TracerProvider()}); err != nil {
-		return nil, err
-	}
-	if rt.snapshots, err = boltsnapshot.New(rt.journal.DB(), boltsnapshot.Config{}); err != nil {
-		return nil, err
-	}
-	if rt.keys, err = boltkeys.Open(filepath.Join(dir, KeysFile), boltkeys.Config{}); err != nil {
-		return nil, err
-	}
 	codec, err := pii.NewCodec(pii.Config{Keys: rt.keys})
 	if err != nil {
 		return nil, err
@@ -304,16 +433,7 @@ func (rt *runtime) stop(ctx context.Context) error {
 	if rt.system != nil {
 		errs = append(errs, rt.system.Shutdown(ctx))
 	}
-	if rt.snapshots != nil {
-		errs = append(errs, rt.snapshots.Close())
-	}
-	if rt.journal != nil {
-		errs = append(errs, rt.journal.Close())
-	}
-	if rt.keys != nil {
-		errs = append(errs, rt.keys.Close())
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, rt.close())...)
 }
 
 // project runs the directory projection until it has caught up with the
@@ -348,10 +468,15 @@ func fileContains(path string, needle []byte) (bool, error) {
 	return bytes.Contains(raw, needle), nil
 }
 
-// run is the whole demo; it writes its story to w and keeps data in dir.
+// run is the whole demo on bbolt files in dir; it writes its story to w.
 // o supplies metrics and tracing (nil: none).
 func run(ctx context.Context, w io.Writer, dir string, o *obs.Obs) error {
-	rt, err := start(dir, o)
+	return runOn(ctx, w, boltBackend(dir), o)
+}
+
+// runOn is the whole demo on the storage be opens.
+func runOn(ctx context.Context, w io.Writer, be backend, o *obs.Obs) error {
+	rt, err := start(ctx, be, o)
 	if err != nil {
 		return err
 	}
@@ -429,7 +554,7 @@ func run(ctx context.Context, w io.Writer, dir string, o *obs.Obs) error {
 	if err := rt.stop(ctx); err != nil {
 		return err
 	}
-	if rt, err = start(dir, o); err != nil {
+	if rt, err = start(ctx, be, o); err != nil {
 		return err
 	}
 	alice, version, err := rt.customers.State(ctx, "alice")
@@ -452,32 +577,34 @@ func run(ctx context.Context, w io.Writer, dir string, o *obs.Obs) error {
 		}
 		fmt.Fprintf(w, "journal read of %s: %+v\n", rec.Stream, v)
 	}
-	if err := rt.stop(ctx); err != nil {
-		return err
-	}
-
-	fmt.Fprintln(w, "== the raw files")
+	fmt.Fprintln(w, "== the stored bytes")
 	for _, c := range []struct {
-		file, what string
-		needle     []byte
+		what   string
+		needle []byte
 	}{
-		{JournalFile, `"Alice Liddell"`, []byte("Alice Liddell")},
-		{JournalFile, `"Rabbit Hole"`, []byte("Rabbit Hole")},
-		{JournalFile, `"Bob Marley"`, []byte("Bob Marley")},
-		{JournalFile, "alice's key", aliceKey.Material},
-		{KeysFile, "alice's key", aliceKey.Material},
+		{`"Alice Liddell"`, []byte("Alice Liddell")},
+		{`"Rabbit Hole"`, []byte("Rabbit Hole")},
+		{`"Bob Marley"`, []byte("Bob Marley")},
+		{"alice's key", aliceKey.Material},
 	} {
-		found, err := fileContains(filepath.Join(dir, c.file), c.needle)
+		places, err := rt.holds(ctx, c.needle)
 		if err != nil {
-			return err
+			return errors.Join(err, rt.stop(ctx))
 		}
-		fmt.Fprintf(w, "%s contains %s: %t\n", c.file, c.what, found)
+		for _, p := range places {
+			fmt.Fprintf(w, "%s contains %s: %t\n", p.where, c.what, p.found)
+		}
 	}
-	return nil
+	return rt.stop(ctx)
 }
 
 func main() {
+	dsn := flag.String("pg", "", "PostgreSQL connection string: keep the journal, snapshots and keys there (pii/postgres) instead of in bbolt files")
 	obs.Main("gdpr", "directory for the journal and key store", func(ctx context.Context, dir string, o *obs.Obs) error {
-		return run(ctx, os.Stdout, dir, o)
+		be := boltBackend(dir)
+		if *dsn != "" {
+			be = postgresBackend(*dsn)
+		}
+		return runOn(ctx, os.Stdout, be, o)
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/pgtest"
 	boltjournal "github.com/orchestrix/orchestrix/journal/bolt"
 	"github.com/orchestrix/orchestrix/pii"
 	boltkeys "github.com/orchestrix/orchestrix/pii/bolt"
@@ -44,7 +45,7 @@ func TestRun_ErasesAliceEverywhereAndKeepsTheRest(t *testing.T) {
 		require.Contains(t, text, want)
 	}
 	// The rebuilt directory no longer shows alice's data.
-	after := text[strings.Index(text, "== the directory, rebuilt"):strings.Index(text, "== the raw files")]
+	after := text[strings.Index(text, "== the directory, rebuilt"):strings.Index(text, "== the stored bytes")]
 	require.NotContains(t, after, "Alice Liddell")
 	require.NotContains(t, after, "Rabbit Hole")
 
@@ -96,4 +97,27 @@ func TestRun_ErasesAliceEverywhereAndKeepsTheRest(t *testing.T) {
 		n++
 	}
 	require.Equal(t, 1, n)
+}
+
+// The same story with the journal, the snapshots and the shared key store
+// (pii/postgres) in one PostgreSQL database.
+func TestRunOn_PostgreSQL_ErasesAliceEverywhere(t *testing.T) {
+	ctx := context.Background()
+	var out bytes.Buffer
+	require.NoError(t, runOn(ctx, &out, postgresBackend(pgtest.DSN(t)), nil))
+	text := out.String()
+	for _, want := range []string{
+		`customer alice name="Alice Liddell" email="alice@looking-glass.example" country=GB`,
+		"new personal data for alice is refused: true",
+		`customer alice name="[erased]" email="[erased]" country=GB`,
+		`order    o-1   ship to "[erased]"`,
+		`alice at version 3: name="[erased]" email="[erased]" country=GB orders=1`,
+		`bob: name="Bob Marley" email="bob@trenchtown.example"`,
+		`table journal_events contains "Alice Liddell": false`,
+		`table journal_events contains "Rabbit Hole": false`,
+		"table journal_events contains alice's key: false",
+		"table pii_keys contains alice's key: false",
+	} {
+		require.Contains(t, text, want)
+	}
 }

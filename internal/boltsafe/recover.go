@@ -3,6 +3,7 @@ package boltsafe
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -129,4 +130,17 @@ func stdlib(fn string) bool {
 		first, _, _ = strings.Cut(fn, ".") // "bytes.Compare"
 	}
 	return !strings.Contains(first, ".")
+}
+
+// OpenError describes a failure to open the bbolt file at path for the
+// package named pkg ("journal/bolt"): "pkg: open path: err", or "pkg: err"
+// when err already names path (an *fs.PathError or a *CorruptError for
+// it), so the path is not printed twice.
+func OpenError(pkg, path string, err error) error {
+	var pe *fs.PathError
+	var ce *CorruptError
+	if errors.As(err, &pe) && pe.Path == path || errors.As(err, &ce) && ce.Path == path {
+		return fmt.Errorf("%s: %w", pkg, err)
+	}
+	return fmt.Errorf("%s: open %s: %w", pkg, path, err)
 }

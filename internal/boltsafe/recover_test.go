@@ -2,7 +2,9 @@ package boltsafe_test
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	bbolt "go.etcd.io/bbolt"
@@ -68,5 +70,22 @@ func TestDo_BboltIncompatibleValue_MatchesErrCorrupt(t *testing.T) {
 	var ce *boltsafe.CorruptError
 	if !errors.As(err, &ce) || ce.Path != path {
 		t.Fatalf("err = %#v, want a *CorruptError naming %s", err, path)
+	}
+}
+
+func TestOpenError_PathNamedOnce(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "no", "such.db")
+	_, err := bbolt.Open(missing, 0o600, nil)
+	if err == nil {
+		t.Fatal("bbolt opened a file in a missing directory")
+	}
+	got := boltsafe.OpenError("x/bolt", missing, err)
+	if n := strings.Count(got.Error(), missing); n != 1 || !strings.HasPrefix(got.Error(), "x/bolt: open ") || !errors.Is(got, os.ErrNotExist) {
+		t.Fatalf("OpenError = %q: want the path once, prefixed, matching os.ErrNotExist", got)
+	}
+	other := boltsafe.OpenError("x/bolt", missing, errors.New("timeout"))
+	if other.Error() != "x/bolt: open "+missing+": timeout" {
+		t.Fatalf("OpenError = %q", other)
 	}
 }

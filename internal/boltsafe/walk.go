@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"os"
 
 	"github.com/orchestrix/orchestrix"
@@ -107,6 +108,9 @@ func Verify(path string, opts Options) (Meta, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return Meta{}, err
+	}
+	if st.IsDir() {
+		return Meta{}, &fs.PathError{Op: "open", Path: path, Err: errors.New("is a directory, not a bbolt file")}
 	}
 	if st.Size() == 0 {
 		return Meta{}, nil

@@ -261,7 +261,7 @@ func Open(path string, cfg Config) (*Journal, error) {
 		if errors.Is(err, bberrors.ErrTimeout) {
 			return nil, fmt.Errorf("%w: %s (waited %v)", ErrLocked, path, cfg.Timeout)
 		}
-		return nil, fmt.Errorf("journal/bolt: open %s: %w", path, err)
+		return nil, boltsafe.OpenError("journal/bolt", path, err)
 	}
 	j := &Journal{
 		db:         db,

@@ -1,14 +1,22 @@
 // Package bolt is a pii.KeyStore in a bbolt file of its own.
 //
 // The store keeps two buckets: subject → active key id, and key id → the
-// 32-byte key material. Delete replaces both with one-byte tombstones (so the
-// erased subject and its key ids are remembered) and then removes the old
-// key bytes from the file: bbolt never overwrites a page in place, so the
-// page that held the key would otherwise linger in the file's free pages.
-// Delete therefore compacts the database into a fresh file that holds
-// only live data, overwrites the whole old file with zeros, and renames
-// the fresh file over it — each step synced, each crash-safe: Open
-// finishes or discards an interrupted compaction.
+// 32-byte key material. Delete (or DeleteMany, for many subjects in one
+// go) replaces both with one-byte tombstones (so the erased subject and its
+// key ids are remembered) and then removes the old key bytes from the
+// file: bbolt never overwrites a page in place, and every write of a leaf
+// leaves its previous copy in a free page, so copies of a key linger in
+// the file's free pages. Once the tombstones are committed no page of the
+// live tree holds the erased keys, so DeleteMany reads the whole file once
+// and overwrites every remaining copy of the erased keys' bytes with zeros
+// (a commit first makes both meta pages refer to trees without the keys),
+// then syncs the file: the cost is one read of the file and a few small
+// writes per erasure, not a rewrite (see BENCHMARKS.md). The tombstone
+// commit also records a mark that the last step clears; when a crash
+// interrupts the pass, Open finds the mark and compacts the database into
+// a fresh file holding only live data, overwrites the whole old file with
+// zeros and renames the fresh file over it — each step synced, each
+// crash-safe: Open finishes or discards an interrupted compaction.
 //
 // Keys live in a file of their own rather than in the journal's database
 // because the compaction needs exclusive ownership of the file, and
@@ -24,9 +32,11 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -43,7 +53,14 @@ import (
 const (
 	SubjectsBucket = "pii_subjects"
 	KeysBucket     = "pii_keys"
+	// MetaBucket holds the store's own bookkeeping: the mark of an
+	// erasure whose removal of key bytes has not finished.
+	MetaBucket = "pii_meta"
 )
+
+// scrubPendingKey, in MetaBucket, marks an erasure whose key bytes may
+// still be in free pages of the file.
+const scrubPendingKey = "scrub_pending"
 
 // tombstone replaces the key id of an erased subject and the material of
 // a destroyed key.
@@ -80,7 +97,8 @@ func (c Config) Validate() error {
 }
 
 // Store is a pii.KeyStore in a bbolt file. All methods are safe for
-// concurrent use; Delete excludes every other call while it compacts.
+// concurrent use; Delete and DeleteMany exclude every other call while they
+// remove key bytes from the file.
 type Store struct {
 	path string
 	opts Config
@@ -93,7 +111,10 @@ type Store struct {
 	broken error // set when a failed compaction left no open database
 }
 
-var _ pii.KeyStore = (*Store)(nil)
+var (
+	_ pii.KeyStore     = (*Store)(nil)
+	_ pii.BatchDeleter = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the key store file at path, first
 // finishing or discarding a compaction a crash interrupted.
@@ -106,7 +127,7 @@ func Open(path string, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	err := boltsafe.Update(s.db, func(tx *bbolt.Tx) error {
-		for _, name := range []string{SubjectsBucket, KeysBucket} {
+		for _, name := range []string{SubjectsBucket, KeysBucket, MetaBucket} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return err
 			}
@@ -115,6 +136,19 @@ func Open(path string, cfg Config) (*Store, error) {
 	})
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("pii/bolt: create buckets: %w", err), s.db.Close())
+	}
+	var pending bool
+	if err := boltsafe.View(s.db, func(tx *bbolt.Tx) error {
+		pending = tx.Bucket([]byte(MetaBucket)).Get([]byte(scrubPendingKey)) != nil
+		return nil
+	}); err != nil {
+		return nil, errors.Join(fmt.Errorf("pii/bolt: %w", err), s.db.Close())
+	}
+	if pending {
+		// A crash interrupted an erasure's removal of key bytes.
+		if err := s.compactPending(); err != nil {
+			return nil, errors.Join(err, s.Close())
+		}
 	}
 	return s, nil
 }
@@ -142,7 +176,7 @@ func (s *Store) open() error {
 	}
 	db, err := boltsafe.Open(s.path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: s.opts.NoSync})
 	if err != nil {
-		return fmt.Errorf("pii/bolt: open %s: %w", s.path, err)
+		return boltsafe.OpenError("pii/bolt", s.path, err)
 	}
 	s.db = db
 	return nil
@@ -238,33 +272,196 @@ func (s *Store) Get(ctx context.Context, id string) (pii.Key, error) {
 	return k, err
 }
 
-// Delete implements pii.KeyStore: it writes the tombstones in one
-// transaction, then compacts the file so the key bytes are gone from it
-// (see the package documentation). A failure during the compaction is
-// returned; the tombstones are committed by then (the key is unusable),
-// and calling Delete again compacts again.
+// Delete implements pii.KeyStore; it is DeleteMany with one subject.
 func (s *Store) Delete(ctx context.Context, subject string) error {
-	if err := pii.CheckSubject(subject); err != nil {
-		return err
+	return s.DeleteMany(ctx, []string{subject})
+}
+
+// DeleteMany erases several subjects at once, as Delete erases one: it
+// writes every tombstone in one transaction, then removes the erased key
+// bytes from the file in one pass (see the package documentation). It
+// returns once the erasure is durable and the key bytes are gone from the
+// file. A failure after the tombstones committed is returned; the keys
+// are unusable by then, and the next Delete, DeleteMany or Open of the
+// file compacts it so nothing the failed pass left behind survives.
+func (s *Store) DeleteMany(ctx context.Context, subjects []string) error {
+	for _, subject := range subjects {
+		if err := pii.CheckSubject(subject); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.usable(ctx); err != nil {
 		return err
 	}
+	var materials [][]byte
+	defer func() {
+		for _, m := range materials {
+			clear(m)
+		}
+	}()
+	var unfinished bool
 	err := boltsafe.Update(s.db, func(tx *bbolt.Tx) error {
-		subjects, keys := tx.Bucket([]byte(SubjectsBucket)), tx.Bucket([]byte(KeysBucket))
-		if id := subjects.Get([]byte(subject)); id != nil && string(id) != string(tombstone) {
-			if err := keys.Put(append([]byte(nil), id...), tombstone); err != nil {
+		materials = materials[:0]
+		subjectsB, keys, meta := tx.Bucket([]byte(SubjectsBucket)), tx.Bucket([]byte(KeysBucket)), tx.Bucket([]byte(MetaBucket))
+		unfinished = meta.Get([]byte(scrubPendingKey)) != nil
+		for _, subject := range subjects {
+			if id := subjectsB.Get([]byte(subject)); id != nil && string(id) != string(tombstone) {
+				id = bytes.Clone(id)
+				if m := keys.Get(id); len(m) == pii.KeySize {
+					materials = append(materials, bytes.Clone(m))
+				}
+				if err := keys.Put(id, tombstone); err != nil {
+					return err
+				}
+			}
+			if err := subjectsB.Put([]byte(subject), tombstone); err != nil {
 				return err
 			}
 		}
-		return subjects.Put([]byte(subject), tombstone)
+		if len(materials) == 0 && !unfinished {
+			return nil
+		}
+		return meta.Put([]byte(scrubPendingKey), tombstone)
 	})
 	if err != nil {
-		return fmt.Errorf("pii/bolt: delete %q: %w", subject, err)
+		return fmt.Errorf("pii/bolt: delete: %w", err)
 	}
-	return s.compact()
+	switch {
+	case unfinished:
+		// An earlier pass did not finish: only a compaction is sure to
+		// remove what it left behind.
+		return s.compactPending()
+	case len(materials) == 0:
+		return nil
+	}
+	return s.scrub(materials)
+}
+
+// scrub overwrites with zeros every copy of materials left in the file:
+// the erased keys are in no page of the live tree any more, so every copy
+// is in a free page (bbolt never overwrites a page in place, and every
+// write of a leaf leaves its old copy behind). A commit first makes both
+// meta pages refer to trees that no longer hold the keys, so a fallback
+// to the older meta page never reads a zeroed page; the pending mark is
+// cleared last. Callers hold s.mu for writing: no transaction can read
+// the free pages meanwhile.
+func (s *Store) scrub(materials [][]byte) error {
+	if err := boltsafe.Update(s.db, func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte(MetaBucket)).Put([]byte(scrubPendingKey), []byte{1})
+	}); err != nil {
+		return fmt.Errorf("pii/bolt: delete: %w", err)
+	}
+	if err := s.zeroCopies(materials); err != nil {
+		return err
+	}
+	if err := boltsafe.Update(s.db, func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte(MetaBucket)).Delete([]byte(scrubPendingKey))
+	}); err != nil {
+		return fmt.Errorf("pii/bolt: delete: %w", err)
+	}
+	return nil
+}
+
+// compactPending compacts the file and then clears the pending mark.
+func (s *Store) compactPending() error {
+	if err := s.compact(); err != nil {
+		return err
+	}
+	if err := boltsafe.Update(s.db, func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte(MetaBucket)).Delete([]byte(scrubPendingKey))
+	}); err != nil {
+		return fmt.Errorf("pii/bolt: compact: %w", err)
+	}
+	return nil
+}
+
+// zeroCopies reads the whole file once and overwrites every occurrence of
+// any of materials with zeros, then syncs the file.
+func (s *Store) zeroCopies(materials [][]byte) error {
+	f, err := os.OpenFile(s.path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("pii/bolt: scrub: %w", err)
+	}
+	err = scrubFile(f, materials)
+	if err == nil && !s.opts.NoSync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("pii/bolt: scrub: %w", err)
+	}
+	return nil
+}
+
+// scrubChunk is how much of the file zeroCopies reads at a time.
+const scrubChunk = 4 << 20
+
+// scrubFile overwrites every occurrence of any of materials (each
+// pii.KeySize bytes) in f with zeros.
+func scrubFile(f *os.File, materials [][]byte) error {
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	find := newMatcher(materials)
+	zeros := make([]byte, pii.KeySize)
+	buf := make([]byte, scrubChunk+pii.KeySize-1)
+	for off := int64(0); off < info.Size(); off += scrubChunk {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), info.Size()-off)], off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		for _, at := range find(buf[:n]) {
+			if _, err := f.WriteAt(zeros, off+int64(at)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// newMatcher returns a function reporting the offsets in b at which any
+// of materials starts. A few materials are each found with bytes.Index;
+// many are found in one pass with a table of their first two bytes.
+func newMatcher(materials [][]byte) func(b []byte) []int {
+	if len(materials) <= 8 {
+		return func(b []byte) []int {
+			var at []int
+			for _, m := range materials {
+				for i := 0; ; {
+					j := bytes.Index(b[i:], m)
+					if j < 0 {
+						break
+					}
+					at = append(at, i+j)
+					i += j + 1
+				}
+			}
+			return at
+		}
+	}
+	var first [1 << 16]bool
+	set := make(map[[pii.KeySize]byte]struct{}, len(materials))
+	for _, m := range materials {
+		first[int(m[0])<<8|int(m[1])] = true
+		set[[pii.KeySize]byte(m)] = struct{}{}
+	}
+	return func(b []byte) []int {
+		var at []int
+		for i := 0; i+pii.KeySize <= len(b); i++ {
+			if !first[int(b[i])<<8|int(b[i+1])] {
+				continue
+			}
+			if _, ok := set[[pii.KeySize]byte(b[i:i+pii.KeySize])]; ok {
+				at = append(at, i)
+			}
+		}
+		return at
+	}
 }
 
 // compact rewrites the database into a fresh file holding only live data

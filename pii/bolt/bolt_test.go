@@ -3,6 +3,7 @@ package bolt_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -95,4 +96,45 @@ func TestOpen_InterruptedCompaction_Finished(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist)
 	_, err = os.Stat(path + ".compacted")
 	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// DeleteMany erases many subjects with one pass over the file; every
+// erased key's bytes are gone from it, every other key stays usable.
+func TestStore_DeleteMany_KeyBytesGoneFromFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keys.db")
+	s, err := bolt.Open(path, bolt.Config{})
+	require.NoError(t, err)
+	defer s.Close()
+	var erase []string
+	var erased, kept []pii.Key
+	for i := range 300 {
+		subject := fmt.Sprintf("subject-%03d", i)
+		k, err := s.GetOrCreate(ctx, subject)
+		require.NoError(t, err)
+		if i%3 == 0 {
+			erase = append(erase, subject)
+			erased = append(erased, k)
+		} else {
+			kept = append(kept, k)
+		}
+	}
+	require.NoError(t, s.DeleteMany(ctx, append(erase, "never-seen")))
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	for _, k := range erased {
+		require.False(t, bytes.Contains(raw, k.Material), "erased key %q still in the file", k.ID)
+		_, err := s.Get(ctx, k.ID)
+		require.ErrorIs(t, err, pii.ErrErased)
+	}
+	for _, k := range kept {
+		got, err := s.Get(ctx, k.ID)
+		require.NoError(t, err)
+		require.Equal(t, k.Material, got.Material)
+	}
+	_, err = s.GetOrCreate(ctx, "never-seen")
+	require.ErrorIs(t, err, pii.ErrErased)
+	require.ErrorIs(t, s.DeleteMany(ctx, []string{"ok", ""}), pii.ErrNoSubject)
+	_, err = s.GetOrCreate(ctx, "ok")
+	require.NoError(t, err, "a rejected batch must erase nothing")
 }

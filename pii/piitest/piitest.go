@@ -183,6 +183,43 @@ func RunKeyStore(t *testing.T, f Features, open Factory) {
 		}
 	})
 
+	t.Run("DeleteMany_ErasesEachAndOnlyThem", func(t *testing.T) {
+		s := newStore(t)
+		bd, ok := s.(pii.BatchDeleter)
+		if !ok {
+			t.Skip("the store is not a pii.BatchDeleter")
+		}
+		var erased []pii.Key
+		for _, subject := range []string{"alice", "bob", "carol"} {
+			k, err := s.GetOrCreate(ctx, subject)
+			must(t, err)
+			erased = append(erased, k)
+		}
+		dave, err := s.GetOrCreate(ctx, "dave")
+		must(t, err)
+		if err := bd.DeleteMany(ctx, []string{"alice", ""}); !errors.Is(err, pii.ErrNoSubject) {
+			t.Fatalf("DeleteMany with an empty subject = %v, want ErrNoSubject", err)
+		}
+		if _, err := s.Get(ctx, erased[0].ID); err != nil {
+			t.Fatalf("a rejected DeleteMany erased alice: %v", err)
+		}
+		must(t, bd.DeleteMany(ctx, []string{"alice", "bob", "carol", "erin", "alice"}))
+		for _, k := range erased {
+			if _, err := s.Get(ctx, k.ID); !errors.Is(err, pii.ErrErased) {
+				t.Fatalf("Get(erased key) = %v, want ErrErased", err)
+			}
+		}
+		if _, err := s.GetOrCreate(ctx, "erin"); !errors.Is(err, pii.ErrErased) {
+			t.Fatalf("GetOrCreate(erin) = %v, want ErrErased", err)
+		}
+		got, err := s.Get(ctx, dave.ID)
+		must(t, err)
+		if !bytes.Equal(got.Material, dave.Material) {
+			t.Fatal("DeleteMany changed dave's key")
+		}
+		must(t, bd.DeleteMany(ctx, nil))
+	})
+
 	if !f.Durable {
 		return
 	}

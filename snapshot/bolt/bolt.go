@@ -138,7 +138,7 @@ func Open(path string, cfg Config) (*Store, error) {
 	}
 	db, err := boltsafe.Open(path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: cfg.NoSync})
 	if err != nil {
-		return nil, fmt.Errorf("snapshot/bolt: open %s: %w", path, err)
+		return nil, boltsafe.OpenError("snapshot/bolt", path, err)
 	}
 	s, err := newStore(db, cfg, true)
 	if err != nil {

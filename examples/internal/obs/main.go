@@ -12,7 +12,8 @@ import (
 
 // Main is the main function of the example called name. It registers -data
 // (described by dataHelp) and the observability flags on flag.CommandLine,
-// next to any flags the caller registered before, parses them, makes a
+// next to any flags the caller registered before, parses them, creates the
+// -data directory (and its parents) when it does not exist yet, or makes a
 // temporary data directory that it removes afterwards when -data is not
 // given, and calls run with a one-minute deadline. After a successful run
 // it keeps serving metrics until interrupted when -metrics is set. An error
@@ -35,6 +36,8 @@ func mainErr(name, dir string, settings *Settings, run func(context.Context, str
 		}
 		defer os.RemoveAll(tmp)
 		dir = tmp
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
 	}
 	o, err := settings.Start(os.Stdout, os.Stderr)
 	if err != nil {

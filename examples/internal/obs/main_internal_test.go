@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -44,5 +46,36 @@ func TestMainErr_GivenDir_UsedAndRunErrorReturned(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("a given directory must be kept: %v", err)
+	}
+}
+
+func TestMainErr_MissingDir_CreatedAndKept(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new", "data")
+	err := mainErr("test", dir, &Settings{}, func(_ context.Context, got string, _ *Obs) error {
+		info, err := os.Stat(got)
+		if err != nil || !info.IsDir() {
+			t.Errorf("the data directory was not created before the run: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("a created directory must be kept: %v", err)
+	}
+}
+
+func TestMainErr_DirIsAFile_ClearErrorAndNoRun(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := mainErr("test", file, &Settings{}, func(context.Context, string, *Obs) error {
+		t.Error("run called with an unusable data directory")
+		return nil
+	})
+	if err == nil || !strings.HasPrefix(err.Error(), "data directory: ") || strings.Count(err.Error(), file) != 1 {
+		t.Fatalf("mainErr = %v, want one clear data directory error", err)
 	}
 }
