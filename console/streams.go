@@ -211,8 +211,8 @@ type EventDetail struct {
 	ErasedFields []string `json:"erased_fields,omitempty"`
 	// SubjectErased is set when the event's subject has an erasure
 	// record (stream pii.ErasureStream(subject)).
-	SubjectErased bool `json:"subject_erased,omitempty"`
-	TraceURL    string `json:"trace_url,omitempty"`
+	SubjectErased bool   `json:"subject_erased,omitempty"`
+	TraceURL      string `json:"trace_url,omitempty"`
 }
 
 func (c *Console) event(r *http.Request) (any, error) {
