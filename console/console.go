@@ -99,6 +99,14 @@ type Config struct {
 	// RequestTimeout bounds each non-streaming request (DefaultRequestTimeout
 	// when 0).
 	RequestTimeout time.Duration
+	// Clock times the lag samples of the projections (and reads "now"
+	// for them); nil means orchestrix.SystemClock.
+	Clock orchestrix.Clock
+	// LagSampleEvery is how often each projection's lag is sampled for
+	// the projections page's chart (DefaultLagSampleEvery when 0);
+	// LagWindow how long samples are kept (DefaultLagWindow when 0).
+	// Sampling runs only when Projections is set, until Close.
+	LagSampleEvery, LagWindow time.Duration
 	// Logger receives the log of mutating actions and of internal errors;
 	// nil uses slog.Default().
 	Logger *slog.Logger
@@ -112,8 +120,12 @@ func (c Config) Validate() error {
 	if c.EnableWrites && c.Authorize == nil && !c.InsecureWritesWithoutAuthorize {
 		return ErrNoAuthorize
 	}
-	if c.PageSize < 0 || c.MaxPageSize < 0 || c.MaxScan < 0 || c.MaxTail < 0 || c.RequestTimeout < 0 {
+	if c.PageSize < 0 || c.MaxPageSize < 0 || c.MaxScan < 0 || c.MaxTail < 0 || c.RequestTimeout < 0 ||
+		c.LagSampleEvery < 0 || c.LagWindow < 0 {
 		return fmt.Errorf("%w: negative limit", ErrInvalidConfig)
+	}
+	if c.LagSampleEvery > 0 && c.LagWindow > 0 && c.LagWindow < c.LagSampleEvery {
+		return fmt.Errorf("%w: LagWindow %v below LagSampleEvery %v", ErrInvalidConfig, c.LagWindow, c.LagSampleEvery)
 	}
 	if c.PageSize > 0 && c.MaxPageSize > 0 && c.PageSize > c.MaxPageSize {
 		return fmt.Errorf("%w: PageSize %d above MaxPageSize %d", ErrInvalidConfig, c.PageSize, c.MaxPageSize)
@@ -140,6 +152,7 @@ type Console struct {
 	tails chan struct{}
 	// checking holds a token while an integrity check runs.
 	checking chan struct{}
+	lag      *lagSampler // nil without Config.Projections
 }
 
 // New returns a console for cfg, or an error when cfg is invalid.
@@ -162,6 +175,15 @@ func New(cfg Config) (*Console, error) {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = orchestrix.SystemClock{}
+	}
+	if cfg.LagSampleEvery == 0 {
+		cfg.LagSampleEvery = DefaultLagSampleEvery
+	}
+	if cfg.LagWindow == 0 {
+		cfg.LagWindow = max(DefaultLagWindow, cfg.LagSampleEvery)
+	}
 	c := &Console{cfg: cfg, log: cfg.Logger, hosts: map[string]bool{}, tails: make(chan struct{}, cfg.MaxTail), checking: make(chan struct{}, 1)}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -177,7 +199,21 @@ func New(cfg Config) (*Console, error) {
 		return nil, err
 	}
 	c.routes()
+	if cfg.Projections != nil {
+		c.lag = newLagSampler(c)
+	}
 	return c, nil
+}
+
+// Close stops the console's background work (the projections' lag
+// sampling). It does not close the journal or the projection manager.
+// The handler keeps serving after Close, without new lag samples. Close
+// is idempotent and returns nil.
+func (c *Console) Close() error {
+	if c.lag != nil {
+		c.lag.stop()
+	}
+	return nil
 }
 
 func (c *Console) routes() {
