@@ -231,6 +231,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /sagas", c.page("sagas", c.sagas))
 	m.HandleFunc("GET /check", c.page("check", c.check))
 	m.HandleFunc("GET /saga", c.page("saga", c.sagaDetail))
+	m.HandleFunc("GET /processes", c.page("processes", c.processes))
+	m.HandleFunc("GET /process", c.page("process", c.processDetail))
 	m.HandleFunc("GET /tail", c.page("tail", func(*http.Request) (any, error) { return struct{}{}, nil }))
 
 	m.HandleFunc("GET /api/streams", c.api(c.streams))
@@ -242,6 +244,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /api/sagas", c.api(c.sagas))
 	m.HandleFunc("GET /api/check", c.api(c.check))
 	m.HandleFunc("GET /api/saga", c.api(c.sagaDetail))
+	m.HandleFunc("GET /api/processes", c.api(c.processes))
+	m.HandleFunc("GET /api/process", c.api(c.processDetail))
 	m.HandleFunc("GET /api/tail", c.tail)
 
 	if c.cfg.EnableWrites {
