@@ -15,6 +15,7 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/projection"
+	"github.com/orchestrix/orchestrix/snapshot"
 )
 
 // Defaults of the Config limits.
@@ -63,6 +64,9 @@ type Config struct {
 	// Aggregates lists the aggregate kinds whose past states the console
 	// can show (time travel); build each with Aggregate(handle).
 	Aggregates []AggregateView
+	// Snapshots, when set, is the snapshot store of the aggregates: the
+	// time-travel page marks the versions that have a snapshot.
+	Snapshots snapshot.Store
 
 	// EnableWrites turns on the mutating routes (projection Start, Stop,
 	// Skip, Rebuild). They are POST only, pass Go's cross-origin
