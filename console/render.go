@@ -20,7 +20,7 @@ func mustSub(f fs.FS, dir string) fs.FS {
 	return sub
 }
 
-var pages = []string{"streams", "stream", "event", "projections", "tail", "aggregate", "search", "sagas", "saga", "check", "processes", "process"}
+var pages = []string{"streams", "stream", "event", "projections", "tail", "aggregate", "search", "sagas", "saga", "check", "processes", "process", "stats"}
 
 func (c *Console) parseTemplates() error {
 	funcs := template.FuncMap{
