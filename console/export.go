@@ -216,4 +216,3 @@ func safeFileName(s string) string {
 	}
 	return string(b)
 }
-
