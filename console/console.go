@@ -64,6 +64,10 @@ type Config struct {
 	// Aggregates lists the aggregate kinds whose past states the console
 	// can show (time travel); build each with Aggregate(handle).
 	Aggregates []AggregateView
+	// Sagas lists the orchestrations whose runner-side state (the
+	// attempts at the current step) the saga pages show; build each with
+	// Saga(s). Sagas not listed are shown from their streams alone.
+	Sagas []SagaView
 	// Snapshots, when set, is the snapshot store of the aggregates: the
 	// time-travel page marks the versions that have a snapshot.
 	Snapshots snapshot.Store
