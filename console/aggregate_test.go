@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -13,11 +14,16 @@ import (
 	"github.com/orchestrix/orchestrix/console"
 	"github.com/orchestrix/orchestrix/internal/banktest"
 	"github.com/orchestrix/orchestrix/journal/bolt"
+	"github.com/orchestrix/orchestrix/snapshot"
+	"github.com/orchestrix/orchestrix/snapshot/mem"
 )
 
 // newBank returns a console over a journal with account "acc" at version
 // 4: opened by Ann, +100, +50, -30.
-func newBank(t *testing.T) *console.Console {
+func newBank(t *testing.T) *console.Console { return newBankWith(t, nil) }
+
+// newBankWith is newBank with cfg changed by mod.
+func newBankWith(t *testing.T, mod func(*console.Config)) *console.Console {
 	t.Helper()
 	j, err := bolt.Open(filepath.Join(t.TempDir(), "orchestrix.db"), bolt.Config{NoSync: true})
 	require.NoError(t, err)
@@ -32,8 +38,12 @@ func newBank(t *testing.T) *console.Console {
 		_, err := h.Send(ctx, "acc", cmd)
 		require.NoError(t, err)
 	}
-	c, err := console.New(console.Config{Journal: j, Registry: sys.Registry(), Aggregates: []console.AggregateView{console.Aggregate(h)},
-		Logger: slog.New(slog.DiscardHandler)})
+	cfg := console.Config{Journal: j, Registry: sys.Registry(), Aggregates: []console.AggregateView{console.Aggregate(h)},
+		Logger: slog.New(slog.DiscardHandler)}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := console.New(cfg)
 	require.NoError(t, err)
 	return c
 }
@@ -95,4 +105,41 @@ func TestBrowser_TimeTravelSlider(t *testing.T) {
 		poll(`document.getElementById("state-version").textContent === "2"`))
 	require.Contains(t, text(t, ctx, "#state"), `"Balance": 100`)
 	screenshot(t, ctx, "aggregate")
+}
+
+func TestAPI_Aggregate_SnapshotMarkers(t *testing.T) {
+	ctx := context.Background()
+	snaps := mem.New(mem.Config{})
+	for _, v := range []uint64{1, 3} {
+		require.NoError(t, snaps.Save(ctx, snapshot.Snapshot{Stream: "account-acc", Version: v, Type: "t", Time: t0.Add(time.Duration(v) * time.Minute), Data: []byte("{}")}))
+	}
+	require.NoError(t, snaps.Save(ctx, snapshot.Snapshot{Stream: "account-other", Version: 2, Type: "t", Data: []byte("{}")}))
+	c := newBankWith(t, func(cfg *console.Config) { cfg.Snapshots = snaps })
+
+	s := decode[console.AggregateState](t, get(t, c, "/api/aggregate?kind=account&id=acc&version=2"))
+	require.Equal(t, []console.SnapshotMarker{{Version: 3, Time: t0.Add(3 * time.Minute)}, {Version: 1, Time: t0.Add(time.Minute)}}, s.Snapshots)
+	require.Equal(t, uint64(1), s.FromSnapshot)
+	s = decode[console.AggregateState](t, get(t, c, "/api/aggregate?kind=account&id=acc"))
+	require.Equal(t, uint64(3), s.FromSnapshot)
+
+	body := get(t, c, "/aggregate?kind=account&id=acc&version=4").Body.String()
+	require.Contains(t, body, `<datalist id="snapshot-marks"><option value="3" label="snapshot 3"></option><option value="1" label="snapshot 1"></option></datalist>`)
+	require.Contains(t, body, "(snapshot 3 + 1 events)")
+
+	// Without a store: no markers.
+	s = decode[console.AggregateState](t, get(t, newBank(t), "/api/aggregate?kind=account&id=acc"))
+	require.Empty(t, s.Snapshots)
+}
+
+func TestBrowser_TimeTravelSnapshotMarker(t *testing.T) {
+	ctx := browser(t)
+	snaps := mem.New(mem.Config{})
+	require.NoError(t, snaps.Save(context.Background(), snapshot.Snapshot{Stream: "account-acc", Version: 3, Type: "t", Data: []byte("{}")}))
+	srv := httptest.NewServer(newBankWith(t, func(cfg *console.Config) { cfg.Snapshots = snaps }))
+	defer srv.Close()
+	step(t, ctx, "open time travel", chromedpNavigate(localhostURL(srv.URL)+"/aggregate?kind=account&id=acc", "#slider")...)
+	require.Equal(t, "(snapshot 3 + 1 events)", text(t, ctx, "#from-snapshot"))
+	step(t, ctx, "move the slider below the snapshot", setSlider("#slider", 2),
+		poll(`document.getElementById("state-version").textContent === "2"`))
+	require.Equal(t, "(no snapshot at or below)", text(t, ctx, "#from-snapshot"))
 }

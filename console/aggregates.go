@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/snapshot"
 )
 
 // AggregateView lets the console rebuild past states of one aggregate kind
@@ -65,8 +66,46 @@ type AggregateState struct {
 	Compare uint64     `json:"compare,omitempty"`
 	Changes []Change   `json:"changes,omitempty"`
 	Between []EventRow `json:"between,omitempty"`
+	// Snapshots marks the versions of the stream that have a snapshot in
+	// Config.Snapshots, newest first (at most maxSnapshotMarkers);
+	// FromSnapshot is the newest at or below Version (0 when none): the
+	// state was rebuilt from it when the aggregates use the same store.
+	Snapshots    []SnapshotMarker `json:"snapshots,omitempty"`
+	FromSnapshot uint64           `json:"from_snapshot,omitempty"`
 	// Kinds lists the registered aggregate kinds (for the page's form).
 	Kinds []string `json:"kinds"`
+}
+
+// SnapshotMarker is a stored snapshot of an aggregate: the version it
+// includes and when it was taken.
+type SnapshotMarker struct {
+	Version uint64    `json:"version"`
+	Time    time.Time `json:"time"`
+}
+
+// maxSnapshotMarkers caps the snapshots listed for one aggregate.
+const maxSnapshotMarkers = 100
+
+// snapshotMarkers lists stream's snapshots, newest first, by loading the
+// newest below the previous one.
+func (c *Console) snapshotMarkers(ctx context.Context, stream string, head uint64) ([]SnapshotMarker, error) {
+	if c.cfg.Snapshots == nil {
+		return nil, nil
+	}
+	var out []SnapshotMarker
+	below := head
+	for len(out) < maxSnapshotMarkers && below > 0 {
+		s, ok, err := c.cfg.Snapshots.Load(ctx, stream, snapshot.AtOrBelow(below))
+		if err != nil {
+			return nil, fmt.Errorf("console: reading the snapshots of %q: %w", stream, err)
+		}
+		if !ok {
+			break
+		}
+		out = append(out, SnapshotMarker{Version: s.Version, Time: s.Time})
+		below = s.Version - 1
+	}
+	return out, nil
 }
 
 func (c *Console) aggregateKinds() []string {
@@ -130,6 +169,15 @@ func (c *Console) aggregate(r *http.Request) (any, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if out.Snapshots, err = c.snapshotMarkers(ctx, out.Stream, out.Head); err != nil {
+		return nil, err
+	}
+	for _, m := range out.Snapshots {
+		if m.Version <= out.Version {
+			out.FromSnapshot = m.Version
+			break
+		}
 	}
 	if out.State, err = prettyJSON(state); err != nil {
 		return nil, fmt.Errorf("console: encoding the state of %s %q: %w", kind, id, err)

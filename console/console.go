@@ -15,6 +15,7 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/projection"
+	"github.com/orchestrix/orchestrix/snapshot"
 )
 
 // Defaults of the Config limits.
@@ -63,6 +64,13 @@ type Config struct {
 	// Aggregates lists the aggregate kinds whose past states the console
 	// can show (time travel); build each with Aggregate(handle).
 	Aggregates []AggregateView
+	// Sagas lists the orchestrations whose runner-side state (the
+	// attempts at the current step) the saga pages show; build each with
+	// Saga(s). Sagas not listed are shown from their streams alone.
+	Sagas []SagaView
+	// Snapshots, when set, is the snapshot store of the aggregates: the
+	// time-travel page marks the versions that have a snapshot.
+	Snapshots snapshot.Store
 
 	// EnableWrites turns on the mutating routes (projection Start, Stop,
 	// Skip, Rebuild). They are POST only, pass Go's cross-origin
@@ -99,6 +107,14 @@ type Config struct {
 	// RequestTimeout bounds each non-streaming request (DefaultRequestTimeout
 	// when 0).
 	RequestTimeout time.Duration
+	// Clock times the lag samples of the projections (and reads "now"
+	// for them); nil means orchestrix.SystemClock.
+	Clock orchestrix.Clock
+	// LagSampleEvery is how often each projection's lag is sampled for
+	// the projections page's chart (DefaultLagSampleEvery when 0);
+	// LagWindow how long samples are kept (DefaultLagWindow when 0).
+	// Sampling runs only when Projections is set, until Close.
+	LagSampleEvery, LagWindow time.Duration
 	// Logger receives the log of mutating actions and of internal errors;
 	// nil uses slog.Default().
 	Logger *slog.Logger
@@ -112,8 +128,12 @@ func (c Config) Validate() error {
 	if c.EnableWrites && c.Authorize == nil && !c.InsecureWritesWithoutAuthorize {
 		return ErrNoAuthorize
 	}
-	if c.PageSize < 0 || c.MaxPageSize < 0 || c.MaxScan < 0 || c.MaxTail < 0 || c.RequestTimeout < 0 {
+	if c.PageSize < 0 || c.MaxPageSize < 0 || c.MaxScan < 0 || c.MaxTail < 0 || c.RequestTimeout < 0 ||
+		c.LagSampleEvery < 0 || c.LagWindow < 0 {
 		return fmt.Errorf("%w: negative limit", ErrInvalidConfig)
+	}
+	if c.LagSampleEvery > 0 && c.LagWindow > 0 && c.LagWindow < c.LagSampleEvery {
+		return fmt.Errorf("%w: LagWindow %v below LagSampleEvery %v", ErrInvalidConfig, c.LagWindow, c.LagSampleEvery)
 	}
 	if c.PageSize > 0 && c.MaxPageSize > 0 && c.PageSize > c.MaxPageSize {
 		return fmt.Errorf("%w: PageSize %d above MaxPageSize %d", ErrInvalidConfig, c.PageSize, c.MaxPageSize)
@@ -140,6 +160,7 @@ type Console struct {
 	tails chan struct{}
 	// checking holds a token while an integrity check runs.
 	checking chan struct{}
+	lag      *lagSampler // nil without Config.Projections
 }
 
 // New returns a console for cfg, or an error when cfg is invalid.
@@ -162,6 +183,15 @@ func New(cfg Config) (*Console, error) {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = orchestrix.SystemClock{}
+	}
+	if cfg.LagSampleEvery == 0 {
+		cfg.LagSampleEvery = DefaultLagSampleEvery
+	}
+	if cfg.LagWindow == 0 {
+		cfg.LagWindow = max(DefaultLagWindow, cfg.LagSampleEvery)
+	}
 	c := &Console{cfg: cfg, log: cfg.Logger, hosts: map[string]bool{}, tails: make(chan struct{}, cfg.MaxTail), checking: make(chan struct{}, 1)}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -177,7 +207,21 @@ func New(cfg Config) (*Console, error) {
 		return nil, err
 	}
 	c.routes()
+	if cfg.Projections != nil {
+		c.lag = newLagSampler(c)
+	}
 	return c, nil
+}
+
+// Close stops the console's background work (the projections' lag
+// sampling). It does not close the journal or the projection manager.
+// The handler keeps serving after Close, without new lag samples. Close
+// is idempotent and returns nil.
+func (c *Console) Close() error {
+	if c.lag != nil {
+		c.lag.stop()
+	}
+	return nil
 }
 
 func (c *Console) routes() {
@@ -195,6 +239,9 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /sagas", c.page("sagas", c.sagas))
 	m.HandleFunc("GET /check", c.page("check", c.check))
 	m.HandleFunc("GET /saga", c.page("saga", c.sagaDetail))
+	m.HandleFunc("GET /stats", c.page("stats", c.stats))
+	m.HandleFunc("GET /processes", c.page("processes", c.processes))
+	m.HandleFunc("GET /process", c.page("process", c.processDetail))
 	m.HandleFunc("GET /tail", c.page("tail", func(*http.Request) (any, error) { return struct{}{}, nil }))
 
 	m.HandleFunc("GET /api/streams", c.api(c.streams))
@@ -206,6 +253,10 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /api/sagas", c.api(c.sagas))
 	m.HandleFunc("GET /api/check", c.api(c.check))
 	m.HandleFunc("GET /api/saga", c.api(c.sagaDetail))
+	m.HandleFunc("GET /api/stats", c.api(c.stats))
+	m.HandleFunc("GET /api/export", c.export)
+	m.HandleFunc("GET /api/processes", c.api(c.processes))
+	m.HandleFunc("GET /api/process", c.api(c.processDetail))
 	m.HandleFunc("GET /api/tail", c.tail)
 
 	if c.cfg.EnableWrites {

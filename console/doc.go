@@ -25,6 +25,9 @@
 //	GET search?type=&subject=&correlation=&since=&until=&from=  bounded search
 //	GET sagas?name=&state=&after=&limit=         saga instances by state
 //	GET saga?stream=                             one saga's timeline
+//	GET processes?name=&state=&after=&limit=     process manager instances by state
+//	GET process?stream=                          one process: state, timers, failures
+//	GET stats                                    counts by kind, positions; export form
 //	GET check                                    integrity check (journal.Checker)
 //	GET projections                              projection status (and actions)
 //	GET tail                                     live tail of the global log
@@ -43,6 +46,13 @@
 //	GET api/search?type=&subject=&correlation=&since=&until=&from=&limit=  SearchPage
 //	GET api/sagas?name=&state=&after=&limit=     SagaPage
 //	GET api/saga?stream=                         SagaDetail
+//	GET api/processes?name=&state=&after=&limit= ProcessPage
+//	GET api/process?stream=                      ProcessDetail
+//	GET api/stats                                Stats
+//	GET api/export?stream=&from=&to=             JSON lines in the export format
+//	                                             (a download; at most MaxScan
+//	                                             records, X-Export-Next names
+//	                                             the next "from")
 //	GET api/check                                CheckResult
 //	GET api/projections                          ProjectionPage
 //	GET api/tail?from=&type=&prefix=             text/event-stream of EventRow,
@@ -63,12 +73,25 @@
 // recorded events, and the timeline lists steps with their deadlines, the
 // failure and the compensations in the order they ran.
 //
+// Processes are read from their streams ("process.<name>-<id>"): the
+// newest recorded event holds the state, the pending timers (overdue when
+// due before Config.Clock's now) and the failure count; the state is
+// active, failed (the newest handler call failed for good) or done. With
+// an orchestration listed in Config.Sagas (Saga(s)), a saga's page also
+// shows its runner's attempt in progress and the previous attempt's error.
+//
+// The projections page charts each projection's lag over Config.LagWindow
+// as inline SVG, from samples taken in-process every
+// Config.LagSampleEvery on Config.Clock; Close stops the sampling.
+//
 // Time travel rebuilds the state of an aggregate registered with
 // Aggregate(handle) at a version or time, without touching the live actor,
 // and with compare= lists the changed fields and the events in between.
+// With Config.Snapshots, the versions that have a snapshot are marked.
 //
-// The kind of a stream is what comes before its first '-': "account" for
-// "account-7", "saga.transfer" for saga streams, "pii" for erasure streams.
+// The kind of a stream is journal.StreamKind: what comes before its first
+// '-': "account" for "account-7", "saga.transfer" for saga streams, "pii"
+// for erasure streams.
 //
 // # Safety
 //
@@ -89,5 +112,6 @@
 //     (html/template escaping; the tail's script sets textContent).
 //   - Decoded payloads are decoded on each request through the registry and
 //     never cached; with a pii codec, fields of erased subjects read as
-//     erased.
+//     erased (pii.Erased), the event page lists them and says when the
+//     subject has an erasure record, and nothing decrypted is kept.
 package console

@@ -19,6 +19,11 @@ type ProjectionRow struct {
 	Attempts       int    `json:"attempts,omitempty"`
 	FailedPosition uint64 `json:"failed_position,omitempty"`
 	Error          string `json:"error,omitempty"`
+	// LagHistory is the lag sampled in-process over the last
+	// Config.LagWindow, oldest first.
+	LagHistory []LagSample `json:"lag_history"`
+	// Chart draws LagHistory (for the page).
+	Chart *LagChart `json:"-"`
 }
 
 // ProjectionPage is the answer of GET /api/projections.
@@ -42,6 +47,8 @@ func (c *Console) projections(r *http.Request) (any, error) {
 		if st.LastError != nil {
 			row.Error = st.LastError.Error()
 		}
+		row.LagHistory = c.lag.history(st.Name)
+		row.Chart = lagChart(row.LagHistory, c.cfg.LagWindow)
 		out.Projections = append(out.Projections, row)
 	}
 	return out, nil

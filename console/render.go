@@ -20,7 +20,7 @@ func mustSub(f fs.FS, dir string) fs.FS {
 	return sub
 }
 
-var pages = []string{"streams", "stream", "event", "projections", "tail", "aggregate", "search", "sagas", "saga", "check"}
+var pages = []string{"streams", "stream", "event", "projections", "tail", "aggregate", "search", "sagas", "saga", "check", "processes", "process", "stats"}
 
 func (c *Console) parseTemplates() error {
 	funcs := template.FuncMap{
@@ -33,6 +33,7 @@ func (c *Console) parseTemplates() error {
 		"prev":     func(v uint64) uint64 { return v - 1 },
 		"list":     func(s ...string) []string { return s },
 		"next":     func(v uint64) uint64 { return v + 1 },
+		"minus":    func(a, b uint64) uint64 { return b - a },
 		"writable": func() bool { return c.cfg.EnableWrites },
 	}
 	c.tmpl = make(map[string]*template.Template, len(pages))

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -59,6 +60,51 @@ type TimelineEntry struct {
 type SagaDetail struct {
 	SagaRow
 	Timeline []TimelineEntry `json:"timeline"`
+	// Live is what this process's saga runner knows beyond the stream:
+	// the attempts at the current step. Set when the saga's orchestration
+	// is listed in Config.Sagas.
+	Live *SagaLive `json:"live,omitempty"`
+}
+
+// SagaLive is the in-process state of a saga its runner executes.
+type SagaLive struct {
+	// Executing is true while this process's runner executes the saga.
+	Executing bool `json:"executing"`
+	// Step and StepName are the step being executed or compensated.
+	Step     int    `json:"step"`
+	StepName string `json:"step_name,omitempty"`
+	// Attempt is the attempt in progress at it (0 when none is), and
+	// LastError the error of the previous attempt.
+	Attempt   int    `json:"attempt,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	// Deadline is the durable deadline of the current step (zero when it
+	// has none).
+	Deadline time.Time `json:"deadline,omitzero"`
+}
+
+// SagaView lets the console show what a saga runner knows of its sagas
+// beyond their streams (the attempts in progress). Build it with Saga and
+// list it in Config.Sagas.
+type SagaView struct {
+	name string
+	live func(ctx context.Context, id string) (SagaLive, error)
+}
+
+// Saga returns the view of the sagas of s: their detail pages add the
+// attempt in progress at the current step and its last error, from
+// s.Status.
+func Saga[D any](s *saga.Saga[D]) SagaView {
+	return SagaView{name: s.Name(), live: func(ctx context.Context, id string) (SagaLive, error) {
+		st, err := s.Status(ctx, id)
+		if err != nil {
+			return SagaLive{}, err
+		}
+		l := SagaLive{Executing: st.Executing, Attempt: st.Attempt, LastError: st.LastError, Deadline: st.Deadline}
+		if !st.State.Terminal() {
+			l.Step, l.StepName = st.Step, st.StepName
+		}
+		return l, nil
+	}}
 }
 
 var sagaKinds = map[string]string{
@@ -188,5 +234,18 @@ func (c *Console) sagaDetail(r *http.Request) (any, error) {
 	if head == 0 {
 		return nil, notFound("console: no saga stream %q", stream)
 	}
-	return c.readSaga(r, stream, c.cfg.MaxScan)
+	d, err := c.readSaga(r, stream, c.cfg.MaxScan)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range c.cfg.Sagas {
+		if v.name == d.Name {
+			live, err := v.live(r.Context(), d.ID)
+			if err != nil {
+				return nil, err
+			}
+			d.Live = &live
+		}
+	}
+	return d, nil
 }

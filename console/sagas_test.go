@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"testing"
@@ -10,8 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/console"
 	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/saga"
 )
 
@@ -85,4 +88,40 @@ func TestBrowser_CompensatedSagaTimeline(t *testing.T) {
 	tl := text(t, ctx, "#timeline")
 	require.Regexp(t, `(?s)step failed step 1 credit: account closed.*step compensated step 0 debit`, tl)
 	screenshot(t, ctx, "saga")
+}
+
+type flakyData struct{}
+
+func TestAPI_Saga_LiveAttemptsFromTheRunner(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	clock := actortest.NewManualClock(t0) // the backoff never passes: the saga stays at its second attempt
+	runner, err := saga.NewRunner(saga.Config{Journal: f.j, Registry: f.reg, Checkpoints: projection.NewMemCheckpoints(), Clock: clock,
+		Retry: projection.Retry{MaxAttempts: 5, InitialBackoff: time.Hour}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = runner.Close() })
+	flaky, err := saga.Register(runner, saga.New[flakyData]("flaky").
+		Step("call", func(context.Context, *saga.Context[flakyData]) error { return errors.New("<i>service unavailable</i>") }, nil,
+			saga.Timeout(30*time.Minute)))
+	require.NoError(t, err)
+	require.NoError(t, flaky.Begin(ctx, "f1", flakyData{}))
+	_, err = flaky.Wait(ctx, "f1", func(st saga.Status[flakyData]) bool { return st.LastError != "" })
+	require.NoError(t, err)
+
+	c := f.console(t, func(cfg *console.Config) { cfg.Sagas = []console.SagaView{console.Saga(flaky)} })
+	d := decode[console.SagaDetail](t, get(t, c, "/api/saga?stream="+flaky.Stream("f1")))
+	require.Equal(t, console.SagaRunning, d.State)
+	require.NotNil(t, d.Live)
+	require.True(t, d.Live.Executing)
+	require.Equal(t, "call", d.Live.StepName)
+	require.Equal(t, "<i>service unavailable</i>", d.Live.LastError)
+	require.GreaterOrEqual(t, d.Live.Attempt, 1)
+	require.Equal(t, t0.Add(30*time.Minute), d.Live.Deadline)
+	page := get(t, c, "/saga?stream="+flaky.Stream("f1")).Body.String()
+	require.Contains(t, page, `id="last-error">&lt;i&gt;service unavailable&lt;/i&gt;`)
+	require.Contains(t, page, "deadline 2026-01-02T15:30:00Z")
+
+	// Without the view the page shows the stream alone.
+	d = decode[console.SagaDetail](t, get(t, f.console(t, nil), "/api/saga?stream="+flaky.Stream("f1")))
+	require.Nil(t, d.Live)
 }

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/pii"
 )
 
 // StreamRow is one stream of a stream list.
@@ -31,16 +33,6 @@ type StreamPage struct {
 	// stopped it before the page was full.
 	Scanned   int  `json:"scanned"`
 	Truncated bool `json:"truncated,omitempty"`
-}
-
-// kindOf returns the aggregate kind of a stream name: what comes before
-// the first '-' ("account" for "account-7", "saga.transfer" for a saga
-// stream, "pii" for an erasure stream).
-func kindOf(stream string) string {
-	if i := strings.IndexByte(stream, '-'); i > 0 {
-		return stream[:i]
-	}
-	return stream
 }
 
 func (c *Console) streams(r *http.Request) (any, error) {
@@ -73,12 +65,12 @@ func (c *Console) streams(r *http.Request) (any, error) {
 			continue
 		}
 		out.Scanned++
-		if strings.HasPrefix(info.Name, prefix) && (kind == "" || kindOf(info.Name) == kind) {
+		if strings.HasPrefix(info.Name, prefix) && (kind == "" || journal.StreamKind(info.Name) == kind) {
 			if len(out.Streams) == limit {
 				out.Next = out.Streams[limit-1].Name
 				break
 			}
-			out.Streams = append(out.Streams, StreamRow{Name: info.Name, Kind: kindOf(info.Name), Head: info.Head, Events: info.Events()})
+			out.Streams = append(out.Streams, StreamRow{Name: info.Name, Kind: journal.StreamKind(info.Name), Head: info.Head, Events: info.Events()})
 		}
 		if out.Scanned >= c.cfg.MaxScan {
 			out.Truncated = true
@@ -214,7 +206,13 @@ type EventDetail struct {
 	// JSON; DecodeError says why it could not be decoded.
 	Decoded     string `json:"decoded,omitempty"`
 	DecodeError string `json:"decode_error,omitempty"`
-	TraceURL    string `json:"trace_url,omitempty"`
+	// ErasedFields lists the JSON paths of the decoded payload that read
+	// as erased (pii.Erased): personal data whose key was destroyed.
+	ErasedFields []string `json:"erased_fields,omitempty"`
+	// SubjectErased is set when the event's subject has an erasure
+	// record (stream pii.ErasureStream(subject)).
+	SubjectErased bool   `json:"subject_erased,omitempty"`
+	TraceURL      string `json:"trace_url,omitempty"`
 }
 
 func (c *Console) event(r *http.Request) (any, error) {
@@ -283,9 +281,35 @@ func (c *Console) event(r *http.Request) (any, error) {
 			d.DecodeError = err.Error()
 		} else {
 			d.Decoded = s
+			d.ErasedFields = erasedFields(v)
 		}
 	}
+	if e.Subject != "" && journal.ValidateStream(pii.ErasureStream(e.Subject)) == nil {
+		h, err := c.cfg.Journal.Head(ctx, pii.ErasureStream(e.Subject))
+		if err != nil {
+			return nil, err
+		}
+		d.SubjectErased = h > 0
+	}
 	return d, nil
+}
+
+// erasedFields returns the paths of v's JSON form whose value is the
+// pii.Erased marker.
+func erasedFields(v any) []string {
+	flat, err := flatten(v)
+	if err != nil {
+		return nil
+	}
+	marker, _ := json.Marshal(pii.Erased)
+	var out []string
+	for p, leaf := range flat {
+		if leaf == string(marker) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func storedForm(data []byte) (string, []byte) {

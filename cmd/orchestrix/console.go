@@ -24,8 +24,10 @@ or --pg, read-only: streams, events (the stored form; payload types are
 not known here, so there is no decoded form), the live tail and the JSON
 API under /api/. Open the printed address in a browser; stop with Ctrl-C.
 
-A bbolt file is held by one process at a time: run this only while the
-service is stopped (a running service mounts the console itself). It
+A bbolt file is opened read-only (bbolt's read-only mode under a shared
+lock): nothing in it is changed, and several consoles may share it, but
+not with the running service, which holds it exclusively (a running
+service mounts the console itself). It
 listens on 127.0.0.1:8089 by default and warns when --addr is not a
 loopback address. Requests must name one of the allowed hosts (default
 localhost, 127.0.0.1, ::1; add names with --allow-host) in their Host
@@ -51,7 +53,7 @@ header, which defeats DNS rebinding.`,
 			if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 				fmt.Fprintf(a.stderr, "orchestrix console: warning: listening on %s, not a loopback address: anyone who can reach it can read every event\n", *addr)
 			}
-			s, err := a.open(false)
+			s, err := a.openReadOnly()
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -17,6 +18,9 @@ import (
 
 func TestConsole_ServesJournalReadOnlyUntilInterrupted(t *testing.T) {
 	dir := makeJournal(t, false)
+	file := filepath.Join(dir, "orchestrix.db")
+	before, err := os.ReadFile(file)
+	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, cliPath, "--data", dir, "console", "--addr", "127.0.0.1:0")
@@ -52,6 +56,9 @@ func TestConsole_ServesJournalReadOnlyUntilInterrupted(t *testing.T) {
 
 	require.NoError(t, cmd.Process.Signal(os.Interrupt))
 	require.NoError(t, cmd.Wait(), "an interrupt ends the console cleanly")
+	after, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.True(t, string(before) == string(after), "the console changed the journal file")
 }
 
 func TestConsole_BadAddrAndRemoteWarning(t *testing.T) {

@@ -358,6 +358,28 @@ func (a *app) open(create bool) (*store, error) {
 	return &store{Journal: j, bolt: j, path: path}, nil
 }
 
+// openReadOnly opens the journal named by the global flags for reading
+// only: a bbolt file is opened with bolt.OpenReadOnly, so it is never
+// changed (nor created); PostgreSQL is opened as usual (the console
+// issues no writes to it).
+func (a *app) openReadOnly() (*store, error) {
+	if a.g.pg != "" {
+		return a.open(false)
+	}
+	path := a.boltPath()
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no journal at %s (use --data DIR or --pg DSN)", path)
+		}
+		return nil, err
+	}
+	j, err := bolt.OpenReadOnly(path, bolt.Config{Timeout: a.g.lockTimeout})
+	if err != nil {
+		return nil, lockedMessage(err, path)
+	}
+	return &store{Journal: j, bolt: j, path: path}, nil
+}
+
 // lockedMessage turns bolt.ErrLocked into the message the user needs.
 func lockedMessage(err error, path string) error {
 	if errors.Is(err, bolt.ErrLocked) {

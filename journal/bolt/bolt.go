@@ -30,6 +30,9 @@ var (
 	// ErrLocked is returned by Open when another process (or another Open
 	// in this process) holds the file and Config.Timeout passes.
 	ErrLocked = errors.New("journal/bolt: database file is locked by another user")
+	// ErrReadOnly is returned by Append, AppendAsync and DeleteTo of a
+	// journal opened with OpenReadOnly.
+	ErrReadOnly = errors.New("journal/bolt: journal is opened read-only")
 )
 
 // Defaults used for zero Config fields.
@@ -181,6 +184,7 @@ type Journal struct {
 	done       chan struct{} // closed when Close has finished
 	closeOnce  sync.Once
 	closeErr   error
+	readOnly   bool // opened by OpenReadOnly: no writer, enqueue refuses
 
 	// Published state, guarded by mu. The writer changes it only after a
 	// commit, so readers never see uncommitted heads or positions.
@@ -285,6 +289,63 @@ func Open(path string, cfg Config) (*Journal, error) {
 	}
 	go j.writer()
 	return j, nil
+}
+
+// OpenReadOnly opens the existing journal file at path for reading only:
+// the file is opened with a shared lock and bbolt's read-only mode, so
+// nothing in it is changed (no buckets created, no checkpoint written on
+// Close) and several read-only opens may share it, but not with a Journal
+// opened by Open. Reads, Streams, Check and WaitFor work as usual (WaitFor
+// never sees a new record); Append, AppendAsync and DeleteTo fail with
+// ErrReadOnly. Of opts, only Timeout and Logger are used. It fails like
+// Open, and when the file does not exist or holds no journal.
+func OpenReadOnly(path string, opts Config) (*Journal, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	db, err := openReadOnly(path, opts.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	j := &Journal{
+		db:         db,
+		opts:       opts,
+		log:        opts.Logger,
+		tracer:     telemetryhooks.Tracer(opts.TracerProvider),
+		seed:       maphash.MakeSeed(),
+		wake:       make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+		notify:     make(chan struct{}),
+		readOnly:   true,
+		qclosed:    true,
+	}
+	close(j.writerDone) // there is no writer
+	j.blockSize = max(db.Info().PageSize/2-64, 256)
+	if err := view(db, checkBuckets); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("journal/bolt: open %s read-only: %w", path, err)
+	}
+	if err := j.load(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("journal/bolt: open %s read-only: %w", path, err)
+	}
+	return j, nil
+}
+
+// checkBuckets reports whether tx holds a journal of a known format,
+// without creating anything.
+func checkBuckets(tx *bbolt.Tx) error {
+	for _, name := range [][]byte{bucketLog, bucketIndex, bucketStreams, bucketMeta} {
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("%w: no bucket %s (not a journal file)", orchestrix.ErrCorrupt, name)
+		}
+	}
+	if v := tx.Bucket(bucketMeta).Get(metaFormat); v != nil && (len(v) != 8 || binary.BigEndian.Uint64(v) != formatVersion) {
+		return fmt.Errorf("%w: unknown journal format %x", orchestrix.ErrCorrupt, v)
+	}
+	return nil
 }
 
 func initBuckets(tx *bbolt.Tx) error {

@@ -130,6 +130,12 @@ func (j *Journal) submit(ctx context.Context, r *request) (res journal.AppendRes
 
 // enqueue adds r to the writer's queue.
 func (j *Journal) enqueue(r *request) error {
+	if j.readOnly {
+		if j.closed.Load() {
+			return orchestrix.ErrClosed
+		}
+		return ErrReadOnly
+	}
 	j.qmu.Lock()
 	if j.qclosed {
 		j.qmu.Unlock()

@@ -68,6 +68,10 @@
       if (d.error) { state.textContent = d.error; return; }
       state.textContent = d.state;
       label.textContent = String(d.version);
+      var from = document.getElementById("from-snapshot");
+      if (from) {
+        from.textContent = d.from_snapshot ? "(snapshot " + d.from_snapshot + " + " + (d.version - d.from_snapshot) + " events)" : "(no snapshot at or below)";
+      }
     });
   }
   slider.addEventListener("input", show);

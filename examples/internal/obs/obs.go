@@ -224,6 +224,7 @@ func (o *Obs) Console(ctx context.Context, cfg console.Config, info io.Writer) e
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	ln, err := net.Listen("tcp", o.consoleAddr)
 	if err != nil {
 		return fmt.Errorf("obs: -console %s: %w", o.consoleAddr, err)
