@@ -13,13 +13,19 @@ import (
 	"time"
 
 	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/journal"
 	memjournal "github.com/orchestrix/orchestrix/journal/mem"
 	memsnapshot "github.com/orchestrix/orchestrix/snapshot/mem"
 )
 
 // Env is a running test system and the in-memory stores behind it.
 type Env struct {
-	System    *actor.System
+	System *actor.System
+	// Log is the journal the system writes to: Journal, or the one given
+	// with WithBackend.
+	Log journal.Journal
+	// Journal is the in-memory journal with fault injection (nil with
+	// WithBackend).
 	Journal   *memjournal.Journal
 	Snapshots *memsnapshot.Store // nil with WithoutSnapshots
 	Clock     *ManualClock
@@ -33,6 +39,7 @@ type options struct {
 	cfg         []func(*actor.Config)
 	noSnapshots bool
 	journal     *memjournal.Journal
+	backend     journal.Journal
 	snapshots   *memsnapshot.Store
 }
 
@@ -50,6 +57,11 @@ func WithoutSnapshots() Option { return func(o *options) { o.noSnapshots = true 
 // systems on one journal).
 func WithJournal(j *memjournal.Journal) Option { return func(o *options) { o.journal = j } }
 
+// WithBackend makes the system use any journal (bolt, postgres) instead
+// of an in-memory one, for integration tests; Env.Journal is then nil and
+// Env.Log is j. The test owns j and closes it.
+func WithBackend(j journal.Journal) Option { return func(o *options) { o.backend = j } }
+
 // WithSnapshotStore makes the system use s instead of a new snapshot store.
 func WithSnapshotStore(s *memsnapshot.Store) Option { return func(o *options) { o.snapshots = s } }
 
@@ -65,14 +77,19 @@ func NewSystem(t testing.TB, opts ...Option) *Env {
 	}
 	env := &Env{Clock: NewManualClock(time.Time{}), Observed: &Recorder{}}
 	env.Journal = o.journal
-	if env.Journal == nil {
+	if o.backend != nil {
+		env.Log = o.backend
+	} else if env.Journal == nil {
 		j, err := memjournal.New(memjournal.Config{})
 		if err != nil {
 			t.Fatalf("actortest: journal: %v", err)
 		}
 		env.Journal = j
 	}
-	cfg := actor.Config{Journal: env.Journal, Clock: env.Clock, Observer: env.Observed}
+	if env.Log == nil {
+		env.Log = env.Journal
+	}
+	cfg := actor.Config{Journal: env.Log, Clock: env.Clock, Observer: env.Observed}
 	if !o.noSnapshots {
 		env.Snapshots = o.snapshots
 		if env.Snapshots == nil {
@@ -96,6 +113,13 @@ func NewSystem(t testing.TB, opts ...Option) *Env {
 		}
 	})
 	return env
+}
+
+// EventProbe returns a probe on the system's journal, decoding with the
+// system's registry, that sees the events committed from now on.
+func (e *Env) EventProbe(t testing.TB, opts ...ProbeOption) *EventProbe {
+	t.Helper()
+	return NewEventProbe(t, e.Log, e.System.Registry(), opts...)
 }
 
 // Recorder is a telemetry.Observer that keeps every observation so tests can
