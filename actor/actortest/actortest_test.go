@@ -2,11 +2,9 @@ package actortest_test
 
 import (
 	"github.com/orchestrix/orchestrix/telemetry"
-	"log/slog"
 	"testing"
 	"time"
 
-	proto "github.com/asynkron/protoactor-go/actor"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -54,48 +52,6 @@ func TestManualClock_Set_MovesForwardOnly(t *testing.T) {
 	assert.Equal(t, actortest.Epoch.Add(time.Hour), c.Now())
 }
 
-type ping struct{ n int }
-
-func TestProbe_ExpectMsg_ReceivesInOrder(t *testing.T) {
-	sys := quietSystem()
-	p := actortest.NewProbe(t, sys)
-	sys.Root.Send(p.PID(), &ping{1})
-	sys.Root.Send(p.PID(), "hello")
-	assert.Equal(t, 1, actortest.ExpectMsg[*ping](p, time.Second).n)
-	assert.Equal(t, "hello", actortest.ExpectMsg[string](p, time.Second))
-	p.ExpectNoMsg(10 * time.Millisecond)
-}
-
-func TestProbe_FishForMsg_SkipsOthers(t *testing.T) {
-	sys := quietSystem()
-	p := actortest.NewProbe(t, sys)
-	for i := range 5 {
-		sys.Root.Send(p.PID(), &ping{i})
-	}
-	got := p.FishForMsg(time.Second, func(m any) bool { pg, ok := m.(*ping); return ok && pg.n == 3 })
-	assert.Equal(t, 3, got.(*ping).n)
-	assert.Equal(t, 4, actortest.ExpectMsg[*ping](p, time.Second).n)
-}
-
-func TestProbe_FromAnActor_RequestReply(t *testing.T) {
-	sys := quietSystem()
-	p := actortest.NewProbe(t, sys)
-	echo := sys.Root.Spawn(proto.PropsFromFunc(func(c proto.Context) {
-		if m, ok := c.Message().(*ping); ok {
-			c.Send(p.PID(), &ping{m.n * 10})
-		}
-	}))
-	sys.Root.Send(echo, &ping{4})
-	assert.Equal(t, 40, actortest.ExpectMsg[*ping](p, time.Second).n)
-}
-
-func TestProbe_Receive_TimesOut(t *testing.T) {
-	sys := quietSystem()
-	p := actortest.NewProbe(t, sys)
-	_, ok := p.Receive(5 * time.Millisecond)
-	assert.False(t, ok)
-}
-
 func TestRecorder_WaitFor_Counts(t *testing.T) {
 	r := &actortest.Recorder{}
 	go func() {
@@ -116,10 +72,4 @@ func TestNewSystem_UsesManualClockAndMemStores(t *testing.T) {
 	env2 := actortest.NewSystem(t, actortest.WithoutSnapshots(), actortest.WithJournal(env.Journal))
 	assert.Nil(t, env2.Snapshots)
 	assert.Same(t, env.Journal, env2.Journal)
-}
-
-func quietSystem() *proto.ActorSystem {
-	return proto.NewActorSystem(proto.WithLoggerFactory(func(*proto.ActorSystem) *slog.Logger {
-		return slog.New(slog.DiscardHandler)
-	}))
 }

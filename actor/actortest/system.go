@@ -1,7 +1,34 @@
-// Package actortest holds deterministic test helpers for the actor runtime:
-// a manual clock, a probe actor, an observation recorder, and NewSystem,
-// which starts a system on the in-memory journal and snapshot store (both
-// with fault injection) and shuts it down when the test ends.
+// Package actortest is the test kit for code that runs on the actor
+// runtime. Everything in it is deterministic: the runtime runs on a
+// ManualClock, on in-memory stores with fault injection, and nothing a
+// test asserts depends on timing.
+//
+//   - NewHarness runs one aggregate definition on the real runtime: Run a
+//     command and get its events, state, version and error; Restart and
+//     ExpectRecovers (recovery from snapshot + events must give the same
+//     state); StateAt and ExpectStateAt for time travel. It runs
+//     aggregatetest.CheckSerialization on the definition first.
+//   - EventProbe (NewEventProbe, Env.EventProbe, Harness.EventProbe) sees
+//     the events persisted after it was created, on any journal:
+//     ExpectPersisted, FishPersisted, ExpectNothingPersisted.
+//   - NewSystem starts a system on the in-memory journal and snapshot
+//     store (or any journal, WithBackend) and shuts it down when the test
+//     ends; Env.Restart restarts it on the same stores.
+//   - ManualClock drives the runtime's timers (passivation), and, when
+//     passed to them, projections and sagas; Recorder records telemetry
+//     observations.
+//
+// # Clocks
+//
+// Two clocks are in play and the kit keeps them apart. The ManualClock is
+// the system's time: event timestamps, passivation, saga deadlines; it
+// moves only when the test calls Advance or Set, and Advance fires the
+// timers that fall due, in order, before it returns. The wall clock bounds
+// waiting: an EventProbe's wait (DefaultProbeWait, ProbeWait) and
+// HarnessTimeout are wall-clock limits on work that runs in real time
+// (appends on goroutines, Tell), never a way to let system time pass.
+// So a test advances the manual clock first and then expects what the
+// advance caused.
 package actortest
 
 import (
@@ -13,27 +40,40 @@ import (
 	"time"
 
 	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/journal"
 	memjournal "github.com/orchestrix/orchestrix/journal/mem"
 	memsnapshot "github.com/orchestrix/orchestrix/snapshot/mem"
 )
 
 // Env is a running test system and the in-memory stores behind it.
 type Env struct {
-	System    *actor.System
+	System *actor.System
+	// Log is the journal the system writes to: Journal, or the one given
+	// with WithBackend.
+	Log journal.Journal
+	// Journal is the in-memory journal with fault injection (nil with
+	// WithBackend).
 	Journal   *memjournal.Journal
 	Snapshots *memsnapshot.Store // nil with WithoutSnapshots
 	Clock     *ManualClock
 	Observed  *Recorder
+
+	t   testing.TB
+	cfg []func(*actor.Config)
 }
 
 // Option adjusts NewSystem.
 type Option func(*options)
 
 type options struct {
-	cfg         []func(*actor.Config)
-	noSnapshots bool
-	journal     *memjournal.Journal
-	snapshots   *memsnapshot.Store
+	cfg           []func(*actor.Config)
+	noSnapshots   bool
+	journal       *memjournal.Journal
+	backend       journal.Journal
+	snapshots     *memsnapshot.Store
+	clock         *ManualClock
+	samples       []any
+	noSerialCheck bool
 }
 
 // WithConfig lets a test change the Config before the system starts (its
@@ -50,8 +90,18 @@ func WithoutSnapshots() Option { return func(o *options) { o.noSnapshots = true 
 // systems on one journal).
 func WithJournal(j *memjournal.Journal) Option { return func(o *options) { o.journal = j } }
 
+// WithBackend makes the system use any journal (bolt, postgres) instead
+// of an in-memory one, for integration tests; Env.Journal is then nil and
+// Env.Log is j. The test owns j and closes it.
+func WithBackend(j journal.Journal) Option { return func(o *options) { o.backend = j } }
+
 // WithSnapshotStore makes the system use s instead of a new snapshot store.
 func WithSnapshotStore(s *memsnapshot.Store) Option { return func(o *options) { o.snapshots = s } }
+
+// WithClock makes the system use c instead of a new ManualClock, so that
+// one clock drives the runtime and the projections, sagas and other
+// systems of a test.
+func WithClock(c *ManualClock) Option { return func(o *options) { o.clock = c } }
 
 // NewSystem starts an actor.System on a new in-memory journal and snapshot
 // store with a ManualClock at Epoch and a Recorder as observer. The system
@@ -63,31 +113,49 @@ func NewSystem(t testing.TB, opts ...Option) *Env {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	env := &Env{Clock: NewManualClock(time.Time{}), Observed: &Recorder{}}
+	env := &Env{Clock: o.clock, Observed: &Recorder{}, t: t}
+	if env.Clock == nil {
+		env.Clock = NewManualClock(time.Time{})
+	}
 	env.Journal = o.journal
-	if env.Journal == nil {
+	if o.backend != nil {
+		env.Log = o.backend
+	} else if env.Journal == nil {
 		j, err := memjournal.New(memjournal.Config{})
 		if err != nil {
 			t.Fatalf("actortest: journal: %v", err)
 		}
 		env.Journal = j
 	}
-	cfg := actor.Config{Journal: env.Journal, Clock: env.Clock, Observer: env.Observed}
+	if env.Log == nil {
+		env.Log = env.Journal
+	}
 	if !o.noSnapshots {
 		env.Snapshots = o.snapshots
 		if env.Snapshots == nil {
 			env.Snapshots = memsnapshot.New(memsnapshot.Config{})
 		}
-		cfg.Snapshots = env.Snapshots
 	}
-	for _, f := range o.cfg {
+	env.cfg = o.cfg
+	env.start(t)
+	return env
+}
+
+// start starts a system on env's stores, clock and observer.
+func (e *Env) start(t testing.TB) {
+	t.Helper()
+	cfg := actor.Config{Journal: e.Log, Clock: e.Clock, Observer: e.Observed}
+	if e.Snapshots != nil {
+		cfg.Snapshots = e.Snapshots
+	}
+	for _, f := range e.cfg {
 		f(&cfg)
 	}
 	sys, err := actor.NewSystem(cfg)
 	if err != nil {
 		t.Fatalf("actortest: NewSystem: %v", err)
 	}
-	env.System = sys
+	e.System = sys
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -95,7 +163,28 @@ func NewSystem(t testing.TB, opts ...Option) *Env {
 			t.Errorf("actortest: shutdown: %v", err)
 		}
 	})
-	return env
+}
+
+// Restart shuts the system down (active aggregates save their
+// passivation snapshots) and starts a new one on the same journal,
+// snapshot store, clock, observer and configuration, as a restarted
+// process would. Env.System is the new system; definitions must be
+// registered again (Harness.Restart does that).
+func (e *Env) Restart() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.System.Shutdown(ctx); err != nil {
+		e.t.Fatalf("actortest: restart: shutdown: %v", err)
+	}
+	e.start(e.t)
+}
+
+// EventProbe returns a probe on the system's journal, decoding with the
+// system's registry, that sees the events committed from now on.
+func (e *Env) EventProbe(t testing.TB, opts ...ProbeOption) *EventProbe {
+	t.Helper()
+	return NewEventProbe(t, e.Log, e.System.Registry(), opts...)
 }
 
 // Recorder is a telemetry.Observer that keeps every observation so tests can

@@ -10,6 +10,14 @@
 // and actual events or state. Every event given or produced must be declared
 // in the definition's Events, so a forgotten registration fails the test
 // instead of failing at run time.
+//
+// CheckSerialization is the one-liner that proves a definition's commands,
+// events and state survive the configured codec and the binary envelope:
+//
+//	func TestAccountsSerialize(t *testing.T) { aggregatetest.CheckSerialization(t, bank.Accounts) }
+//
+// To run commands through the real actor runtime (journal, snapshots,
+// recovery), use actortest.NewHarness, which runs CheckSerialization too.
 package aggregatetest
 
 import (

@@ -1,8 +1,11 @@
 package mem
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
@@ -20,6 +23,132 @@ type faults struct {
 	beforeErrs []error     // appends that fail without storing
 	afterErrs  []error     // appends that store, then fail
 	reads      []readFault // reads that fail
+	policies   []*policy   // armed AppendFaults, in arming order
+}
+
+// policy is an armed AppendFault and how many appends it still applies to.
+type policy struct {
+	AppendFault
+	left int
+}
+
+// ErrInjectedRejection is the error of a FaultReject armed with a nil
+// error: the journal refused the append and stored nothing, a definite
+// outcome (it does not match orchestrix.ErrOutcomeUnknown).
+var ErrInjectedRejection = errors.New("journal/mem: injected rejection")
+
+// FaultEffect is what an AppendFault does to a matching append.
+type FaultEffect int
+
+// The effects of an AppendFault.
+const (
+	// FaultFail fails the append without storing anything, as an I/O
+	// error does; the default error, ErrInjected, matches
+	// orchestrix.ErrOutcomeUnknown.
+	FaultFail FaultEffect = iota
+	// FaultReject refuses the append without storing anything, with a
+	// definite error (ErrInjectedRejection by default), as a backend that
+	// refuses an event it cannot take.
+	FaultReject
+	// FaultStoredUnknown stores the append and then reports an error
+	// instead of its result (ErrInjected by default): the commit happened
+	// but its acknowledgement was lost. Appends that store nothing
+	// (conflicts, duplicates) leave it armed.
+	FaultStoredUnknown
+	// FaultDelay holds the append for Delay, measured on Clock, before it
+	// proceeds; it then succeeds or fails on its own merits. An append
+	// whose context ends while held fails with the context's error and
+	// stores nothing.
+	FaultDelay
+)
+
+// AppendFault is a fault policy for the appends that match it: each of
+// the next Times appends to Stream (or to a stream of Kind, or to any
+// stream) gets Effect.
+type AppendFault struct {
+	// Kind restricts the fault to streams of this aggregate kind
+	// (journal.StreamKind); empty means any kind.
+	Kind string
+	// Stream restricts the fault to one stream; empty means any stream.
+	Stream string
+	// Times is how many matching appends the fault applies to; zero
+	// means 1.
+	Times int
+	// Effect is what happens to a matching append.
+	Effect FaultEffect
+	// Err is the error reported (see each FaultEffect for the default).
+	Err error
+	// Delay and Clock are FaultDelay's hold time and the clock it is
+	// measured on (nil means the wall clock). With a manual clock the
+	// append proceeds when the test advances the clock past Delay.
+	Delay time.Duration
+	Clock orchestrix.Clock
+}
+
+func (f AppendFault) matches(stream string) bool {
+	return (f.Stream == "" || f.Stream == stream) && (f.Kind == "" || journal.StreamKind(stream) == f.Kind)
+}
+
+// InjectAppendFault arms f. Faults armed with FailNextAppend and the other
+// global methods fire first; among AppendFaults, the first armed that
+// matches an append applies. An append is held by at most one FaultDelay
+// and failed by at most one other fault.
+func (j *Journal) InjectAppendFault(f AppendFault) {
+	n := max(f.Times, 1)
+	if f.Err == nil {
+		if f.Effect == FaultReject {
+			f.Err = ErrInjectedRejection
+		} else {
+			f.Err = ErrInjected
+		}
+	}
+	j.faults.mu.Lock()
+	defer j.faults.mu.Unlock()
+	j.faults.policies = append(j.faults.policies, &policy{AppendFault: f, left: n})
+}
+
+// takePolicy consumes one application of the first armed policy that
+// matches stream and has one of the effects, and returns it (nil if none).
+func (f *faults) takePolicy(stream string, effects ...FaultEffect) *AppendFault {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, p := range f.policies {
+		ok := false
+		for _, e := range effects {
+			ok = ok || p.Effect == e
+		}
+		if !ok || !p.matches(stream) {
+			continue
+		}
+		p.left--
+		if p.left <= 0 {
+			f.policies = append(f.policies[:i:i], f.policies[i+1:]...)
+		}
+		af := p.AppendFault
+		return &af
+	}
+	return nil
+}
+
+// hold waits out a FaultDelay armed for stream, if any.
+func (f *faults) hold(ctx context.Context, stream string) error {
+	p := f.takePolicy(stream, FaultDelay)
+	if p == nil {
+		return nil
+	}
+	clock := p.Clock
+	if clock == nil {
+		clock = orchestrix.SystemClock{}
+	}
+	due := make(chan struct{})
+	t := clock.AfterFunc(p.Delay, func() { close(due) })
+	select {
+	case <-due:
+		return nil
+	case <-ctx.Done():
+		t.Stop()
+		return fmt.Errorf("journal/mem: append to %q held by an injected delay: %w", stream, ctx.Err())
+	}
 }
 
 // readFault fails one read after a number of records.
@@ -58,28 +187,36 @@ func orInjected(err error) error {
 
 // beforeAppend returns the error the current append must fail with before
 // storing anything, or nil.
-func (f *faults) beforeAppend() error {
+func (f *faults) beforeAppend(stream string) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.beforeErrs) == 0 {
-		return nil
+	if len(f.beforeErrs) > 0 {
+		err := f.beforeErrs[0]
+		f.beforeErrs = f.beforeErrs[1:]
+		f.mu.Unlock()
+		return err
 	}
-	err := f.beforeErrs[0]
-	f.beforeErrs = f.beforeErrs[1:]
-	return err
+	f.mu.Unlock()
+	if p := f.takePolicy(stream, FaultFail, FaultReject); p != nil {
+		return p.Err
+	}
+	return nil
 }
 
 // afterStore returns the error an append that has just stored its events
 // must report instead of its result, or nil.
-func (f *faults) afterStore() error {
+func (f *faults) afterStore(stream string) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.afterErrs) == 0 {
-		return nil
+	if len(f.afterErrs) > 0 {
+		err := f.afterErrs[0]
+		f.afterErrs = f.afterErrs[1:]
+		f.mu.Unlock()
+		return err
 	}
-	err := f.afterErrs[0]
-	f.afterErrs = f.afterErrs[1:]
-	return err
+	f.mu.Unlock()
+	if p := f.takePolicy(stream, FaultStoredUnknown); p != nil {
+		return p.Err
+	}
+	return nil
 }
 
 // beforeRead returns the fault for the read that is starting; its after
@@ -155,4 +292,5 @@ func (j *Journal) ClearFaults() {
 	j.faults.beforeErrs = nil
 	j.faults.afterErrs = nil
 	j.faults.reads = nil
+	j.faults.policies = nil
 }

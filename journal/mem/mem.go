@@ -146,12 +146,15 @@ func (j *Journal) Append(ctx context.Context, streamName string, expected journa
 		}
 	}
 
+	if err := j.faults.hold(ctx, streamName); err != nil {
+		return journal.AppendResult{}, err
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
 		return journal.AppendResult{}, orchestrix.ErrClosed
 	}
-	if err := j.faults.beforeAppend(); err != nil {
+	if err := j.faults.beforeAppend(streamName); err != nil {
 		return journal.AppendResult{}, err
 	}
 	s := j.streams[streamName]
@@ -205,7 +208,7 @@ func (j *Journal) Append(ctx context.Context, streamName string, expected journa
 	res.LastVersion = s.head()
 	res.LastPosition = uint64(len(j.log))
 	j.notify()
-	if err := j.faults.afterStore(); err != nil {
+	if err := j.faults.afterStore(streamName); err != nil {
 		return journal.AppendResult{}, err
 	}
 	return res, nil
