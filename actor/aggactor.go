@@ -97,6 +97,7 @@ func (b *batch[S, E]) newCmd() *pendingCmd[E] {
 
 type pendingCmd[E any] struct {
 	tag      uint64 // idTag of res.CommandID
+	at       int64  // when it was decided (Clock, unix ns): its events' Time
 	res      Result[E]
 	err      error
 	reply    chan cmdReply[E]
@@ -220,7 +221,7 @@ func (a *aggActor[S, C, E]) restore() error {
 	}
 	defer func() { <-sys.sem }()
 	start := sys.cfg.Clock.Now()
-	rb, err := a.h.rebuild(sys.bg, a.id, math.MaxUint64, nil, sys.cfg.DedupWindow)
+	rb, err := a.h.rebuild(sys.bg, a.id, math.MaxUint64, nil, sys.dedup)
 	a.observe(telemetry.Observation{Kind: telemetry.Recovered, Version: rb.version, SnapshotVersion: rb.snapshotVersion,
 		Events: rb.replayed, Duration: sys.cfg.Clock.Now().Sub(start), Err: err})
 	if err != nil {
@@ -230,22 +231,7 @@ func (a *aggActor[S, C, E]) restore() error {
 	a.state, a.pstate = rb.state, rb.state
 	a.version, a.pversion = rb.version, rb.version
 	a.snapMark, a.snapSaved = rb.snapshotVersion, rb.snapshotVersion
-	a.dedup = dedupCache[E]{}
-	// Consecutive events with the same causation id are one command.
-	for i := 0; i < len(rb.recent); {
-		cmdID := rb.recent[i].commandID
-		j := i
-		var events []E
-		for j < len(rb.recent) && rb.recent[j].commandID == cmdID {
-			events = append(events, rb.recent[j].event)
-			j++
-		}
-		if cmdID != "" {
-			last := rb.recent[j-1]
-			a.dedup.add(Result[E]{CommandID: cmdID, Events: events, Version: last.version, Position: last.position}, idTag(cmdID), sys.cfg.DedupWindow)
-		}
-		i = j
-	}
+	a.dedup = rb.dedup
 	a.ready = true
 	return nil
 }
@@ -266,11 +252,12 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 			return
 		}
 	}
-	window := a.sys().cfg.DedupWindow
+	now := a.sys().cfg.Clock.Now()
+	lim := a.sys().dedup
 	var tag uint64
-	if window > 0 {
+	if lim.on() {
 		tag = idTag(cmd.ID)
-		if r, ok := a.dedup.get(cmd.ID, tag); ok {
+		if r, ok := a.dedup.get(cmd.ID, tag, lim.cutoff(now.UnixNano())); ok {
 			r.Duplicate = true
 			a.commandDone(m.start, r.Version, 0, telemetry.OutcomeDuplicate, nil)
 			replyTo(m.reply, r, nil)
@@ -298,18 +285,18 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 
 	if len(a.batches) == 0 && (decErr != nil || len(events) == 0) {
 		// Nothing pending: the outcome is final now.
-		p := &pendingCmd[E]{tag: tag, reply: m.reply, start: m.start, err: decErr,
+		p := &pendingCmd[E]{tag: tag, at: now.UnixNano(), reply: m.reply, start: m.start, err: decErr,
 			res: Result[E]{CommandID: cmd.ID, Version: a.pversion}}
 		a.finish(p)
 		return
 	}
 	b := a.building(len(events))
 	p := b.newCmd()
-	*p = pendingCmd[E]{tag: tag, reply: m.reply, start: m.start, err: decErr, res: Result[E]{CommandID: cmd.ID}}
+	*p = pendingCmd[E]{tag: tag, at: now.UnixNano(), reply: m.reply, start: m.start, err: decErr, res: Result[E]{CommandID: cmd.ID}}
 	if p.err == nil && len(events) > 0 {
 		n := len(b.envs)
 		var err error
-		b.envs, err = a.h.envelopesFor(cmd, events, a.sys().cfg.Clock.Now(), b.envs)
+		b.envs, err = a.h.envelopesFor(cmd, events, now, b.envs)
 		if err != nil {
 			clear(b.envs[n:])
 			b.envs = b.envs[:n]
@@ -323,7 +310,7 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 	p.res.Version = a.pversion
 	b.cmds = append(b.cmds, p)
 	b.endState, b.endVersion = a.pstate, a.pversion
-	if p.err == nil && window > 0 {
+	if p.err == nil && lim.on() {
 		if a.pending == nil {
 			a.pending = new(pendingSet[E])
 		}
@@ -505,9 +492,10 @@ func (a *aggActor[S, C, E]) finish(p *pendingCmd[E]) {
 	if a.pending != nil && a.pending.len() > 0 {
 		a.pending.remove(p)
 	}
-	if p.err == nil && a.sys().cfg.DedupWindow > 0 {
-		// Only commands that went through the pending set succeed here.
-		a.dedup.addNew(p.res, p.tag, a.sys().cfg.DedupWindow)
+	if lim := a.sys().dedup; p.err == nil && lim.on() {
+		// A success was looked up when it arrived and, when it had
+		// events, was in the pending set since: its id is new.
+		a.dedup.addNew(p.res, p.tag, p.at, lim)
 	}
 	outcome := outcomeOf(p.err)
 	a.commandDone(p.start, p.res.Version, len(p.res.Events), outcome, p.err)

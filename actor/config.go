@@ -18,11 +18,12 @@ import (
 
 // Defaults applied to zero Config fields.
 const (
-	DefaultSource         = "/orchestrix"
-	DefaultIdleTimeout    = 10 * time.Minute
-	DefaultDedupWindow    = 100
-	DefaultMaxBatchEvents = 1000
-	DefaultMaxIDLength    = 256
+	DefaultSource          = "/orchestrix"
+	DefaultIdleTimeout     = 10 * time.Minute
+	DefaultDedupWindow     = 5 * time.Minute
+	DefaultDedupMaxEntries = 10_000
+	DefaultMaxBatchEvents  = 1000
+	DefaultMaxIDLength     = 256
 )
 
 // Config configures a System. Journal is required; the zero value of every
@@ -72,11 +73,37 @@ type Config struct {
 	// 4×GOMAXPROCS.
 	MaxConcurrentRecoveries int
 
-	// DedupWindow is how many recent events' command ids an aggregate
-	// reads back on recovery, and how many recent commands it remembers
-	// while active, to recognise retried commands. Zero means
-	// DefaultDedupWindow; negative disables deduplication.
-	DedupWindow int
+	// DedupWindow is how long an aggregate recognises a retried command:
+	// a command whose id was committed by the aggregate less than
+	// DedupWindow ago (measured on Clock, from the time of the original's
+	// events) is not executed again, and its original Result is returned
+	// with Duplicate set. The window survives passivation, restarts and
+	// failover: recovery reads the command ids of the window's events back
+	// from the journal (see DedupMaxEntries for the bound). A retry sent
+	// after the window has passed executes again, so callers (and a
+	// cluster's failover) must retry within it. Zero means
+	// DefaultDedupWindow (5 minutes); negative disables deduplication.
+	DedupWindow time.Duration
+
+	// DedupMaxEntries caps how many command results each active aggregate
+	// remembers for DedupWindow. When the cap is reached before the window
+	// has passed (an aggregate taking more than DedupMaxEntries commands
+	// per DedupWindow: about 33 per second at the defaults), the oldest
+	// entries are forgotten first, and a retry of a command older than the
+	// newest DedupMaxEntries is not recognised: the window is then
+	// effectively shorter on that aggregate.
+	//
+	// An entry costs about 80 bytes in the aggregate's ring, plus about 30
+	// in the map index an aggregate keeps past 16 entries, besides the
+	// command id and the command's events, which it keeps alive for the
+	// duplicate Result: at the cap about 1 MiB per aggregate plus ids and
+	// events. Expired entries are dropped when the aggregate next takes a
+	// command (a ring that emptied out is released), and all of them when
+	// it is passivated. Recovery from a snapshot reads back at most
+	// DedupMaxEntries events from before the snapshot (fewer commands are
+	// restored when commands there have several events). Zero means
+	// DefaultDedupMaxEntries (10,000); negative is invalid.
+	DedupMaxEntries int
 
 	// MaxBatchEvents caps the events of one journal append (a command
 	// producing more is appended alone). Zero means
@@ -127,6 +154,9 @@ func (c Config) Validate() error {
 	if c.MaxConcurrentRecoveries < 0 {
 		errs = append(errs, fmt.Errorf("MaxConcurrentRecoveries %d is negative", c.MaxConcurrentRecoveries))
 	}
+	if c.DedupMaxEntries < 0 {
+		errs = append(errs, fmt.Errorf("DedupMaxEntries %d is negative", c.DedupMaxEntries))
+	}
 	if c.MaxBatchEvents < 0 {
 		errs = append(errs, fmt.Errorf("MaxBatchEvents %d is negative", c.MaxBatchEvents))
 	}
@@ -167,6 +197,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DedupWindow < 0 {
 		c.DedupWindow = 0
+	}
+	if c.DedupMaxEntries == 0 {
+		c.DedupMaxEntries = DefaultDedupMaxEntries
 	}
 	if c.MaxBatchEvents == 0 {
 		c.MaxBatchEvents = DefaultMaxBatchEvents

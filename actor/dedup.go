@@ -8,55 +8,175 @@ var idSeed = maphash.MakeSeed()
 
 func idTag(id string) uint64 { return maphash.String(idSeed, id) }
 
-// dedupCache remembers the results of an aggregate's most recent commands,
-// up to the dedup window, in a ring. Each entry's id hash is kept in a
-// parallel slice, so a lookup scans a few cache lines of integers instead
-// of probing a map: at the default window of 100 that is cheaper than a
-// map access across thousands of aggregates, and it costs 8 bytes per
-// remembered command.
-type dedupCache[E any] struct {
-	ring []Result[E]
-	tags []uint64 // tags[i] == idTag(ring[i].CommandID)
-	next int      // slot to overwrite once the ring is full
+// dedupLimits bound what a dedupCache remembers: commands committed within
+// window (nanoseconds, measured on Config.Clock), at most max of them.
+// window <= 0 means deduplication is off.
+type dedupLimits struct {
+	window int64
+	max    int
 }
 
-// get returns the remembered result of command id, whose hash is tag.
-func (d *dedupCache[E]) get(id string, tag uint64) (Result[E], bool) {
-	for i, t := range d.tags {
-		if t == tag && d.ring[i].CommandID == id {
-			return d.ring[i], true
+func (l dedupLimits) on() bool { return l.window > 0 && l.max > 0 }
+
+// cutoff is the oldest commit time still inside the window at now.
+func (l dedupLimits) cutoff(now int64) int64 { return now - l.window }
+
+// dedupEntry is one remembered command: its result, the hash of its id and
+// the time of its events (the clock reading the command was decided at,
+// which is also the Time of its events in the journal, so a recovered entry
+// expires exactly when the live one would have).
+type dedupEntry[E any] struct {
+	res Result[E]
+	tag uint64
+	at  int64 // unix nanoseconds
+}
+
+// dedupCache remembers the results of an aggregate's recent commands in
+// commit order, in a ring that grows by doubling up to the cap: entries
+// leave it when they are older than the window or, once the cap is
+// reached, oldest first. A small cache is searched by scanning the id
+// hashes; from dedupIndexAt entries a map from id to sequence number is
+// kept as well (a busy aggregate remembers thousands).
+type dedupCache[E any] struct {
+	ring    []dedupEntry[E]
+	head    int               // slot of the oldest entry
+	n       int               // entries remembered
+	headSeq uint64            // sequence number of the oldest entry
+	index   map[string]uint64 // id → sequence number; non-nil while n > dedupIndexAt
+}
+
+// dedupIndexAt is the number of entries above which a map index is kept.
+const dedupIndexAt = 16
+
+func (d *dedupCache[E]) len() int { return d.n }
+
+func (d *dedupCache[E]) at(i int) *dedupEntry[E] { return &d.ring[(d.head+i)%len(d.ring)] }
+
+// find returns the entry of command id (whose hash is tag), if remembered.
+func (d *dedupCache[E]) find(id string, tag uint64) *dedupEntry[E] {
+	if d.index != nil {
+		seq, ok := d.index[id]
+		if !ok {
+			return nil
 		}
+		return d.at(int(seq - d.headSeq))
+	}
+	for i := range d.n {
+		if e := d.at(i); e.tag == tag && e.res.CommandID == id {
+			return e
+		}
+	}
+	return nil
+}
+
+// get returns the remembered result of command id, whose hash is tag,
+// unless it was committed before cutoff. It first forgets the entries
+// older than cutoff.
+func (d *dedupCache[E]) get(id string, tag uint64, cutoff int64) (Result[E], bool) {
+	d.expire(cutoff)
+	if e := d.find(id, tag); e != nil && e.at >= cutoff {
+		return e.res, true
 	}
 	return Result[E]{}, false
 }
 
-// add remembers r (whose command id hashes to tag) unless its id is
-// already remembered, evicting the oldest entry once window are.
-func (d *dedupCache[E]) add(r Result[E], tag uint64, window int) {
-	if _, ok := d.get(r.CommandID, tag); ok {
+// expire forgets the oldest entries while they were committed before
+// cutoff. Times only go back when the clock does; an entry behind a newer
+// one then stays until that one expires, but get still checks its time.
+func (d *dedupCache[E]) expire(cutoff int64) {
+	for d.n > 0 && d.ring[d.head].at < cutoff {
+		d.dropOldest()
+	}
+	d.maybeShrink()
+}
+
+func (d *dedupCache[E]) dropOldest() {
+	e := &d.ring[d.head]
+	if d.index != nil {
+		delete(d.index, e.res.CommandID)
+	}
+	*e = dedupEntry[E]{}
+	d.head = (d.head + 1) % len(d.ring)
+	d.headSeq++
+	d.n--
+	if d.index != nil && d.n <= dedupIndexAt/2 {
+		d.index = nil // hysteresis: rebuilt only past dedupIndexAt again
+	}
+}
+
+// maybeShrink releases most of a ring that emptied out, so that an
+// aggregate that was busy and went quiet does not keep its peak memory.
+func (d *dedupCache[E]) maybeShrink() {
+	if d.n == 0 {
+		if len(d.ring) > 4 {
+			*d = dedupCache[E]{headSeq: d.headSeq}
+		}
 		return
 	}
-	d.addNew(r, tag, window)
+	if len(d.ring) > 64 && d.n < len(d.ring)/4 {
+		d.resize(2 * d.n)
+	}
+}
+
+// resize moves the entries, oldest first, to a ring of size c >= n.
+func (d *dedupCache[E]) resize(c int) {
+	ring := make([]dedupEntry[E], c)
+	for i := range d.n {
+		ring[i] = *d.at(i)
+	}
+	d.ring, d.head = ring, 0
+}
+
+// add remembers r (whose command id hashes to tag), committed at at,
+// unless its id is already remembered.
+func (d *dedupCache[E]) add(r Result[E], tag uint64, at int64, lim dedupLimits) {
+	if d.find(r.CommandID, tag) != nil {
+		return
+	}
+	d.addNew(r, tag, at, lim)
 }
 
 // addNew is add for a command id known not to be remembered: one that
 // was looked up when the command arrived and was pending since (a retry
-// meanwhile would have joined it as a duplicate).
-func (d *dedupCache[E]) addNew(r Result[E], tag uint64, window int) {
-	if n := len(d.ring); n < window {
-		if n == cap(d.ring) {
-			// Grow by doubling, but never past the window.
-			c := min(window, max(1, 2*n))
-			d.ring = append(make([]Result[E], 0, c), d.ring...)
-			d.tags = append(make([]uint64, 0, c), d.tags...)
-		}
-		d.ring = append(d.ring, r)
-		d.tags = append(d.tags, tag)
-		return
+// meanwhile would have joined it as a duplicate). It forgets entries that
+// left the window by at, and the oldest entry when lim.max are
+// remembered.
+func (d *dedupCache[E]) addNew(r Result[E], tag uint64, at int64, lim dedupLimits) {
+	for d.n > 0 && d.ring[d.head].at < lim.cutoff(at) {
+		d.dropOldest()
 	}
-	d.ring[d.next] = r
-	d.tags[d.next] = tag
-	d.next = (d.next + 1) % window
+	for d.n >= lim.max {
+		d.dropOldest()
+	}
+	if d.n == len(d.ring) {
+		// Grow by doubling, but never past the cap.
+		d.resize(min(lim.max, max(1, 2*d.n)))
+	}
+	seq := d.headSeq + uint64(d.n)
+	*d.at(d.n) = dedupEntry[E]{res: r, tag: tag, at: at}
+	d.n++
+	if d.index != nil {
+		d.index[r.CommandID] = seq
+	} else if d.n > dedupIndexAt {
+		d.index = make(map[string]uint64, 2*d.n)
+		for i := range d.n {
+			d.index[d.at(i).res.CommandID] = d.headSeq + uint64(i)
+		}
+	}
+}
+
+// addEvent folds one replayed event of command id (hash tag) into the
+// cache during recovery: consecutive events with the same causation id
+// are one command, so an event of the newest entry's command extends it.
+func (d *dedupCache[E]) addEvent(id string, tag uint64, ev E, version, position uint64, at int64, lim dedupLimits) {
+	if d.n > 0 {
+		if e := d.at(d.n - 1); e.tag == tag && e.res.CommandID == id {
+			e.res.Events = append(e.res.Events, ev)
+			e.res.Version, e.res.Position = version, position
+			return
+		}
+	}
+	d.add(Result[E]{CommandID: id, Events: []E{ev}, Version: version, Position: position}, tag, at, lim)
 }
 
 // pendingSet holds the commands that were accepted and are waiting for

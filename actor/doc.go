@@ -40,11 +40,20 @@
 //     membership change) are fenced by the journal's expected-version
 //     check: the stale one gets orchestrix.ErrVersionConflict and recovers.
 //   - A command id (WithCommandID, or aggregate.Command.ID) is executed at
-//     most once within the dedup window (Config.DedupWindow): a retry gets
-//     the original Result with Duplicate set. The command id is stored as
-//     each event's CausationID and read back on recovery, so the window
-//     survives restarts for commands that produced events; commands that
-//     produced none are remembered while the aggregate stays active.
+//     most once within the dedup window: a retry gets the original Result
+//     (CommandID, Events, Version, Position) with Duplicate set, without
+//     the command being decided or stored again. The window is a time
+//     (Config.DedupWindow, 5 minutes by default, measured on Config.Clock
+//     from the time of the original's events), not a number of commands,
+//     so a retry after a failover is recognised however busy the aggregate
+//     was meanwhile, up to Config.DedupMaxEntries commands per aggregate
+//     (10,000 by default; past it the oldest are forgotten first). A retry
+//     sent after the window has passed is executed again. The command id
+//     is stored as each event's CausationID, and recovery (after
+//     passivation, a crash or a failover) rebuilds the window from the
+//     events stamped within it, reading back past the snapshot it starts
+//     from when the window reaches further; commands that produced no
+//     events are remembered only while the aggregate stays active.
 //     Rejected commands are not remembered: a retry is decided again.
 //   - Commands whose types the definition lists (aggregate.Definition.Commands)
 //     can be encoded into binary envelope bytes and decoded back in another

@@ -254,7 +254,7 @@ func (h *Handle[S, C, E]) StateAt(ctx context.Context, id string, version uint64
 	if err := h.sys.validateID("aggregate id", id); err != nil {
 		return zero, 0, err
 	}
-	rec, err := h.rebuild(ctx, id, version, nil, 0)
+	rec, err := h.rebuild(ctx, id, version, nil, dedupLimits{})
 	if err != nil {
 		return zero, 0, fmt.Errorf("actor: state of %s %q at version %d: %w", h.kind, id, version, err)
 	}
@@ -272,7 +272,7 @@ func (h *Handle[S, C, E]) StateAtTime(ctx context.Context, id string, t time.Tim
 	if err := h.sys.validateID("aggregate id", id); err != nil {
 		return zero, 0, err
 	}
-	rec, err := h.rebuild(ctx, id, math.MaxUint64, &t, 0)
+	rec, err := h.rebuild(ctx, id, math.MaxUint64, &t, dedupLimits{})
 	if err != nil {
 		return zero, 0, fmt.Errorf("actor: state of %s %q at %v: %w", h.kind, id, t, err)
 	}

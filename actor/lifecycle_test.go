@@ -75,7 +75,7 @@ func TestAggregate_Dedup_SurvivesRestart(t *testing.T) {
 }
 
 func TestAggregate_Dedup_WindowBoundsMemory(t *testing.T) {
-	env := actortest.NewSystem(t, actortest.WithConfig(func(c *actor.Config) { c.DedupWindow = 3 }))
+	env := actortest.NewSystem(t, actortest.WithConfig(func(c *actor.Config) { c.DedupMaxEntries = 3 }))
 	h := register(t, env, banktest.Accounts())
 	ctx := ctxT(t)
 	_, err := h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ada"}, actor.WithCommandID("c0"))
@@ -89,7 +89,7 @@ func TestAggregate_Dedup_WindowBoundsMemory(t *testing.T) {
 	assert.True(t, r.Duplicate)
 	r, err = h.Send(ctx, "a1", banktest.Deposit{Amount: 1}, actor.WithCommandID("c1"))
 	require.NoError(t, err)
-	assert.False(t, r.Duplicate, "c1 fell out of the window of 3")
+	assert.False(t, r.Duplicate, "c1 was evicted by the cap of 3")
 }
 
 func TestAggregate_Recovery_FromSnapshotAfterEventsDeleted(t *testing.T) {

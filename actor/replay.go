@@ -22,16 +22,9 @@ type rebuilt[S, E any] struct {
 	snapshotVersion uint64
 	snapshotTime    time.Time
 	replayed        int
-	// recent holds up to the dedup window's newest events (oldest first),
-	// for rebuilding the command-id → result map.
-	recent []recentEvent[E]
-}
-
-type recentEvent[E any] struct {
-	commandID string
-	version   uint64
-	position  uint64
-	event     E
+	// dedup holds the results of the commands whose events fall in the
+	// dedup window, rebuilt from the events' causation ids and times.
+	dedup dedupCache[E]
 }
 
 // maxSnapshotFallbacks bounds how many older snapshots recovery tries when
@@ -41,10 +34,11 @@ const maxSnapshotFallbacks = 8
 // rebuild recovers the state of aggregate id up to version to (inclusive)
 // and, when until is set, only from events stamped at or before *until. It
 // starts from the newest snapshot that matches and decodes, falling back to
-// older snapshots and finally to a full replay. When window > 0 it also
-// collects the window newest events' command ids, reading events before the
-// snapshot when needed.
-func (h *Handle[S, C, E]) rebuild(ctx context.Context, id string, to uint64, until *time.Time, window int) (rebuilt[S, E], error) {
+// older snapshots and finally to a full replay. When lim is on it also
+// rebuilds the dedup cache from the events stamped within the window
+// before now (on the system's clock), reading events from before the
+// snapshot when the window reaches back past it (see dedupFrom).
+func (h *Handle[S, C, E]) rebuild(ctx context.Context, id string, to uint64, until *time.Time, lim dedupLimits) (rebuilt[S, E], error) {
 	var out rebuilt[S, E]
 	stream := h.Stream(id)
 	state, err := h.def.InitialState(id)
@@ -62,34 +56,20 @@ func (h *Handle[S, C, E]) rebuild(ctx context.Context, id string, to uint64, unt
 	}
 
 	from := out.snapshotVersion + 1
-	if window > 0 && out.snapshotVersion > 0 {
-		head, err := h.sys.cfg.Journal.Head(ctx, stream)
-		if err != nil {
-			return out, err
-		}
-		if head > out.snapshotVersion {
-			// Events after the snapshot are read anyway; read back far
-			// enough before it to fill the window.
-			if head-out.snapshotVersion < uint64(window) {
-				need := uint64(window) - (head - out.snapshotVersion)
-				if need >= out.snapshotVersion {
-					from = 1
-				} else {
-					from = out.snapshotVersion - need + 1
-				}
+	var cutoff int64
+	if lim.on() {
+		cutoff = lim.cutoff(h.sys.cfg.Clock.Now().UnixNano())
+		if out.snapshotVersion > 0 {
+			var err error
+			if from, err = h.dedupFrom(ctx, stream, out.snapshotVersion, out.snapshotTime, cutoff, lim); err != nil {
+				return out, err
 			}
-		} else if uint64(window) >= out.snapshotVersion {
-			from = 1
-		} else {
-			from = out.snapshotVersion - uint64(window) + 1
 		}
 	}
 	if from > to {
 		return out, nil
 	}
 
-	var ring []recentEvent[E] // grows as events are read: most streams are short
-	ringStart := 0
 	reg := h.sys.cfg.Registry
 	evolve := h.def.Evolve
 	var evolveErr error
@@ -116,13 +96,10 @@ func (h *Handle[S, C, E]) rebuild(ctx context.Context, id string, to uint64, unt
 			return true, &journal.CorruptionError{Stream: stream, Version: rec.Version, Position: rec.Position,
 				Err: fmt.Errorf("event type %q (%T) is not an event of aggregate kind %q", rec.Envelope.Type, v, h.kind)}
 		}
-		if window > 0 {
-			re := recentEvent[E]{commandID: rec.Envelope.CausationID, version: rec.Version, position: rec.Position, event: ev}
-			if len(ring) < window {
-				ring = append(ring, re)
-			} else {
-				ring[ringStart] = re
-				ringStart = (ringStart + 1) % window
+		if lim.on() && rec.Envelope.CausationID != "" {
+			if at := rec.Envelope.Time.UnixNano(); at >= cutoff {
+				cmdID := rec.Envelope.CausationID
+				out.dedup.addEvent(cmdID, idTag(cmdID), ev, rec.Version, rec.Position, at, lim)
 			}
 		}
 		if rec.Version <= out.snapshotVersion {
@@ -171,10 +148,50 @@ func (h *Handle[S, C, E]) rebuild(ctx context.Context, id string, to uint64, unt
 			return out, err
 		}
 	}
-	if len(ring) > 0 {
-		out.recent = append(ring[ringStart:len(ring):len(ring)], ring[:ringStart]...)
-	}
 	return out, nil
+}
+
+// dedupFrom returns the version recovery reads from so that it sees every
+// event stamped at or after cutoff, when state comes from a snapshot at
+// snapVersion saved at snapTime. Events up to the snapshot are stamped no
+// later than the snapshot (the same clock stamps both), so when the
+// snapshot is older than the window nothing before it is read. Otherwise
+// it probes single events at exponentially growing distances before the
+// snapshot until one is older than the window, deleted, or version 1; the
+// read then covers at most twice the window's events before the snapshot,
+// and never more than lim.max of them (the cache keeps at most lim.max
+// commands, and most commands have one event; of commands with several,
+// fewer than lim.max may be restored).
+//
+// The alternative, keeping the command ids in the snapshot, would tie the
+// dedup set to the snapshot format and store every id twice; the journal
+// already holds each id (as causation id) with its time, and the read back
+// is bounded by the window.
+func (h *Handle[S, C, E]) dedupFrom(ctx context.Context, stream string, snapVersion uint64, snapTime time.Time, cutoff int64, lim dedupLimits) (uint64, error) {
+	if !snapTime.IsZero() && snapTime.UnixNano() < cutoff {
+		return snapVersion + 1, nil
+	}
+	limit := uint64(lim.max)
+	for k := uint64(1); ; k *= 2 {
+		if k >= snapVersion || k >= limit {
+			k = min(snapVersion, limit)
+			return snapVersion - k + 1, nil
+		}
+		v := snapVersion - k + 1
+		found := false
+		for rec, err := range h.sys.cfg.Journal.Read(ctx, stream, v, v, 1) {
+			if err != nil {
+				return 0, err
+			}
+			found = true
+			if rec.Envelope.Time.UnixNano() < cutoff {
+				return v, nil
+			}
+		}
+		if !found {
+			return v, nil // deleted (DeleteEventsOnSnapshot): read what is left
+		}
+	}
 }
 
 // parallelReplayAfter is the number of records recovery decodes inline

@@ -36,6 +36,9 @@ type System struct {
 	// timed is set when an Observer or Metrics wants command durations;
 	// only then is the clock read when a command is sent.
 	timed bool
+	// dedup bounds the aggregates' dedup caches (from DedupWindow and
+	// DedupMaxEntries).
+	dedup dedupLimits
 
 	// bg is cancelled by Shutdown when its context ends, to give up on
 	// appends and saves still running.
@@ -76,6 +79,7 @@ func NewSystem(cfg Config) (*System, error) {
 		sem:      make(chan struct{}, cfg.MaxConcurrentRecoveries),
 		tracer:   telemetry.Tracer(cfg.TracerProvider),
 		timed:    cfg.Observer != nil || cfg.Metrics != nil,
+		dedup:    dedupLimits{window: int64(cfg.DedupWindow), max: cfg.DedupMaxEntries},
 		bg:       bg,
 		cancelBG: cancel,
 		kinds:    make(map[string]kindRuntime),

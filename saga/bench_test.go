@@ -40,7 +40,7 @@ func onJournals(b *testing.B, bench func(*testing.B, journal.Journal)) {
 func benchTransfers(b *testing.B, j journal.Journal) {
 	ctx := context.Background()
 	defer j.Close()
-	sys, err := actor.NewSystem(actor.Config{Journal: j, DedupWindow: 10_000})
+	sys, err := actor.NewSystem(actor.Config{Journal: j, DedupMaxEntries: 10_000})
 	if err != nil {
 		b.Fatal(err)
 	}

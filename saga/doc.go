@@ -105,9 +105,10 @@
 //     attempt timeout) is retried with the same id, and a runner that
 //     restarts re-sends the command of the step it was executing with the
 //     same id, so the aggregate's command deduplication (actor.Config.
-//     DedupWindow) makes each command take effect at most once. The
-//     dedup window must therefore cover the events an aggregate may
-//     receive between a command and its retry.
+//     DedupWindow and DedupMaxEntries) makes each command take effect at
+//     most once. The dedup window must therefore cover the time between a
+//     command and its retry, and the cap the commands an aggregate may
+//     receive meanwhile.
 //   - Deadlines (Timeout, Orchestration.Deadline) are recorded in the saga
 //     stream and measured on the injected Clock, so they survive restarts
 //     and fire in tests when an actortest.ManualClock is advanced.

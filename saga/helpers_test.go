@@ -142,7 +142,7 @@ type world struct {
 	clock       orchestrix.Clock
 	cfg         func(*saga.Config)
 	sysCfg      func(*actor.Config)
-	dedup       int
+	dedup       int // actor.Config.DedupMaxEntries; when set, the window is unbounded in practice
 
 	sys      *actor.System
 	accounts *actor.Handle[Account, AccountCommand, AccountEvent]
@@ -206,7 +206,10 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func (w *world) start() {
 	w.t.Helper()
 	reg := orchestrix.NewRegistry()
-	sysCfg := actor.Config{Journal: w.store, Registry: reg, Clock: w.clock, DedupWindow: w.dedup}
+	sysCfg := actor.Config{Journal: w.store, Registry: reg, Clock: w.clock, DedupMaxEntries: w.dedup}
+	if w.dedup > 0 {
+		sysCfg.DedupWindow = 24 * time.Hour
+	}
 	if w.sysCfg != nil {
 		w.sysCfg(&sysCfg)
 	}
