@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/orchestrix/orchestrix"
@@ -203,7 +204,30 @@ type replayChunk struct {
 	vals []any
 	errs []error
 	err  error // read error ending the stream
-	done chan struct{}
+	// claimed is set by whoever decodes the chunk: a worker, or the
+	// in-order loop itself when it reaches a chunk no worker has started
+	// (so that replay never waits for a worker the scheduler has not run,
+	// and is no slower than inline decoding when the cores are busy).
+	claimed atomic.Bool
+	done    chan struct{}
+}
+
+// decode decodes c's records with reg, unless someone else claimed them
+// first; it reports whether it did.
+func (c *replayChunk) decode(reg *orchestrix.Registry) bool {
+	if !c.claimed.CompareAndSwap(false, true) {
+		return false
+	}
+	if cap(c.vals) < len(c.recs) {
+		c.vals = make([]any, len(c.recs))
+		c.errs = make([]error, len(c.recs))
+	}
+	c.vals, c.errs = c.vals[:len(c.recs)], c.errs[:len(c.recs)]
+	for i := range c.recs {
+		c.vals[i], c.errs[i] = reg.Unmarshal(c.recs[i].Envelope)
+	}
+	close(c.done)
+	return true
 }
 
 const replayChunkSize = 256
@@ -215,7 +239,7 @@ func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, stream string, fro
 	step func(journal.Record, any, error) (bool, error)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	workers := runtime.GOMAXPROCS(0)
+	workers := max(1, runtime.GOMAXPROCS(0)-1) // the in-order loop decodes too
 	work := make(chan *replayChunk, workers*2)
 	ordered := make(chan *replayChunk, workers*4)
 	// Chunks the in-order loop is done with go back to the reader through
@@ -227,15 +251,7 @@ func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, stream string, fro
 	for range workers {
 		go func() {
 			for c := range work {
-				if cap(c.vals) < len(c.recs) {
-					c.vals = make([]any, len(c.recs))
-					c.errs = make([]error, len(c.recs))
-				}
-				c.vals, c.errs = c.vals[:len(c.recs)], c.errs[:len(c.recs)]
-				for i := range c.recs {
-					c.vals[i], c.errs[i] = reg.Unmarshal(c.recs[i].Envelope)
-				}
-				close(c.done)
+				c.decode(reg)
 			}
 		}()
 	}
@@ -261,6 +277,7 @@ func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, stream string, fro
 			select {
 			case c := <-free:
 				c.recs, c.done = c.recs[:0], make(chan struct{})
+				c.claimed.Store(false)
 				return c
 			default:
 				return &replayChunk{recs: make([]journal.Record, 0, replayChunkSize), done: make(chan struct{})}
@@ -295,13 +312,16 @@ func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, stream string, fro
 		}
 	}()
 	for c := range ordered {
-		select {
-		case <-c.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
 		if c.err != nil {
 			return c.err
+		}
+		decodedHere := c.decode(reg)
+		if !decodedHere {
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		for i := range c.recs {
 			stop, err := step(c.recs[i], c.vals[i], c.errs[i])
@@ -311,6 +331,12 @@ func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, stream string, fro
 			if stop {
 				return nil
 			}
+		}
+		if decodedHere {
+			// Its entry may still wait in work: a worker will find it
+			// claimed and drop it. Not recycled, so that entry never sees
+			// the chunk refilled.
+			continue
 		}
 		select {
 		case free <- c:

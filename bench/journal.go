@@ -22,6 +22,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/pgtest"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/journal/bolt"
 	pgjournal "github.com/orchestrix/orchestrix/journal/postgres"
@@ -88,9 +89,6 @@ func backendFor(cfg journalConfig) (journalBackend, error) {
 			}}, nil
 		}, nil
 	case "postgres":
-		if cfg.dsn == "" {
-			return nil, errors.New("-backend=postgres needs -dsn or ORCHESTRIX_PG_DSN")
-		}
 		return func(ctx context.Context, scenario, _ string) (openedJournal, error) {
 			schema := fmt.Sprintf("orchestrix_bench_%s_%d", strings.ReplaceAll(scenario, "-", "_"), time.Now().UnixNano())
 			j, err := pgjournal.Open(ctx, cfg.dsn, pgjournal.Config{Schema: schema})
@@ -126,7 +124,7 @@ func parseJournalFlags(args []string, stderr io.Writer) (journalConfig, error) {
 	fs := flag.NewFlagSet("journal", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.backend, "backend", "bolt", "journal backend: bolt or postgres")
-	fs.StringVar(&cfg.dsn, "dsn", os.Getenv("ORCHESTRIX_PG_DSN"), "PostgreSQL DSN for -backend=postgres (each scenario uses a fresh schema orchestrix_bench_<scenario>_<nanos>, dropped afterwards)")
+	fs.StringVar(&cfg.dsn, "dsn", os.Getenv("ORCHESTRIX_PG_DSN"), "PostgreSQL DSN for -backend=postgres (default: start a throwaway server from the installed binaries; each scenario uses a fresh schema orchestrix_bench_<scenario>_<nanos>, dropped afterwards)")
 	fs.StringVar(&cfg.dir, "dir", "", "directory for the database files (default: a new temporary directory, removed afterwards)")
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "how long each scenario appends")
 	appenders := fs.String("appenders", "1,64,1024", "comma-separated numbers of concurrent appenders, one scenario each")
@@ -171,6 +169,17 @@ func runJournal(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "bench journal:", err)
 		return 2
+	}
+	if cfg.backend == "postgres" && cfg.dsn == "" {
+		// No server given: start a throwaway one, as the tests do.
+		srv, err := pgtest.StartServer()
+		if err != nil {
+			fmt.Fprintln(stderr, "bench journal: no -dsn or ORCHESTRIX_PG_DSN, and starting a throwaway PostgreSQL failed:", err)
+			return 1
+		}
+		defer srv.Stop()
+		cfg.dsn = srv.DSN()
+		fmt.Fprintln(stderr, "bench journal: started a throwaway PostgreSQL server (fsync and synchronous commit on), stopped at exit")
 	}
 	open, err := backendFor(cfg)
 	if err != nil {

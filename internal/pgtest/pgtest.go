@@ -131,6 +131,18 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// StartServer starts a throwaway server outside a test (for example for
+// a benchmark program). The caller must Stop it; a server is also stopped
+// when the process that started it dies. It fails when the PostgreSQL
+// binaries cannot be found.
+func StartServer() (*Server, error) {
+	bin, err := findBinaries()
+	if err != nil {
+		return nil, err
+	}
+	return startServer(bin)
+}
+
 // DSN returns the connection string of the server's "postgres" database
 // over TCP. It stays valid across Kill and Restart.
 func (s *Server) DSN() string {
