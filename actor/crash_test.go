@@ -48,6 +48,8 @@ const (
 	// Snapshots every few events, so kills land around snapshot writes
 	// and recoveries start from snapshots.
 	runtimeSnapshotEvery = 7
+	// runtimeSegment is how many kill/restart cycles share one set of files.
+	runtimeSegment = 50
 )
 
 // openRuntime opens the runtime the crash child uses over dir: a bbolt
@@ -172,11 +174,18 @@ func TestRuntime_Crash_AcknowledgedCommandsSurviveKill(t *testing.T) {
 	}
 	t.Logf("runtime crash test: -runtimecrash.seed=%d -runtimecrash.cycles=%d", seed, cycles)
 	rng := rand.New(rand.NewPCG(seed, 1))
-	dir := t.TempDir()
-	acked := map[string]runtimeAck{} // command id → ack
-	var retries []runtimeAck
+	var (
+		dir     string
+		acked   map[string]runtimeAck // command id → ack
+		retries []runtimeAck
+	)
 	total, dups := 0, 0
 	for cycle := range cycles {
+		if cycle%runtimeSegment == 0 {
+			// Fresh files every runtimeSegment cycles: each cycle reads
+			// the whole journal, so a long soak stays linear in its cycles.
+			dir, acked, retries = t.TempDir(), map[string]runtimeAck{}, nil
+		}
 		out := runRuntimeChild(t, dir, rng.Uint64(), cycle, retries, time.Duration(20+rng.IntN(300))*time.Millisecond)
 		for _, r := range retries {
 			switch out.retried[r.id] {
