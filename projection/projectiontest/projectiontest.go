@@ -74,6 +74,14 @@ type Kit struct {
 	retry   projection.Retry
 	mu      sync.Mutex
 	retries map[string]projection.Retry
+	// released is, per projection, the retry wait (position, failed
+	// attempts) ExpectRetry last advanced the clock past.
+	released map[string]retryWait
+}
+
+type retryWait struct {
+	position uint64
+	attempts int
 }
 
 // New returns a kit whose manager decodes with reg. A nil reg fails the
@@ -83,7 +91,7 @@ func New(t testing.TB, reg *orchestrix.Registry, opts ...Option) *Kit {
 	if reg == nil {
 		t.Fatal("projectiontest.New: nil Registry")
 	}
-	k := &Kit{t: t, Registry: reg, retries: make(map[string]projection.Retry)}
+	k := &Kit{t: t, Registry: reg, retries: make(map[string]projection.Retry), released: make(map[string]retryWait)}
 	for _, o := range opts {
 		o(k)
 	}
@@ -161,9 +169,9 @@ func (k *Kit) Run(p projection.Projection) projection.Status {
 
 // ExpectCaughtUp waits until the projection's checkpoint reaches the
 // journal's last position at the time of the call (an as-of projection
-// may complete before) and returns its status. It fails the test at once
-// if the projection fails or stops on the way, with the error it
-// reports.
+// may complete before) and returns its status. It fails the test at once,
+// with the error the projection reports, if it fails, stops or retries
+// on the way (see ExpectPosition).
 func (k *Kit) ExpectCaughtUp(name string) projection.Status {
 	k.t.Helper()
 	head, err := k.Journal.LastPosition(context.Background())
@@ -175,7 +183,9 @@ func (k *Kit) ExpectCaughtUp(name string) projection.Status {
 
 // ExpectPosition waits until the projection's checkpoint is at least pos
 // (or, for an as-of projection, it completes) and returns its status. It
-// fails the test at once if the projection fails or stops first.
+// fails the test at once if the projection fails, stops or starts
+// retrying first: a retry waits on the manual clock, which does not move
+// while the test waits here (ExpectRetry moves it).
 func (k *Kit) ExpectPosition(name string, pos uint64) projection.Status {
 	k.t.Helper()
 	st, err := k.wait(name, func(s projection.Status) (bool, error) {
@@ -186,6 +196,9 @@ func (k *Kit) ExpectPosition(name string, pos uint64) projection.Status {
 			return false, fmt.Errorf("failed at position %d: %w", s.FailedPosition, s.LastError)
 		case s.State == projection.StateStopped:
 			return false, errors.New("stopped")
+		case s.State == projection.StateRetrying && !k.advanced(name, s):
+			return false, fmt.Errorf("retrying position %d after %d failed attempt(s), waiting on the manual clock (drive it with ExpectRetry): %w",
+				s.FailedPosition, s.Attempts, s.LastError)
 		}
 		return s.Position >= pos, nil
 	})
@@ -204,6 +217,9 @@ func (k *Kit) ExpectPosition(name string, pos uint64) projection.Status {
 func (k *Kit) ExpectRetry(name string, position uint64, attempt int) projection.Status {
 	k.t.Helper()
 	st := k.expectRetrying(name, position, attempt)
+	k.mu.Lock()
+	k.released[name] = retryWait{position, attempt}
+	k.mu.Unlock()
 	k.Clock.Advance(k.retryOf(name).Backoff(attempt))
 	return st
 }
@@ -268,6 +284,7 @@ func (k *Kit) ExpectFailsAt(name string, position uint64, attempts int) *project
 		k.t.Fatalf("projectiontest: projection %q did not fail at position %d after %d attempt(s): %v (last status %s)",
 			name, position, attempts, err, format(st))
 	}
+	k.forget(name)
 	var ee *projection.EventError
 	if !errors.As(st.LastError, &ee) {
 		k.t.Fatalf("projectiontest: projection %q failed with %v, not a *projection.EventError", name, st.LastError)
@@ -282,6 +299,7 @@ func (k *Kit) Skip(name string, position uint64) {
 	k.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
 	defer cancel()
+	k.forget(name)
 	if err := k.Manager.Skip(ctx, name, position); err != nil {
 		k.t.Fatalf("projectiontest: skipping position %d of %q: %v", position, name, err)
 	}
@@ -295,6 +313,20 @@ func (k *Kit) Status(name string) projection.Status {
 		k.t.Fatalf("projectiontest: status of %q: %v", name, err)
 	}
 	return st
+}
+
+// advanced reports whether s is a retry wait ExpectRetry already let pass
+// (the status shows it until the next attempt ends).
+func (k *Kit) advanced(name string, s projection.Status) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.released[name] == retryWait{s.FailedPosition, s.Attempts}
+}
+
+func (k *Kit) forget(name string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.released, name)
 }
 
 func (k *Kit) retryOf(name string) projection.Retry {

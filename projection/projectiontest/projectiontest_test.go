@@ -164,6 +164,14 @@ func TestKit_ExpectCaughtUp_FailsOnFailedProjection(t *testing.T) {
 	})
 }
 
+func TestKit_ExpectCaughtUp_FailsAtOnceOnRetry(t *testing.T) {
+	expectFatal(t, "retrying position 1 after 1 failed attempt(s)", func(ft *fakeT) {
+		k := projectiontest.New(ft, registry(t))
+		bad := k.Append("account-a", Deposited{Amount: 1})
+		k.Run(projection.Projection{Name: "p", Handler: projectiontest.FailTimes(newBalances(), bad, 1, errBoom)})
+	})
+}
+
 func TestKit_ExpectFailsAt_DrivesBackoffOnManualClock(t *testing.T) {
 	k := projectiontest.New(t, registry(t))
 	k.Append("account-a", Deposited{Amount: 1})
