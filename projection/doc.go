@@ -41,4 +41,10 @@
 //   - Status reports the state, the checkpoint, the journal head and the
 //     lag between them; Manager.Wait blocks until a condition on the status
 //     holds.
+//
+// # Testing
+//
+// Package projection/projectiontest runs a projection in a test on an
+// in-memory journal: to the head of the log, then through a failing
+// event's retries on a manual clock, to failure and past it with Skip.
 package projection
