@@ -43,7 +43,7 @@ import (
 // heap bytes per active idle aggregate.
 func init() {
 	subcommands["aggregates"] = subcommand{
-		summary: "actor runtime: commands/s and latency on bbolt, recovery rate, memory per aggregate",
+		summary: "actor runtime: commands/s and latency on bbolt or PostgreSQL against hand-written baselines, recovery rate, memory per aggregate",
 		run:     runAggregates,
 	}
 }
@@ -753,7 +753,7 @@ func heapInUse() int64 {
 
 func printAggTable(w io.Writer, results []aggResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\taggregates\tsenders\tcommands/s\tp50 µs\tp99 µs\tevents/s\tactivation µs\tbytes/aggregate\tevents/commit\t\n")
+	fmt.Fprintf(tw, "scenario\tbackend\taggregates\tsenders\tcommands/s\tp50 µs\tp99 µs\tCPU µs/command\tevents/s\tactivation µs\tbytes/aggregate\tevents/commit\tratio\t\n")
 	f := func(v float64) string {
 		if v == 0 || math.IsNaN(v) {
 			return "-"
@@ -761,8 +761,12 @@ func printAggTable(w io.Writer, results []aggResult) {
 		return fmt.Sprintf("%.0f", v)
 	}
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Aggregates, r.Senders,
-			f(r.CommandsPerSec), f(r.P50us), f(r.P99us), f(r.EventsPerSec), f(r.ActivationUs), f(r.BytesPerAgg), f(r.EventsPerCommit))
+		ratio := "-"
+		if r.Ratio > 0 {
+			ratio = fmt.Sprintf("%.2f×", r.Ratio)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Backend, r.Aggregates, r.Senders,
+			f(r.CommandsPerSec), f(r.P50us), f(r.P99us), fmt.Sprintf("%.1f", r.CPUusPerCommand), f(r.EventsPerSec), f(r.ActivationUs), f(r.BytesPerAgg), f(r.EventsPerCommit), ratio)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nGOMAXPROCS=%d, %s %s/%s\n", runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
