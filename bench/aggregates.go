@@ -61,6 +61,9 @@ type aggConfig struct {
 	jsonOut    bool
 	noSync     bool
 	profile    profileFlags
+	// serverCPU reads the PostgreSQL server's CPU time when the benchmark
+	// started the server itself (nil otherwise, and for bolt).
+	serverCPU func() (time.Duration, error)
 }
 
 // aggResult is one scenario's outcome (one JSON object per line with -json).
@@ -83,6 +86,9 @@ type aggResult struct {
 	// CPUusPerCommand is this process's CPU time (user + system) per
 	// command; on PostgreSQL the server's CPU is not included.
 	CPUusPerCommand float64 `json:"cpu_us_per_command,omitempty"`
+	// ServerCPUusPerCommand is the PostgreSQL server's CPU time per
+	// command, when the benchmark started the server itself.
+	ServerCPUusPerCommand float64 `json:"server_cpu_us_per_command,omitempty"`
 	// Ratio is, on the ratio line, the many-aggregates scenario's
 	// commands/s divided by the baseline's of the same run.
 	Ratio float64 `json:"ratio,omitempty"`
@@ -170,6 +176,7 @@ func runAggregates(args []string, stdout, stderr io.Writer) int {
 		}
 		defer srv.Stop()
 		cfg.dsn = srv.DSN()
+		cfg.serverCPU = srv.CPUTime
 		fmt.Fprintln(stderr, "bench aggregates: started a throwaway PostgreSQL server (fsync and synchronous commit on), stopped at exit")
 	}
 	root := cfg.dir
@@ -207,7 +214,7 @@ func runAggregates(args []string, stdout, stderr io.Writer) int {
 	stores := aggStores{cfg: cfg}
 	baseline := func(dir string) (aggResult, error) {
 		if cfg.backend == "postgres" {
-			return pgInsertBaseline(cfg.dsn, cfg.aggregates, cfg.senders, cfg.duration)
+			return pgInsertBaseline(cfg.dsn, cfg.serverCPU, cfg.aggregates, cfg.senders, cfg.duration)
 		}
 		return mutexBaseline(dir, cfg.aggregates, cfg.senders, cfg.duration)
 	}
@@ -371,6 +378,33 @@ func openSystem(stores aggStores, scenario, dir string) (*actor.System, *actor.H
 	return sys, h, st, nil
 }
 
+// cpuMeter measures the CPU time of a scenario: this process's, and the
+// PostgreSQL server's when it can be read.
+type cpuMeter struct {
+	server           func() (time.Duration, error)
+	client0, server0 time.Duration
+	serverOK         bool
+}
+
+func startCPU(server func() (time.Duration, error)) *cpuMeter {
+	m := &cpuMeter{server: server, client0: cpuTime()}
+	if server != nil {
+		t, err := server()
+		m.server0, m.serverOK = t, err == nil
+	}
+	return m
+}
+
+// stop records the CPU per command of the scenario since startCPU in r.
+func (m *cpuMeter) stop(r *aggResult) {
+	r.CPUusPerCommand = perCommandUs(cpuTime()-m.client0, r.Commands)
+	if m.serverOK {
+		if t, err := m.server(); err == nil {
+			r.ServerCPUusPerCommand = perCommandUs(t-m.server0, r.Commands)
+		}
+	}
+}
+
 // cpuTime is this process's user + system CPU time so far.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
@@ -402,17 +436,16 @@ func runtimeThroughput(stores aggStores, dir, name string, aggs, senders int, d 
 		ids[i] = fmt.Sprintf("a%06d", i)
 	}
 	ctx := context.Background()
-	cpu0 := cpuTime()
+	cpu := startCPU(stores.cfg.serverCPU)
 	load := closedLoop(senders, d, func(_ int, _ uint64, rng *rand.Rand) error {
 		_, err := h.Send(ctx, ids[rng.IntN(len(ids))], benchDeposit{Amount: 1})
 		return err
 	})
-	cpu := cpuTime() - cpu0
 	if err := load.err("commands"); err != nil {
 		return aggResult{}, err
 	}
 	r := latencyResult(fmt.Sprintf("%s-%d", name, senders), aggs, senders, load)
-	r.CPUusPerCommand = perCommandUs(cpu, load.done)
+	cpu.stop(&r)
 	if commits, events := st.stats(); commits > 0 {
 		r.EventsPerCommit = float64(events) / float64(commits)
 	}
@@ -445,7 +478,7 @@ func mutexBaseline(dir string, aggs, senders int, d time.Duration) (aggResult, e
 	if err := benchAccounts.RegisterEvents(reg); err != nil {
 		return aggResult{}, err
 	}
-	cpu0 := cpuTime()
+	cpu := startCPU(nil)
 	load := closedLoop(senders, d, func(_ int, _ uint64, rng *rand.Rand) error {
 		a := all[rng.IntN(len(all))]
 		a.mu.Lock()
@@ -471,12 +504,11 @@ func mutexBaseline(dir string, aggs, senders int, d time.Duration) (aggResult, e
 		a.state = benchAccounts.Evolve(a.state, events[0])
 		return nil
 	})
-	cpu := cpuTime() - cpu0
 	if err := load.err("commands"); err != nil {
 		return aggResult{}, err
 	}
 	r := latencyResult(fmt.Sprintf("baseline-mutex-update-per-command-%d", senders), aggs, senders, load)
-	r.CPUusPerCommand = perCommandUs(cpu, load.done)
+	cpu.stop(&r)
 	return r, nil
 }
 
@@ -753,7 +785,7 @@ func heapInUse() int64 {
 
 func printAggTable(w io.Writer, results []aggResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tbackend\taggregates\tsenders\tcommands/s\tp50 µs\tp99 µs\tCPU µs/command\tevents/s\tactivation µs\tbytes/aggregate\tevents/commit\tratio\t\n")
+	fmt.Fprintf(tw, "scenario\tbackend\taggregates\tsenders\tcommands/s\tp50 µs\tp99 µs\tCPU µs/command\tserver CPU µs/command\tevents/s\tactivation µs\tbytes/aggregate\tevents/commit\tratio\t\n")
 	f := func(v float64) string {
 		if v == 0 || math.IsNaN(v) {
 			return "-"
@@ -765,8 +797,8 @@ func printAggTable(w io.Writer, results []aggResult) {
 		if r.Ratio > 0 {
 			ratio = fmt.Sprintf("%.2f×", r.Ratio)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Backend, r.Aggregates, r.Senders,
-			f(r.CommandsPerSec), f(r.P50us), f(r.P99us), fmt.Sprintf("%.1f", r.CPUusPerCommand), f(r.EventsPerSec), f(r.ActivationUs), f(r.BytesPerAgg), f(r.EventsPerCommit), ratio)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Backend, r.Aggregates, r.Senders,
+			f(r.CommandsPerSec), f(r.P50us), f(r.P99us), fmt.Sprintf("%.1f", r.CPUusPerCommand), fmt.Sprintf("%.1f", r.ServerCPUusPerCommand), f(r.EventsPerSec), f(r.ActivationUs), f(r.BytesPerAgg), f(r.EventsPerCommit), ratio)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nGOMAXPROCS=%d, %s %s/%s\n", runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)

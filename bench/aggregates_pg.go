@@ -61,7 +61,7 @@ func pgBaselinePool(ctx context.Context, dsn, scenario string, maxConns int32) (
 // version) constraint guarding against a concurrent writer. The pool has
 // as many connections as the journal's default (pgxpool's default: 4 per
 // core, at least 4) so that neither side gets more server backends.
-func pgInsertBaseline(dsn string, aggs, senders int, d time.Duration) (aggResult, error) {
+func pgInsertBaseline(dsn string, serverCPU func() (time.Duration, error), aggs, senders int, d time.Duration) (aggResult, error) {
 	ctx := context.Background()
 	pool, drop, err := pgBaselinePool(ctx, dsn, "baseline-insert", 0)
 	if err != nil {
@@ -82,7 +82,7 @@ func pgInsertBaseline(dsn string, aggs, senders int, d time.Duration) (aggResult
 	if err := benchAccounts.RegisterEvents(reg); err != nil {
 		return aggResult{}, err
 	}
-	cpu0 := cpuTime()
+	cpu := startCPU(serverCPU)
 	load := closedLoop(senders, d, func(_ int, _ uint64, rng *rand.Rand) error {
 		a := all[rng.IntN(len(all))]
 		a.mu.Lock()
@@ -107,12 +107,11 @@ func pgInsertBaseline(dsn string, aggs, senders int, d time.Duration) (aggResult
 		a.state = benchAccounts.Evolve(a.state, events[0])
 		return nil
 	})
-	cpu := cpuTime() - cpu0
 	if err := load.err("commands"); err != nil {
 		return aggResult{}, err
 	}
 	r := latencyResult(fmt.Sprintf("baseline-pgx-insert-per-command-%d", senders), aggs, senders, load)
-	r.CPUusPerCommand = perCommandUs(cpu, load.done)
+	cpu.stop(&r)
 	return r, nil
 }
 
