@@ -84,3 +84,11 @@ func TestRun_AggregatesBadFlags_ExitsWithUsageError(t *testing.T) {
 		require.NotEmpty(t, stderr.String())
 	}
 }
+
+func TestRun_AggregatesPostgresWithoutDSN_StartsAServerAndReportsItsCPU(t *testing.T) {
+	pgtest.Start(t) // skips, or fails under ORCHESTRIX_REQUIRE_PG, when PostgreSQL is not installed
+	t.Setenv("ORCHESTRIX_PG_DSN", "")
+	names, byName := runAggJSON(t, "-backend", "postgres", "-only", "many", "-duration", "500ms")
+	require.Equal(t, []string{"many-aggregates-8"}, names)
+	require.Positive(t, byName["many-aggregates-8"]["server_cpu_us_per_command"])
+}
