@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -25,24 +26,31 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/internal/pgtest"
 	"github.com/orchestrix/orchestrix/journal"
-	"github.com/orchestrix/orchestrix/journal/bolt"
+	"github.com/orchestrix/orchestrix/snapshot"
 	snapbolt "github.com/orchestrix/orchestrix/snapshot/bolt"
+	snappg "github.com/orchestrix/orchestrix/snapshot/postgres"
 )
 
 // The aggregates subcommand measures the actor runtime on the bbolt
-// journal (fsync on): many aggregates and one hot aggregate under 1024
-// concurrent senders, against a baseline of a mutex per aggregate and one
-// bbolt Update per command; recovery replay rate; activation time from a
-// snapshot; and heap bytes per active idle aggregate.
+// journal (or, with -backend=postgres, journal/postgres and
+// snapshot/postgres; fsync on either way): many aggregates and one hot
+// aggregate under 1024 concurrent senders, against a baseline of a mutex
+// per aggregate and one bbolt Update (or one PostgreSQL INSERT
+// transaction) per command; recovery replay rate against a hand-written
+// replay loop over the same store; activation time from a snapshot; and
+// heap bytes per active idle aggregate.
 func init() {
 	subcommands["aggregates"] = subcommand{
-		summary: "actor runtime: commands/s and latency on bbolt, recovery rate, memory per aggregate",
+		summary: "actor runtime: commands/s and latency on bbolt or PostgreSQL against hand-written baselines, recovery rate, memory per aggregate",
 		run:     runAggregates,
 	}
 }
 
 type aggConfig struct {
+	backend    string
+	dsn        string
 	dir        string
 	duration   time.Duration
 	aggregates int
@@ -53,11 +61,15 @@ type aggConfig struct {
 	jsonOut    bool
 	noSync     bool
 	profile    profileFlags
+	// serverCPU reads the PostgreSQL server's CPU time when the benchmark
+	// started the server itself (nil otherwise, and for bolt).
+	serverCPU func() (time.Duration, error)
 }
 
 // aggResult is one scenario's outcome (one JSON object per line with -json).
 type aggResult struct {
 	Scenario       string  `json:"scenario"`
+	Backend        string  `json:"backend"`
 	Aggregates     int     `json:"aggregates,omitempty"`
 	Senders        int     `json:"senders,omitempty"`
 	Commands       uint64  `json:"commands,omitempty"`
@@ -71,6 +83,15 @@ type aggResult struct {
 	// EventsPerCommit is the journal's mean group-commit size.
 	EventsPerCommit float64 `json:"events_per_commit,omitempty"`
 	Errors          uint64  `json:"errors,omitempty"`
+	// CPUusPerCommand is this process's CPU time (user + system) per
+	// command; on PostgreSQL the server's CPU is not included.
+	CPUusPerCommand float64 `json:"cpu_us_per_command,omitempty"`
+	// ServerCPUusPerCommand is the PostgreSQL server's CPU time per
+	// command, when the benchmark started the server itself.
+	ServerCPUusPerCommand float64 `json:"server_cpu_us_per_command,omitempty"`
+	// Ratio is, on the ratio line, the many-aggregates scenario's
+	// commands/s divided by the baseline's of the same run.
+	Ratio float64 `json:"ratio,omitempty"`
 }
 
 // ---- the benchmark aggregate: an account with ~200-byte events ----
@@ -107,6 +128,8 @@ func parseAggFlags(args []string, stderr io.Writer) (aggConfig, error) {
 	var cfg aggConfig
 	fs := flag.NewFlagSet("aggregates", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.backend, "backend", "bolt", "journal and snapshot backend: bolt or postgres")
+	fs.StringVar(&cfg.dsn, "dsn", os.Getenv("ORCHESTRIX_PG_DSN"), "PostgreSQL DSN for -backend=postgres (default: start a throwaway server from the installed binaries; each scenario uses fresh schemas orchestrix_bench_<scenario>_<nanos>, dropped afterwards)")
 	fs.StringVar(&cfg.dir, "dir", "", "directory for database files (default: a temporary directory, removed afterwards)")
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "how long each throughput scenario runs")
 	fs.IntVar(&cfg.aggregates, "aggregates", 10000, "aggregates in the many-aggregates and baseline scenarios")
@@ -126,6 +149,12 @@ func parseAggFlags(args []string, stderr io.Writer) (aggConfig, error) {
 	if cfg.duration <= 0 || cfg.aggregates <= 0 || cfg.senders <= 0 || cfg.replay <= 0 || cfg.idle <= 0 {
 		return cfg, errors.New("-duration, -aggregates, -senders, -replay-events and -idle must be positive")
 	}
+	if cfg.backend != "bolt" && cfg.backend != "postgres" {
+		return cfg, fmt.Errorf("unknown backend %q (want bolt or postgres)", cfg.backend)
+	}
+	if cfg.noSync && cfg.backend != "bolt" {
+		return cfg, errors.New("-nosync applies to -backend=bolt only")
+	}
 	return cfg, nil
 }
 
@@ -137,6 +166,18 @@ func runAggregates(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "bench aggregates:", err)
 		return 2
+	}
+	if cfg.backend == "postgres" && cfg.dsn == "" {
+		// No server given: start a throwaway one, as the tests do.
+		srv, err := pgtest.StartServer()
+		if err != nil {
+			fmt.Fprintln(stderr, "bench aggregates: no -dsn or ORCHESTRIX_PG_DSN, and starting a throwaway PostgreSQL failed:", err)
+			return 1
+		}
+		defer srv.Stop()
+		cfg.dsn = srv.DSN()
+		cfg.serverCPU = srv.CPUTime
+		fmt.Fprintln(stderr, "bench aggregates: started a throwaway PostgreSQL server (fsync and synchronous commit on), stopped at exit")
 	}
 	root := cfg.dir
 	if root == "" {
@@ -159,6 +200,7 @@ func runAggregates(args []string, stdout, stderr io.Writer) int {
 	}
 	var results []aggResult
 	emit := func(r aggResult) {
+		r.Backend = cfg.backend
 		results = append(results, r)
 		if cfg.jsonOut {
 			b, _ := json.Marshal(r)
@@ -169,22 +211,29 @@ func runAggregates(args []string, stdout, stderr io.Writer) int {
 		name string
 		run  func(dir string) ([]aggResult, error)
 	}
+	stores := aggStores{cfg: cfg}
+	baseline := func(dir string) (aggResult, error) {
+		if cfg.backend == "postgres" {
+			return pgInsertBaseline(cfg.dsn, cfg.serverCPU, cfg.aggregates, cfg.senders, cfg.duration)
+		}
+		return mutexBaseline(dir, cfg.aggregates, cfg.senders, cfg.duration)
+	}
 	scenarios := []scenario{
 		{"many", func(dir string) ([]aggResult, error) {
-			r, err := runtimeThroughput(dir, "many-aggregates", cfg.aggregates, cfg.senders, cfg.duration, cfg.noSync)
+			r, err := runtimeThroughput(stores, dir, "many-aggregates", cfg.aggregates, cfg.senders, cfg.duration)
 			return []aggResult{r}, err
 		}},
 		{"hot", func(dir string) ([]aggResult, error) {
-			r, err := runtimeThroughput(dir, "hot-aggregate", 1, cfg.senders, cfg.duration, cfg.noSync)
+			r, err := runtimeThroughput(stores, dir, "hot-aggregate", 1, cfg.senders, cfg.duration)
 			return []aggResult{r}, err
 		}},
 		{"baseline", func(dir string) ([]aggResult, error) {
-			r, err := mutexBaseline(dir, cfg.aggregates, cfg.senders, cfg.duration)
+			r, err := baseline(dir)
 			return []aggResult{r}, err
 		}},
-		{"recovery", func(dir string) ([]aggResult, error) { return recoveryScenario(dir, cfg.replay) }},
+		{"recovery", func(dir string) ([]aggResult, error) { return recoveryScenario(stores, dir, cfg.replay) }},
 		{"memory", func(dir string) ([]aggResult, error) {
-			r, err := memoryScenario(dir, cfg.idle, cfg.noSync)
+			r, err := memoryScenario(stores, dir, cfg.idle)
 			return []aggResult{r}, err
 		}},
 	}
@@ -207,6 +256,9 @@ func runAggregates(args []string, stdout, stderr io.Writer) int {
 		}
 		os.RemoveAll(dir)
 	}
+	if r, ok := manyToBaseline(results); ok {
+		emit(r)
+	}
 	if !cfg.jsonOut {
 		printAggTable(stdout, results)
 	}
@@ -221,39 +273,170 @@ func latencyResult(name string, aggs, senders int, load loadResult) aggResult {
 	}
 }
 
-func openSystem(dir string, noSync bool) (*actor.System, *actor.Handle[benchAccount, benchDeposit, benchDeposited], *bolt.Journal, error) {
-	j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Config{NoSync: noSync})
-	if err != nil {
-		return nil, nil, nil, err
+// manyToBaseline is the line that divides the many-aggregates scenario's
+// commands/s by the baseline's, when both ran.
+func manyToBaseline(results []aggResult) (aggResult, bool) {
+	var many, base *aggResult
+	for i := range results {
+		switch {
+		case strings.HasPrefix(results[i].Scenario, "many-aggregates-"):
+			many = &results[i]
+		case strings.HasPrefix(results[i].Scenario, "baseline-") && results[i].CommandsPerSec > 0:
+			base = &results[i]
+		}
 	}
-	sys, err := actor.NewSystem(actor.Config{Journal: j})
+	if many == nil || base == nil {
+		return aggResult{}, false
+	}
+	return aggResult{
+		Scenario: "ratio-" + many.Scenario + "-to-" + base.Scenario,
+		Ratio:    many.CommandsPerSec / base.CommandsPerSec,
+	}, true
+}
+
+// aggStores opens the journal and snapshot store of the configured
+// backend: files in a scenario's directory for bolt, fresh schemas named
+// after the scenario for postgres (dropped by the returned close).
+type aggStores struct{ cfg aggConfig }
+
+// openedStores is a journal (and, when asked for, a snapshot store) under
+// test; close closes both and removes what they stored on a server.
+type openedStores struct {
+	j     journal.Journal
+	snaps snapshot.Store
+	stats func() (commits, events uint64)
+	close func() error
+}
+
+func (a aggStores) open(ctx context.Context, scenario, dir string, withSnapshots bool) (openedStores, error) {
+	open, err := backendFor(journalConfig{backend: a.cfg.backend, dsn: a.cfg.dsn, noSync: a.cfg.noSync})
 	if err != nil {
-		j.Close()
-		return nil, nil, nil, err
+		return openedStores{}, err
+	}
+	oj, err := open(ctx, scenario, dir)
+	if err != nil {
+		return openedStores{}, err
+	}
+	closers := []func() error{oj.j.Close}
+	if oj.cleanup != nil {
+		closers = append(closers, oj.cleanup)
+	}
+	out := openedStores{j: oj.j, stats: oj.stats}
+	out.close = func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
+		}
+		return errors.Join(errs...)
+	}
+	if !withSnapshots {
+		return out, nil
+	}
+	switch a.cfg.backend {
+	case "postgres":
+		schema := pgSchemaName(scenario + "_snapshots")
+		s, err := snappg.Open(ctx, a.cfg.dsn, snappg.Config{Schema: schema})
+		if err != nil {
+			_ = out.close()
+			return openedStores{}, err
+		}
+		out.snaps = s
+		closers = append(closers, func() error { return dropSchema(context.Background(), a.cfg.dsn, schema) }, s.Close)
+	default:
+		s, err := snapbolt.Open(filepath.Join(dir, "snapshots.db"), snapbolt.Config{})
+		if err != nil {
+			_ = out.close()
+			return openedStores{}, err
+		}
+		out.snaps = s
+		closers = append(closers, s.Close)
+	}
+	return out, nil
+}
+
+// pgSchemaName is a fresh schema name for a benchmark scenario.
+func pgSchemaName(scenario string) string {
+	return fmt.Sprintf("orchestrix_bench_%s_%d", strings.ReplaceAll(scenario, "-", "_"), time.Now().UnixNano())
+}
+
+func openSystem(stores aggStores, scenario, dir string) (*actor.System, *actor.Handle[benchAccount, benchDeposit, benchDeposited], openedStores, error) {
+	st, err := stores.open(context.Background(), scenario, dir, false)
+	if err != nil {
+		return nil, nil, openedStores{}, err
+	}
+	sys, err := actor.NewSystem(actor.Config{Journal: st.j})
+	if err != nil {
+		_ = st.close()
+		return nil, nil, openedStores{}, err
 	}
 	h, err := actor.Register(sys, benchAccounts)
 	if err != nil {
 		sys.Close()
-		j.Close()
-		return nil, nil, nil, err
+		_ = st.close()
+		return nil, nil, openedStores{}, err
 	}
-	return sys, h, j, nil
+	return sys, h, st, nil
+}
+
+// cpuMeter measures the CPU time of a scenario: this process's, and the
+// PostgreSQL server's when it can be read.
+type cpuMeter struct {
+	server           func() (time.Duration, error)
+	client0, server0 time.Duration
+	serverOK         bool
+}
+
+func startCPU(server func() (time.Duration, error)) *cpuMeter {
+	m := &cpuMeter{server: server, client0: cpuTime()}
+	if server != nil {
+		t, err := server()
+		m.server0, m.serverOK = t, err == nil
+	}
+	return m
+}
+
+// stop records the CPU per command of the scenario since startCPU in r.
+func (m *cpuMeter) stop(r *aggResult) {
+	r.CPUusPerCommand = perCommandUs(cpuTime()-m.client0, r.Commands)
+	if m.serverOK {
+		if t, err := m.server(); err == nil {
+			r.ServerCPUusPerCommand = perCommandUs(t-m.server0, r.Commands)
+		}
+	}
+}
+
+// cpuTime is this process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// perCommandUs is CPU microseconds per command, 0 when nothing ran.
+func perCommandUs(cpu time.Duration, commands uint64) float64 {
+	if commands == 0 || cpu <= 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / float64(commands)
 }
 
 // runtimeThroughput: senders send Deposit commands to random aggregates
 // among aggs, each waiting for its reply (events durable) before the next.
-func runtimeThroughput(dir, name string, aggs, senders int, d time.Duration, noSync bool) (aggResult, error) {
-	sys, h, j, err := openSystem(dir, noSync)
+func runtimeThroughput(stores aggStores, dir, name string, aggs, senders int, d time.Duration) (aggResult, error) {
+	sys, h, st, err := openSystem(stores, name, dir)
 	if err != nil {
 		return aggResult{}, err
 	}
-	defer j.Close()
+	defer st.close()
 	defer sys.Close()
 	ids := make([]string, aggs)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("a%06d", i)
 	}
 	ctx := context.Background()
+	cpu := startCPU(stores.cfg.serverCPU)
 	load := closedLoop(senders, d, func(_ int, _ uint64, rng *rand.Rand) error {
 		_, err := h.Send(ctx, ids[rng.IntN(len(ids))], benchDeposit{Amount: 1})
 		return err
@@ -262,8 +445,9 @@ func runtimeThroughput(dir, name string, aggs, senders int, d time.Duration, noS
 		return aggResult{}, err
 	}
 	r := latencyResult(fmt.Sprintf("%s-%d", name, senders), aggs, senders, load)
-	if st := j.Stats(); st.Commits > 0 {
-		r.EventsPerCommit = float64(st.Events) / float64(st.Commits)
+	cpu.stop(&r)
+	if commits, events := st.stats(); commits > 0 {
+		r.EventsPerCommit = float64(events) / float64(commits)
 	}
 	return r, nil
 }
@@ -294,6 +478,7 @@ func mutexBaseline(dir string, aggs, senders int, d time.Duration) (aggResult, e
 	if err := benchAccounts.RegisterEvents(reg); err != nil {
 		return aggResult{}, err
 	}
+	cpu := startCPU(nil)
 	load := closedLoop(senders, d, func(_ int, _ uint64, rng *rand.Rand) error {
 		a := all[rng.IntN(len(all))]
 		a.mu.Lock()
@@ -322,18 +507,21 @@ func mutexBaseline(dir string, aggs, senders int, d time.Duration) (aggResult, e
 	if err := load.err("commands"); err != nil {
 		return aggResult{}, err
 	}
-	return latencyResult(fmt.Sprintf("baseline-mutex-update-per-command-%d", senders), aggs, senders, load), nil
+	r := latencyResult(fmt.Sprintf("baseline-mutex-update-per-command-%d", senders), aggs, senders, load)
+	cpu.stop(&r)
+	return r, nil
 }
 
 // recoveryScenario writes n events to one stream, then measures a cold
 // activation replaying all of them, and one starting from a snapshot.
-func recoveryScenario(dir string, n int) ([]aggResult, error) {
+func recoveryScenario(stores aggStores, dir string, n int) ([]aggResult, error) {
 	ctx := context.Background()
-	j, err := bolt.Open(filepath.Join(dir, "journal.db"), bolt.Config{})
+	st, err := stores.open(ctx, "recovery", dir, true)
 	if err != nil {
 		return nil, err
 	}
-	defer j.Close()
+	defer st.close()
+	j, snaps := st.j, st.snaps
 	reg := orchestrix.NewRegistry()
 	if err := benchAccounts.RegisterEvents(reg); err != nil {
 		return nil, err
@@ -359,12 +547,6 @@ func recoveryScenario(dir string, n int) ([]aggResult, error) {
 		written += k
 	}
 
-	snaps, err := snapbolt.Open(filepath.Join(dir, "snapshots.db"), snapbolt.Config{})
-	if err != nil {
-		return nil, err
-	}
-	defer snaps.Close()
-
 	activate := func(withSnapshots bool) (time.Duration, uint64, error) {
 		cfg := actor.Config{Journal: j, Registry: reg}
 		if withSnapshots {
@@ -387,7 +569,12 @@ func recoveryScenario(dir string, n int) ([]aggResult, error) {
 		}
 		return el, v, err
 	}
-	base, err := newReplayBaseline(filepath.Join(dir, "baseline.db"), reg, n)
+	var base replayer
+	if stores.cfg.backend == "postgres" {
+		base, err = newPGReplayBaseline(ctx, stores.cfg.dsn, reg, n)
+	} else {
+		base, err = newReplayBaseline(filepath.Join(dir, "baseline.db"), reg, n)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -431,6 +618,13 @@ func recoveryScenario(dir string, n int) ([]aggResult, error) {
 		ActivationUs: float64(snapTime.Nanoseconds()) / 1e3,
 	})
 	return out, nil
+}
+
+// replayer is a hand-written replay loop over one backend's store.
+type replayer interface {
+	// replay rebuilds the account from its n events and returns the time taken.
+	replay(n int) (time.Duration, error)
+	Close() error
 }
 
 // replayBaseline is what a team would write instead of the runtime's
@@ -515,13 +709,14 @@ func medianDuration(ds []time.Duration) time.Duration {
 
 // memoryScenario activates n aggregates that each have one event, and
 // reports the heap growth per active, idle aggregate.
-func memoryScenario(dir string, n int, noSync bool) (aggResult, error) {
+func memoryScenario(stores aggStores, dir string, n int) (aggResult, error) {
 	ctx := context.Background()
-	sys, h, j, err := openSystem(dir, noSync)
+	sys, h, st, err := openSystem(stores, "memory", dir)
 	if err != nil {
 		return aggResult{}, err
 	}
-	defer j.Close()
+	defer st.close()
+	j := st.j
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("a%06d", i)
@@ -590,7 +785,7 @@ func heapInUse() int64 {
 
 func printAggTable(w io.Writer, results []aggResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\taggregates\tsenders\tcommands/s\tp50 µs\tp99 µs\tevents/s\tactivation µs\tbytes/aggregate\tevents/commit\t\n")
+	fmt.Fprintf(tw, "scenario\tbackend\taggregates\tsenders\tcommands/s\tp50 µs\tp99 µs\tCPU µs/command\tserver CPU µs/command\tevents/s\tactivation µs\tbytes/aggregate\tevents/commit\tratio\t\n")
 	f := func(v float64) string {
 		if v == 0 || math.IsNaN(v) {
 			return "-"
@@ -598,8 +793,12 @@ func printAggTable(w io.Writer, results []aggResult) {
 		return fmt.Sprintf("%.0f", v)
 	}
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Aggregates, r.Senders,
-			f(r.CommandsPerSec), f(r.P50us), f(r.P99us), f(r.EventsPerSec), f(r.ActivationUs), f(r.BytesPerAgg), f(r.EventsPerCommit))
+		ratio := "-"
+		if r.Ratio > 0 {
+			ratio = fmt.Sprintf("%.2f×", r.Ratio)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Backend, r.Aggregates, r.Senders,
+			f(r.CommandsPerSec), f(r.P50us), f(r.P99us), fmt.Sprintf("%.1f", r.CPUusPerCommand), fmt.Sprintf("%.1f", r.ServerCPUusPerCommand), f(r.EventsPerSec), f(r.ActivationUs), f(r.BytesPerAgg), f(r.EventsPerCommit), ratio)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nGOMAXPROCS=%d, %s %s/%s\n", runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)

@@ -516,3 +516,60 @@ func replaceDatabase(adminDSN string, cfg *pgx.ConnConfig, name string) string {
 	_ = cfg
 	return adminDSN + " dbname=" + name
 }
+
+// clockTicks is Linux's USER_HZ, the unit of the times in /proc/<pid>/stat
+// (100 on every architecture Go supports on Linux).
+const clockTicks = 100
+
+// CPUTime returns the CPU time (user + system) the server has used so
+// far: the postmaster's and every live child's, plus what its exited
+// children used. Differences between two calls measure the server's
+// share of a workload (a benchmark reports it per operation). It is
+// accurate to 1/100 s per process and fails when the server is not
+// running or /proc cannot be read.
+func (s *Server) CPUTime() (time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0, errors.New("pgtest: server is not running")
+	}
+	pid := s.cmd.Process.Pid
+	total, err := procCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range childrenOf(pid) {
+		if t, err := procCPU(c); err == nil { // a child may exit meanwhile
+			total += t
+		}
+	}
+	return total, nil
+}
+
+// procCPU returns utime + stime + cutime + cstime of pid.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("pgtest: %w", err)
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("pgtest: malformed /proc/%d/stat", pid)
+	}
+	// Fields after the command name start at field 3 (state); utime,
+	// stime, cutime and cstime are fields 14 to 17.
+	f := strings.Fields(s[i+1:])
+	if len(f) < 15 {
+		return 0, fmt.Errorf("pgtest: short /proc/%d/stat", pid)
+	}
+	var ticks int64
+	for _, field := range f[11:15] {
+		n, err := strconv.ParseInt(field, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("pgtest: /proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}

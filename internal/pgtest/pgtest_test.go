@@ -50,3 +50,24 @@ func TestServer_KillRestart_KeepsCommittedData(t *testing.T) {
 	require.NoError(t, conn.QueryRow(ctx, "SELECT x FROM t").Scan(&x))
 	require.Equal(t, 42, x)
 }
+
+func TestServer_CPUTime_GrowsWithWorkAndFailsWhenStopped(t *testing.T) {
+	ctx := context.Background()
+	srv := pgtest.Start(t)
+	conn, err := pgx.Connect(ctx, srv.DSN())
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	before, err := srv.CPUTime()
+	require.NoError(t, err)
+	var n int64
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM generate_series(1, 3000000)").Scan(&n))
+	require.Equal(t, int64(3000000), n)
+	after, err := srv.CPUTime()
+	require.NoError(t, err)
+	require.Greater(t, after, before, "the backend's work must show in the server's CPU time")
+
+	require.NoError(t, srv.Kill())
+	_, err = srv.CPUTime()
+	require.Error(t, err)
+	require.NoError(t, srv.Restart())
+}
