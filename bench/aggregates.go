@@ -464,21 +464,35 @@ func mutexBaseline(dir string, aggs, senders int, d time.Duration) (aggResult, e
 	if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucketIfNotExists(bucket); return err }); err != nil {
 		return aggResult{}, err
 	}
+	return perCommandBaseline(fmt.Sprintf("baseline-mutex-update-per-command-%d", senders), aggs, senders, d, nil,
+		func(stream string, version uint64, body []byte) error {
+			key := binary.BigEndian.AppendUint64([]byte(stream+"\x00"), version)
+			return db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucket).Put(key, body) })
+		})
+}
+
+// perCommandBaseline drives a design without actors: a mutex per
+// aggregate; each command decided and its event encoded as the runtime
+// does, then stored by store (one durable write per command) before the
+// next command of that aggregate. serverCPU, when not nil, reads a
+// database server's CPU time for the result.
+func perCommandBaseline(name string, aggs, senders int, d time.Duration, serverCPU func() (time.Duration, error),
+	store func(stream string, version uint64, body []byte) error) (aggResult, error) {
 	type agg struct {
 		mu      sync.Mutex
-		id      string
+		stream  string
 		version uint64
 		state   benchAccount
 	}
 	all := make([]*agg, aggs)
 	for i := range all {
-		all[i] = &agg{id: fmt.Sprintf("a%06d", i)}
+		all[i] = &agg{stream: fmt.Sprintf("acct-a%06d", i)}
 	}
 	reg := orchestrix.NewRegistry()
 	if err := benchAccounts.RegisterEvents(reg); err != nil {
 		return aggResult{}, err
 	}
-	cpu := startCPU(nil)
+	cpu := startCPU(serverCPU)
 	load := closedLoop(senders, d, func(_ int, _ uint64, rng *rand.Rand) error {
 		a := all[rng.IntN(len(all))]
 		a.mu.Lock()
@@ -491,13 +505,12 @@ func mutexBaseline(dir string, aggs, senders int, d time.Duration) (aggResult, e
 		if err != nil {
 			return err
 		}
-		env.Source, env.Subject, env.Sequence = "/bench", a.id, a.version+1
+		env.Source, env.Subject, env.Sequence = "/bench", a.stream, a.version+1
 		body, err := env.MarshalBinary()
 		if err != nil {
 			return err
 		}
-		key := binary.BigEndian.AppendUint64([]byte("acct-"+a.id+"\x00"), a.version+1)
-		if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucket).Put(key, body) }); err != nil {
+		if err := store(a.stream, a.version+1, body); err != nil {
 			return err
 		}
 		a.version++
@@ -507,7 +520,7 @@ func mutexBaseline(dir string, aggs, senders int, d time.Duration) (aggResult, e
 	if err := load.err("commands"); err != nil {
 		return aggResult{}, err
 	}
-	r := latencyResult(fmt.Sprintf("baseline-mutex-update-per-command-%d", senders), aggs, senders, load)
+	r := latencyResult(name, aggs, senders, load)
 	cpu.stop(&r)
 	return r, nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -68,51 +66,11 @@ func pgInsertBaseline(dsn string, serverCPU func() (time.Duration, error), aggs,
 		return aggResult{}, err
 	}
 	defer drop()
-	type agg struct {
-		mu      sync.Mutex
-		stream  string
-		version int64
-		state   benchAccount
-	}
-	all := make([]*agg, aggs)
-	for i := range all {
-		all[i] = &agg{stream: fmt.Sprintf("acct-a%06d", i)}
-	}
-	reg := orchestrix.NewRegistry()
-	if err := benchAccounts.RegisterEvents(reg); err != nil {
-		return aggResult{}, err
-	}
-	cpu := startCPU(serverCPU)
-	load := closedLoop(senders, d, func(_ int, _ uint64, rng *rand.Rand) error {
-		a := all[rng.IntN(len(all))]
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		events, err := benchAccounts.Decide(a.state, benchDeposit{Amount: 1})
-		if err != nil {
+	return perCommandBaseline(fmt.Sprintf("baseline-pgx-insert-per-command-%d", senders), aggs, senders, d, serverCPU,
+		func(stream string, version uint64, body []byte) error {
+			_, err := pool.Exec(ctx, "INSERT INTO events (stream, version, data) VALUES ($1, $2, $3)", stream, int64(version), body)
 			return err
-		}
-		env, err := reg.Marshal(events[0])
-		if err != nil {
-			return err
-		}
-		env.Source, env.Subject, env.Sequence = "/bench", a.stream, uint64(a.version+1)
-		body, err := env.MarshalBinary()
-		if err != nil {
-			return err
-		}
-		if _, err := pool.Exec(ctx, "INSERT INTO events (stream, version, data) VALUES ($1, $2, $3)", a.stream, a.version+1, body); err != nil {
-			return err
-		}
-		a.version++
-		a.state = benchAccounts.Evolve(a.state, events[0])
-		return nil
-	})
-	if err := load.err("commands"); err != nil {
-		return aggResult{}, err
-	}
-	r := latencyResult(fmt.Sprintf("baseline-pgx-insert-per-command-%d", senders), aggs, senders, load)
-	cpu.stop(&r)
-	return r, nil
+		})
 }
 
 // pgReplayBaseline is the PostgreSQL counterpart of replayBaseline: the
