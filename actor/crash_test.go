@@ -10,12 +10,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +22,7 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/internal/banktest"
+	"github.com/orchestrix/orchestrix/internal/crashtest"
 	"github.com/orchestrix/orchestrix/journal/bolt"
 	snapbolt "github.com/orchestrix/orchestrix/snapshot/bolt"
 )
@@ -119,7 +118,7 @@ func TestRuntimeCrashChild(t *testing.T) {
 			}
 		}
 	}
-	say("ready\n")
+	say(crashtest.Ready + "\n")
 	var wg sync.WaitGroup
 	for w := range runtimeSenders {
 		rng := rand.New(rand.NewPCG(seed, uint64(w)))
@@ -227,49 +226,23 @@ func runRuntimeChild(t *testing.T, dir string, seed uint64, cycle int, retries [
 	for _, r := range retries {
 		rs = append(rs, r.id+" "+r.account)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRuntimeCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envRuntimeChild+"=1", envRuntimeDir+"="+dir,
-		envRuntimeSeed+"="+strconv.FormatUint(seed, 10), envRuntimeCycle+"="+strconv.Itoa(cycle),
-		envRuntimeRetries+"="+strings.Join(rs, ";"))
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	ready := make(chan struct{})
-	done := make(chan runtimeChildOutput)
-	go func() {
-		out := runtimeChildOutput{retried: map[string]string{}}
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			switch {
-			case len(f) == 1 && f[0] == "ready":
-				close(ready)
-			case len(f) == 4 && f[0] == "ack":
-				if v, err := strconv.ParseUint(f[3], 10, 64); err == nil {
-					out.acks = append(out.acks, runtimeAck{id: f[1], account: f[2], version: v})
-				}
-			case len(f) >= 2 && (f[0] == "dup" || f[0] == "redo" || f[0] == "retryerr"):
-				if f[0] == "dup" {
-					out.retried[f[1]] = "dup"
-				} else {
-					out.retried[f[1]] = strings.Join(f, " ")
-				}
+	env := []string{envRuntimeChild + "=1", envRuntimeDir + "=" + dir,
+		envRuntimeSeed + "=" + strconv.FormatUint(seed, 10), envRuntimeCycle + "=" + strconv.Itoa(cycle),
+		envRuntimeRetries + "=" + strings.Join(rs, ";")}
+	out := runtimeChildOutput{retried: map[string]string{}}
+	for _, line := range crashtest.Kill(t, "TestRuntimeCrashChild", env, d) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 4 && f[0] == "ack":
+			if v, err := strconv.ParseUint(f[3], 10, 64); err == nil {
+				out.acks = append(out.acks, runtimeAck{id: f[1], account: f[2], version: v})
 			}
+		case len(f) >= 2 && f[0] == "dup":
+			out.retried[f[1]] = "dup"
+		case len(f) >= 2 && (f[0] == "redo" || f[0] == "retryerr"):
+			out.retried[f[1]] = line
 		}
-		done <- out
-	}()
-	select {
-	case <-ready:
-		time.Sleep(d)
-	case <-time.After(60 * time.Second):
-		t.Error("runtime crash child did not become ready")
 	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	out := <-done
-	err = cmd.Wait()
-	var exitErr *exec.ExitError
-	require.ErrorAs(t, err, &exitErr, "child must die from the kill")
 	return out
 }
 

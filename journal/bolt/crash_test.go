@@ -8,18 +8,17 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/crashtest"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/journal/bolt"
 )
@@ -65,7 +64,7 @@ func TestCrashChild(t *testing.T) {
 		fmt.Fprintf(out, format, args...)
 		_ = out.Flush() // one write per line: a kill never splits an earlier line
 	}
-	ack("ready\n")
+	ack(crashtest.Ready + "\n")
 	var wg sync.WaitGroup
 	for w := range crashWriters {
 		rng := rand.New(rand.NewPCG(seed, uint64(w)))
@@ -164,43 +163,16 @@ func TestJournal_Crash_AcknowledgedEventsSurviveKill(t *testing.T) {
 // ready, kills it with SIGKILL and returns the acknowledgements it printed.
 func runCrashChild(t *testing.T, path string, seed uint64, d time.Duration) []crashAck {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envCrashChild+"=1", envCrashPath+"="+path, envCrashSeed+"="+strconv.FormatUint(seed, 10))
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	ready := make(chan struct{})
-	done := make(chan []crashAck)
-	go func() {
-		var acks []crashAck
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			switch {
-			case len(f) == 1 && f[0] == "ready":
-				close(ready)
-			case len(f) == 4 && f[0] == "ack":
-				v, err := strconv.ParseUint(f[2], 10, 64)
-				if err == nil {
-					acks = append(acks, crashAck{stream: f[1], first: v, ids: strings.Split(f[3], ",")})
-				}
-			}
+	var acks []crashAck
+	for _, line := range crashtest.Kill(t, "TestCrashChild", []string{envCrashChild + "=1", envCrashPath + "=" + path, envCrashSeed + "=" + strconv.FormatUint(seed, 10)}, d) {
+		f := strings.Fields(line)
+		if len(f) != 4 || f[0] != "ack" {
+			continue
 		}
-		done <- acks
-	}()
-	select {
-	case <-ready:
-		time.Sleep(d)
-	case <-time.After(30 * time.Second):
-		t.Error("crash child did not become ready")
+		if v, err := strconv.ParseUint(f[2], 10, 64); err == nil {
+			acks = append(acks, crashAck{stream: f[1], first: v, ids: strings.Split(f[3], ",")})
+		}
 	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	acks := <-done
-	err = cmd.Wait()
-	var exitErr *exec.ExitError
-	require.ErrorAs(t, err, &exitErr, "child must die from the kill")
 	return acks
 }
 
