@@ -77,7 +77,7 @@ func bboltFrame() (string, bool) {
 	}
 }
 
-// Open verifies every page of the file at path (Verify with Full) and then
+// Open verifies every page of the file at path (Verify) and then
 // opens it with bbolt.Open. A damaged file fails with a *CorruptError
 // before bbolt reads it.
 //
@@ -88,7 +88,7 @@ func bboltFrame() (string, bool) {
 // that no recover can catch. Do only guards what the walk cannot see
 // (pages changed on disk after Open).
 func Open(path string, mode os.FileMode, opts *bbolt.Options) (*bbolt.DB, error) {
-	m, err := Verify(path, Options{})
+	m, err := Verify(path)
 	if err != nil {
 		return nil, err
 	}
@@ -96,11 +96,6 @@ func Open(path string, mode os.FileMode, opts *bbolt.Options) (*bbolt.DB, error)
 		if _, err := os.Stat(path); err == nil {
 			// bbolt would try to initialise it, through a read-only handle.
 			return nil, &CorruptError{Path: path, Page: -1, Reason: "empty file, not a bbolt database"}
-		}
-	}
-	if m.PageSize != 0 {
-		if _, err := Verify(path, Options{Full: true}); err != nil {
-			return nil, err
 		}
 	}
 	var db *bbolt.DB

@@ -85,18 +85,13 @@ type Meta struct {
 // bbolt.Open reads it instead of scanning every page.
 func (m Meta) FreelistSynced() bool { return m.Freelist != noFreelist }
 
-// Options select how much of the file Verify walks.
-type Options struct {
-	// Full walks every page reachable from the root bucket. Without it
-	// only the meta pages and the persisted free list are checked: the
-	// cost does not grow with the file.
-	Full bool
-}
-
-// Verify checks the bbolt file at path. A file that does not exist or is
-// empty is fine (bbolt creates it). It returns the meta page it trusts,
-// or a *CorruptError naming the page that is wrong.
-func Verify(path string, opts Options) (Meta, error) {
+// Verify checks the bbolt file at path: its meta pages, every page
+// reachable from the root bucket and the persisted free list, if any. A
+// file that does not exist or is empty is fine (bbolt creates it). It
+// returns the meta page it trusts, or a *CorruptError naming the page
+// that is wrong. Its cost grows with the file (BENCHMARKS.md: about what
+// bbolt's own free-page scan costs).
+func Verify(path string) (Meta, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return Meta{}, nil
@@ -127,10 +122,8 @@ func Verify(path string, opts Options) (Meta, error) {
 	}
 	w.m = m
 	w.seen = make(map[uint64]bool)
-	if opts.Full {
-		if err := w.bucketRoot(m.Root, 0); err != nil {
-			return m, err
-		}
+	if err := w.bucketRoot(m.Root, 0); err != nil {
+		return m, err
 	}
 	if m.FreelistSynced() {
 		if err := w.freelist(); err != nil {
