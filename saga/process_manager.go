@@ -320,7 +320,7 @@ func (m *ProcessManager[S]) run(ctx context.Context, id string, rec *processReco
 		next.State = raw
 	}
 	traced := telemetry.ContextFromTraceParent(ctx, in.trace)
-	counted := 0 // attempts that count against Retry.MaxAttempts
+	var budget attemptBudget
 	for attempt := 1; ; attempt++ {
 		pc := &ProcessContext[S]{
 			Process: m.name, ID: id, Event: in.event, Timeout: in.timeout, Attempt: attempt,
@@ -350,10 +350,7 @@ func (m *ProcessManager[S]) run(ctx context.Context, id string, rec *processReco
 		if isRejection(err) {
 			return fail(err)
 		}
-		if !errors.Is(err, orchestrix.ErrClosed) {
-			counted++ // a system that is shutting down is not a failing handler
-		}
-		if cfg.Retry.GivesUpAfter(counted) {
+		if budget.spent(cfg.Retry, err) {
 			return fail(fmt.Errorf("gave up after %d attempts: %w", attempt, err))
 		}
 		m.r.log.Debug("process handler failed; retrying with the same command ids",

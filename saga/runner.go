@@ -404,3 +404,19 @@ func sleepOn(ctx context.Context, clock orchestrix.Clock, d time.Duration) bool 
 		return false
 	}
 }
+
+// attemptBudget counts the failed attempts of a step or process handler
+// against Retry.MaxAttempts. An attempt that failed with
+// orchestrix.ErrClosed does not count: the system the commands go to is
+// shutting down, which is not the step failing, so stopping a service
+// never compensates a saga or fails a process.
+type attemptBudget struct{ failed int }
+
+// spent records an attempt that failed with err and reports whether the
+// policy gives up now.
+func (b *attemptBudget) spent(r projection.Retry, err error) bool {
+	if !errors.Is(err, orchestrix.ErrClosed) {
+		b.failed++
+	}
+	return r.GivesUpAfter(b.failed)
+}

@@ -278,7 +278,7 @@ func (x *instance[D]) attempts(ctx context.Context, stepName string, compensatin
 	cfg := &x.s.r.cfg
 	codec := cfg.Registry.Codec()
 	traced := telemetry.ContextFromTraceParent(ctx, x.trace)
-	counted := 0 // attempts that count against Retry.MaxAttempts
+	var budget attemptBudget
 	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
@@ -306,10 +306,7 @@ func (x *instance[D]) attempts(ctx context.Context, stepName string, compensatin
 		if ctx.Err() != nil || isRejection(err) {
 			return nil, err
 		}
-		if !errors.Is(err, orchestrix.ErrClosed) {
-			counted++ // a system that is shutting down is not a failing handler
-		}
-		if cfg.Retry.GivesUpAfter(counted) {
+		if budget.spent(cfg.Retry, err) {
 			return nil, fmt.Errorf("gave up after %d attempts: %w", attempt, err)
 		}
 		x.logger().Debug("saga step failed; retrying with the same command id",
