@@ -11,6 +11,7 @@ import (
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/internal/aggexec"
+	"github.com/orchestrix/orchestrix/internal/clusterseam"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/snapshot"
 	"github.com/orchestrix/orchestrix/telemetry"
@@ -60,6 +61,10 @@ type aggActor[S, C, E any] struct {
 	snapInFlight bool
 
 	shutdown chan struct{}
+	// released: the shutdown is a cluster release (this member no longer
+	// owns the id), so refused commands are told to run on the owner.
+	released bool
+	alsoDone []chan struct{} // further shutdowns waiting for this one
 }
 
 type batch[S, E any] struct {
@@ -190,7 +195,15 @@ func (a *aggActor[S, C, E]) Receive(c proto.Context) {
 		a.onPassivate(c, m)
 	case *shutdownMsg:
 		a.routed(false)
+		if a.shutdown != nil {
+			// Already stopping (a release, then the system's Close, say):
+			// this one waits for the same end.
+			a.alsoDone = append(a.alsoDone, m.done)
+			a.released = a.released && m.release
+			return
+		}
 		a.shutdown = m.done
+		a.released = m.release
 		a.maybeFinish(c)
 	case *proto.Started:
 		a.self = c.Self()
@@ -241,8 +254,12 @@ func (a *aggActor[S, C, E]) restore() error {
 func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 	cmd := m.cmd
 	if a.shutdown != nil {
-		a.commandDone(m.start, 0, 0, telemetry.OutcomeClosed, orchestrix.ErrClosed)
-		replyTo(m.reply, Result[E]{}, orchestrix.ErrClosed)
+		err := orchestrix.ErrClosed
+		if a.released {
+			err = clusterseam.ErrReleased // not executed: the caller re-places it
+		}
+		a.commandDone(m.start, 0, 0, telemetry.OutcomeClosed, err)
+		replyTo(m.reply, Result[E]{}, err)
 		return
 	}
 	if !a.ready {
@@ -666,6 +683,10 @@ func (a *aggActor[S, C, E]) maybeFinish(c proto.Context) {
 	a.shutdown = nil
 	a.stop(c)
 	close(done)
+	for _, d := range a.alsoDone {
+		close(d)
+	}
+	a.alsoDone = nil
 }
 
 // stop saves a final snapshot when the state moved past the last one, and

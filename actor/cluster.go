@@ -219,3 +219,34 @@ func (k kindServer[S, C, E]) ServeState(ctx context.Context, id string, at bool,
 	}
 	return clusterseam.StateReply{State: b, Version: v}, nil
 }
+
+func (k kindServer[S, C, E]) Release(ctx context.Context, keep func(id string) bool) (int, error) {
+	h := k.h
+	r := h.router()
+	var waits []chan struct{}
+	// Under each shard's lock no message can be routed to an entry in
+	// between, and an actor removes its own entry only under that lock,
+	// so every entry seen here receives the shutdown.
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		for id, e := range sh.m {
+			if keep != nil && keep(id) {
+				continue
+			}
+			done := make(chan struct{})
+			e.sent.Add(1)
+			h.sys.root.Send(e.pid, &shutdownMsg{done: done, release: true})
+			waits = append(waits, done)
+		}
+		sh.mu.Unlock()
+	}
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return len(waits), fmt.Errorf("actor: releasing %d %s activations: %w", len(waits), h.kind, ctx.Err())
+		}
+	}
+	return len(waits), nil
+}

@@ -2,12 +2,15 @@ package actor_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/internal/banktest"
 	"github.com/orchestrix/orchestrix/internal/clusterseam"
@@ -141,4 +144,68 @@ func TestClusterModeForwardsToTheOwner(t *testing.T) {
 	// A rejection on the owner is the caller's rejection.
 	_, err = a.Send(ctx, "acc", banktest.OpenAccount{Owner: "bob"})
 	require.ErrorIs(t, err, aggregate.ErrRejected)
+}
+
+// Release stops the activations a member no longer owns: an append in
+// flight finishes and is acknowledged, a command queued behind the release
+// is refused with ErrReleased (not executed), and the ids kept stay active.
+func TestClusterRelease_DrainsInFlightAndRefusesQueued(t *testing.T) {
+	ctx := ctxT(t)
+	j, err := mem.New(mem.Config{})
+	require.NoError(t, err)
+	sys, err := actor.NewSystem(actor.Config{Journal: j})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sys.Close() })
+	h, err := actor.Register(sys, encodableAccounts())
+	require.NoError(t, err)
+	for _, id := range []string{"moved", "kept"} {
+		_, err := h.Send(ctx, id, banktest.OpenAccount{Owner: id})
+		require.NoError(t, err)
+	}
+
+	clock := actortest.NewManualClock(time.Unix(0, 0))
+	j.InjectAppendFault(mem.AppendFault{Stream: h.Stream("moved"), Effect: mem.FaultDelay, Delay: time.Minute, Clock: clock})
+	inFlight := make(chan error, 1)
+	go func() {
+		_, err := h.Send(ctx, "moved", banktest.Deposit{Amount: 3}, actor.WithCommandID("in-flight"))
+		inFlight <- err
+	}()
+	for clock.Timers() == 0 { // the append is held by the journal
+		time.Sleep(time.Millisecond)
+	}
+
+	scanned := make(chan struct{})
+	released := make(chan error, 1)
+	go func() {
+		n, err := clusterseam.Kinds(sys)["account"].Release(ctx, func(id string) bool {
+			if id == "moved" {
+				close(scanned)
+			}
+			return id == "kept"
+		})
+		if err == nil && n != 1 {
+			err = fmt.Errorf("released %d activations, want 1", n)
+		}
+		released <- err
+	}()
+	<-scanned
+	// Routed after the release's shutdown (the shard is locked until it is
+	// sent), so it queues behind it.
+	_, err = h.Send(ctx, "moved", banktest.Deposit{Amount: 5}, actor.WithCommandID("queued"))
+	require.ErrorIs(t, err, clusterseam.ErrReleased)
+	select {
+	case err := <-released:
+		t.Fatalf("Release returned (%v) while an append was in flight", err)
+	default:
+	}
+
+	clock.Advance(time.Minute)
+	require.NoError(t, <-inFlight, "the in-flight append is drained, not dropped")
+	require.NoError(t, <-released)
+	require.Equal(t, 1, h.Active(), "only the kept id is still active")
+
+	st, v, err := h.State(ctx, "moved") // a fresh activation recovers from the journal
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), v)
+	require.Equal(t, int64(3), st.Balance, "the queued command did not run")
 }

@@ -345,4 +345,9 @@ var (
 	passivateEvict = &passivateMsg{evict: true}
 )
 
-type shutdownMsg struct{ done chan struct{} }
+// shutdownMsg stops an actor once nothing is in flight; release marks a
+// cluster release rather than the system's Close.
+type shutdownMsg struct {
+	done    chan struct{}
+	release bool
+}

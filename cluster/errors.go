@@ -7,6 +7,7 @@ import (
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/cluster/internal/wire"
+	"github.com/orchestrix/orchestrix/internal/clusterseam"
 )
 
 // Errors of package cluster, matched with errors.Is.
@@ -39,6 +40,7 @@ var codes = []struct {
 }{
 	{wire.Code_OUTCOME_UNKNOWN, orchestrix.ErrOutcomeUnknown},
 	{wire.Code_NOT_OWNER, ErrNotOwner},
+	{wire.Code_NOT_OWNER, clusterseam.ErrReleased}, // released here: not executed
 	{wire.Code_UNKNOWN_KIND, ErrUnknownKind},
 	{wire.Code_UNKNOWN_COMMAND_TYPE, actor.ErrUnknownCommandType},
 	{wire.Code_VERSION_CONFLICT, orchestrix.ErrVersionConflict},

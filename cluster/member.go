@@ -203,10 +203,15 @@ func (m *Member) call(ctx context.Context, kind, id string, local func(context.C
 	backoff := m.cfg.RetryBackoff
 	for {
 		addr, err := m.Owner(kind, id)
-		if err == nil && addr == m.self {
-			return true, local(ctx)
-		}
-		if err == nil {
+		switch {
+		case err == nil && addr == m.self:
+			err = local(ctx)
+			if !errors.Is(err, clusterseam.ErrReleased) {
+				return true, err
+			}
+			// This member released the activation meanwhile (the id
+			// moved): nothing ran; place it again.
+		case err == nil:
 			var a attempt
 			a, err = send(ctx, addr)
 			if a != notDelivered {

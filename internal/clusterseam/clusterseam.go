@@ -12,6 +12,7 @@ package clusterseam
 
 import (
 	"context"
+	"errors"
 
 	"github.com/orchestrix/orchestrix/journal"
 )
@@ -51,7 +52,19 @@ type Kind interface {
 	ServeCommand(ctx context.Context, data []byte) (CommandReply, error)
 	// ServeState reads a state on this member's local path.
 	ServeState(ctx context.Context, id string, at bool, version uint64) (StateReply, error)
+	// Release stops every activation of the kind on this member whose id
+	// keep reports false for (nil keep: every activation), and waits until
+	// each has finished its in-flight appends, saved its final snapshot
+	// and stopped, or until ctx ends. Commands still queued for a released
+	// activation are not executed: they fail with ErrReleased. It returns
+	// how many activations it stopped.
+	Release(ctx context.Context, keep func(id string) bool) (int, error)
 }
+
+// ErrReleased: the command reached an activation this member was
+// releasing (it no longer owns the id, or it is leaving or fenced), and
+// was not executed. The router places it again.
+var ErrReleased = errors.New("cluster: the activation was released by this member (the command was not executed)")
 
 var (
 	// Attach installs r on the *actor.System sys (nil detaches). It fails
