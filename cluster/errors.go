@@ -40,7 +40,6 @@ var codes = []struct {
 }{
 	{wire.Code_OUTCOME_UNKNOWN, orchestrix.ErrOutcomeUnknown},
 	{wire.Code_NOT_OWNER, ErrNotOwner},
-	{wire.Code_NOT_OWNER, clusterseam.ErrReleased}, // released here: not executed
 	{wire.Code_UNKNOWN_KIND, ErrUnknownKind},
 	{wire.Code_UNKNOWN_COMMAND_TYPE, actor.ErrUnknownCommandType},
 	{wire.Code_VERSION_CONFLICT, orchestrix.ErrVersionConflict},
@@ -54,6 +53,11 @@ var codes = []struct {
 }
 
 func codeOf(err error) wire.Code {
+	if errors.Is(err, clusterseam.ErrReleased) {
+		// Released here while queued: not executed, so to the caller it is
+		// "not the owner" and it places the command again.
+		return wire.Code_NOT_OWNER
+	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
 			return c.code

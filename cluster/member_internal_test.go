@@ -3,12 +3,14 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/cluster/internal/wire"
+	"github.com/orchestrix/orchestrix/internal/clusterseam"
 	"github.com/orchestrix/orchestrix/journal/mem"
 )
 
@@ -57,6 +59,9 @@ func TestErrorCodesRoundTrip(t *testing.T) {
 		if !errors.Is(err, c.err) {
 			t.Errorf("code %v: remote error does not match %v", c.code, c.err)
 		}
+	}
+	if codeOf(fmt.Errorf("x: %w", clusterseam.ErrReleased)) != wire.Code_NOT_OWNER {
+		t.Error("a command released while queued should cross as NOT_OWNER (not executed, retried)")
 	}
 	if codeOf(errors.New("other")) != wire.Code_FAILED {
 		t.Error("an unclassified error should be FAILED")
