@@ -6,6 +6,7 @@ import (
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/aggregate"
+	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
 
@@ -20,6 +21,11 @@ import (
 //   - orchestrix.ErrOutcomeUnknown: the events may or may not be stored;
 //     retry with the same command id, which is deduplicated.
 //   - orchestrix.ErrClosed: the system is shut down.
+//   - journal.ErrRejected (and the journal's other definite refusals:
+//     ErrInvalidEnvelope, ErrTooLarge, journal.ErrInvalidStream): the
+//     journal refused the append and stored nothing; the error does not
+//     match ErrOutcomeUnknown. Commands decided after it, against the
+//     state it would have produced, fail with ErrAborted.
 //   - context.DeadlineExceeded / context.Canceled: the caller's context
 //     ended. When it ended before the reply, the error also matches
 //     ErrOutcomeUnknown, since the command may still execute. When it
@@ -96,7 +102,7 @@ func (e *unknownOutcomeError) Unwrap() error        { return e.cause }
 func classifyAppendError(err error) error {
 	for _, known := range []error{
 		orchestrix.ErrOutcomeUnknown, orchestrix.ErrVersionConflict, orchestrix.ErrInvalidEnvelope,
-		orchestrix.ErrTooLarge, orchestrix.ErrClosed,
+		orchestrix.ErrTooLarge, orchestrix.ErrClosed, journal.ErrRejected, journal.ErrInvalidStream,
 	} {
 		if errors.Is(err, known) {
 			return err

@@ -21,6 +21,16 @@ var (
 	// stream name that ValidateStream rejects. Nothing is stored.
 	ErrInvalidStream = errors.New("journal: invalid stream name")
 
+	// ErrRejected marks a definite refusal of an append by a backend for a
+	// reason of its own (a policy, a quota, an injected rejection in
+	// tests): nothing was stored, and retrying the same append gets the
+	// same answer. A backend wraps its error with it so that callers, the
+	// actor runtime first, report the refusal as it is and not as an
+	// unknown outcome. Errors that already match a shared sentinel
+	// (orchestrix.ErrVersionConflict, ErrInvalidEnvelope, ErrTooLarge,
+	// ErrInvalidStream) need not wrap it.
+	ErrRejected = errors.New("journal: append refused, nothing stored")
+
 	// ErrNoEvents is returned (wrapped) by Append for an empty events
 	// slice. It matches orchestrix.ErrInvalidEnvelope as well.
 	ErrNoEvents = fmt.Errorf("journal: append without events: %w", orchestrix.ErrInvalidEnvelope)

@@ -2,6 +2,7 @@ package actortest_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/internal/banktest"
+	"github.com/orchestrix/orchestrix/journal"
 	memjournal "github.com/orchestrix/orchestrix/journal/mem"
 )
 
@@ -23,6 +25,8 @@ func TestEnv_FailAndRejectAppends_PerStream(t *testing.T) {
 
 	out := h.Run("a2", banktest.OpenAccount{Owner: "bo"})
 	require.ErrorIs(t, out.Err, memjournal.ErrInjectedRejection, "the first account append is rejected")
+	require.ErrorIs(t, out.Err, journal.ErrRejected)
+	require.NotErrorIs(t, out.Err, orchestrix.ErrOutcomeUnknown, "a definite refusal is not an unknown outcome")
 	assert.Equal(t, uint64(0), out.Version)
 
 	out = h.Run("a1", banktest.OpenAccount{Owner: "ada"})
@@ -73,4 +77,19 @@ func TestEnv_Faults_NeedTheMemJournal(t *testing.T) {
 		env.FailAppends(1, actortest.AllAppends)
 	})
 	assert.Contains(t, msg, "need the in-memory journal")
+}
+
+// A rejection with the test's own error stays definite: the caller sees
+// that error, journal.ErrRejected, and not an unknown outcome.
+func TestEnv_RejectAppends_OwnErrorIsDefinite(t *testing.T) {
+	errQuota := errors.New("quota exceeded")
+	h := actortest.NewHarness(t, banktest.Accounts())
+	h.Env().RejectAppends(1, actortest.AllAppends, errQuota)
+	p := h.EventProbe()
+	out := h.Run("a1", banktest.OpenAccount{Owner: "ada"})
+	require.ErrorIs(t, out.Err, errQuota)
+	require.ErrorIs(t, out.Err, journal.ErrRejected)
+	require.NotErrorIs(t, out.Err, orchestrix.ErrOutcomeUnknown)
+	require.Contains(t, out.Err.Error(), "quota exceeded")
+	p.ExpectNothingPersisted(0)
 }

@@ -35,7 +35,8 @@ type policy struct {
 // ErrInjectedRejection is the error of a FaultReject armed with a nil
 // error: the journal refused the append and stored nothing, a definite
 // outcome (it does not match orchestrix.ErrOutcomeUnknown).
-var ErrInjectedRejection = errors.New("journal/mem: injected rejection")
+// It wraps journal.ErrRejected.
+var ErrInjectedRejection = fmt.Errorf("journal/mem: injected rejection: %w", journal.ErrRejected)
 
 // FaultEffect is what an AppendFault does to a matching append.
 type FaultEffect int
@@ -197,6 +198,10 @@ func (f *faults) beforeAppend(stream string) error {
 	}
 	f.mu.Unlock()
 	if p := f.takePolicy(stream, FaultFail, FaultReject); p != nil {
+		if p.Effect == FaultReject && !errors.Is(p.Err, journal.ErrRejected) {
+			// A rejection is definite whatever error the test chose.
+			return &rejection{p.Err}
+		}
 		return p.Err
 	}
 	return nil
@@ -294,3 +299,10 @@ func (j *Journal) ClearFaults() {
 	j.faults.reads = nil
 	j.faults.policies = nil
 }
+
+// rejection is a FaultReject's own error made to match journal.ErrRejected
+// as well, keeping its text.
+type rejection struct{ err error }
+
+func (r *rejection) Error() string   { return r.err.Error() }
+func (r *rejection) Unwrap() []error { return []error{r.err, journal.ErrRejected} }
