@@ -31,8 +31,9 @@ var (
 	// in this process) holds the file and Config.Timeout passes.
 	ErrLocked = errors.New("journal/bolt: database file is locked by another user")
 	// ErrReadOnly is returned by Append, AppendAsync and DeleteTo of a
-	// journal opened with OpenReadOnly.
-	ErrReadOnly = errors.New("journal/bolt: journal is opened read-only")
+	// journal opened with OpenReadOnly. It wraps journal.ErrRejected:
+	// nothing is stored, a definite refusal.
+	ErrReadOnly = fmt.Errorf("journal/bolt: journal is opened read-only: %w", journal.ErrRejected)
 )
 
 // Defaults used for zero Config fields.

@@ -57,6 +57,7 @@ func TestOpenReadOnly_ReadsWithoutChangingTheFile(t *testing.T) {
 
 	_, err = ro.Append(ctx, "a", journal.Any, checkEvents("a", 1))
 	assert.ErrorIs(t, err, bolt.ErrReadOnly)
+	assert.ErrorIs(t, err, journal.ErrRejected, "a definite refusal")
 	err = ro.AppendAsync(ctx, "a", journal.Any, checkEvents("a", 1), func(journal.AppendResult, error) {
 		t.Error("done called for a refused append")
 	})
