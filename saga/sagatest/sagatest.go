@@ -51,7 +51,8 @@
 //   - a retry's backoff is armed after the failed attempt returns:
 //     ExpectRetry waits until the runner has armed it, then advances the
 //     clock by exactly the Retry policy's backoff;
-//   - a process's timeouts are armed once ExpectCaughtUp returns.
+//   - a process's timeouts are armed once ExpectCaughtUp returns (after a
+//     timeout fired, ExpectProcess its record first).
 package sagatest
 
 import (
@@ -132,6 +133,13 @@ type Kit struct {
 // New starts a Runner on a new actortest system (or the one of WithEnv),
 // with the system's clock, journal and registry, in-memory checkpoints,
 // and the kit's command interception.
+//
+// The runner has no attempt timeout (saga.Config.AttemptTimeout is
+// negative) unless WithConfig sets one: a hanging command then ends only
+// at its step's deadline, so one Advance past the deadline is exact. With
+// an attempt timeout shorter than the deadline, an Advance past both
+// would race the retry the attempt timeout causes; advance to the attempt
+// timeout, ExpectRetry, and so on, instead.
 func New(t testing.TB, opts ...Option) *Kit {
 	t.Helper()
 	var o options
@@ -151,6 +159,7 @@ func New(t testing.TB, opts ...Option) *Kit {
 	cfg := saga.Config{
 		Journal: k.Env.Log, Registry: k.Env.System.Registry(), Checkpoints: projection.NewMemCheckpoints(),
 		Clock: armClock{k.Clock, k}, System: k.Env.System, Retry: o.retry,
+		AttemptTimeout: -1, // see New
 	}
 	for _, f := range o.cfg {
 		f(&cfg)
@@ -701,6 +710,11 @@ func ExpectFinished[D any](k *Kit, s *saga.Saga[D], id string, want saga.State) 
 // committed so far and armed the timeouts they set (m.CaughtUp), within
 // WaitTimeout on the wall clock. Advance the clock after it to fire those
 // timeouts.
+//
+// A timeout that fired is handled on a goroutine of its own and is not an
+// event committed yet: after advancing the clock, wait for the process to
+// record it with ExpectProcess (its Version grows by one), then
+// ExpectCaughtUp arms the timeouts its handler set.
 func ExpectCaughtUp[S any](k *Kit, m *saga.ProcessManager[S]) {
 	k.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
@@ -709,6 +723,30 @@ func ExpectCaughtUp[S any](k *Kit, m *saga.ProcessManager[S]) {
 		k.t.Fatalf("sagatest: process manager %s did not catch up within %v (wall clock): %v; commands sent:\n%s",
 			m.Name(), WaitTimeout, err, k.describe())
 	}
+}
+
+// ExpectProcess waits until the status of process id of m satisfies cond
+// (m.Wait) and returns it; it fails the test when it does not within
+// WaitTimeout on the wall clock. Versions count the inputs the process
+// recorded, so waiting for a version waits for an input's record:
+//
+//	sagatest.ExpectProcess(k, m, "i1", sagatest.Version[Payment](2))
+func ExpectProcess[S any](k *Kit, m *saga.ProcessManager[S], id string, cond func(saga.ProcessStatus[S]) bool) saga.ProcessStatus[S] {
+	k.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
+	defer cancel()
+	st, err := m.Wait(ctx, id, cond)
+	if err != nil {
+		k.t.Fatalf("sagatest: process %s %q did not reach the expected status within %v (wall clock): %v; last status: version %d, done %v, timers %v, failures %d; commands sent:\n%s",
+			m.Name(), id, WaitTimeout, err, st.Version, st.Done, st.Timers, st.Failures, k.describe())
+	}
+	return st
+}
+
+// Version is an ExpectProcess condition: the process has recorded at
+// least v inputs.
+func Version[S any](v uint64) func(saga.ProcessStatus[S]) bool {
+	return func(st saga.ProcessStatus[S]) bool { return st.Version >= v }
 }
 
 // ProcessStatus returns the status of process id of m.
