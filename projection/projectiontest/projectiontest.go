@@ -41,7 +41,7 @@ import (
 // WaitTimeout bounds, on the wall clock, each wait of a Kit for a
 // projection to reach a state, so a stuck projection fails the test
 // instead of hanging it.
-const WaitTimeout = 10 * time.Second
+const WaitTimeout = actortest.WaitTimeout
 
 // Option configures New.
 type Option func(*Kit)

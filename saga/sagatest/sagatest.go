@@ -77,7 +77,7 @@ import (
 
 // WaitTimeout bounds, on the wall clock, each wait of a Kit, so a saga
 // that never gets there fails the test instead of hanging it.
-const WaitTimeout = 10 * time.Second
+const WaitTimeout = actortest.WaitTimeout
 
 // Option configures New.
 type Option func(*options)
