@@ -26,9 +26,15 @@
 // without events unless a rule (Reject, Fail, Hang) says otherwise, and no
 // aggregate runs. Real registers a definition that runs as usual; its
 // commands are recorded too, and rules apply to them before they reach the
-// aggregate. Every command is recorded as a Sent: its target, body, id,
-// correlation id, the saga step (or process input) that sent it, and what
-// the kit answered.
+// aggregate.
+//
+// The kit records every command that a saga's action or compensation or a
+// process handler sends with the ctx it was given (or one derived from
+// it), as a Sent: its target, body, id, correlation id, the step (or
+// process input) that sent it, and what the kit answered. Commands sent
+// from anywhere else — the test setting up its aggregates, a projection —
+// are neither recorded nor answered: they reach their aggregate (a Fake
+// target's definition then runs as a real one).
 //
 // # Clocks
 //
@@ -375,8 +381,7 @@ type Sent struct {
 	// commands a saga sends.
 	ID, CorrelationID string
 	// Saga and SagaID name the orchestration or process manager and the
-	// instance that sent the command; empty when it was sent from
-	// elsewhere (the test, a projection).
+	// instance that sent the command.
 	Saga, SagaID string
 	// Process is set when a process manager's handler sent it.
 	Process bool
@@ -387,7 +392,8 @@ type Sent struct {
 	Compensating bool
 	// Attempt is the sender's attempt, from 1.
 	Attempt int
-	// Told is set for a command sent with Handle.Tell.
+	// Told is set for a command sent with Handle.Tell (from a derived
+	// goroutine of the handler, say; a told command is never awaited).
 	Told bool
 	// Answer is what the kit did with it.
 	Answer Answer
@@ -504,16 +510,20 @@ func (k *Kit) add(r *rule) {
 	k.rules = append(k.rules, r)
 }
 
-// Command implements commandtap.Tap: it records the command and answers
-// it by the first rule that selects it, or by its target's default.
+// Command implements commandtap.Tap: a command sent by a saga step or a
+// process handler is recorded and answered by the first rule that selects
+// it, or by its target's default; any other command goes on to its
+// aggregate unrecorded.
 func (k *Kit) Command(ctx context.Context, c commandtap.Command) (pass bool, err error) {
 	s := Sent{
 		Kind: c.Kind, AggregateID: c.AggregateID, Command: c.Body, ID: c.ID, CorrelationID: c.CorrelationID,
 		Told: c.Told,
 	}
-	if o, ok := commandtap.OriginOf(ctx); ok {
-		s.Saga, s.SagaID, s.Process, s.Step, s.Compensating, s.Attempt = o.Saga, o.ID, o.Process, o.Step, o.Compensating, o.Attempt
+	o, ok := commandtap.OriginOf(ctx)
+	if !ok {
+		return true, nil // not sent by a saga: none of the kit's business
 	}
+	s.Saga, s.SagaID, s.Process, s.Step, s.Compensating, s.Attempt = o.Saga, o.ID, o.Process, o.Step, o.Compensating, o.Attempt
 	k.mu.Lock()
 	var hit *rule
 	for _, r := range k.rules {
