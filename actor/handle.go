@@ -148,6 +148,12 @@ func (h *Handle[S, C, E]) dispatch(ctx context.Context, cmd aggregate.Command[C]
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
+	if answered, err := h.tapped(ctx, cmd, false); answered {
+		if err != nil {
+			return fail(err)
+		}
+		return Result[E]{CommandID: cmd.ID}, nil
+	}
 	if r := h.sys.cluster.Load(); r != nil {
 		return h.dispatchCluster(ctx, cmd, r.r)
 	}
@@ -211,6 +217,9 @@ func (h *Handle[S, C, E]) Tell(id string, cmd C, opts ...SendOption) error {
 	}
 	if err := h.checkIDs(c); err != nil {
 		return &CommandError{Kind: h.kind, AggregateID: id, CommandID: c.ID, Err: err}
+	}
+	if answered, _ := h.tapped(context.Background(), c, true); answered {
+		return nil // nobody waits for a told command's outcome
 	}
 	if r := h.sys.cluster.Load(); r != nil {
 		return h.tellCluster(c, r.r)

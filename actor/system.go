@@ -56,8 +56,11 @@ type System struct {
 	// cluster is set while package cluster has a member running on this
 	// system (see cluster.go).
 	cluster atomic.Pointer[clusterRouter]
-	down    chan struct{} // closed when Shutdown has finished
-	once    sync.Once
+	// tap is set while the saga test kit watches this system's commands
+	// (see tap.go).
+	tap  atomic.Pointer[tapBox]
+	down chan struct{} // closed when Shutdown has finished
+	once sync.Once
 }
 
 // kindRuntime is the untyped view of a Handle the system needs.

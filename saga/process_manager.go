@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/commandtap"
 	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/projection"
@@ -369,6 +370,7 @@ func (m *ProcessManager[S]) traced(ctx context.Context, id string, in input[S], 
 		span.SetAttributes(attrSagaID.String(id), attrAttempt.Int(pc.Attempt))
 	}
 	pc.TraceParent = telemetry.TraceParent(ctx)
+	ctx = commandtap.WithOrigin(ctx, commandtap.Origin{Saga: m.name, ID: id, Process: true, Step: in.name, Attempt: pc.Attempt})
 	err := m.r.bounded(ctx, func(ctx context.Context) error { return in.call(ctx, pc) })
 	telemetryhooks.EndSpan(span, err)
 	return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/commandtap"
 	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/telemetry"
@@ -331,6 +332,9 @@ func (x *instance[D]) traced(ctx context.Context, action Action[D], sc *Context[
 		)
 	}
 	sc.TraceParent = telemetry.TraceParent(ctx)
+	ctx = commandtap.WithOrigin(ctx, commandtap.Origin{
+		Saga: sc.Saga, ID: sc.ID, Step: sc.Step, Compensating: sc.Compensating, Attempt: sc.Attempt,
+	})
 	err := x.call(ctx, action, sc)
 	telemetryhooks.EndSpan(span, err)
 	return err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 	"testing"
-	"time"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
@@ -17,7 +16,7 @@ import (
 // HarnessTimeout bounds, on the wall clock, each call a Harness makes into
 // the runtime (a command, a state read), so a hung aggregate fails the test
 // instead of hanging it.
-const HarnessTimeout = 10 * time.Second
+const HarnessTimeout = WaitTimeout
 
 // WithSerializationSamples gives NewHarness sample commands, events or
 // states for its serialization check (aggregatetest.WithSamples).

@@ -11,9 +11,16 @@ import (
 	"github.com/orchestrix/orchestrix/journal"
 )
 
+// WaitTimeout is the wall-clock bound of every wait of the test kits
+// (actortest, projectiontest, sagatest): a liveness limit for work that
+// runs in real time, never a way to let system time pass (see Clocks in
+// the package documentation). A passing test does not wait for it to run
+// out.
+const WaitTimeout = 10 * time.Second
+
 // DefaultProbeWait is how long an EventProbe waits, on the wall clock, for
 // an event that has not been persisted yet.
-const DefaultProbeWait = 3 * time.Second
+const DefaultProbeWait = WaitTimeout
 
 // EventProbe watches the events persisted to a journal after the probe was
 // created, in commit order, optionally only those of one aggregate kind or
@@ -39,6 +46,7 @@ type EventProbe struct {
 	kind   string
 	stream string
 	wait   time.Duration
+	clock  *ManualClock     // the system's, for failure messages; may be nil
 	next   uint64           // the next global position to read
 	buf    []journal.Record // read, matching, not yet taken
 }
@@ -55,6 +63,12 @@ func ProbeStream(stream string) ProbeOption { return func(p *EventProbe) { p.str
 // ProbeWait sets how long the probe waits on the wall clock for an event
 // (DefaultProbeWait otherwise).
 func ProbeWait(d time.Duration) ProbeOption { return func(p *EventProbe) { p.wait = d } }
+
+// ProbeClock names the manual clock the system under test runs on, so
+// that a probe's failure says what system time it was and how many timers
+// were pending: the probe's wait never advances that clock. Env.EventProbe
+// sets it.
+func ProbeClock(c *ManualClock) ProbeOption { return func(p *EventProbe) { p.clock = c } }
 
 // NewEventProbe starts watching j at its current end: the probe sees the
 // events committed after this call. reg decodes the events (use the
@@ -148,6 +162,15 @@ func (p *EventProbe) scope() string {
 	return ""
 }
 
+// clockNote describes the system's manual clock for a failure message.
+func (p *EventProbe) clockNote() string {
+	if p.clock == nil {
+		return ""
+	}
+	return fmt.Sprintf("; the system's manual clock, which the probe does not advance, reads %s with %d timer(s) pending (advance it first if the event waits on one)",
+		p.clock.Now().Format(time.RFC3339Nano), p.clock.Timers())
+}
+
 func describe(r journal.Record) string {
 	return fmt.Sprintf("%s at %s v%d (position %d)", r.Envelope.Type, r.Stream, r.Version, r.Position)
 }
@@ -181,7 +204,7 @@ func ExpectPersisted[E any](p *EventProbe, id string) (E, journal.Record) {
 	var zero E
 	r, ok := p.take(p.wait)
 	if !ok {
-		p.t.Fatalf("actortest: no event persisted%s within %v (wall clock), want %T", p.scope(), p.wait, zero)
+		p.t.Fatalf("actortest: no event persisted%s within %v (wall clock), want %T%s", p.scope(), p.wait, zero, p.clockNote())
 		return zero, r
 	}
 	e, why := decode[E](p, r, id)
@@ -203,7 +226,7 @@ func FishPersisted[E any](p *EventProbe, id string, match func(E, journal.Record
 	for {
 		r, ok := p.take(max(time.Until(deadline), 0))
 		if !ok {
-			p.t.Fatalf("actortest: no matching %T persisted%s within %v (wall clock); skipped %v", zero, p.scope(), p.wait, skipped)
+			p.t.Fatalf("actortest: no matching %T persisted%s within %v (wall clock); skipped %v%s", zero, p.scope(), p.wait, skipped, p.clockNote())
 			return zero, r
 		}
 		if e, why := decode[E](p, r, id); why == "" && (match == nil || match(e, r)) {

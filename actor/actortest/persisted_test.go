@@ -184,3 +184,27 @@ func TestEventProbe_WaitsForAsynchronousAppends(t *testing.T) {
 	e, _ := actortest.ExpectPersisted[banktest.Opened](p, "a1")
 	assert.Equal(t, "ada", e.Owner)
 }
+
+// An event held back on the manual clock: the probe's wall-clock wait
+// runs out and says so, naming the manual clock it does not advance;
+// after the advance the event is there.
+func TestEventProbe_ExpectPersisted_NamesTheManualClockItDoesNotAdvance(t *testing.T) {
+	env, h := bankEnv(t, nil)
+	env.DelayAppends(1, actortest.KindAppends("account"), time.Minute)
+	p := env.EventProbe(t)
+	before := env.Clock.Timers()
+	require.NoError(t, h.Tell("a1", banktest.OpenAccount{Owner: "ada"}))
+
+	msg := failure(t, func(ft testing.TB) {
+		q := env.EventProbe(ft, actortest.ProbeWait(50*time.Millisecond))
+		actortest.ExpectPersisted[banktest.Opened](q, "a1")
+	})
+	assert.Contains(t, msg, "no event persisted within 50ms (wall clock)")
+	assert.Contains(t, msg, "the system's manual clock, which the probe does not advance, reads 2026-01-01T00:00:00Z")
+
+	// The delay's timer is armed once the append reached the journal.
+	require.Eventually(t, func() bool { return env.Clock.Timers() > before }, actortest.WaitTimeout, time.Millisecond)
+	env.Clock.Advance(time.Minute)
+	e, _ := actortest.ExpectPersisted[banktest.Opened](p, "a1")
+	assert.Equal(t, "ada", e.Owner)
+}

@@ -20,15 +20,37 @@
 //
 // # Clocks
 //
-// Two clocks are in play and the kit keeps them apart. The ManualClock is
-// the system's time: event timestamps, passivation, saga deadlines; it
-// moves only when the test calls Advance or Set, and Advance fires the
-// timers that fall due, in order, before it returns. The wall clock bounds
-// waiting: an EventProbe's wait (DefaultProbeWait, ProbeWait) and
-// HarnessTimeout are wall-clock limits on work that runs in real time
-// (appends on goroutines, Tell), never a way to let system time pass.
-// So a test advances the manual clock first and then expects what the
-// advance caused.
+// Two clocks are in play and the kits keep them apart.
+//
+// The ManualClock is the system's time. It moves only when the test
+// calls Advance or Set, and Advance fires the timers that fall due, in
+// order, before it returns. One ManualClock drives everything a test
+// runs: the runtime (Env.Clock: event timestamps, passivation,
+// DelayAppends), and, when they share it, projections
+// (projectiontest.WithEnv or WithClock: retry backoff) and sagas
+// (sagatest.New or sagatest.WithEnv: step deadlines, attempt timeouts,
+// retry backoff, process timeouts).
+//
+// The wall clock only bounds waiting, for liveness: every wait of a kit
+// gives up after WaitTimeout of real time and fails the test saying so —
+// an EventProbe's wait (ProbeWait), each call of a Harness
+// (HarnessTimeout), Recorder.WaitFor's timeout, Env's shutdown,
+// projectiontest.WaitTimeout and sagatest.WaitTimeout. These waits cover
+// work that runs on goroutines in real time (appends, Tell, projections
+// and sagas reacting to events) and never let system time pass: a test
+// that needs time to pass advances the manual clock, then expects what
+// the advance caused. A passing test never waits for a bound to run out,
+// so it is generous; a failure message names the clock it waited on and,
+// for a probe of an Env, what the manual clock was at.
+//
+// The flake this rules out is a timer armed after the test advanced the
+// clock: the advance fires nothing, and a wall-clock wait runs out. The
+// kits advance only once the timer is known to be armed
+// (projectiontest.Kit.ExpectRetry, sagatest.Kit.ExpectRetry), and say in
+// their documentation when a timer is armed (a saga step's deadline
+// before its command is sent; a process's timeouts once
+// sagatest.ExpectCaughtUp returns).
+
 package actortest
 
 import (
@@ -105,8 +127,8 @@ func WithClock(c *ManualClock) Option { return func(o *options) { o.clock = c } 
 
 // NewSystem starts an actor.System on a new in-memory journal and snapshot
 // store with a ManualClock at Epoch and a Recorder as observer. The system
-// is shut down (with a 10 s limit) when the test ends, failing the test if
-// the shutdown fails.
+// is shut down (within WaitTimeout, wall clock) when the test ends,
+// failing the test if the shutdown fails.
 func NewSystem(t testing.TB, opts ...Option) *Env {
 	t.Helper()
 	var o options
@@ -157,7 +179,7 @@ func (e *Env) start(t testing.TB) {
 	}
 	e.System = sys
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
 		defer cancel()
 		if err := sys.Shutdown(ctx); err != nil {
 			t.Errorf("actortest: shutdown: %v", err)
@@ -172,7 +194,7 @@ func (e *Env) start(t testing.TB) {
 // registered again (Harness.Restart does that).
 func (e *Env) Restart() {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
 	defer cancel()
 	if err := e.System.Shutdown(ctx); err != nil {
 		e.t.Fatalf("actortest: restart: shutdown: %v", err)
@@ -181,10 +203,11 @@ func (e *Env) Restart() {
 }
 
 // EventProbe returns a probe on the system's journal, decoding with the
-// system's registry, that sees the events committed from now on.
+// system's registry, that sees the events committed from now on; its
+// failures describe the system's manual clock (ProbeClock).
 func (e *Env) EventProbe(t testing.TB, opts ...ProbeOption) *EventProbe {
 	t.Helper()
-	return NewEventProbe(t, e.Log, e.System.Registry(), opts...)
+	return NewEventProbe(t, e.Log, e.System.Registry(), append([]ProbeOption{ProbeClock(e.Clock)}, opts...)...)
 }
 
 // Recorder is a telemetry.Observer that keeps every observation so tests can

@@ -314,7 +314,38 @@ func TestService_Replay_DeliversADeadLetterOnceTheChannelWorks(t *testing.T) {
 	checkSchedule(t, ch, testPolicy, []string{"a", "b"})
 }
 
-func TestService_Send_ARepeatedOutcomeIsADuplicateNotASecondOutcome(t *testing.T) {
+// The outcome of an attempt is recorded with the attempt's command id
+// (OutcomeCommandID): a dispatcher that records it again (a redelivery,
+// a retry after an unknown outcome) gets the first result back, and
+// nothing more is persisted.
+func TestNotifications_RecordFailure_RepeatedWithItsCommandIDIsPersistedOnce(t *testing.T) {
+	h := actortest.NewHarness(t, Notifications)
+	p := h.EventProbe()
+	require.NoError(t, h.Run("x", Request{Recipient: "someone@example.org", Body: "hi"}).Err)
+	fail := RecordFailure{Round: 1, Attempt: 1, Error: "boom", NextAttemptAt: actortest.Epoch.Add(time.Second)}
+	id := actor.WithCommandID(OutcomeCommandID("x", 1, 1))
+
+	first := h.Run("x", fail, id)
+	again := h.Run("x", fail, id)
+	require.NoError(t, first.Err)
+	require.NoError(t, again.Err)
+	require.True(t, again.Result.Duplicate)
+	require.Equal(t, first.Version, again.Version)
+	actortest.ExpectPersisted[Requested](p, "x")
+	failed, _ := actortest.ExpectPersisted[AttemptFailed](p, "x")
+	require.Equal(t, "boom", failed.Error)
+	p.ExpectNothingPersisted(0)
+
+	// Without the command id the aggregate still refuses a second outcome
+	// for the same attempt.
+	require.ErrorIs(t, h.Run("x", fail).Err, ErrStaleOutcome)
+	p.ExpectNothingPersisted(0)
+	h.ExpectRecovers("x")
+}
+
+// The dispatcher does not make an attempt whose outcome is already
+// recorded: it records attempt 2 as the one pending.
+func TestService_Send_AnOutcomeRecordedFirstIsNotAttemptedAgain(t *testing.T) {
 	ctx := testContext(t)
 	clock := actortest.NewManualClock(time.Time{})
 	ch := NewFlakyChannel(1, 0, clock)
@@ -323,19 +354,9 @@ func TestService_Send_ARepeatedOutcomeIsADuplicateNotASecondOutcome(t *testing.T
 	require.NoError(t, svc.Request(ctx, "x", "someone@example.org", "hi"))
 	require.NoError(t, svc.Request(ctx, "x", "someone@example.org", "hi"), "a retried request is a duplicate")
 
-	// What the dispatcher would send for a failed attempt 1, twice (a
-	// redelivery): executed once.
 	fail := RecordFailure{Round: 1, Attempt: 1, Error: "boom", NextAttemptAt: clock.Now().Add(time.Second)}
-	first, err := svc.notifications.Send(ctx, "x", fail, actor.WithCommandID(OutcomeCommandID("x", 1, 1)))
+	_, err := svc.notifications.Send(ctx, "x", fail, actor.WithCommandID(OutcomeCommandID("x", 1, 1)))
 	require.NoError(t, err)
-	again, err := svc.notifications.Send(ctx, "x", fail, actor.WithCommandID(OutcomeCommandID("x", 1, 1)))
-	require.NoError(t, err)
-	require.True(t, again.Duplicate)
-	require.Equal(t, first.Version, again.Version)
-	// Without the command id the aggregate still refuses a second outcome
-	// for the same attempt.
-	_, err = svc.notifications.Send(ctx, "x", fail)
-	require.ErrorIs(t, err, ErrStaleOutcome)
 
 	require.NoError(t, svc.Settle(ctx))
 	n, err := svc.Notification(ctx, "x")

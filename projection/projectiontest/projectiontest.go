@@ -1,6 +1,7 @@
 // Package projectiontest runs projections in tests: the real
-// projection.Manager over events the test appends to an in-memory
-// journal, with retry backoff on a manual clock, so a test can run a
+// projection.Manager over events the test appends to an in-memory journal
+// (or to bolt or PostgreSQL, WithJournal, or to the journal of an
+// actortest system, WithEnv), with retry backoff on a manual clock, so a test can run a
 // projection to the head of the log and assert its read model, and drive a
 // failing event through its retries, to failure and past it with Skip,
 // deterministically.
@@ -40,7 +41,7 @@ import (
 // WaitTimeout bounds, on the wall clock, each wait of a Kit for a
 // projection to reach a state, so a stuck projection fails the test
 // instead of hanging it.
-const WaitTimeout = 10 * time.Second
+const WaitTimeout = actortest.WaitTimeout
 
 // Option configures New.
 type Option func(*Kit)
@@ -50,18 +51,37 @@ type Option func(*Kit)
 // runner.
 func WithClock(c *actortest.ManualClock) Option { return func(k *Kit) { k.Clock = c } }
 
+// WithJournal makes the kit run its projections over j (journal/bolt,
+// journal/postgres, or the journal of a system under test) instead of a
+// new in-memory journal, for integration tests of a projection on the
+// backend it will run on. j must implement journal.Watcher (every
+// backend of this module does). The test owns j: the kit does not close
+// it. Append writes to j; a projection sees the events already in j too.
+func WithJournal(j journal.Journal) Option { return func(k *Kit) { k.Journal = j } }
+
+// WithEnv runs the kit on the journal and the manual clock of an
+// actortest.Env (WithJournal(env.Log) and WithClock(env.Clock)), so the
+// projections under test follow what the system's aggregates commit, on
+// the system's time. Pass the system's registry to New
+// (env.System.Registry()).
+func WithEnv(env *actortest.Env) Option {
+	return func(k *Kit) { k.Journal, k.Clock = env.Log, env.Clock }
+}
+
 // WithRetry sets the manager's retry policy (projection.Config.Retry), used
 // by projections that set no Retry of their own.
 func WithRetry(r projection.Retry) Option { return func(k *Kit) { k.retry = r } }
 
-// Kit is a projection.Manager on an in-memory journal and a manual clock.
+// Kit is a projection.Manager on a journal (in-memory unless WithJournal)
+// and a manual clock.
 // Its methods fail the test (t.Fatal) on error, so they must be called from
 // the test goroutine. The manager and journal are closed when the test
 // ends.
 type Kit struct {
-	// Journal is the log the projections read; Append writes to it, and a
+	// Journal is the log the projections read: a new in-memory journal,
+	// or the one given WithJournal or WithEnv. Append writes to it, and a
 	// test may append through it directly.
-	Journal *mem.Journal
+	Journal journal.Journal
 	// Registry encodes appended events and decodes them for handlers.
 	Registry *orchestrix.Registry
 	// Clock times retry backoff and stamps appended events.
@@ -98,20 +118,23 @@ func New(t testing.TB, reg *orchestrix.Registry, opts ...Option) *Kit {
 	if k.Clock == nil {
 		k.Clock = actortest.NewManualClock(time.Time{})
 	}
-	j, err := mem.New(mem.Config{})
-	if err != nil {
-		t.Fatalf("projectiontest: in-memory journal: %v", err)
+	if k.Journal == nil {
+		j, err := mem.New(mem.Config{})
+		if err != nil {
+			t.Fatalf("projectiontest: in-memory journal: %v", err)
+		}
+		t.Cleanup(func() { _ = j.Close() })
+		k.Journal = j
 	}
-	t.Cleanup(func() { _ = j.Close() })
 	m, err := projection.NewManager(projection.Config{
-		Journal: j, Registry: reg, Checkpoints: projection.NewMemCheckpoints(),
+		Journal: k.Journal, Registry: reg, Checkpoints: projection.NewMemCheckpoints(),
 		Retry: k.retry, Clock: k.Clock,
 	})
 	if err != nil {
 		t.Fatalf("projectiontest: %v", err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
-	k.Journal, k.Manager = j, m
+	k.Manager = m
 	return k
 }
 
@@ -174,7 +197,7 @@ func (k *Kit) Run(p projection.Projection) projection.Status {
 // on the way (see ExpectPosition).
 func (k *Kit) ExpectCaughtUp(name string) projection.Status {
 	k.t.Helper()
-	head, err := k.Journal.LastPosition(context.Background())
+	head, err := k.Journal.(journal.Watcher).LastPosition(context.Background()) // NewManager checked it
 	if err != nil {
 		k.t.Fatalf("projectiontest: journal head: %v", err)
 	}
