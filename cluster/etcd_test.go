@@ -144,9 +144,9 @@ func startEtcd(t *testing.T) string {
 	return client
 }
 
-// etcdMembers returns how many members are registered under the test's
-// base key.
-func etcdMembers(t *testing.T, endpoint string) int {
+// etcdMembers returns the keys of the members registered under the
+// test's base key.
+func etcdMembers(t *testing.T, endpoint string) []string {
 	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second})
 	if err != nil {
@@ -155,11 +155,15 @@ func etcdMembers(t *testing.T, endpoint string) int {
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := cli.Get(ctx, etcdBaseKey+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := cli.Get(ctx, etcdBaseKey+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return int(resp.Count)
+	var keys []string
+	for _, kv := range resp.Kvs {
+		keys = append(keys, string(kv.Key))
+	}
+	return keys
 }
 
 func TestEtcdProvider(t *testing.T) {
@@ -168,8 +172,10 @@ func TestEtcdProvider(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ms := startMembers(t, dsn, 3, nil, envEtcd+"="+endpoint)
 	// The members found each other through etcd: each registered a key.
-	if n := etcdMembers(t, endpoint); n != 3 {
-		t.Fatalf("%d members registered in etcd, want 3", n)
+	if keys := etcdMembers(t, endpoint); len(keys) != 3 {
+		t.Fatalf("members registered in etcd: %q, want 3", keys)
+	} else {
+		t.Logf("members registered in etcd: %q", keys)
 	}
 
 	// All members agree on the owner of every id, and each owns some.
@@ -239,8 +245,8 @@ func TestEtcdProvider(t *testing.T) {
 			return mb.get("/ready", nil, &r) == nil && r.Members == 2
 		})
 	}
-	if n := etcdMembers(t, endpoint); n != 2 {
-		t.Fatalf("%d members registered in etcd after the kill, want 2 (the victim's lease should have expired)", n)
+	if keys := etcdMembers(t, endpoint); len(keys) != 2 {
+		t.Fatalf("members registered in etcd after the kill: %q, want 2 (the victim's lease should have expired)", keys)
 	}
 	for k, id := range victimIDs {
 		mb, cmdID := survivors[k%2], "etcd-after-"+id
