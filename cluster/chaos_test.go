@@ -224,13 +224,29 @@ func TestChaos(t *testing.T) {
 	t.Run("SixteenWritersOneID", func(t *testing.T) {
 		// 16 writers send to one aggregate, each command through a random
 		// member; a quarter of the commands are sent twice at once with the
-		// same command id through two different members. The owner
-		// serialises them: one gap-free history, every command once.
+		// same command id through two different members (half of those
+		// through the two members that do not own the id, so that both
+		// copies take the remote path and arrive close together, often
+		// while the first is still being appended). The owner serialises
+		// them: one gap-free history, every command once.
 		const (
 			writers   = 16
 			perWriter = 20
-			id        = "race"
+			id        = "id-0" // an id /owners reports on
 		)
+		var owners []string
+		if err := ms[0].get("/owners", url.Values{"n": {"1"}}, &owners); err != nil || len(owners) != 1 {
+			t.Fatalf("owner of %s: %v %v", id, owners, err)
+		}
+		var nonOwners []int
+		for i, mb := range ms {
+			if mb.address != owners[0] {
+				nonOwners = append(nonOwners, i)
+			}
+		}
+		if len(nonOwners) != len(ms)-1 {
+			t.Fatalf("owner of %s is %q, not one of the members", id, owners[0])
+		}
 		l := newLedger()
 		var wg sync.WaitGroup
 		for g := range writers {
@@ -243,11 +259,16 @@ func TestChaos(t *testing.T) {
 					via := rng.IntN(len(ms))
 					if rng.IntN(4) == 0 {
 						other := (via + 1 + rng.IntN(len(ms)-1)) % len(ms)
-						var twin sync.WaitGroup
-						twin.Add(1)
-						go func() { defer twin.Done(); l.add(id, cmdID, ms[other].send(t, id, cmdID, false)) }()
-						l.add(id, cmdID, ms[via].send(t, id, cmdID, false))
-						twin.Wait()
+						if rng.IntN(2) == 0 {
+							via, other = nonOwners[0], nonOwners[1]
+						}
+						// Two copies through each of the two members, all at once.
+						var twins sync.WaitGroup
+						for _, i := range []int{via, other, via, other} {
+							twins.Add(1)
+							go func() { defer twins.Done(); l.add(id, cmdID, ms[i].send(t, id, cmdID, false)) }()
+						}
+						twins.Wait()
 						continue
 					}
 					l.add(id, cmdID, ms[via].send(t, id, cmdID, false))
@@ -287,7 +308,7 @@ func TestChaos(t *testing.T) {
 				unknown++
 			}
 		}
-		streams := readStreams(t, dsn, "race")
+		streams := readStreams(t, dsn, "id-")
 		stored := checkJournal(t, streams, outcomes)
 		unknownStored := 0
 		for _, o := range outcomes {
@@ -299,7 +320,7 @@ func TestChaos(t *testing.T) {
 			t.Errorf("stream of %s has %d events, want %d acknowledged + %d outcome-unknown found stored", id, n, acked, unknownStored)
 		}
 		wereStored, retried := retryUnsettled(t, ms, outcomes, stored)
-		streams = readStreams(t, dsn, "race")
+		streams = readStreams(t, dsn, "id-")
 		checkJournal(t, streams, outcomes)
 		n := len(streams[id])
 		if n != writers*perWriter {
