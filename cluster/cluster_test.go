@@ -176,9 +176,14 @@ func runMember() int {
 	}
 	port, _ := strconv.Atoi(os.Getenv("OX_PORT"))
 	amPort, _ := strconv.Atoi(os.Getenv("OX_AMPORT"))
+	provider, err := memberProvider() // nil (automanaged) unless a test asks for another
+	if err != nil {
+		return fail(err)
+	}
 	m, err := cluster.Start(ctx, sys, cluster.Config{
 		Port: port, AutoManagedPort: amPort, Seeds: strings.Split(os.Getenv("OX_SEEDS"), ","),
 		RefreshTTL: 300 * time.Millisecond, RequestTimeout: 3 * time.Second, Logger: log,
+		Provider: provider,
 	})
 	if err != nil {
 		return fail(err)
@@ -258,8 +263,9 @@ func freePorts(t *testing.T, n int) []int {
 }
 
 // startMembers starts n member processes over dsn; extra[i] makes member i
-// know the bogus command type. It returns once every member sees n members.
-func startMembers(t *testing.T, dsn string, n int, extra map[int]bool) []*member {
+// know the bogus command type, and env is added to every member's
+// environment. It returns once every member sees n members.
+func startMembers(t *testing.T, dsn string, n int, extra map[int]bool, env ...string) []*member {
 	t.Helper()
 	ports := freePorts(t, 3*n)
 	var seeds []string
@@ -287,6 +293,7 @@ func startMembers(t *testing.T, dsn string, n int, extra map[int]bool) []*member
 		if extra[i] {
 			mb.cmd.Env = append(mb.cmd.Env, "OX_EXTRA=1")
 		}
+		mb.cmd.Env = append(mb.cmd.Env, env...)
 		if err := mb.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

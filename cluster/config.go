@@ -27,8 +27,9 @@ type Config struct {
 	// Provider is the membership provider, passed through to
 	// protoactor-go (for example etcd.New() from
 	// github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd).
-	// Nil means automanaged, configured by the three fields below. Only
-	// automanaged is tested by this package.
+	// Nil means automanaged, configured by the three fields below.
+	// Automanaged and etcd are tested by this package; see the package
+	// documentation ("Membership providers") for how to create etcd's.
 	Provider protocluster.ClusterProvider
 	// AutoManagedPort is the port of automanaged's health server. It binds
 	// every interface (0.0.0.0, hard-coded in protoactor-go). Default 6330.

@@ -97,7 +97,27 @@
 // Config.AutoManagedPort, Seeds and RefreshTTL; its health server binds
 // every interface (0.0.0.0, hard-coded upstream). Config.Provider passes
 // any other protoactor-go provider through (etcd, consul, k8s, zk at the
-// pinned version); only automanaged is tested by this package.
+// pinned version). Tested by this package: automanaged, and etcd
+// (github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd with
+// go.etcd.io/etcd/client/v3 v3.5.10) against a real etcd 3.4 server —
+// three members agree on every owner, commands through any member are
+// stored once, and after SIGKILL of a member its lease expires (3 s,
+// fixed upstream) and the survivors serve its ids. Not tested: consul,
+// k8s, zk; an etcd server restart or outage while members run.
+//
+// Create the etcd provider inside its StartMember, not before Start:
+// etcd.New dials at once, its gRPC goroutines read gRPC's global logger,
+// and protoactor-go's remote endpoint replaces that logger
+// (grpclog.SetLoggerV2) unsynchronised just before it starts the
+// provider, a data race the race detector reports. A wrapper that
+// implements ClusterProvider and calls etcd.NewWithConfig in StartMember
+// avoids it (the test's lazyEtcd does this). The etcd provider names
+// members "<cluster>@<system id>" while gossip's heartbeats and the
+// remote endpoint's block list use the bare system id; read in the code
+// at the pinned version (not tested here): under etcd a member whose
+// heartbeats expired stays in the topology until its lease expires, and
+// a member dropped from the topology is blocked under a name the remote
+// endpoint never checks, so it is not refused when it comes back.
 //
 // Tests: the multi-process tests run one member per process, inside a
 // loopback-only network namespace (unshare -n, as root); without root they
