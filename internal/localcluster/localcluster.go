@@ -278,7 +278,9 @@ func WaitMembers(ctx context.Context, ms []*Member, want int) error {
 			var r Ready
 			err := m.Call(ctx, "/ready", nil, &r)
 			if err == nil {
-				m.Address = r.Address
+				if m.Address == "" { // set once, by Start: read freely afterwards
+					m.Address = r.Address
+				}
 				if r.Members == want {
 					break
 				}

@@ -27,13 +27,7 @@ func InNetns(t *testing.T) bool {
 	if Isolated() {
 		return true
 	}
-	reason := netnsUnavailable()
-	if reason != "" {
-		if os.Getenv(EnvRequire) == "1" {
-			t.Fatalf("cluster test required (%s=1) but cannot run: %s", EnvRequire, reason)
-		}
-		t.Skipf("cluster test skipped: %s", reason)
-	}
+	RequireNetns(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -66,4 +60,20 @@ func netnsUnavailable() string {
 		return "unshare -n failed: " + err.Error() + ": " + string(out)
 	}
 	return ""
+}
+
+// RequireNetns skips t, or fails it when ORCHESTRIX_REQUIRE_CLUSTER=1,
+// when no loopback-only network namespace can be created here (for a
+// test that runs a program which enters one itself with EnterNetns).
+func RequireNetns(t testing.TB) {
+	t.Helper()
+	if Isolated() {
+		return
+	}
+	if reason := netnsUnavailable(); reason != "" {
+		if os.Getenv(EnvRequire) == "1" {
+			t.Fatalf("cluster test required (%s=1) but cannot run: %s", EnvRequire, reason)
+		}
+		t.Skipf("cluster test skipped: %s", reason)
+	}
 }
