@@ -251,10 +251,10 @@ func benchCluster(cfg clusterConfig, stdout, stderr io.Writer) error {
 		return failed(err)
 	}
 	emit(fo)
-	if os.Getenv("OX_DEBUG_LOGS") != "" {
-		for _, m := range ms {
-			fmt.Fprintf(stderr, "--- log of member %d:\n%s\n", m.Index, m.LogTail(3000))
-		}
+	localcluster.StopAll(ms, 0)
+	// A member built with -race (the test) reports races in its log.
+	if err := localcluster.CheckRaces(ms); err != nil {
+		return err
 	}
 	if !cfg.jsonOut {
 		printClusterTable(stdout, results)

@@ -189,6 +189,11 @@ func (d *demo) run(ctx context.Context, dsn string) (code int, err error) {
 			}
 		}
 		localcluster.StopAll(ms, 10*time.Second)
+		// A member built with -race (the test) reports races in its log.
+		if err := localcluster.CheckRaces(ms); err != nil {
+			fmt.Fprintln(d.errOut, "cluster:", err)
+			code = exitFailed
+		}
 	}()
 
 	// Who owns which account: every member must say the same.

@@ -397,3 +397,53 @@ func freePorts(n int) ([]int, error) {
 	}
 	return ports, nil
 }
+
+// RaceReports splits the data race reports in the member's output (a
+// member built with -race prints them; it is usually killed, so its exit
+// status cannot say so) into those whose racing accesses involve
+// Orchestrix code and a count of those entirely inside dependencies
+// (protoactor-go races in its BlockList and futures at the pinned
+// version). Goroutine creation stacks, which name our code, do not count.
+func (m *Member) RaceReports() (ours []string, upstream int) {
+	b, _ := os.ReadFile(m.Log)
+	return classifyRaces(string(b))
+}
+
+func classifyRaces(log string) (ours []string, upstream int) {
+	parts := strings.Split(log, "WARNING: DATA RACE")
+	for _, rep := range parts[1:] {
+		rep, _, _ = strings.Cut(rep, "==================")
+		var access []string
+		skip := false
+		for _, line := range strings.Split(rep, "\n") {
+			trimmed := strings.TrimSpace(line)
+			switch {
+			case strings.HasPrefix(trimmed, "Goroutine ") && strings.HasSuffix(trimmed, "created at:"):
+				skip = true
+			case trimmed == "":
+				skip = false
+			case !skip:
+				access = append(access, trimmed)
+			}
+		}
+		if strings.Contains(strings.Join(access, "\n"), "github.com/orchestrix/orchestrix") {
+			ours = append(ours, rep)
+		} else {
+			upstream++
+		}
+	}
+	return ours, upstream
+}
+
+// CheckRaces returns an error holding every race report in Orchestrix
+// code from the output of ms (see RaceReports), or nil.
+func CheckRaces(ms []*Member) error {
+	var errs []error
+	for _, m := range ms {
+		ours, _ := m.RaceReports()
+		for _, r := range ours {
+			errs = append(errs, fmt.Errorf("member %d reported a data race in Orchestrix code:%s", m.Index, r))
+		}
+	}
+	return errors.Join(errs...)
+}
