@@ -400,10 +400,11 @@ func freePorts(n int) ([]int, error) {
 
 // RaceReports splits the data race reports in the member's output (a
 // member built with -race prints them; it is usually killed, so its exit
-// status cannot say so) into those whose racing accesses involve
-// Orchestrix code and a count of those entirely inside dependencies
-// (protoactor-go races in its BlockList and futures at the pinned
-// version). Goroutine creation stacks, which name our code, do not count.
+// status cannot say so) into those where Orchestrix code made one of the
+// two racing accesses (the top frame of an access stack is ours) and a
+// count of those where both were made inside dependencies, even when our
+// code is further down the stack: protoactor-go races in its BlockList,
+// futures and remote shutdown at the pinned version.
 func (m *Member) RaceReports() (ours []string, upstream int) {
 	b, _ := os.ReadFile(m.Log)
 	return classifyRaces(string(b))
@@ -413,20 +414,19 @@ func classifyRaces(log string) (ours []string, upstream int) {
 	parts := strings.Split(log, "WARNING: DATA RACE")
 	for _, rep := range parts[1:] {
 		rep, _, _ = strings.Cut(rep, "==================")
-		var access []string
-		skip := false
-		for _, line := range strings.Split(rep, "\n") {
+		mine := false
+		lines := strings.Split(rep, "\n")
+		for i, line := range lines {
 			trimmed := strings.TrimSpace(line)
-			switch {
-			case strings.HasPrefix(trimmed, "Goroutine ") && strings.HasSuffix(trimmed, "created at:"):
-				skip = true
-			case trimmed == "":
-				skip = false
-			case !skip:
-				access = append(access, trimmed)
+			// An access: "Read at 0x… by goroutine 7:", "Previous write at …".
+			if !strings.Contains(trimmed, " at 0x") || !strings.HasSuffix(trimmed, ":") || i+1 >= len(lines) {
+				continue
+			}
+			if strings.HasPrefix(strings.TrimSpace(lines[i+1]), "github.com/orchestrix/orchestrix") {
+				mine = true
 			}
 		}
-		if strings.Contains(strings.Join(access, "\n"), "github.com/orchestrix/orchestrix") {
+		if mine {
 			ours = append(ours, rep)
 		} else {
 			upstream++
