@@ -4,15 +4,23 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/orchestrix/orchestrix/internal/localcluster"
 	"github.com/orchestrix/orchestrix/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	if spec, ok, err := localcluster.Self(); ok {
+		// A member process of the cluster subcommand's test: this binary again.
+		os.Exit(runClusterMember(spec, err))
+	}
+	pgtest.Main(m)
+}
 
 // runAggJSON runs bench aggregates with args plus small sizes and returns
 // its JSON lines by scenario name.

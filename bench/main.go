@@ -27,6 +27,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/orchestrix/orchestrix/internal/localcluster"
 )
 
 // subcommand runs one benchmark family with its own flags and returns the
@@ -41,6 +43,10 @@ var subcommands = map[string]subcommand{
 }
 
 func main() {
+	if spec, ok, err := localcluster.Self(); ok {
+		// A member process started by the cluster subcommand.
+		os.Exit(runClusterMember(spec, err))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -343,11 +343,13 @@ func (s *server) Receive(c proto.Context) {
 	switch msg := c.Message().(type) {
 	case *wire.CommandRequest:
 		if sender := c.Sender(); sender != nil {
-			go s.m.root().Send(sender, s.m.serveCommand(msg))
+			// The reply is computed inside the goroutine: the arguments of
+			// a go statement are evaluated before it starts.
+			go func() { s.m.root().Send(sender, s.m.serveCommand(msg)) }()
 		}
 	case *wire.StateRequest:
 		if sender := c.Sender(); sender != nil {
-			go s.m.root().Send(sender, s.m.serveState(msg))
+			go func() { s.m.root().Send(sender, s.m.serveState(msg)) }()
 		}
 	}
 }

@@ -56,6 +56,10 @@ const (
 	EnvRequire = "ORCHESTRIX_REQUIRE_PG"
 )
 
+// ErrNotInstalled: the PostgreSQL server binaries (initdb, postgres) are
+// not installed, so no throwaway server can be started.
+var ErrNotInstalled = errors.New("pgtest: PostgreSQL server binaries not installed")
+
 var (
 	sharedOnce sync.Once
 	shared     *Server
@@ -134,7 +138,7 @@ func Start(t testing.TB) *Server {
 // StartServer starts a throwaway server outside a test (for example for
 // a benchmark program). The caller must Stop it; a server is also stopped
 // when the process that started it dies. It fails when the PostgreSQL
-// binaries cannot be found.
+// binaries cannot be found, with an error matching ErrNotInstalled.
 func StartServer() (*Server, error) {
 	bin, err := findBinaries()
 	if err != nil {
@@ -295,7 +299,7 @@ func findBinaries() (string, error) {
 			return dir, nil
 		}
 	}
-	return "", errors.New("initdb and postgres not found on PATH or in /usr/lib/postgresql/*/bin")
+	return "", fmt.Errorf("%w: initdb and postgres not found on PATH or in /usr/lib/postgresql/*/bin", ErrNotInstalled)
 }
 
 func majorOf(binDir string) int {
