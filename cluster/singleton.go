@@ -18,8 +18,11 @@ import (
 	"github.com/orchestrix/orchestrix/journal"
 )
 
-// DefaultHandoffTimeout is Singleton.HandoffTimeout when it is zero.
-const DefaultHandoffTimeout = 10 * time.Second
+// Defaults of Singleton's zero fields.
+const (
+	DefaultHandoffTimeout = 10 * time.Second
+	DefaultCheckInterval  = time.Second
+)
 
 // singletonKindPrefix marks the protoactor-go cluster kinds that stand for
 // singletons: a member hosts the kind of each singleton it lists, so the
@@ -79,6 +82,13 @@ type Singleton struct {
 	// are then fenced by the epoch), and how long stop may take. Zero
 	// means DefaultHandoffTimeout.
 	HandoffTimeout time.Duration
+	// CheckInterval is how often a running activation checks that its
+	// epoch is still the newest. A member that was paused, or whose view
+	// differed, may find that another member took the singleton over
+	// meanwhile without this member seeing a topology change; its
+	// activation is fenced then, so it stops it and, when it still owns
+	// the name, starts a new one. Zero means DefaultCheckInterval.
+	CheckInterval time.Duration
 }
 
 // Activation is one run of a singleton on one member.
@@ -129,8 +139,9 @@ func validateSingletons(ss []Singleton) []error {
 		if s.Start == nil {
 			errs = append(errs, fmt.Errorf("Config.Singletons[%d] (%q): Start is nil", i, s.Name))
 		}
-		if s.HandoffTimeout < 0 {
-			errs = append(errs, fmt.Errorf("Config.Singletons[%d] (%q): negative HandoffTimeout %v", i, s.Name, s.HandoffTimeout))
+		if s.HandoffTimeout < 0 || s.CheckInterval < 0 {
+			errs = append(errs, fmt.Errorf("Config.Singletons[%d] (%q): negative HandoffTimeout %v or CheckInterval %v",
+				i, s.Name, s.HandoffTimeout, s.CheckInterval))
 		}
 	}
 	return errs
@@ -171,6 +182,9 @@ func newSingletons(m *Member, j journal.Journal) (*singletons, error) {
 	for _, spec := range m.cfg.Singletons {
 		if spec.HandoffTimeout == 0 {
 			spec.HandoffTimeout = DefaultHandoffTimeout
+		}
+		if spec.CheckInterval == 0 {
+			spec.CheckInterval = DefaultCheckInterval
 		}
 		s.units[spec.Name] = &unit{s: s, spec: spec, wake: make(chan struct{}, 1), done: make(chan struct{}),
 			log: m.cfg.Logger.With(slog.String("singleton", spec.Name))}
@@ -249,7 +263,7 @@ type unit struct {
 
 	// Owned by loop.
 	stop  func(context.Context) error
-	retry orchestrix.Timer
+	retry orchestrix.Timer // the next retry or epoch check
 
 	mu          sync.Mutex
 	epoch       uint64
@@ -283,6 +297,12 @@ func (u *unit) loop() {
 		}
 		self := u.s.m.self
 		owner := u.s.owner(u.spec.Name)
+		if owner == self && u.stop != nil && u.superseded() {
+			// Another member took a newer epoch while this one did not
+			// see it go (it was paused, or views differed): this
+			// activation's writes are fenced. Start afresh.
+			u.deactivate("superseded by a newer epoch")
+		}
 		switch {
 		case owner == self && u.stop == nil:
 			if err := u.activate(); err != nil {
@@ -299,7 +319,32 @@ func (u *unit) loop() {
 		case owner != self && u.stop != nil:
 			u.deactivate("owner is now " + owner)
 		}
+		if u.stop != nil {
+			// Check the epoch again later, also without a topology change.
+			u.retry = u.s.clock.AfterFunc(u.spec.CheckInterval, u.poke)
+		}
 	}
+}
+
+// superseded reports whether the stored epoch of the singleton is no
+// longer the one this member's activation runs under. A failure to read
+// it is not taken as an answer.
+func (u *unit) superseded() bool {
+	u.mu.Lock()
+	mine := u.epoch
+	u.mu.Unlock()
+	ctx, cancel := context.WithTimeout(u.s.ctx, u.spec.HandoffTimeout)
+	defer cancel()
+	epoch, holder, err := u.s.epochs.Epoch(ctx, epochPrefix+u.spec.Name)
+	if err != nil {
+		u.log.Warn("cluster: checking a singleton's epoch failed", "error", err)
+		return false
+	}
+	if epoch != mine {
+		u.log.Warn("cluster: a newer activation of this singleton took over", "epoch", mine, "newer", epoch, "holder", holder)
+		return true
+	}
+	return false
 }
 
 // activate waits for the previous holder to release (see
