@@ -172,7 +172,9 @@ func (m *Member) Members() int {
 	return m.members
 }
 
-// Close detaches the cluster from the system (its handles go back to
+// Close stops the singletons running on this member (each stop function,
+// then the release of its epoch, so that the next owner starts without
+// waiting), detaches the cluster from the system (its handles go back to
 // running everything locally), deregisters from the membership provider
 // and stops the remote endpoint. It does not hand activations off first
 // (graceful leave is not done yet): other members may see requests to
