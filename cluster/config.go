@@ -9,6 +9,8 @@ import (
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/orchestrix/orchestrix"
 )
 
 // Config configures a member. Its zero value works: one member on
@@ -51,6 +53,14 @@ type Config struct {
 	// to MaxRetryBackoff. Defaults 10ms and 500ms.
 	RetryBackoff, MaxRetryBackoff time.Duration
 
+	// Singletons are the units of work this member may run, each on one
+	// member of the cluster at a time (see Singleton). They need a journal
+	// that implements journal.Epochs (journal/postgres does).
+	Singletons []Singleton
+	// Clock times the singletons' handoff waits and retry backoff. Nil
+	// means orchestrix.SystemClock.
+	Clock orchestrix.Clock
+
 	// Logger receives the member's logs (protoactor-go's own below Warn
 	// are dropped). Default slog.Default().
 	Logger *slog.Logger
@@ -78,6 +88,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("negative Config.%s: %v", name, d))
 		}
 	}
+	errs = append(errs, validateSingletons(c.Singletons)...)
 	if c.RetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.RetryBackoff > c.MaxRetryBackoff {
 		errs = append(errs, fmt.Errorf("Config.RetryBackoff %v is above MaxRetryBackoff %v", c.RetryBackoff, c.MaxRetryBackoff))
 	}

@@ -87,9 +87,75 @@
 //     may see unknown outcomes for requests to a leaving member.
 //   - Moved activations are not stopped and drained before the new owner
 //     takes writes (the version check fences them).
-//   - Cluster singletons for saga runners, process managers and
-//     projections: run those on one member of your choice.
 //   - Metrics of members, topology changes and remote calls.
+//
+// # Singletons: saga runners, process managers, projections
+//
+// What must run once per cluster, not once per member, is a Singleton,
+// listed in Config.Singletons on every member that may run it:
+//
+//	store, _ := pgstore.Open(ctx, dsn, pgstore.Config{}) // the read models' database
+//	sagas := cluster.Singleton{Name: "sagas",
+//		Start: func(ctx context.Context, act cluster.Activation) (func(context.Context) error, error) {
+//			r, err := saga.NewRunner(saga.Config{Journal: j, Registry: sys.Registry(), System: sys,
+//				Checkpoints: store.WithEpoch(act.Epoch)})
+//			if err != nil {
+//				return nil, err
+//			}
+//			if _, err := saga.Register(r, transfers); err != nil {
+//				r.Close()
+//				return nil, err
+//			}
+//			return func(context.Context) error { return r.Close() }, nil
+//		}}
+//	m, err := cluster.Start(ctx, sys, cluster.Config{..., Singletons: []cluster.Singleton{sagas, balances}})
+//
+// Each singleton is placed like an aggregate id: rendezvous hashing of its
+// name over the members that list it. The owner calls Start; a member
+// that stops owning the name (a member joined and the name moved, or
+// Close) calls the stop function Start returned and releases the name;
+// when the owner dies, the member owning the name in the survivors' view
+// starts it as soon as it sees the dead member gone (a second or two with
+// automanaged and RefreshTTL 300ms). A new owner whose predecessor is
+// still a member in its view waits for it to stop and release, at most
+// Singleton.HandoffTimeout, so a planned move normally has no overlap.
+// Member.Singleton and Member.Singletons show where each runs.
+//
+// Placement does not make a singleton single: views differ while the
+// topology changes, and a member that was paused or cut off keeps running
+// its activation until it notices. Each activation therefore gets an
+// epoch, drawn from the journal's database when it starts
+// (journal.Epochs: an UPDATE … SET epoch = epoch + 1 … RETURNING in
+// journal/postgres, kept under "cluster.singleton:" + Name), higher than
+// that of every earlier activation of the name. Pass it to what the
+// activation writes, and an older activation's writes are refused:
+//
+//   - projection/pgstore: Store.WithEpoch(act.Epoch) as the projection's
+//     checkpoint store, Handler and Reset. The new activation claims the
+//     checkpoint when it loads it; from then on a checkpoint or read-model
+//     write with an older epoch fails with pgstore.ErrFenced inside the
+//     read model's transaction, so the stale batch does not commit, and
+//     the stale projection stops (the error is projection.Permanent).
+//   - sagas and process managers: their correctness does not rest on the
+//     singleton. A saga records each step as an event at an expected
+//     version and sends commands with deterministic ids, so a second
+//     runner's writes conflict and its commands are deduplicated; the
+//     singleton avoids the duplicated work. Give saga.Config.Checkpoints
+//     a fenced store so that a stale runner cannot move its checkpoints.
+//     On the other members, saga.Follow and saga.FollowProcess give
+//     handles whose Status and Wait follow the journal, wherever the
+//     runner runs.
+//
+// A running activation also checks its epoch every
+// Singleton.CheckInterval: a member that finds a newer activation took
+// over while it did not see itself leave (it was paused) stops its
+// fenced activation, and starts a new one if it still owns the name.
+// Limits: a member cut off for good from the others (its own view says
+// it is the owner) keeps restarting its activation under new epochs, each
+// fencing the other side's for a while, until self-fence (not done yet,
+// see above) stops it; work that writes anywhere but a fenced store
+// (sends e-mail, calls another service) is not fenced by the epoch and
+// must be idempotent.
 //
 // # Membership providers
 //

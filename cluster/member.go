@@ -43,6 +43,8 @@ type Member struct {
 	self  string
 	sub   *eventstream.Subscription
 
+	singles *singletons // see singleton.go
+
 	mu      sync.RWMutex
 	placer  *protocluster.Rendezvous
 	members int
@@ -78,6 +80,11 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 	}
 	m := &Member{cfg: cfg, sys: sys, proto: protosys.Of(sys), kinds: clusterseam.Kinds(sys),
 		placer: protocluster.NewRendezvous()}
+	singles, err := newSingletons(m, j)
+	if err != nil {
+		return nil, err
+	}
+	m.singles = singles
 	if _, dup := started.LoadOrStore(sys, true); dup {
 		return nil, ErrStarted
 	}
@@ -90,6 +97,7 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 		started.Delete(sys)
 		return nil, fmt.Errorf("%w: %w", ErrStarted, err)
 	}
+	m.singles.start()
 	return m, nil
 }
 
@@ -107,6 +115,7 @@ func (m *Member) start() (err error) {
 	for name := range m.kinds {
 		kinds = append(kinds, protocluster.NewKind(kindPrefix+name, idle))
 	}
+	kinds = append(kinds, m.singles.kinds(idle)...)
 	pcfg := protocluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
 		protocluster.WithKinds(kinds...))
 	m.sub = m.proto.EventStream.Subscribe(func(evt any) {
@@ -115,6 +124,7 @@ func (m *Member) start() (err error) {
 			m.placer.UpdateMembers(t.Members)
 			m.members = len(t.Members)
 			m.mu.Unlock()
+			m.singles.topology(t.Members)
 			m.cfg.Logger.Info("cluster: topology changed", "members", len(t.Members),
 				"joined", len(t.Joined), "left", len(t.Left))
 		}
@@ -162,7 +172,9 @@ func (m *Member) Members() int {
 	return m.members
 }
 
-// Close detaches the cluster from the system (its handles go back to
+// Close stops the singletons running on this member (each stop function,
+// then the release of its epoch, so that the next owner starts without
+// waiting), detaches the cluster from the system (its handles go back to
 // running everything locally), deregisters from the membership provider
 // and stops the remote endpoint. It does not hand activations off first
 // (graceful leave is not done yet): other members may see requests to
@@ -170,6 +182,7 @@ func (m *Member) Members() int {
 // running; shut it down separately. Close is idempotent.
 func (m *Member) Close() error {
 	m.closeOnce.Do(func() {
+		m.singles.close() // stop and release them while still a member
 		_ = clusterseam.Attach(m.sys, nil)
 		m.leave()
 		started.Delete(m.sys)

@@ -26,7 +26,13 @@
 //     checkpoint says and may deliver the last batch again. Handlers get
 //     each event's Position to stay idempotent; projection/boltstore makes
 //     a bbolt read model exactly-once by writing its checkpoint in the same
-//     transaction as the handler.
+//     transaction as the handler, and projection/pgstore does the same for
+//     a PostgreSQL read model.
+//   - One runner per projection name: run a projection in one process at a
+//     time. In a cluster, run it as a cluster.Singleton and give it a
+//     checkpoint store fenced by the activation's epoch
+//     (pgstore.Store.WithEpoch): an activation that was replaced, and
+//     has not noticed yet, then cannot write its checkpoint or read model.
 //   - Failures are never skipped silently: an event whose payload cannot be
 //     decoded (an unregistered type matches orchestrix.ErrUnknownEventType)
 //     stops the projection at once; a handler error is retried with

@@ -130,11 +130,38 @@
 //   - Run one Runner per orchestration name at a time. Two runners would
 //     both execute a saga; the journal's expected-version check keeps
 //     the saga's record consistent and command ids keep the effects
-//     single, but work is duplicated.
+//     single, but work is duplicated. In a cluster, run it as a
+//     singleton (see below).
 //
 // Status reads a saga's record from its stream, so it answers for sagas
 // executed by an earlier process too; while this process executes a saga
 // it also reports the attempt in progress and the last transient error.
+// Saga.Wait and ProcessManager.Wait wake when this process's runner
+// records progress; a handle from Follow or FollowProcess follows the
+// journal instead (see below).
+//
+// # In a cluster, and handles in other processes
+//
+// With several processes on one shared journal (package cluster), run the
+// Runner as a cluster singleton (cluster.Singleton): its Start creates the
+// Runner and registers the orchestrations and processes, its stop closes
+// the Runner, and the cluster keeps one activation at a time, taking it
+// over on another member when its member dies. For sagas the singleton
+// mainly avoids duplicate work; their correctness does not depend on it,
+// because a saga writes its progress as events at an expected version (a
+// second runner's write of the same step fails with a version conflict)
+// and sends commands with deterministic ids (the aggregates apply each
+// once). What a stale runner could still do is move the runner's
+// projection checkpoints: give Config.Checkpoints a store fenced by the
+// activation's epoch (projection/pgstore's Store.WithEpoch) and its writes
+// are refused.
+//
+// Follow and FollowProcess return handles for every other place that
+// needs sagas or processes, such as the other members: they execute
+// nothing; Status reads the stream, Wait follows the journal
+// (journal.Watcher) and sees the progress recorded by whichever runner
+// executes the saga, in any process and across a takeover, and a
+// Followed handle's Begin records a start for that runner to pick up.
 //
 // # Telemetry
 //

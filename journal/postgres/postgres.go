@@ -152,6 +152,10 @@ type Journal struct {
 	lastKnown atomic.Uint64
 	watchMu   sync.Mutex
 	changed   chan struct{}
+
+	// epochsDone is set once the epochs table exists (see epochs.go).
+	epochsMu   sync.Mutex
+	epochsDone bool
 }
 
 var (
