@@ -174,8 +174,12 @@ func runCluster(args []string, stdout, stderr io.Writer) int {
 	} else if reason := localcluster.EnterNetns(); reason != "" {
 		fmt.Fprintf(stderr, "bench cluster: %s; running on 127.0.0.1 without a namespace: %s\n", reason, localcluster.Exposure)
 	}
+	givenDSN := cfg.dsn != ""
 	if err := benchCluster(cfg, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "bench cluster:", err)
+		if givenDSN && localcluster.Isolated() {
+			fmt.Fprintln(stderr, "bench cluster: this run is inside a loopback-only network namespace: a server outside it is reachable only through a unix-socket DSN (host=/var/run/postgresql …), or run with -netns=false")
+		}
 		return 1
 	}
 	return 0

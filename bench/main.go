@@ -19,6 +19,11 @@
 //	aggregates  actor runtime on the bbolt journal: many and one hot
 //	            aggregate, a mutex-per-aggregate baseline, recovery and
 //	            memory per idle aggregate (see aggregates.go)
+//	cluster     members on loopback, one process each (this program
+//	            started again), over one PostgreSQL: throughput against
+//	            one process in the same run, and failover after SIGKILL
+//	            (see cluster.go); it takes neither the profiling flags
+//	            nor -nosync
 package main
 
 import (

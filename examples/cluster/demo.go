@@ -76,6 +76,19 @@ func (d *demo) send(ctx context.Context, m *localcluster.Member, req sendRequest
 	return r
 }
 
+// sendAnswered sends req through m like send and, while the outcome is
+// unknown, sends it again with the same command id (at most three times
+// in all), as a caller would: the owner stores it at most once.
+func (d *demo) sendAnswered(ctx context.Context, m *localcluster.Member, req sendRequest) sendReply {
+	var r sendReply
+	for range 3 {
+		if r = d.send(ctx, m, req); !r.Unknown {
+			break
+		}
+	}
+	return r
+}
+
 // live returns the members not killed.
 func (d *demo) live() []*localcluster.Member {
 	var out []*localcluster.Member
@@ -293,7 +306,7 @@ func (d *demo) run(ctx context.Context, dsn string) (code int, err error) {
 	d.printf("\n== the accounts member %d owned, served again by the survivors\n", victim.Index)
 	for k, acc := range owned[victim.Address] {
 		via := survivors[k%len(survivors)]
-		r := d.send(ctx, via, d.newCommand(acc))
+		r := d.sendAnswered(ctx, via, d.newCommand(acc))
 		if !r.OK {
 			return exitFailed, fmt.Errorf("deposit to %s (owned by the killed member) through member %d: %s", acc, via.Index, r.Err)
 		}
@@ -310,7 +323,7 @@ func (d *demo) run(ctx context.Context, dsn string) (code int, err error) {
 	dups := 0
 	for k, req := range pending {
 		via := survivors[k%len(survivors)]
-		r := d.send(ctx, via, req)
+		r := d.sendAnswered(ctx, via, req)
 		if !r.OK {
 			return exitFailed, fmt.Errorf("retry of %s to %s through member %d: %s", req.CommandID, req.Account, via.Index, r.Err)
 		}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -72,5 +74,35 @@ func TestMain_UnreachablePostgreSQL_ClearErrorNoPanic(t *testing.T) {
 	}
 	if strings.Contains(r.Stdout, "== three members") {
 		t.Errorf("members were started although the journal could not be opened:\n%s", r.Stdout)
+	}
+}
+
+// Without PostgreSQL binaries (hidden here by a private mount namespace
+// with an empty /usr/lib/postgresql and a PATH without them) and without
+// -pg, the program says what to install and exits with status 3.
+func TestMain_NoPostgreSQL_SaysWhatToInstallExit3(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to hide the PostgreSQL binaries in a mount namespace (unshare -m)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare not found")
+	}
+	script := `[ -d /usr/lib/postgresql ] && mount -t tmpfs none /usr/lib/postgresql; exec "$@"`
+	cmd := exec.Command("unshare", "-m", "sh", "-c", script, "sh", os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "ORCHESTRIX_MAINTEST_ARGS=[]", "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitNoPG {
+		t.Fatalf("got %v, want exit status %d\nstdout:\n%s\nstderr:\n%s", err, exitNoPG, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"this example needs PostgreSQL", "apt-get install postgresql", "-pg DSN"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if strings.Contains(stderr.String(), "panic:") {
+		t.Errorf("panicked:\n%s", stderr.String())
 	}
 }

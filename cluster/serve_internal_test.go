@@ -1,0 +1,66 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	proto "github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/orchestrix/orchestrix/cluster/internal/wire"
+	"github.com/orchestrix/orchestrix/internal/clusterseam"
+)
+
+// gateKind is a kind whose command "block" runs until gate is closed and
+// whose other commands return at once.
+type gateKind struct {
+	clusterseam.Kind
+	gate    chan struct{}
+	blocked chan struct{}
+}
+
+func (k gateKind) ServeCommand(ctx context.Context, data []byte) (clusterseam.CommandReply, error) {
+	if string(data) == "block" {
+		close(k.blocked)
+		select {
+		case <-k.gate:
+		case <-ctx.Done():
+			return clusterseam.CommandReply{}, ctx.Err()
+		}
+		return clusterseam.CommandReply{Version: 1}, nil
+	}
+	return clusterseam.CommandReply{Version: 2}, nil
+}
+
+// The request actor hands every request to a goroutine of its own: a
+// command that takes long (a slow append, a recovery) must not hold up
+// the requests behind it. This member owns every id (it is the only
+// member in its view); no network is involved.
+func TestServer_SlowCommand_DoesNotHoldUpOthers(t *testing.T) {
+	sys := proto.NewActorSystem()
+	defer sys.Shutdown()
+	k := gateKind{gate: make(chan struct{}), blocked: make(chan struct{})}
+	m := &Member{cfg: Config{RequestTimeout: time.Minute, Logger: slog.Default()}, proto: sys,
+		kinds: map[string]clusterseam.Kind{"k": k}, self: "127.0.0.1:1", placer: protocluster.NewRendezvous()}
+	m.placer.UpdateMembers([]*protocluster.Member{{Id: "self", Host: "127.0.0.1", Port: 1, Kinds: []string{kindPrefix + "k"}}})
+	pid := sys.Root.Spawn(proto.PropsFromProducer(func() proto.Actor { return &server{m: m} }))
+
+	slow := sys.Root.RequestFuture(pid, &wire.CommandRequest{Kind: "k", AggregateId: "a", Command: []byte("block")}, time.Minute)
+	<-k.blocked
+	fast := sys.Root.RequestFuture(pid, &wire.CommandRequest{Kind: "k", AggregateId: "b", Command: []byte("go")}, 30*time.Second)
+	v, err := fast.Result()
+	if err != nil {
+		close(k.gate)
+		t.Fatalf("a second request got no reply while the first was still running (%v): the request actor serves one request at a time", err)
+	}
+	if r, ok := v.(*wire.CommandReply); !ok || r.GetCode() != wire.Code_OK || r.GetVersion() != 2 {
+		t.Fatalf("reply to the second request: %#v", v)
+	}
+	close(k.gate)
+	v, err = slow.Result()
+	if r, ok := v.(*wire.CommandReply); err != nil || !ok || r.GetVersion() != 1 {
+		t.Fatalf("reply to the slow request: %#v, %v", v, err)
+	}
+}
