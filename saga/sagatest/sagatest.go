@@ -7,15 +7,15 @@
 // aggregates unless it wants them.
 //
 //	k := sagatest.New(t)
-//	stock := sagatest.Fake(k, shop.Stock)      // commands answered by the kit
+//	stock := sagatest.Fake(k, shop.Stock) // commands answered by the kit
 //	payments := sagatest.Fake(k, shop.Payments)
 //	orders := sagatest.Register(k, shop.OrderSaga(stock, payments))
 //
 //	k.Reject(sagatest.Step("charge"), shop.ErrCardDeclined)
-//	k.Begin(orders, "o-1", shop.Order{...}) // or Append an event its StartOn selects
+//	sagatest.Begin(k, orders, "o-1", shop.Order{...}) // or Append an event its StartOn selects
 //	sagatest.ExpectSent[shop.Reserve](k, "stock", "sku-1")
-//	sagatest.ExpectSent[shop.Charge](k, "payment", "o-1")   // rejected
-//	sagatest.ExpectSent[shop.Release](k, "stock", "sku-1")  // compensation
+//	sagatest.ExpectSent[shop.Charge](k, "payment", "o-1")  // rejected
+//	sagatest.ExpectSent[shop.Release](k, "stock", "sku-1") // compensation
 //	sagatest.ExpectFinished(k, orders, "o-1", saga.StateCompensated)
 //	k.ExpectNothingSent()
 //
@@ -104,9 +104,10 @@ func WithEnv(env *actortest.Env) Option { return func(o *options) { o.env = env 
 func WithRetry(r projection.Retry) Option { return func(o *options) { o.retry = r } }
 
 // WithConfig lets a test change the runner's Config before the runner
-// starts (its Journal, Registry, Checkpoints, Clock, System and Retry are
-// set). A Clock set here must be the kit's, or ExpectRetry cannot see the
-// runner's retry waits.
+// starts (its Journal, Registry, Checkpoints, Clock, System, Retry and
+// AttemptTimeout are set; see New for the last). Keep the Clock: a
+// different one would not be the system's, and ExpectRetry could not see
+// the runner's retry waits.
 func WithConfig(f func(*saga.Config)) Option { return func(o *options) { o.cfg = append(o.cfg, f) } }
 
 // Kit is a saga.Runner on an actortest system, with every command the
