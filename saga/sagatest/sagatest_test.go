@@ -413,3 +413,26 @@ func TestKit_CommandsFromOutsideSagas_ReachTheAggregateUnrecorded(t *testing.T) 
 	require.Empty(t, k.Sent())
 	k.ExpectNothingSent()
 }
+
+// A process handler's transient failure is retried with the same command
+// ids after the Retry backoff, on the manual clock.
+func TestKit_Process_RetriesWithTheSameCommandID(t *testing.T) {
+	k := sagatest.New(t, sagatest.WithRetry(projection.Retry{InitialBackoff: time.Minute}))
+	m := sagatest.RegisterProcess(k, latePayments(sagatest.Fake(k, Reminders)))
+	k.Fail(sagatest.Input("timeout remind"), 1)
+	k.Append("invoice-i3", InvoiceIssued{Amount: 10})
+	sagatest.ExpectCaughtUp(k, m)
+
+	k.Clock.Advance(24 * time.Hour)
+	_, first := sagatest.ExpectSent[Remind](k, "invoice", "i3")
+	k.ExpectRetry(1) // one minute
+	_, second := sagatest.ExpectSent[Remind](k, "invoice", "i3")
+	st := sagatest.ExpectProcess(k, m, "i3", sagatest.Version[Payment](2))
+	k.ExpectNothingSent()
+	require.Equal(t, sagatest.Failed, first.Answer)
+	require.Equal(t, sagatest.Accepted, second.Answer)
+	require.Equal(t, []int{1, 2}, []int{first.Attempt, second.Attempt})
+	require.Equal(t, first.ID, second.ID)
+	require.Equal(t, 1, st.State.Reminded)
+	require.Zero(t, st.Failures)
+}
