@@ -38,11 +38,12 @@
 //
 // # Clocks
 //
-// One actortest.ManualClock (Kit.Clock) drives the actor system, the
-// runner's deadlines, attempt timeouts and retry backoff, the process
-// managers' timeouts, and the runner's projections; share it with other
-// kits (projectiontest.WithClock, actortest.WithClock) through WithEnv.
-// System time moves only when the test advances that clock.
+// One actortest.ManualClock (Kit.Clock, the Env's clock) drives the actor
+// system, the runner's deadlines, attempt timeouts and retry backoff, the
+// process managers' timeouts, and the runner's projections. To run a
+// projection under test on the same time and journal, build one Env and
+// pass it to WithEnv here and to projectiontest.WithEnv. System time
+// moves only when the test advances that clock.
 //
 // Every wait of the kit (ExpectSent, ExpectFinished, ExpectCaughtUp,
 // ExpectRetry) is bounded by WaitTimeout on the wall clock: it bounds how
@@ -53,7 +54,9 @@
 //
 //   - a step's deadline (saga.Timeout, Orchestration.Deadline) and the
 //     attempt timeout are armed before the step's command is sent, so
-//     ExpectSent of that command, then Clock.Advance, is exact;
+//     ExpectSent of that command, then Clock.Advance, is exact (the kit's
+//     runner has no attempt timeout unless the test sets one, so an
+//     advance past a deadline cannot also start a retry; see New);
 //   - a retry's backoff is armed after the failed attempt returns:
 //     ExpectRetry waits until the runner has armed it, then advances the
 //     clock by exactly the Retry policy's backoff;
@@ -160,7 +163,7 @@ func New(t testing.TB, opts ...Option) *Kit {
 		Env: o.env, Clock: o.env.Clock, Retry: o.retry, t: t,
 		fakes: make(map[string]bool), wake: make(chan struct{}),
 	}
-	if err := commandtap.Attach(k.Env.System, k); err != nil {
+	if err := commandtap.Attach(k.Env.System, tap{k}); err != nil {
 		t.Fatalf("sagatest: %v", err)
 	}
 	cfg := saga.Config{
@@ -511,11 +514,15 @@ func (k *Kit) add(r *rule) {
 	k.rules = append(k.rules, r)
 }
 
-// Command implements commandtap.Tap: a command sent by a saga step or a
-// process handler is recorded and answered by the first rule that selects
-// it, or by its target's default; any other command goes on to its
-// aggregate unrecorded.
-func (k *Kit) Command(ctx context.Context, c commandtap.Command) (pass bool, err error) {
+// tap is the kit as the system's commandtap.Tap (unexported, so the
+// kit's API does not show the seam).
+type tap struct{ k *Kit }
+
+// Command records a command sent by a saga step or a process handler and
+// answers it by the first rule that selects it, or by its target's
+// default; any other command goes on to its aggregate unrecorded.
+func (p tap) Command(ctx context.Context, c commandtap.Command) (pass bool, err error) {
+	k := p.k
 	s := Sent{
 		Kind: c.Kind, AggregateID: c.AggregateID, Command: c.Body, ID: c.ID, CorrelationID: c.CorrelationID,
 		Told: c.Told,
