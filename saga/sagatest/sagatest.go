@@ -99,7 +99,9 @@ type options struct {
 
 // WithEnv runs the kit on env (its system, journal and ManualClock)
 // instead of a new actortest.NewSystem, to share one clock and journal
-// with other kits. Only one Kit may run on an Env.
+// with other kits. Only one Kit may run on an Env, and the Env must not
+// be restarted while it runs: the runner and the interception belong to
+// the system the kit started on.
 func WithEnv(env *actortest.Env) Option { return func(o *options) { o.env = env } }
 
 // WithRetry sets the runner's Retry policy (saga.Config.Retry). The
