@@ -131,7 +131,8 @@ type Kit struct {
 	// backoff).
 	Retry projection.Retry
 
-	t testing.TB
+	t   testing.TB
+	cfg saga.Config
 
 	mu    sync.Mutex
 	sent  []Sent
@@ -176,18 +177,47 @@ func New(t testing.TB, opts ...Option) *Kit {
 	for _, f := range o.cfg {
 		f(&cfg)
 	}
-	k.Retry = cfg.Retry
-	r, err := saga.NewRunner(cfg)
+	k.Retry, k.cfg = cfg.Retry, cfg
+	k.start()
+	return k
+}
+
+// start starts a runner on k.cfg and closes it when the test ends.
+func (k *Kit) start() {
+	k.t.Helper()
+	r, err := saga.NewRunner(k.cfg)
 	if err != nil {
-		t.Fatalf("sagatest: %v", err)
+		k.t.Fatalf("sagatest: %v", err)
 	}
 	k.Runner = r
-	t.Cleanup(func() {
+	k.t.Cleanup(func() {
 		if err := r.Close(); err != nil {
-			t.Errorf("sagatest: closing the runner: %v", err)
+			k.t.Errorf("sagatest: closing the runner: %v", err)
 		}
 	})
-	return k
+}
+
+// Restart closes the runner, as a process that stops does (commands in
+// flight, hanging ones included, see their context cancelled; nothing
+// more is recorded), and starts a new one on the same journal,
+// checkpoints and clock. Register the orchestrations and processes again
+// on the new Runner: it resumes every unfinished saga from its stream and
+// re-sends the command of the step it was executing, with the same
+// command id. Rules and the commands recorded so far are kept.
+func (k *Kit) Restart() {
+	k.t.Helper()
+	if err := k.Runner.Close(); err != nil {
+		k.t.Fatalf("sagatest: restart: closing the runner: %v", err)
+	}
+	k.start()
+}
+
+// ClearRules drops every rule: from now on Fake targets accept and Real
+// ones execute every command.
+func (k *Kit) ClearRules() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.rules = nil
 }
 
 // armClock is the kit's ManualClock as the runner sees it: it keeps the

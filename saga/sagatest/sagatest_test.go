@@ -436,3 +436,27 @@ func TestKit_Process_RetriesWithTheSameCommandID(t *testing.T) {
 	require.Equal(t, 1, st.State.Reminded)
 	require.Zero(t, st.Failures)
 }
+
+// A runner that stops while a step's command is in flight: the new
+// runner resumes the saga and re-sends that command with the same id, so
+// the aggregate would deduplicate it.
+func TestKit_Restart_ResendsTheStepInFlightWithTheSameID(t *testing.T) {
+	k := sagatest.New(t)
+	h := sagatest.Fake(k, banktest.Accounts())
+	transfers := sagatest.Register(k, transferSaga(h))
+	k.Hang(sagatest.Step("credit"))
+	sagatest.Begin(k, transfers, "t1", Transfer{From: "alice", To: "bob", Amount: 1})
+	sagatest.ExpectSent[banktest.Withdraw](k, "account", "alice")
+	_, before := sagatest.ExpectSent[banktest.Deposit](k, "account", "bob")
+
+	k.Restart()
+	k.ClearRules()
+	transfers = sagatest.Register(k, transferSaga(h))
+	_, after := sagatest.ExpectSent[banktest.Deposit](k, "account", "bob")
+	st := sagatest.ExpectFinished(k, transfers, "t1", saga.StateCompleted)
+	k.ExpectNothingSent() // the debit, recorded as done, is not sent again
+	require.Equal(t, before.ID, after.ID)
+	require.Equal(t, sagatest.Hung, before.Answer)
+	require.Equal(t, sagatest.Accepted, after.Answer)
+	require.Equal(t, []string{"debit", "credit"}, st.Done)
+}
