@@ -112,6 +112,8 @@
 //   - Deadlines (Timeout, Orchestration.Deadline) are recorded in the saga
 //     stream and measured on the injected Clock, so they survive restarts
 //     and fire in tests when an actortest.ManualClock is advanced.
+//     Package saga/sagatest runs sagas and process managers that way, with
+//     their commands intercepted.
 //   - The runner follows the global log with projections whose
 //     checkpoints live in Config.Checkpoints: "saga.<name>.trigger" for
 //     the events that start sagas (at-least-once; a saga id begins once),

@@ -45,8 +45,8 @@ type Origin struct {
 	Saga, ID string
 	// Process is set for a process manager's handler call.
 	Process bool
-	// Step is the step's name, or for a process the input ("event
-	// <type>", "timeout <name>").
+	// Step is the step's name, or for a process the input: the event's
+	// type name, or "timeout <name>".
 	Step         string
 	Compensating bool
 	Attempt      int

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/orchestrix/orchestrix"
+	boltjournal "github.com/orchestrix/orchestrix/journal/bolt"
 	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/projection/projectiontest"
 )
@@ -75,6 +78,47 @@ func Example() {
 	// manual time spent: 3s
 	// alice: 105 bob: 0
 	// state: running position: 3
+}
+
+// The same kind of test as an integration test on the bbolt journal the
+// service runs on (journal/postgres works the same way): the kit appends
+// to it and the projection reads it.
+func ExampleWithJournal() {
+	dir, err := os.MkdirTemp("", "projectiontest")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	j, err := boltjournal.Open(filepath.Join(dir, "journal.db"), boltjournal.Config{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer j.Close() // the test owns the journal; the kit stops before it closes
+	t := &exampleT{}
+	defer t.finish()
+	reg := orchestrix.NewRegistry()
+	if err := orchestrix.Register[MoneyDeposited](reg, "bank.MoneyDeposited"); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	k := projectiontest.New(t, reg, projectiontest.WithJournal(j))
+	k.Append("account-alice", MoneyDeposited{Amount: 100}, MoneyDeposited{Amount: 5})
+	var mu sync.Mutex
+	total := 0
+	st := k.Run(projection.Projection{Name: "total", Handler: projection.EachEvent(func(_ context.Context, ev projection.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		total += ev.Data.(MoneyDeposited).Amount
+		return nil
+	})})
+	mu.Lock()
+	fmt.Println("total:", total, "position:", st.Position)
+	mu.Unlock()
+	// Output:
+	// total: 105 position: 2
 }
 
 // exampleT stands in for the *testing.T of a real test: it prints

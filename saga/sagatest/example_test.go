@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/projection"
@@ -182,6 +183,75 @@ func ExampleKit_ExpectRetry() {
 	// attempt 2 failed same id: true
 	// attempt 3 accepted same id: true
 	// completed [reserve charge ship]
+}
+
+// Placed, Paid and Remind are the events and the command of a process manager
+// that reminds a customer of an unpaid order every day, three times.
+type (
+	Placed struct{ Amount int }
+	Paid   struct{}
+	Remind struct{ N int }
+)
+
+func (Remind) isPayment() {}
+
+type Reminders struct{ Sent int }
+
+func reminders(payments *actor.Handle[struct{}, PaymentCommand, Nothing]) *saga.Process[Reminders] {
+	p := saga.NewProcess[Reminders]("unpaid")
+	saga.On(p, saga.BySubject[Placed], func(_ context.Context, pc *saga.ProcessContext[Reminders], _ Placed) error {
+		pc.Schedule("remind", 24*time.Hour)
+		return nil
+	}, saga.Starts())
+	saga.On(p, saga.BySubject[Paid], func(_ context.Context, pc *saga.ProcessContext[Reminders], _ Paid) error {
+		pc.Complete()
+		return nil
+	})
+	p.OnTimeout(func(ctx context.Context, pc *saga.ProcessContext[Reminders], _ string) error {
+		pc.State.Sent++
+		if pc.State.Sent < 3 {
+			pc.Schedule("remind", 24*time.Hour)
+		}
+		_, err := payments.Send(ctx, pc.ID, Remind{pc.State.Sent}, pc.SendOptions("remind")...)
+		return err
+	})
+	return p
+}
+
+// A process manager on the manual clock: events on the log start it, its
+// timeouts fire when the test advances the clock, and a payment ends it.
+func ExampleExpectCaughtUp() {
+	t := &exampleT{}
+	defer t.finish()
+
+	k := sagatest.New(t)
+	payments := sagatest.Fake(k, definition[PaymentCommand]("order"))
+	reg := k.Env.System.Registry() // the events the process reacts to
+	if err := errors.Join(orchestrix.Register[Placed](reg, "example.order.placed"), orchestrix.Register[Paid](reg, "example.order.paid")); err != nil {
+		fmt.Println(err)
+		return
+	}
+	m := sagatest.RegisterProcess(k, reminders(payments))
+
+	k.Append("order-o-7", Placed{Amount: 12})
+	sagatest.ExpectCaughtUp(k, m) // the first reminder is armed
+	for day := 1; day <= 2; day++ {
+		k.Clock.Advance(24 * time.Hour)
+		r, s := sagatest.ExpectSent[Remind](k, "order", "o-7")
+		fmt.Printf("day %d: reminder %d, sent on %s\n", day, r.N, s.Step)
+		sagatest.ExpectProcess(k, m, "o-7", sagatest.Version[Reminders](uint64(day+1))) // the timeout's record
+		sagatest.ExpectCaughtUp(k, m)                                                   // the next reminder is armed
+	}
+	k.Append("order-o-7", Paid{})
+	sagatest.ExpectCaughtUp(k, m)
+	k.Clock.Advance(72 * time.Hour)
+	k.ExpectNothingSent()
+	st := sagatest.ProcessStatus(k, m, "o-7")
+	fmt.Println("done:", st.Done, "reminders:", st.State.Sent)
+	// Output:
+	// day 1: reminder 1, sent on timeout remind
+	// day 2: reminder 2, sent on timeout remind
+	// done: true reminders: 2
 }
 
 // exampleT stands in for the *testing.T of a real test: it prints

@@ -7,15 +7,15 @@
 // aggregates unless it wants them.
 //
 //	k := sagatest.New(t)
-//	stock := sagatest.Fake(k, shop.Stock)      // commands answered by the kit
+//	stock := sagatest.Fake(k, shop.Stock) // commands answered by the kit
 //	payments := sagatest.Fake(k, shop.Payments)
 //	orders := sagatest.Register(k, shop.OrderSaga(stock, payments))
 //
 //	k.Reject(sagatest.Step("charge"), shop.ErrCardDeclined)
-//	k.Begin(orders, "o-1", shop.Order{...}) // or Append an event its StartOn selects
+//	sagatest.Begin(k, orders, "o-1", shop.Order{...}) // or Append an event its StartOn selects
 //	sagatest.ExpectSent[shop.Reserve](k, "stock", "sku-1")
-//	sagatest.ExpectSent[shop.Charge](k, "payment", "o-1")   // rejected
-//	sagatest.ExpectSent[shop.Release](k, "stock", "sku-1")  // compensation
+//	sagatest.ExpectSent[shop.Charge](k, "payment", "o-1")  // rejected
+//	sagatest.ExpectSent[shop.Release](k, "stock", "sku-1") // compensation
 //	sagatest.ExpectFinished(k, orders, "o-1", saga.StateCompensated)
 //	k.ExpectNothingSent()
 //
@@ -38,11 +38,12 @@
 //
 // # Clocks
 //
-// One actortest.ManualClock (Kit.Clock) drives the actor system, the
-// runner's deadlines, attempt timeouts and retry backoff, the process
-// managers' timeouts, and the runner's projections; share it with other
-// kits (projectiontest.WithClock, actortest.WithClock) through WithEnv.
-// System time moves only when the test advances that clock.
+// One actortest.ManualClock (Kit.Clock, the Env's clock) drives the actor
+// system, the runner's deadlines, attempt timeouts and retry backoff, the
+// process managers' timeouts, and the runner's projections. To run a
+// projection under test on the same time and journal, build one Env and
+// pass it to WithEnv here and to projectiontest.WithEnv. System time
+// moves only when the test advances that clock.
 //
 // Every wait of the kit (ExpectSent, ExpectFinished, ExpectCaughtUp,
 // ExpectRetry) is bounded by WaitTimeout on the wall clock: it bounds how
@@ -53,7 +54,9 @@
 //
 //   - a step's deadline (saga.Timeout, Orchestration.Deadline) and the
 //     attempt timeout are armed before the step's command is sent, so
-//     ExpectSent of that command, then Clock.Advance, is exact;
+//     ExpectSent of that command, then Clock.Advance, is exact (the kit's
+//     runner has no attempt timeout unless the test sets one, so an
+//     advance past a deadline cannot also start a retry; see New);
 //   - a retry's backoff is armed after the failed attempt returns:
 //     ExpectRetry waits until the runner has armed it, then advances the
 //     clock by exactly the Retry policy's backoff;
@@ -96,7 +99,9 @@ type options struct {
 
 // WithEnv runs the kit on env (its system, journal and ManualClock)
 // instead of a new actortest.NewSystem, to share one clock and journal
-// with other kits. Only one Kit may run on an Env.
+// with other kits. Only one Kit may run on an Env, and the Env must not
+// be restarted while it runs: the runner and the interception belong to
+// the system the kit started on.
 func WithEnv(env *actortest.Env) Option { return func(o *options) { o.env = env } }
 
 // WithRetry sets the runner's Retry policy (saga.Config.Retry). The
@@ -104,9 +109,10 @@ func WithEnv(env *actortest.Env) Option { return func(o *options) { o.env = env 
 func WithRetry(r projection.Retry) Option { return func(o *options) { o.retry = r } }
 
 // WithConfig lets a test change the runner's Config before the runner
-// starts (its Journal, Registry, Checkpoints, Clock, System and Retry are
-// set). A Clock set here must be the kit's, or ExpectRetry cannot see the
-// runner's retry waits.
+// starts (its Journal, Registry, Checkpoints, Clock, System, Retry and
+// AttemptTimeout are set; see New for the last). Keep the Clock: a
+// different one would not be the system's, and ExpectRetry could not see
+// the runner's retry waits.
 func WithConfig(f func(*saga.Config)) Option { return func(o *options) { o.cfg = append(o.cfg, f) } }
 
 // Kit is a saga.Runner on an actortest system, with every command the
@@ -125,7 +131,8 @@ type Kit struct {
 	// backoff).
 	Retry projection.Retry
 
-	t testing.TB
+	t   testing.TB
+	cfg saga.Config
 
 	mu    sync.Mutex
 	sent  []Sent
@@ -159,7 +166,7 @@ func New(t testing.TB, opts ...Option) *Kit {
 		Env: o.env, Clock: o.env.Clock, Retry: o.retry, t: t,
 		fakes: make(map[string]bool), wake: make(chan struct{}),
 	}
-	if err := commandtap.Attach(k.Env.System, k); err != nil {
+	if err := commandtap.Attach(k.Env.System, tap{k}); err != nil {
 		t.Fatalf("sagatest: %v", err)
 	}
 	cfg := saga.Config{
@@ -170,18 +177,47 @@ func New(t testing.TB, opts ...Option) *Kit {
 	for _, f := range o.cfg {
 		f(&cfg)
 	}
-	k.Retry = cfg.Retry
-	r, err := saga.NewRunner(cfg)
+	k.Retry, k.cfg = cfg.Retry, cfg
+	k.start()
+	return k
+}
+
+// start starts a runner on k.cfg and closes it when the test ends.
+func (k *Kit) start() {
+	k.t.Helper()
+	r, err := saga.NewRunner(k.cfg)
 	if err != nil {
-		t.Fatalf("sagatest: %v", err)
+		k.t.Fatalf("sagatest: %v", err)
 	}
 	k.Runner = r
-	t.Cleanup(func() {
+	k.t.Cleanup(func() {
 		if err := r.Close(); err != nil {
-			t.Errorf("sagatest: closing the runner: %v", err)
+			k.t.Errorf("sagatest: closing the runner: %v", err)
 		}
 	})
-	return k
+}
+
+// Restart closes the runner, as a process that stops does (commands in
+// flight, hanging ones included, see their context cancelled; nothing
+// more is recorded), and starts a new one on the same journal,
+// checkpoints and clock. Register the orchestrations and processes again
+// on the new Runner: it resumes every unfinished saga from its stream and
+// re-sends the command of the step it was executing, with the same
+// command id. Rules and the commands recorded so far are kept.
+func (k *Kit) Restart() {
+	k.t.Helper()
+	if err := k.Runner.Close(); err != nil {
+		k.t.Fatalf("sagatest: restart: closing the runner: %v", err)
+	}
+	k.start()
+}
+
+// ClearRules drops every rule: from now on Fake targets accept and Real
+// ones execute every command.
+func (k *Kit) ClearRules() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.rules = nil
 }
 
 // armClock is the kit's ManualClock as the runner sees it: it keeps the
@@ -510,11 +546,15 @@ func (k *Kit) add(r *rule) {
 	k.rules = append(k.rules, r)
 }
 
-// Command implements commandtap.Tap: a command sent by a saga step or a
-// process handler is recorded and answered by the first rule that selects
-// it, or by its target's default; any other command goes on to its
-// aggregate unrecorded.
-func (k *Kit) Command(ctx context.Context, c commandtap.Command) (pass bool, err error) {
+// tap is the kit as the system's commandtap.Tap (unexported, so the
+// kit's API does not show the seam).
+type tap struct{ k *Kit }
+
+// Command records a command sent by a saga step or a process handler and
+// answers it by the first rule that selects it, or by its target's
+// default; any other command goes on to its aggregate unrecorded.
+func (p tap) Command(ctx context.Context, c commandtap.Command) (pass bool, err error) {
+	k := p.k
 	s := Sent{
 		Kind: c.Kind, AggregateID: c.AggregateID, Command: c.Body, ID: c.ID, CorrelationID: c.CorrelationID,
 		Told: c.Told,

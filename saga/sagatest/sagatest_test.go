@@ -317,7 +317,7 @@ type (
 
 type invoiceCommand interface{}
 
-var Reminders = aggregate.Definition[struct{}, invoiceCommand, InvoiceIssued]{
+var Invoices = aggregate.Definition[struct{}, invoiceCommand, InvoiceIssued]{
 	Kind:    "invoice",
 	Initial: func(string) struct{} { return struct{}{} },
 	Decide:  func(struct{}, invoiceCommand) ([]InvoiceIssued, error) { return nil, nil },
@@ -325,7 +325,7 @@ var Reminders = aggregate.Definition[struct{}, invoiceCommand, InvoiceIssued]{
 	Events:  []aggregate.EventType{aggregate.Event[InvoiceIssued]("test.invoice.issued"), aggregate.Event[InvoicePaid]("test.invoice.paid")},
 }
 
-type Remind struct{ N int }
+type SendReminder struct{ N int }
 
 func latePayments(h *actor.Handle[struct{}, invoiceCommand, InvoiceIssued]) *saga.Process[Payment] {
 	p := saga.NewProcess[Payment]("late")
@@ -342,7 +342,7 @@ func latePayments(h *actor.Handle[struct{}, invoiceCommand, InvoiceIssued]) *sag
 		if pc.State.Reminded < 3 {
 			pc.Schedule("remind", 24*time.Hour)
 		}
-		_, err := h.Send(ctx, pc.ID, Remind{N: pc.State.Reminded}, pc.SendOptions("remind")...)
+		_, err := h.Send(ctx, pc.ID, SendReminder{N: pc.State.Reminded}, pc.SendOptions("remind")...)
 		return err
 	})
 	return p
@@ -350,9 +350,9 @@ func latePayments(h *actor.Handle[struct{}, invoiceCommand, InvoiceIssued]) *sag
 
 func TestKit_Process_TimeoutsOnTheManualClock(t *testing.T) {
 	k := sagatest.New(t)
-	h := sagatest.Fake(k, Reminders)
+	h := sagatest.Fake(k, Invoices)
 	m := sagatest.RegisterProcess(k, latePayments(h))
-	k.Reject(sagatest.All(sagatest.Input("timeout remind"), func(s sagatest.Sent) bool { return s.Command.(Remind).N == 2 }),
+	k.Reject(sagatest.All(sagatest.Input("timeout remind"), func(s sagatest.Sent) bool { return s.Command.(SendReminder).N == 2 }),
 		errors.New("mailbox full"))
 
 	k.Append("invoice-i1", InvoiceIssued{Amount: 10})
@@ -362,8 +362,8 @@ func TestKit_Process_TimeoutsOnTheManualClock(t *testing.T) {
 	var ids []string
 	for n := 1; n <= 2; n++ {
 		k.Clock.Advance(24 * time.Hour)
-		r, s := sagatest.ExpectSent[Remind](k, "invoice", "i1")
-		require.Equal(t, Remind{N: n}, r)
+		r, s := sagatest.ExpectSent[SendReminder](k, "invoice", "i1")
+		require.Equal(t, SendReminder{N: n}, r)
 		require.True(t, s.Process)
 		require.Equal(t, "late", s.Saga)
 		require.Equal(t, "timeout remind", s.Step)
@@ -390,7 +390,7 @@ func TestKit_Process_TimeoutsOnTheManualClock(t *testing.T) {
 
 func TestKit_Process_CompletesOnPayment(t *testing.T) {
 	k := sagatest.New(t)
-	m := sagatest.RegisterProcess(k, latePayments(sagatest.Fake(k, Reminders)))
+	m := sagatest.RegisterProcess(k, latePayments(sagatest.Fake(k, Invoices)))
 	k.Append("invoice-i2", InvoiceIssued{Amount: 10})
 	k.Append("invoice-i2", InvoicePaid{})
 	sagatest.ExpectCaughtUp(k, m)
@@ -412,4 +412,51 @@ func TestKit_CommandsFromOutsideSagas_ReachTheAggregateUnrecorded(t *testing.T) 
 	actortest.ExpectPersisted[banktest.Deposited](probe, "alice")
 	require.Empty(t, k.Sent())
 	k.ExpectNothingSent()
+}
+
+// A process handler's transient failure is retried with the same command
+// ids after the Retry backoff, on the manual clock.
+func TestKit_Process_RetriesWithTheSameCommandID(t *testing.T) {
+	k := sagatest.New(t, sagatest.WithRetry(projection.Retry{InitialBackoff: time.Minute}))
+	m := sagatest.RegisterProcess(k, latePayments(sagatest.Fake(k, Invoices)))
+	k.Fail(sagatest.Input("timeout remind"), 1)
+	k.Append("invoice-i3", InvoiceIssued{Amount: 10})
+	sagatest.ExpectCaughtUp(k, m)
+
+	k.Clock.Advance(24 * time.Hour)
+	_, first := sagatest.ExpectSent[SendReminder](k, "invoice", "i3")
+	k.ExpectRetry(1) // one minute
+	_, second := sagatest.ExpectSent[SendReminder](k, "invoice", "i3")
+	st := sagatest.ExpectProcess(k, m, "i3", sagatest.Version[Payment](2))
+	k.ExpectNothingSent()
+	require.Equal(t, sagatest.Failed, first.Answer)
+	require.Equal(t, sagatest.Accepted, second.Answer)
+	require.Equal(t, []int{1, 2}, []int{first.Attempt, second.Attempt})
+	require.Equal(t, first.ID, second.ID)
+	require.Equal(t, 1, st.State.Reminded)
+	require.Zero(t, st.Failures)
+}
+
+// A runner that stops while a step's command is in flight: the new
+// runner resumes the saga and re-sends that command with the same id, so
+// the aggregate would deduplicate it.
+func TestKit_Restart_ResendsTheStepInFlightWithTheSameID(t *testing.T) {
+	k := sagatest.New(t)
+	h := sagatest.Fake(k, banktest.Accounts())
+	transfers := sagatest.Register(k, transferSaga(h))
+	k.Hang(sagatest.Step("credit"))
+	sagatest.Begin(k, transfers, "t1", Transfer{From: "alice", To: "bob", Amount: 1})
+	sagatest.ExpectSent[banktest.Withdraw](k, "account", "alice")
+	_, before := sagatest.ExpectSent[banktest.Deposit](k, "account", "bob")
+
+	k.Restart()
+	k.ClearRules()
+	transfers = sagatest.Register(k, transferSaga(h))
+	_, after := sagatest.ExpectSent[banktest.Deposit](k, "account", "bob")
+	st := sagatest.ExpectFinished(k, transfers, "t1", saga.StateCompleted)
+	k.ExpectNothingSent() // the debit, recorded as done, is not sent again
+	require.Equal(t, before.ID, after.ID)
+	require.Equal(t, sagatest.Hung, before.Answer)
+	require.Equal(t, sagatest.Accepted, after.Answer)
+	require.Equal(t, []string{"debit", "credit"}, st.Done)
 }
