@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/cluster"
 	"github.com/orchestrix/orchestrix/internal/pgtest"
@@ -855,5 +856,69 @@ func TestSingletons_InProcess_StartRetryCloseRelease(t *testing.T) {
 		if st, _ := m.Singleton(name); st.Running {
 			t.Errorf("%s still running after Close", name)
 		}
+	}
+}
+
+// An activation that another member superseded (a newer epoch taken while
+// this member did not see it go, as after a pause) is noticed at the next
+// epoch check, on the injected clock: this member stops it and, still the
+// owner, starts a new activation with an epoch above the intruder's.
+func TestSingletons_InProcess_SupersededActivationRestarts(t *testing.T) {
+	needCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	j, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	sys, err := actor.NewSystem(actor.Config{Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	var (
+		mu      sync.Mutex
+		stopped []uint64
+	)
+	start := func(ctx context.Context, act cluster.Activation) (func(context.Context) error, error) {
+		return func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			stopped = append(stopped, act.Epoch)
+			return nil
+		}, nil
+	}
+	clock := actortest.NewManualClock(time.Now())
+	ports := freePorts(t, 1)
+	m, err := cluster.Start(ctx, sys, cluster.Config{Name: "superseded", AutoManagedPort: ports[0], RefreshTTL: 200 * time.Millisecond,
+		Clock: clock, Singletons: []cluster.Singleton{{Name: "s", Start: start, CheckInterval: time.Minute}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitFor(t, 30*time.Second, "the singleton to run with epoch 1", func() bool {
+		st, _ := m.Singleton("s")
+		return st.Running && st.Epoch == 1
+	})
+	waitFor(t, 30*time.Second, "the epoch check to be scheduled", func() bool { return clock.Timers() > 0 })
+
+	// Another member (not in this member's view) takes the name over.
+	intruder, err := j.NextEpoch(ctx, "cluster.singleton:s", "10.255.0.1:7000")
+	if err != nil || intruder != 2 {
+		t.Fatalf("intruding epoch: %d, %v", intruder, err)
+	}
+	clock.Advance(time.Minute)
+	waitFor(t, 30*time.Second, "a new activation above the intruder's epoch", func() bool {
+		st, _ := m.Singleton("s")
+		return st.Running && st.Epoch > intruder && st.Activations == 2
+	})
+	mu.Lock()
+	if !slices.Equal(stopped, []uint64{1}) {
+		t.Errorf("stopped activations: %v, want the superseded epoch 1", stopped)
+	}
+	mu.Unlock()
+	if _, holder, err := j.Epoch(ctx, "cluster.singleton:s"); err != nil || holder != m.Address() {
+		t.Errorf("holder after the restart: %q, %v; want this member", holder, err)
 	}
 }
