@@ -47,6 +47,9 @@ const envSingletonMember = "ORCHESTRIX_SINGLETON_MEMBER"
 
 func init() {
 	if os.Getenv(envSingletonMember) != "" {
+		if os.Getenv("OX_MODE") == "plain" {
+			os.Exit(runPlainMember())
+		}
 		os.Exit(runSingletonMember())
 	}
 }
@@ -399,6 +402,82 @@ func runSingletonMember() int {
 	return 0
 }
 
+// runPlainMember runs a member whose singletons (named in OX_SINGLETONS)
+// do nothing but record their activations, shown at /activations.
+func runPlainMember() int {
+	fail := func(err error) int { fmt.Fprintln(os.Stderr, "member:", err); return 1 }
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	j, err := postgres.Open(ctx, os.Getenv("OX_DSN"), postgres.Config{})
+	if err != nil {
+		return fail(err)
+	}
+	sys, err := actor.NewSystem(actor.Config{Journal: j, Logger: log})
+	if err != nil {
+		return fail(err)
+	}
+	var (
+		mu   sync.Mutex
+		acts = map[string]activationReply{}
+	)
+	// OX_STOP_DELAY makes each stop take that long, as draining work
+	// would: a new owner that did not wait for the release would start
+	// meanwhile.
+	stopDelay, _ := time.ParseDuration(os.Getenv("OX_STOP_DELAY"))
+	var singletons []cluster.Singleton
+	for _, name := range strings.Split(os.Getenv("OX_SINGLETONS"), ",") {
+		singletons = append(singletons, cluster.Singleton{Name: name, Start: func(ctx context.Context, act cluster.Activation) (func(context.Context) error, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			acts[act.Name] = activationReply{Epoch: act.Epoch, TakeoverFrom: act.TakeoverFrom, Running: true}
+			return func(context.Context) error {
+				time.Sleep(stopDelay)
+				mu.Lock()
+				defer mu.Unlock()
+				a := acts[act.Name]
+				a.Running = false
+				acts[act.Name] = a
+				return nil
+			}, nil
+		}})
+	}
+	port, _ := strconv.Atoi(os.Getenv("OX_PORT"))
+	amPort, _ := strconv.Atoi(os.Getenv("OX_AMPORT"))
+	m, err := cluster.Start(ctx, sys, cluster.Config{
+		Port: port, AutoManagedPort: amPort, Seeds: strings.Split(os.Getenv("OX_SEEDS"), ","),
+		RefreshTTL: 300 * time.Millisecond, RequestTimeout: 3 * time.Second, Logger: log, Singletons: singletons,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"address": m.Address(), "members": m.Members()})
+	})
+	mux.HandleFunc("/activations", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string]activationReply{}
+		for name, a := range acts {
+			st, _ := m.Singleton(name)
+			a.Owner = st.Owner
+			out[name] = a
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	})
+	if err := http.ListenAndServe(os.Getenv("OX_HTTP"), mux); err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
+type activationReply struct {
+	Epoch        uint64 `json:"epoch"`
+	TakeoverFrom string `json:"takeover_from"`
+	Running      bool   `json:"running"`
+	Owner        string `json:"owner"`
+}
+
 // applyBalances is the balances projection: per account, its balance and
 // the number of its events, written in the projection's transaction.
 func applyBalances(ctx context.Context, tx pgx.Tx, batch []projection.Event) error {
@@ -435,54 +514,68 @@ func applyTo(ctx context.Context, tx pgx.Tx, table string, batch []projection.Ev
 
 // ---- the harness ----
 
-// startSingletonMembers starts n bank member processes over dsn, like
-// startMembers, and returns once every member sees n members.
-func startSingletonMembers(t *testing.T, dsn string, n int) []*member {
-	t.Helper()
-	ports := freePorts(t, 3*n)
-	var seeds []string
+// memberPlan is the ports and seeds of n member processes.
+type memberPlan struct {
+	n     int
+	ports []int
+	seeds []string
+}
+
+func planMembers(t *testing.T, n int) memberPlan {
+	p := memberPlan{n: n, ports: freePorts(t, 3*n)}
 	for i := range n {
-		seeds = append(seeds, "127.0.0.1:"+strconv.Itoa(ports[n+i]))
+		p.seeds = append(p.seeds, "127.0.0.1:"+strconv.Itoa(p.ports[n+i]))
 	}
+	return p
+}
+
+// spawnSingletonMember starts member process i of plan over dsn, in the
+// mode this file adds, with env added to its environment.
+func spawnSingletonMember(t *testing.T, dsn string, plan memberPlan, i int, env ...string) *member {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ms []*member
-	for i := range n {
-		mb := &member{t: t, http: "127.0.0.1:" + strconv.Itoa(ports[2*n+i]), log: fmt.Sprintf("%s/member-%d.log", t.TempDir(), i),
-			exited: make(chan struct{})}
-		logf, err := os.Create(mb.log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mb.cmd = exec.Command(self, "-test.run=^$")
-		mb.cmd.Stdout, mb.cmd.Stderr = logf, logf
-		mb.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		mb.cmd.Env = append(os.Environ(), envSingletonMember+"="+strconv.Itoa(i), "OX_DSN="+dsn,
-			"OX_PORT="+strconv.Itoa(ports[i]), "OX_AMPORT="+strconv.Itoa(ports[n+i]),
-			"OX_SEEDS="+strings.Join(seeds, ","), "OX_HTTP="+mb.http)
-		if err := mb.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = mb.cmd.Wait(); logf.Close(); close(mb.exited) }()
-		t.Cleanup(func() {
-			_ = mb.cmd.Process.Kill()
-			<-mb.exited
-			b, _ := os.ReadFile(mb.log)
-			ours, upstream := classifyRaces(string(b))
-			for _, r := range ours {
-				t.Errorf("member %d reported a data race in orchestrix code:\n%s", i, r)
-			}
-			if upstream > 0 {
-				t.Logf("member %d: %d data race report(s) entirely inside protoactor-go (upstream, not ours)", i, upstream)
-			}
-			if t.Failed() {
-				t.Logf("log of member %d (%s):\n%s", i, mb.address, tail(string(b), 4000))
-			}
-		})
-		ms = append(ms, mb)
+	n := plan.n
+	mb := &member{t: t, http: "127.0.0.1:" + strconv.Itoa(plan.ports[2*n+i]), log: fmt.Sprintf("%s/member-%d.log", t.TempDir(), i),
+		exited: make(chan struct{})}
+	logf, err := os.Create(mb.log)
+	if err != nil {
+		t.Fatal(err)
 	}
+	mb.cmd = exec.Command(self, "-test.run=^$")
+	mb.cmd.Stdout, mb.cmd.Stderr = logf, logf
+	mb.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	mb.cmd.Env = append(os.Environ(), envSingletonMember+"="+strconv.Itoa(i), "OX_DSN="+dsn,
+		"OX_PORT="+strconv.Itoa(plan.ports[i]), "OX_AMPORT="+strconv.Itoa(plan.ports[n+i]),
+		"OX_SEEDS="+strings.Join(plan.seeds, ","), "OX_HTTP="+mb.http)
+	mb.cmd.Env = append(mb.cmd.Env, env...)
+	if err := mb.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mb.cmd.Wait(); logf.Close(); close(mb.exited) }()
+	t.Cleanup(func() {
+		_ = mb.cmd.Process.Kill()
+		<-mb.exited
+		b, _ := os.ReadFile(mb.log)
+		ours, upstream := classifyRaces(string(b))
+		for _, r := range ours {
+			t.Errorf("member %d reported a data race in orchestrix code:\n%s", i, r)
+		}
+		if upstream > 0 {
+			t.Logf("member %d: %d data race report(s) entirely inside protoactor-go (upstream, not ours)", i, upstream)
+		}
+		if t.Failed() {
+			t.Logf("log of member %d (%s):\n%s", i, mb.address, tail(string(b), 4000))
+		}
+	})
+	return mb
+}
+
+// waitMembers waits until every member of ms sees n members.
+func waitMembers(t *testing.T, ms []*member, n int) {
+	t.Helper()
 	for i, mb := range ms {
 		waitFor(t, 60*time.Second, fmt.Sprintf("member %d to see %d members", i, n), func() bool {
 			var r struct {
@@ -496,6 +589,18 @@ func startSingletonMembers(t *testing.T, dsn string, n int) []*member {
 			return r.Members == n
 		})
 	}
+}
+
+// startSingletonMembers starts n bank member processes over dsn, like
+// startMembers, and returns once every member sees n members.
+func startSingletonMembers(t *testing.T, dsn string, n int) []*member {
+	t.Helper()
+	plan := planMembers(t, n)
+	var ms []*member
+	for i := range n {
+		ms = append(ms, spawnSingletonMember(t, dsn, plan, i))
+	}
+	waitMembers(t, ms, n)
 	return ms
 }
 
@@ -954,6 +1059,101 @@ func TestSingletons_PausedMember_StaleActivationsFenced(t *testing.T) {
 		}
 	}
 	t.Logf("the paused member's singleton and fence log lines:\n%s", strings.Join(lines[:min(len(lines), 30)], "\n"))
+}
+
+// A member joins a running cluster: the singletons whose names now hash
+// to it move there as handoffs. Their previous member stops them and
+// releases their epoch, and only then does the new member start them
+// (Activation.TakeoverFrom is empty: the holder had released), with the
+// next epoch, although each stop takes a while (OX_STOP_DELAY), so a new
+// owner that did not wait would start before the release; the names
+// that did not move keep running where they were,
+// untouched. 24 names make it certain in practice that some move (each
+// does with probability 1/3); the test fails if none does.
+func TestSingletons_MemberJoins_HandoffWithoutOverlap(t *testing.T) {
+	needCluster(t)
+	dsn := pgtest.DSN(t)
+	var names []string
+	for i := range 24 {
+		names = append(names, fmt.Sprintf("j%02d", i))
+	}
+	env := []string{"OX_MODE=plain", "OX_SINGLETONS=" + strings.Join(names, ","), "OX_STOP_DELAY=3s"}
+	plan := planMembers(t, 3)
+	ms := []*member{spawnSingletonMember(t, dsn, plan, 0, env...), spawnSingletonMember(t, dsn, plan, 1, env...)}
+	waitMembers(t, ms, 2)
+	activations := func(mb *member) map[string]activationReply {
+		var out map[string]activationReply
+		if err := mb.get("/activations", nil, &out); err != nil {
+			return nil
+		}
+		return out
+	}
+	// settled returns who runs each name when every name runs on exactly
+	// one member, the owner in that member's view.
+	settled := func() map[string]*member {
+		where := map[string]*member{}
+		for _, mb := range ms {
+			for name, a := range activations(mb) {
+				if a.Running {
+					if where[name] != nil || a.Owner != mb.address {
+						return nil
+					}
+					where[name] = mb
+				}
+			}
+		}
+		if len(where) != len(names) {
+			return nil
+		}
+		return where
+	}
+	var before map[string]*member
+	waitFor(t, 60*time.Second, "every singleton to run on one of two members", func() bool { before = settled(); return before != nil })
+	epochs := map[string]uint64{}
+	for name, mb := range before {
+		epochs[name] = activations(mb)[name].Epoch
+	}
+
+	ms = append(ms, spawnSingletonMember(t, dsn, plan, 2, env...))
+	waitMembers(t, ms, 3)
+	var after map[string]*member
+	waitFor(t, 60*time.Second, "every singleton to run on one of three members", func() bool {
+		after = settled()
+		if after == nil {
+			return false
+		}
+		for _, mb := range after {
+			if mb == ms[2] {
+				return true
+			}
+		}
+		return false
+	})
+	moved := 0
+	for _, name := range names {
+		a := activations(after[name])[name]
+		if after[name] != ms[2] {
+			if after[name] != before[name] || a.Epoch != epochs[name] {
+				t.Errorf("%s stayed off the new member but moved from %s to %s (epoch %d to %d)", name,
+					before[name].address, after[name].address, epochs[name], a.Epoch)
+			}
+			continue
+		}
+		moved++
+		if a.TakeoverFrom != "" {
+			t.Errorf("%s moved to the new member as a takeover from %s, want a clean handoff (released first)", name, a.TakeoverFrom)
+		}
+		if a.Epoch != epochs[name]+1 {
+			t.Errorf("%s runs on the new member with epoch %d, want %d", name, a.Epoch, epochs[name]+1)
+		}
+		if old := activations(before[name])[name]; old.Running || old.Epoch != epochs[name] {
+			t.Errorf("%s on its previous member: %+v, want stopped at epoch %d", name, old, epochs[name])
+		}
+	}
+	if moved == 0 {
+		t.Fatalf("none of %d singletons moved to the joining member", len(names))
+	}
+	t.Logf("%d of %d singletons handed off to the joining member", moved, len(names))
 }
 
 // One member in this process runs its singletons: each starts with an
