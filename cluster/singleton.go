@@ -100,6 +100,12 @@ type Activation struct {
 	Epoch uint64
 	// Member is the address of the member running it.
 	Member string
+	// TakeoverFrom is the member that held the singleton when this
+	// activation began and had not released it: it died, was cut off, or
+	// did not stop within HandoffTimeout, and its activation may have
+	// stopped anywhere in its work (or may still run, fenced). Empty after
+	// a clean handoff and on the first activation.
+	TakeoverFrom string
 }
 
 // SingletonStatus is what a member knows of a singleton.
@@ -353,8 +359,10 @@ func (u *unit) activate() error {
 	ctx, self, name := u.s.ctx, u.s.m.self, u.spec.Name
 	deadline := u.s.clock.Now().Add(u.spec.HandoffTimeout)
 	wait := u.s.m.cfg.RetryBackoff
+	var holder string
 	for {
-		_, holder, err := u.s.epochs.Epoch(ctx, epochPrefix+name)
+		var err error
+		_, holder, err = u.s.epochs.Epoch(ctx, epochPrefix+name)
 		if err != nil {
 			return fmt.Errorf("reading the epoch: %w", err)
 		}
@@ -377,7 +385,7 @@ func (u *unit) activate() error {
 	if err != nil {
 		return fmt.Errorf("taking an epoch: %w", err)
 	}
-	act := Activation{Name: name, Epoch: epoch, Member: self}
+	act := Activation{Name: name, Epoch: epoch, Member: self, TakeoverFrom: holder}
 	stop, err := u.spec.Start(ctx, act)
 	if err != nil {
 		u.release(epoch)
@@ -391,7 +399,7 @@ func (u *unit) activate() error {
 	u.epoch, u.lastErr = epoch, nil
 	u.activations++
 	u.mu.Unlock()
-	u.log.Info("cluster: singleton started on this member", "epoch", epoch)
+	u.log.Info("cluster: singleton started on this member", "epoch", epoch, "takeover_from", holder)
 	return nil
 }
 

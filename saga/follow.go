@@ -119,6 +119,12 @@ func (f *Followed[D]) Status(ctx context.Context, id string) (Status[D], error) 
 // status again whenever the saga's stream grows, whichever process
 // records the progress. cond must depend on the status only and must not
 // block.
+//
+// Cost: a waiting call wakes on every commit to the journal
+// (journal.Watcher.WaitFor; journal/postgres is notified of other
+// processes' commits) and reads the saga stream's head, one query, then
+// the stream only when the head moved. Many concurrent Waits on a busy
+// journal cost that many head reads per commit.
 func (f *Followed[D]) Wait(ctx context.Context, id string, cond func(Status[D]) bool) (Status[D], error) {
 	if err := validateID(id); err != nil {
 		return Status[D]{Saga: f.s.name, ID: id, Stream: f.s.Stream(id)}, err

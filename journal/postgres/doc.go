@@ -2,8 +2,9 @@
 // in PostgreSQL, for deployments where several processes (cluster members)
 // append to and read from one journal.
 //
-// It implements journal.Journal, journal.Deleter and journal.Watcher and
-// passes the conformance suite in journal/journaltest.
+// It implements journal.Journal, journal.Deleter, journal.Watcher,
+// journal.Shared and journal.Epochs, and passes the conformance suite in
+// journal/journaltest.
 //
 // # Schema
 //
@@ -23,6 +24,11 @@
 //	                  lookups filter the stream on top), type,
 //	                  event_time, record, crc
 //	journal_append()  the PL/pgSQL function that commits a batch (below)
+//	epochs            name (PK) → epoch, holder: the fencing epochs of
+//	                  journal.Epochs (cluster singletons), one upsert
+//	                  (epoch = epoch + 1 … RETURNING) per NextEpoch. Created
+//	                  on first use, under its own migration component
+//	                  "epochs".
 //
 // record is the event's Envelope.MarshalBinary form with Sequence left at
 // zero (the version column supplies it on read); crc is the CRC-32C

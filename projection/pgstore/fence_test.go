@@ -7,11 +7,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor/actortest"
+	"github.com/orchestrix/orchestrix/internal/pgmigrate"
+	"github.com/orchestrix/orchestrix/internal/pgtest"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/journal/mem"
 	"github.com/orchestrix/orchestrix/projection"
@@ -214,4 +217,35 @@ func TestStore_Fenced_ProjectionFailsAtOnce(t *testing.T) {
 	st, err := m.Wait(ctx, "p", func(st projection.Status) bool { return st.State == projection.StateFailed })
 	require.NoError(t, err, "the fenced projection did not fail at once: %+v", st)
 	assert.ErrorIs(t, st.LastError, pgstore.ErrFenced)
+}
+
+// A schema made by the release before epochs (migration 1 only) is
+// migrated on open: its checkpoints keep their positions, at epoch 0, and
+// can then be claimed.
+func TestStore_Open_MigratesCheckpointsFromBeforeEpochs(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	defer pool.Close()
+	require.NoError(t, pgmigrate.Apply(ctx, pool, "old", "projection_checkpoints", []pgmigrate.Migration{{Version: 1, SQL: `
+	CREATE TABLE IF NOT EXISTS {{schema}}.projection_checkpoints (
+		name       text        PRIMARY KEY,
+		position   bigint      NOT NULL CHECK (position >= 0),
+		updated_at timestamptz NOT NULL DEFAULT now()
+	)`}}))
+	_, err = pool.Exec(ctx, `INSERT INTO old.projection_checkpoints (name, position) VALUES ('p', 42)`)
+	require.NoError(t, err)
+
+	s, err := pgstore.Open(ctx, dsn, pgstore.Config{Schema: "old"})
+	require.NoError(t, err)
+	defer s.Close()
+	pos, err := s.Load(ctx, "p")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(42), pos)
+	require.NoError(t, s.Save(ctx, "p", 43), "an unfenced save of a migrated checkpoint")
+	pos, err = s.WithEpoch(1).Load(ctx, "p")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(43), pos)
+	assertFenced(t, s.Save(ctx, "p", 44), 0, 1)
 }
