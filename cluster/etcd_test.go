@@ -49,11 +49,12 @@ func memberProvider() (protocluster.ClusterProvider, error) {
 // of that read (etcd_provider.go: Watch with WithPrefix only), so a member
 // that registers between another's read and the moment that other's
 // watch is established is never seen by it (until its key changes
-// again). Three members started at once ended once in 14 runs
-// with one of them seeing two; a watch stream delayed by 500 ms with a
-// gRPC interceptor made it certain, and a copy of the provider watching
-// from the read's revision + 1 saw every member. So the test starts the
-// members one at a time, as the package documentation advises.
+// again). Of 14 runs that started the three members at once, one ended
+// with a member that never saw all three within 60 s; a watch stream
+// delayed by 500 ms with a gRPC interceptor made the miss certain, and a
+// copy of the provider watching from the read's revision + 1 saw every
+// member. So the test starts the members one at a time, as the package
+// documentation advises.
 const etcdStagger = 1500 * time.Millisecond
 
 // lazyEtcd creates protoactor-go's etcd provider when the cluster starts
