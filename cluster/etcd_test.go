@@ -40,8 +40,22 @@ func memberProvider() (protocluster.ClusterProvider, error) {
 	if ep == "" {
 		return nil, nil
 	}
-	return &lazyEtcd{endpoint: ep}, nil
+	i, _ := strconv.Atoi(os.Getenv(envMember))
+	return &lazyEtcd{endpoint: ep, delay: time.Duration(i) * etcdStagger}, nil
 }
+
+// etcdStagger separates the members' registrations in etcd. The provider
+// reads the member list and then starts its watch without the revision
+// of that read (etcd_provider.go: Watch with WithPrefix only), so a member
+// that registers between another's read and the moment that other's
+// watch is established is never seen by it (until its key changes
+// again). Of 14 runs that started the three members at once, one ended
+// with a member that never saw all three within 60 s; a watch stream
+// delayed by 500 ms with a gRPC interceptor made the miss certain, and a
+// copy of the provider watching from the read's revision + 1 saw every
+// member. So the test starts the members one at a time, as the package
+// documentation advises.
+const etcdStagger = 1500 * time.Millisecond
 
 // lazyEtcd creates protoactor-go's etcd provider when the cluster starts
 // it, not before. The provider's constructor dials etcd, and the gRPC
@@ -52,6 +66,7 @@ func memberProvider() (protocluster.ClusterProvider, error) {
 // under -race.
 type lazyEtcd struct {
 	endpoint string
+	delay    time.Duration // before registering: see etcdStagger
 	p        *etcd.Provider
 }
 
@@ -65,6 +80,7 @@ func (l *lazyEtcd) create() error {
 }
 
 func (l *lazyEtcd) StartMember(c *protocluster.Cluster) error {
+	time.Sleep(l.delay)
 	if err := l.create(); err != nil {
 		return err
 	}
@@ -85,9 +101,20 @@ func (l *lazyEtcd) Shutdown(graceful bool) error {
 	return l.p.Shutdown(graceful)
 }
 
+// etcdServer is a throwaway single-node etcd on two loopback ports.
+type etcdServer struct {
+	t        *testing.T
+	endpoint string // client URL
+	args     []string
+	bin      string
+	logPath  string
+	cmd      *exec.Cmd
+	exited   chan struct{}
+}
+
 // startEtcd starts a single-node etcd on two free loopback ports, killed
-// when t ends, and returns its client endpoint once it is healthy.
-func startEtcd(t *testing.T) string {
+// when t ends, and returns once it is healthy.
+func startEtcd(t *testing.T) *etcdServer {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
@@ -103,45 +130,64 @@ func startEtcd(t *testing.T) string {
 	client := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	dir := t.TempDir()
-	logPath := filepath.Join(dir, "etcd.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--name", "orchestrix-test", "--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "orchestrix-test="+peer, "--initial-cluster-state", "new")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	e := &etcdServer{t: t, endpoint: client, bin: bin, logPath: filepath.Join(dir, "etcd.log"),
+		args: []string{"--name", "orchestrix-test", "--data-dir", filepath.Join(dir, "data"),
+			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			"--initial-cluster", "orchestrix-test=" + peer, "--initial-cluster-state", "new"}}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
+		e.kill()
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
+			b, _ := os.ReadFile(e.logPath)
 			t.Logf("etcd log:\n%s", tail(string(b), 3000))
 		}
 	})
+	e.start()
+	return e
+}
+
+// start runs etcd (again, on the same data directory and ports) and
+// waits until it is healthy.
+func (e *etcdServer) start() {
+	t := e.t
+	t.Helper()
+	logf, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cmd = exec.Command(e.bin, e.args...)
+	e.cmd.Stdout, e.cmd.Stderr = logf, logf
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	e.exited = exited
+	go func() { _ = e.cmd.Wait(); logf.Close(); close(exited) }()
 	waitFor(t, 60*time.Second, "etcd to be healthy", func() bool {
 		select {
 		case <-exited:
-			b, _ := os.ReadFile(logPath)
+			b, _ := os.ReadFile(e.logPath)
 			t.Fatalf("etcd exited:\n%s", tail(string(b), 3000))
 		default:
 		}
-		resp, err := http.Get(client + "/health")
+		resp, err := http.Get(e.endpoint + "/health")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return client
+}
+
+// kill SIGKILLs etcd and waits for it to exit.
+func (e *etcdServer) kill() {
+	if e.cmd == nil {
+		return
+	}
+	_ = e.cmd.Process.Kill()
+	<-e.exited
+	e.cmd = nil
 }
 
 // etcdMembers returns the keys of the members registered under the
@@ -168,7 +214,8 @@ func etcdMembers(t *testing.T, endpoint string) []string {
 
 func TestEtcdProvider(t *testing.T) {
 	needCluster(t)
-	endpoint := startEtcd(t)
+	etcdSrv := startEtcd(t)
+	endpoint := etcdSrv.endpoint
 	dsn := pgtest.DSN(t)
 	ms := startMembers(t, dsn, 3, nil, envEtcd+"="+endpoint)
 	// The members found each other through etcd: each registered a key.
@@ -239,12 +286,14 @@ func TestEtcdProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-victim.exited
+	killedAt := time.Now()
 	for i, mb := range survivors {
 		waitFor(t, 60*time.Second, fmt.Sprintf("survivor %d to see 2 members", i), func() bool {
 			var r struct{ Members int }
 			return mb.get("/ready", nil, &r) == nil && r.Members == 2
 		})
 	}
+	t.Logf("the survivors dropped the killed member %v after the kill", time.Since(killedAt).Round(100*time.Millisecond))
 	if keys := etcdMembers(t, endpoint); len(keys) != 2 {
 		t.Fatalf("members registered in etcd after the kill: %q, want 2 (the victim's lease should have expired)", keys)
 	}
@@ -279,4 +328,43 @@ func TestEtcdProvider(t *testing.T) {
 		}
 	}
 	t.Logf("etcd: %d ids of the killed member served by the survivors", len(victimIDs))
+
+	// etcd itself is SIGKILLed while the members run. The survivors keep
+	// their view and serve every id meanwhile; a member killed during the
+	// outage is dropped once etcd is back (etcd renews leases when it
+	// restarts, so its lease expires a TTL later), which needs the
+	// provider's watch to have reconnected.
+	etcdSrv.kill()
+	for k := range 30 {
+		id, cmdID := "id-"+strconv.Itoa(k), "etcd-outage-"+strconv.Itoa(k)
+		r := survivors[k%2].send(t, id, cmdID, false)
+		l.add(id, cmdID, r)
+		if !r.OK {
+			t.Errorf("command %s to %s through survivor %d while etcd is down: %s", cmdID, id, k%2, r.Err)
+		}
+	}
+	last, gone := survivors[0], survivors[1]
+	if err := gone.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-gone.exited
+	etcdSrv.start()
+	restartedAt := time.Now()
+	waitFor(t, 60*time.Second, "the last member to see itself alone after etcd's restart", func() bool {
+		var r struct{ Members int }
+		return last.get("/ready", nil, &r) == nil && r.Members == 1
+	})
+	t.Logf("the last member dropped the member killed during the outage %v after etcd was healthy again", time.Since(restartedAt).Round(100*time.Millisecond))
+	if keys := etcdMembers(t, endpoint); len(keys) != 1 {
+		t.Fatalf("members registered in etcd after its restart: %q, want only the last member", keys)
+	}
+	for k := range 30 {
+		id, cmdID := "id-"+strconv.Itoa(k), "etcd-alone-"+strconv.Itoa(k)
+		waitFor(t, 60*time.Second, id+" to be served by the last member", func() bool {
+			r := last.send(t, id, cmdID, false)
+			l.add(id, cmdID, r)
+			return r.OK
+		})
+	}
+	checkJournal(t, readStreams(t, dsn, ""), l.sorted())
 }
