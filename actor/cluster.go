@@ -17,7 +17,11 @@ import (
 // local path, unchanged) or another member (the wire).
 
 // clusterRouter boxes the attached router for an atomic pointer.
-type clusterRouter struct{ r clusterseam.Router }
+// admit is r's optional admission check (nil when r has none).
+type clusterRouter struct {
+	r     clusterseam.Router
+	admit clusterseam.Admitter
+}
 
 func init() {
 	clusterseam.Attach = func(sys any, r clusterseam.Router) error {
@@ -26,7 +30,9 @@ func init() {
 			s.cluster.Store(nil)
 			return nil
 		}
-		if !s.cluster.CompareAndSwap(nil, &clusterRouter{r: r}) {
+		cr := &clusterRouter{r: r}
+		cr.admit, _ = r.(clusterseam.Admitter)
+		if !s.cluster.CompareAndSwap(nil, cr) {
 			return errors.New("actor: a cluster member is already running on this system")
 		}
 		return nil

@@ -10,17 +10,20 @@ package cluster_test
 // runs its members under -race too: they are the same binary.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,11 +111,23 @@ func needCluster(t *testing.T) {
 type (
 	counter struct{ Value int }
 	command interface{ isCommand() }
-	add     struct{ N int }
+	// add carries when its caller sent it (unix ns), so that a test can
+	// tell which commands were sent while a member was paused.
+	add struct {
+		N      int
+		SentAt int64
+	}
 	// bogus is a command type only members started with extra know.
 	bogus struct{}
 	event interface{ isEvent() }
-	added struct{ N int }
+	// added records which member executed the command (its
+	// ORCHESTRIX_CLUSTER_MEMBER number; "" in the test process) and the
+	// command's send time.
+	added struct {
+		N      int
+		By     string
+		SentAt int64
+	}
 )
 
 func (add) isCommand()   {}
@@ -130,7 +145,7 @@ func counters(extra bool) aggregate.Definition[counter, command, event] {
 		Decide: func(s counter, c command) ([]event, error) {
 			switch c := c.(type) {
 			case add:
-				return []event{added(c)}, nil
+				return []event{added{N: c.N, By: os.Getenv(envMember), SentAt: c.SentAt}}, nil
 			case bogus:
 				return []event{added{N: 1000}}, nil
 			}
@@ -174,11 +189,15 @@ func runMember() int {
 	if err != nil {
 		return fail(err)
 	}
+	refresh := 300 * time.Millisecond
+	if ms, err := strconv.Atoi(os.Getenv("OX_REFRESH_MS")); err == nil {
+		refresh = time.Duration(ms) * time.Millisecond
+	}
 	port, _ := strconv.Atoi(os.Getenv("OX_PORT"))
 	amPort, _ := strconv.Atoi(os.Getenv("OX_AMPORT"))
 	m, err := cluster.Start(ctx, sys, cluster.Config{
 		Port: port, AutoManagedPort: amPort, Seeds: strings.Split(os.Getenv("OX_SEEDS"), ","),
-		RefreshTTL: 300 * time.Millisecond, RequestTimeout: 3 * time.Second, Logger: log,
+		RefreshTTL: refresh, RequestTimeout: 3 * time.Second, Logger: log,
 	})
 	if err != nil {
 		return fail(err)
@@ -199,7 +218,7 @@ func runMember() int {
 		q := r.URL.Query()
 		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 		defer cancel()
-		var c command = add{N: 1}
+		var c command = add{N: 1, SentAt: time.Now().UnixNano()}
 		if q.Get("bogus") == "1" {
 			c = bogus{}
 		}
@@ -261,69 +280,101 @@ func freePorts(t *testing.T, n int) []int {
 // know the bogus command type. It returns once every member sees n members.
 func startMembers(t *testing.T, dsn string, n int, extra map[int]bool) []*member {
 	t.Helper()
-	ports := freePorts(t, 3*n)
-	var seeds []string
+	h := newHarness(t, dsn, n)
+	var ms []*member
 	for i := range n {
-		seeds = append(seeds, "127.0.0.1:"+strconv.Itoa(ports[n+i]))
+		ms = append(ms, h.start(i, extra[i]))
 	}
+	for i, mb := range ms {
+		mb.waitMembers(t, n, fmt.Sprintf("member %d", i))
+	}
+	return ms
+}
+
+// harness holds the ports of up to total members (every member's seeds
+// list all of them, so a member started later joins the others).
+type harness struct {
+	t     *testing.T
+	dsn   string
+	total int
+	ports []int
+	seeds []string
+	env   []string // extra environment of every member
+}
+
+func newHarness(t *testing.T, dsn string, total int) *harness {
+	h := &harness{t: t, dsn: dsn, total: total, ports: freePorts(t, 3*total)}
+	for i := range total {
+		h.seeds = append(h.seeds, "127.0.0.1:"+strconv.Itoa(h.ports[total+i]))
+	}
+	return h
+}
+
+// start starts member i; extra makes it know the bogus command type; env
+// is added to its environment.
+func (h *harness) start(i int, extra bool, env ...string) *member {
+	t, n := h.t, h.total
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ms []*member
-	for i := range n {
-		mb := &member{t: t, http: "127.0.0.1:" + strconv.Itoa(ports[2*n+i]), log: fmt.Sprintf("%s/member-%d.log", t.TempDir(), i),
-			exited: make(chan struct{})}
-		logf, err := os.Create(mb.log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mb.cmd = exec.Command(self, "-test.run=^$")
-		mb.cmd.Stdout, mb.cmd.Stderr = logf, logf
-		mb.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		mb.cmd.Env = append(os.Environ(), envMember+"="+strconv.Itoa(i), "OX_DSN="+dsn,
-			"OX_PORT="+strconv.Itoa(ports[i]), "OX_AMPORT="+strconv.Itoa(ports[n+i]),
-			"OX_SEEDS="+strings.Join(seeds, ","), "OX_HTTP="+mb.http)
-		if extra[i] {
-			mb.cmd.Env = append(mb.cmd.Env, "OX_EXTRA=1")
-		}
-		if err := mb.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = mb.cmd.Wait(); logf.Close(); close(mb.exited) }()
-		t.Cleanup(func() {
-			_ = mb.cmd.Process.Kill()
-			<-mb.exited
-			b, _ := os.ReadFile(mb.log)
-			// A member built with -race reports races in its log; it is
-			// killed, so its exit code cannot say so.
-			ours, upstream := classifyRaces(string(b))
-			for _, r := range ours {
-				t.Errorf("member %d reported a data race in orchestrix code:\n%s", i, r)
-			}
-			if upstream > 0 {
-				t.Logf("member %d: %d data race report(s) entirely inside protoactor-go (upstream, not ours)", i, upstream)
-			}
-			if t.Failed() {
-				t.Logf("log of member %d (%s):\n%s", i, mb.address, tail(string(b), 3000))
-			}
-		})
-		ms = append(ms, mb)
+	mb := &member{t: t, http: "127.0.0.1:" + strconv.Itoa(h.ports[2*n+i]), log: fmt.Sprintf("%s/member-%d.log", t.TempDir(), i),
+		exited: make(chan struct{})}
+	logf, err := os.Create(mb.log)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, mb := range ms {
-		waitFor(t, 60*time.Second, fmt.Sprintf("member %d to see %d members", i, n), func() bool {
-			var r struct {
-				Address string
-				Members int
-			}
-			if mb.get("/ready", nil, &r) != nil {
-				return false
-			}
-			mb.address = r.Address
-			return r.Members == n
-		})
+	mb.cmd = exec.Command(self, "-test.run=^$")
+	mb.cmd.Stdout, mb.cmd.Stderr = logf, logf
+	mb.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	mb.cmd.Env = append(os.Environ(), envMember+"="+strconv.Itoa(i), "OX_DSN="+h.dsn,
+		"OX_PORT="+strconv.Itoa(h.ports[i]), "OX_AMPORT="+strconv.Itoa(h.ports[n+i]),
+		"OX_SEEDS="+strings.Join(h.seeds, ","), "OX_HTTP="+mb.http)
+	mb.cmd.Env = append(mb.cmd.Env, h.env...)
+	mb.cmd.Env = append(mb.cmd.Env, env...)
+	if extra {
+		mb.cmd.Env = append(mb.cmd.Env, "OX_EXTRA=1")
 	}
-	return ms
+	if err := mb.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mb.cmd.Wait(); logf.Close(); close(mb.exited) }()
+	t.Cleanup(func() {
+		_ = mb.cmd.Process.Signal(syscall.SIGCONT) // in case a test left it stopped
+		_ = mb.cmd.Process.Kill()
+		<-mb.exited
+		b, _ := os.ReadFile(mb.log)
+		// A member built with -race reports races in its log; it is
+		// killed, so its exit code cannot say so.
+		ours, upstream := classifyRaces(string(b))
+		for _, r := range ours {
+			t.Errorf("member %d reported a data race in orchestrix code:\n%s", i, r)
+		}
+		if upstream > 0 {
+			t.Logf("member %d: %d data race report(s) entirely inside protoactor-go (upstream, not ours)", i, upstream)
+		}
+		if t.Failed() {
+			t.Logf("log of member %d (%s):\n%s", i, mb.address, tail(string(b), 3000))
+		}
+	})
+	return mb
+}
+
+// waitMembers waits until mb sees n members, and learns its address.
+func (mb *member) waitMembers(t *testing.T, n int, name string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, fmt.Sprintf("%s to see %d members", name, n), func() bool {
+		var r struct {
+			Address string
+			Members int
+		}
+		if mb.get("/ready", nil, &r) != nil {
+			return false
+		}
+		mb.address = r.Address
+		return r.Members == n
+	})
 }
 
 // classifyRaces splits the race reports in a member's log into those whose
@@ -419,6 +470,114 @@ func commandCounts(t *testing.T, dsn string) map[string]int {
 		counts[rec.Envelope.CausationID]++
 	}
 	return counts
+}
+
+// stored is one event of the journal as the tests read it back.
+type stored struct {
+	stream, command string
+	version         uint64
+	added
+}
+
+// readEvents returns every event of the journal in global order.
+func readEvents(t *testing.T, dsn string) []stored {
+	t.Helper()
+	ctx := context.Background()
+	j, err := postgres.Open(ctx, dsn, postgres.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var out []stored
+	for rec, err := range j.ReadAll(ctx, 0, 1<<30) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := stored{stream: rec.Stream, command: rec.Envelope.CausationID, version: rec.Version}
+		if err := json.Unmarshal(rec.Envelope.Data, &s.added); err != nil {
+			t.Fatalf("event %s@%d: %v (%s)", rec.Stream, rec.Version, err, rec.Envelope.Data)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// checkHistories fails t unless every stream's versions run 1..n without
+// a gap and every command id is stored at most once; it returns the
+// events by stream in version order.
+func checkHistories(t *testing.T, events []stored) map[string][]stored {
+	t.Helper()
+	byStream := map[string][]stored{}
+	byCommand := map[string]int{}
+	for _, e := range events {
+		byStream[e.stream] = append(byStream[e.stream], e)
+		byCommand[e.command]++
+	}
+	for stream, es := range byStream {
+		slices.SortFunc(es, func(a, b stored) int { return cmp.Compare(a.version, b.version) })
+		for k, e := range es {
+			if e.version != uint64(k+1) {
+				t.Errorf("stream %s: event %d has version %d (gap or duplicate)", stream, k, e.version)
+				break
+			}
+		}
+	}
+	for c, n := range byCommand {
+		if n != 1 {
+			t.Errorf("command %s is stored %d times", c, n)
+		}
+	}
+	return byStream
+}
+
+// load sends commands through the given members from several goroutines
+// until stop is called, and records what was acknowledged.
+type load struct {
+	mu       sync.Mutex
+	acked    []string
+	unknown  [][2]string // id, command id
+	failures []string
+	stopped  atomic.Bool
+	wg       sync.WaitGroup
+}
+
+func startLoad(t *testing.T, prefix string, senders int, nIDs int, through func(k int) *member) *load {
+	l := &load{}
+	for g := range senders {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for k := 0; !l.stopped.Load(); k++ {
+				id := "id-" + strconv.Itoa((g*31+k)%nIDs)
+				cmdID := fmt.Sprintf("%s-%d-%d", prefix, g, k)
+				// The member is picked at random: a function of g and k
+				// would tie each id to one member.
+				r := through(rand.IntN(1<<30)).send(t, id, cmdID, false)
+				l.mu.Lock()
+				switch {
+				case r.OK:
+					l.acked = append(l.acked, cmdID)
+				case r.OutcomeUnknown:
+					l.unknown = append(l.unknown, [2]string{id, cmdID})
+				default:
+					l.failures = append(l.failures, cmdID+" to "+id+": "+r.Err)
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) ackedCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acked)
+}
+
+func (l *load) stop() {
+	l.stopped.Store(true)
+	l.wg.Wait()
 }
 
 // ---- the tests ----
@@ -725,4 +884,96 @@ Previous write at 0x2 by goroutine 4:
 	if len(ours) != 1 || upstream != 1 || !strings.Contains(ours[0], "dispatch") {
 		t.Fatalf("classifyRaces: %d ours %q, %d upstream; want the dispatch race ours and the BlockList race upstream", len(ours), ours, upstream)
 	}
+}
+
+// A third member joins two members under load: ids move to it, and each
+// moved id is released by its old owner before the new one writes (the
+// handoff), so every stream's history has the old owner's events, then the
+// new owner's, never interleaved; every acknowledged command is stored
+// exactly once with gap-free versions. The old members poll membership
+// slowly, so for a while the joiner sees them before they see it, and
+// commands sent through the joiner and through the old members reach two
+// different owners of a moved id: without the handoff both write.
+func TestMemberJoinsUnderLoad(t *testing.T) {
+	needCluster(t)
+	dsn := pgtest.DSN(t)
+	h := newHarness(t, dsn, 3)
+	slow := "OX_REFRESH_MS=4000"
+	ms := []*member{h.start(0, false, slow), h.start(1, false, slow), nil}
+	for i, mb := range ms[:2] {
+		mb.waitMembers(t, 2, fmt.Sprintf("member %d", i))
+	}
+	const nIDs = 12 // few ids, so that each gets commands through both owners while views differ
+	var joined atomic.Bool
+	l := startLoad(t, "join", 16, nIDs, func(k int) *member {
+		if joined.Load() && k%3 == 2 {
+			return ms[2]
+		}
+		return ms[k%2]
+	})
+	waitFor(t, 60*time.Second, "100 acknowledged commands before the join", func() bool { return l.ackedCount() >= 100 })
+	ms[2] = h.start(2, false) // read by the senders only once joined is set
+	ms[2].waitMembers(t, 3, "the joining member")
+	joined.Store(true)
+	for i, mb := range ms[:2] {
+		mb.waitMembers(t, 3, fmt.Sprintf("member %d", i))
+	}
+	before := l.ackedCount()
+	waitFor(t, 60*time.Second, "300 acknowledged commands after the join", func() bool { return l.ackedCount() >= before+300 })
+	l.stop()
+	if len(l.failures) > 0 {
+		t.Errorf("%d commands failed, first: %s", len(l.failures), l.failures[0])
+	}
+	// Outcome unknown: retried with the same id, stored once.
+	for k, u := range l.unknown {
+		if r := ms[k%3].send(t, u[0], u[1], false); !r.OK {
+			t.Fatalf("retry of %s (outcome unknown) to %s: %s", u[1], u[0], r.Err)
+		}
+		l.acked = append(l.acked, u[1])
+	}
+	events := readEvents(t, dsn)
+	byStream := checkHistories(t, events)
+	stored := map[string]bool{}
+	for _, e := range events {
+		stored[e.command] = true
+	}
+	for _, c := range l.acked {
+		if !stored[c] {
+			t.Errorf("acknowledged command %s is not stored", c)
+		}
+	}
+	moved, byNew := 0, 0
+	for stream, es := range byStream {
+		switches := 0
+		for k := 1; k < len(es); k++ {
+			if es[k].By != es[k-1].By {
+				switches++
+			}
+		}
+		if switches > 1 {
+			var by []string
+			for _, e := range es {
+				by = append(by, e.By)
+			}
+			t.Errorf("stream %s was written by interleaved owners (one join moves an id at most once): %v", stream, by)
+		}
+		moved += switches
+		if os.Getenv("OX_DEBUG") != "" && switches > 0 {
+			var by []string
+			for _, e := range es {
+				by = append(by, e.By)
+			}
+			t.Logf("%s: %v", stream, by)
+		}
+		for _, e := range es {
+			if e.By == "2" {
+				byNew++
+			}
+		}
+	}
+	if byNew == 0 {
+		t.Error("the joining member executed no command: no id moved to it")
+	}
+	t.Logf("%d acknowledged, %d outcome unknown (retried), %d streams moved, %d events by the new member",
+		len(l.acked), len(l.unknown), moved, byNew)
 }

@@ -50,6 +50,13 @@ type Config struct {
 	// to MaxRetryBackoff. Defaults 10ms and 500ms.
 	RetryBackoff, MaxRetryBackoff time.Duration
 
+	// HandoffTimeout bounds the handoff round after a view change: how
+	// long this member waits for the other members to acknowledge that
+	// they released the ids it gained, before it serves those ids anyway
+	// (the journal's version check is then the only fence). Commands for
+	// the gained ids wait meanwhile. Default 3s.
+	HandoffTimeout time.Duration
+
 	// Logger receives the member's logs (protoactor-go's own below Warn
 	// are dropped). Default slog.Default().
 	Logger *slog.Logger
@@ -72,7 +79,8 @@ func (c Config) Validate() error {
 		}
 	}
 	for name, d := range map[string]time.Duration{"RefreshTTL": c.RefreshTTL, "RequestTimeout": c.RequestTimeout,
-		"RetryBackoff": c.RetryBackoff, "MaxRetryBackoff": c.MaxRetryBackoff} {
+		"RetryBackoff": c.RetryBackoff, "MaxRetryBackoff": c.MaxRetryBackoff,
+		"HandoffTimeout": c.HandoffTimeout} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("negative Config.%s: %v", name, d))
 		}
@@ -113,6 +121,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryBackoff > c.MaxRetryBackoff {
 		c.MaxRetryBackoff = c.RetryBackoff
+	}
+	if c.HandoffTimeout == 0 {
+		c.HandoffTimeout = 3 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

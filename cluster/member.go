@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	proto "github.com/asynkron/protoactor-go/actor"
@@ -43,9 +43,16 @@ type Member struct {
 	self  string
 	sub   *eventstream.Subscription
 
-	mu      sync.RWMutex
-	placer  *protocluster.Rendezvous
-	members int
+	// cur is the current view (nil until the first topology event);
+	// vmu serialises the changes that publish a new one.
+	cur     atomic.Pointer[view]
+	vmu     sync.Mutex
+	epochs  uint64 // views published so far (under vmu)
+	closing bool   // under vmu: no more background work is started
+
+	bg     context.Context // ends when the member closes
+	stopBG context.CancelFunc
+	wg     sync.WaitGroup // background work (handoff rounds, releases)
 
 	closeOnce sync.Once
 }
@@ -76,8 +83,8 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 	if s, ok := j.(journal.Shared); !ok || !s.Shared() {
 		return nil, fmt.Errorf("%w: %T keeps its events in one process (use journal/postgres)", ErrJournalNotShared, j)
 	}
-	m := &Member{cfg: cfg, sys: sys, proto: protosys.Of(sys), kinds: clusterseam.Kinds(sys),
-		placer: protocluster.NewRendezvous()}
+	m := &Member{cfg: cfg, sys: sys, proto: protosys.Of(sys), kinds: clusterseam.Kinds(sys)}
+	m.bg, m.stopBG = context.WithCancel(context.Background())
 	if _, dup := started.LoadOrStore(sys, true); dup {
 		return nil, ErrStarted
 	}
@@ -111,12 +118,7 @@ func (m *Member) start() (err error) {
 		protocluster.WithKinds(kinds...))
 	m.sub = m.proto.EventStream.Subscribe(func(evt any) {
 		if t, ok := evt.(*protocluster.ClusterTopology); ok {
-			m.mu.Lock()
-			m.placer.UpdateMembers(t.Members)
-			m.members = len(t.Members)
-			m.mu.Unlock()
-			m.cfg.Logger.Info("cluster: topology changed", "members", len(t.Members),
-				"joined", len(t.Joined), "left", len(t.Left))
+			m.onTopology(t)
 		}
 	})
 	defer func() {
@@ -145,9 +147,10 @@ func (m *Member) Address() string { return m.self }
 // in this member's current view, or an error matching ErrNoOwner. It is
 // meant for debugging and tests: ownership can change at any time.
 func (m *Member) Owner(kind, id string) (string, error) {
-	m.mu.RLock()
-	addr := m.placer.GetByClusterIdentity(&protocluster.ClusterIdentity{Kind: kindPrefix + kind, Identity: id})
-	m.mu.RUnlock()
+	addr := ""
+	if v := m.cur.Load(); v != nil {
+		addr = v.owner(kind, id)
+	}
 	if addr == "" {
 		return "", fmt.Errorf("%w: %q", ErrNoOwner, kind)
 	}
@@ -157,9 +160,10 @@ func (m *Member) Owner(kind, id string) (string, error) {
 // Members returns how many members this member currently sees (itself
 // included).
 func (m *Member) Members() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.members
+	if v := m.cur.Load(); v != nil {
+		return v.size()
+	}
+	return 0
 }
 
 // Close detaches the cluster from the system (its handles go back to
@@ -171,7 +175,12 @@ func (m *Member) Members() int {
 func (m *Member) Close() error {
 	m.closeOnce.Do(func() {
 		_ = clusterseam.Attach(m.sys, nil)
+		m.vmu.Lock()
+		m.closing = true
+		m.vmu.Unlock()
+		m.stopBG()
 		m.leave()
+		m.wg.Wait()
 		started.Delete(m.sys)
 	})
 	return nil
@@ -205,6 +214,9 @@ func (m *Member) call(ctx context.Context, kind, id string, local func(context.C
 		addr, err := m.Owner(kind, id)
 		switch {
 		case err == nil && addr == m.self:
+			if err = m.await(ctx, kind, id); err != nil {
+				break // ctx ended: the loop returns below
+			}
 			err = local(ctx)
 			if !errors.Is(err, clusterseam.ErrReleased) {
 				return true, err
@@ -349,6 +361,10 @@ func (s *server) Receive(c proto.Context) {
 		if sender := c.Sender(); sender != nil {
 			go s.m.root().Send(sender, s.m.serveState(msg))
 		}
+	case *wire.HandoffRequest:
+		if sender := c.Sender(); sender != nil {
+			go s.m.root().Send(sender, s.m.serveHandoff(msg))
+		}
 	}
 }
 
@@ -363,6 +379,11 @@ func (m *Member) check(kind, id string) (clusterseam.Kind, wire.Code, string) {
 	owner, err := m.Owner(kind, id)
 	if err != nil || owner != m.self {
 		return nil, wire.Code_NOT_OWNER, fmt.Sprintf("%v of %s %q (owner in this member's view: %q)", ErrNotOwner, kind, id, owner)
+	}
+	ctx, cancel := context.WithTimeout(m.bg, m.cfg.RequestTimeout)
+	defer cancel()
+	if m.await(ctx, kind, id) != nil {
+		return nil, wire.Code_NOT_OWNER, fmt.Sprintf("%v of %s %q yet: the handoff from its previous owner did not end in time", ErrNotOwner, kind, id)
 	}
 	return k, wire.Code_OK, ""
 }
@@ -400,5 +421,3 @@ func (m *Member) serveState(req *wire.StateRequest) *wire.StateReply {
 }
 
 var _ clusterseam.Router = (*Member)(nil)
-
-var _ = slog.LevelInfo
