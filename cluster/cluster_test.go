@@ -109,7 +109,9 @@ func needCluster(t *testing.T) {
 // ---- the test domain: a counter ----
 
 type (
-	counter struct{ Value int }
+	// counter counts the events applied, so that each event can record
+	// the state it was decided on.
+	counter struct{ Value, Count int }
 	command interface{ isCommand() }
 	// add carries when its caller sent it (unix ns), so that a test can
 	// tell which commands were sent while a member was paused.
@@ -121,18 +123,25 @@ type (
 	bogus struct{}
 	event interface{ isEvent() }
 	// added records which member executed the command (its
-	// ORCHESTRIX_CLUSTER_MEMBER number; "" in the test process) and the
-	// command's send time.
+	// ORCHESTRIX_CLUSTER_MEMBER number; "" in the test process), the
+	// command's send time, and how many events the state it was decided
+	// on had seen: in one linear history the event at version v saw v-1.
 	added struct {
 		N      int
 		By     string
 		SentAt int64
+		Seen   int
 	}
 )
 
 func (add) isCommand()   {}
 func (bogus) isCommand() {}
 func (added) isEvent()   {}
+
+// decideDelay slows every decision of a member (OX_DECIDE_DELAY_MS), so
+// that a member stopped under load is likely stopped between deciding a
+// command and appending its event.
+var decideDelay time.Duration
 
 func counters(extra bool) aggregate.Definition[counter, command, event] {
 	cmds := []aggregate.CommandType{aggregate.CommandOf[add]("test.counter.add")}
@@ -143,9 +152,10 @@ func counters(extra bool) aggregate.Definition[counter, command, event] {
 		Kind:    "counter",
 		Initial: func(string) counter { return counter{} },
 		Decide: func(s counter, c command) ([]event, error) {
+			time.Sleep(decideDelay)
 			switch c := c.(type) {
 			case add:
-				return []event{added{N: c.N, By: os.Getenv(envMember), SentAt: c.SentAt}}, nil
+				return []event{added{N: c.N, By: os.Getenv(envMember), SentAt: c.SentAt, Seen: s.Count}}, nil
 			case bogus:
 				return []event{added{N: 1000}}, nil
 			}
@@ -154,6 +164,7 @@ func counters(extra bool) aggregate.Definition[counter, command, event] {
 		Evolve: func(s counter, e event) counter {
 			if e, ok := e.(added); ok {
 				s.Value += e.N
+				s.Count++
 			}
 			return s
 		},
@@ -188,6 +199,9 @@ func runMember() int {
 	h, err := actor.Register(sys, counters(os.Getenv("OX_EXTRA") == "1"))
 	if err != nil {
 		return fail(err)
+	}
+	if ms, err := strconv.Atoi(os.Getenv("OX_DECIDE_DELAY_MS")); err == nil {
+		decideDelay = time.Duration(ms) * time.Millisecond
 	}
 	refresh := 300 * time.Millisecond
 	if ms, err := strconv.Atoi(os.Getenv("OX_REFRESH_MS")); err == nil {
@@ -502,9 +516,11 @@ func readEvents(t *testing.T, dsn string) []stored {
 	return out
 }
 
-// checkHistories fails t unless every stream's versions run 1..n without
-// a gap and every command id is stored at most once; it returns the
-// events by stream in version order.
+// checkHistories fails t unless every stream is one linear history (its
+// versions run 1..n without a gap, and each event was decided on the state
+// of all the events before it: a stale activation that wrote past the
+// fence would have decided on fewer) and every command id is stored at
+// most once; it returns the events by stream in version order.
 func checkHistories(t *testing.T, events []stored) map[string][]stored {
 	t.Helper()
 	byStream := map[string][]stored{}
@@ -518,6 +534,11 @@ func checkHistories(t *testing.T, events []stored) map[string][]stored {
 		for k, e := range es {
 			if e.version != uint64(k+1) {
 				t.Errorf("stream %s: event %d has version %d (gap or duplicate)", stream, k, e.version)
+				break
+			}
+			if e.Seen != k {
+				t.Errorf("stream %s: the event at version %d (command %s, by member %q) was decided on a state of %d events, not %d: two activations wrote",
+					stream, e.version, e.command, e.By, e.Seen, k)
 				break
 			}
 		}
@@ -976,4 +997,72 @@ func TestMemberJoinsUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d acknowledged, %d outcome unknown (retried), %d streams moved, %d events by the new member",
 		len(l.acked), len(l.unknown), moved, byNew)
+}
+
+// A member stopped (SIGSTOP) for 10 s under load, then resumed: its peers
+// drop it and serve its ids; the commands they sent it before noticing
+// wait in its sockets. On resume it finds its last tick stale on the
+// serving path and fences itself, so it executes none of the commands
+// sent while it was stopped. The victim decides slowly, so it is likely
+// stopped between deciding a command and appending its event: that
+// append, on a state its peers have moved past meanwhile, is refused by
+// the journal's version check (the fence behind the self-fence), and
+// every stream stays one history.
+func TestPausedMemberExecutesNothingQueued(t *testing.T) {
+	needCluster(t)
+	dsn := pgtest.DSN(t)
+	h := newHarness(t, dsn, 3)
+	ms := []*member{h.start(0, false), h.start(1, false), h.start(2, false, "OX_DECIDE_DELAY_MS=50")}
+	for i, mb := range ms {
+		mb.waitMembers(t, 3, fmt.Sprintf("member %d", i))
+	}
+	victim := ms[2]
+	const nIDs = 30
+	l := startLoad(t, "pause", 16, nIDs, func(k int) *member { return ms[k%2] })
+	waitFor(t, 60*time.Second, "100 acknowledged commands before the pause", func() bool { return l.ackedCount() >= 100 })
+	stopAt := time.Now()
+	if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Second) // the scenario: a 10 s pause
+	contAt := time.Now()
+	if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	before := l.ackedCount()
+	waitFor(t, 60*time.Second, "200 acknowledged commands after the resume", func() bool { return l.ackedCount() >= before+200 })
+	time.Sleep(2 * time.Second) // let requests queued at the victim reach it
+	l.stop()
+	if len(l.failures) > 0 {
+		t.Errorf("%d commands failed, first: %s", len(l.failures), l.failures[0])
+	}
+	for k, u := range l.unknown {
+		if r := ms[k%2].send(t, u[0], u[1], false); !r.OK {
+			t.Fatalf("retry of %s (outcome unknown) to %s: %s", u[1], u[0], r.Err)
+		}
+		l.acked = append(l.acked, u[1])
+	}
+	events := readEvents(t, dsn)
+	checkHistories(t, events)
+	storedCmds := map[string]bool{}
+	late := 0
+	for _, e := range events {
+		storedCmds[e.command] = true
+		sent := time.Unix(0, e.SentAt)
+		if e.By == "2" && sent.After(stopAt) && sent.Before(contAt) {
+			late++
+			if late <= 5 {
+				t.Errorf("the resumed member executed command %s (%s@%d), sent while it was stopped", e.command, e.stream, e.version)
+			}
+		}
+	}
+	if late > 0 {
+		t.Errorf("the resumed member executed %d commands sent while it was stopped", late)
+	}
+	for _, c := range l.acked {
+		if !storedCmds[c] {
+			t.Errorf("acknowledged command %s is not stored", c)
+		}
+	}
+	t.Logf("%d acknowledged, %d outcome unknown (retried, stored once)", len(l.acked), len(l.unknown))
 }

@@ -57,6 +57,22 @@ type Config struct {
 	// the gained ids wait meanwhile. Default 3s.
 	HandoffTimeout time.Duration
 
+	// PauseThreshold: a member that finds it did not run for longer than
+	// this (a ticker's last tick is older; checked on the serving path
+	// too) fences itself: its peers may have moved its ids meanwhile. Keep
+	// it below the provider's failure detection time (automanaged: its 2s
+	// health-check timeout), so that any pause long enough for peers to
+	// drop this member is seen. Default 1s.
+	PauseThreshold time.Duration
+	// ExpectedMembers is the configured size of the cluster: a member that
+	// sees fewer than a majority of it (ExpectedMembers/2+1, itself
+	// included) fences itself. Default len(Seeds) with automanaged; with
+	// another Provider the default 0 turns the check off.
+	ExpectedMembers int
+	// SettlePeriod is how long a fenced member waits after the last cause
+	// before it tries to serve again. Default 3×RefreshTTL, at least 1s.
+	SettlePeriod time.Duration
+
 	// Logger receives the member's logs (protoactor-go's own below Warn
 	// are dropped). Default slog.Default().
 	Logger *slog.Logger
@@ -80,10 +96,13 @@ func (c Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{"RefreshTTL": c.RefreshTTL, "RequestTimeout": c.RequestTimeout,
 		"RetryBackoff": c.RetryBackoff, "MaxRetryBackoff": c.MaxRetryBackoff,
-		"HandoffTimeout": c.HandoffTimeout} {
+		"HandoffTimeout": c.HandoffTimeout, "PauseThreshold": c.PauseThreshold, "SettlePeriod": c.SettlePeriod} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("negative Config.%s: %v", name, d))
 		}
+	}
+	if c.ExpectedMembers < 0 {
+		errs = append(errs, fmt.Errorf("negative Config.ExpectedMembers: %d", c.ExpectedMembers))
 	}
 	if c.RetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.RetryBackoff > c.MaxRetryBackoff {
 		errs = append(errs, fmt.Errorf("Config.RetryBackoff %v is above MaxRetryBackoff %v", c.RetryBackoff, c.MaxRetryBackoff))
@@ -121,6 +140,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryBackoff > c.MaxRetryBackoff {
 		c.MaxRetryBackoff = c.RetryBackoff
+	}
+	if c.PauseThreshold == 0 {
+		c.PauseThreshold = time.Second
+	}
+	if c.ExpectedMembers == 0 && c.Provider == nil {
+		c.ExpectedMembers = len(c.Seeds)
+	}
+	if c.SettlePeriod == 0 {
+		c.SettlePeriod = max(3*c.RefreshTTL, time.Second)
 	}
 	if c.HandoffTimeout == 0 {
 		c.HandoffTimeout = 3 * time.Second

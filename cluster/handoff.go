@@ -48,6 +48,15 @@ var errNotServing = fmt.Errorf("cluster: this member does not serve the id now: 
 // current view and may serve it (the view's handoff round has ended, or it
 // already owned the id before).
 func (m *Member) Admit(kind, id string) error {
+	if m.f.active() {
+		return errNotServing
+	}
+	if gap, paused := m.f.stale(); paused {
+		// Checked here, on the serving path itself: a request read right
+		// after the process resumes is refused before the ticker runs.
+		m.selfFence(fmt.Sprintf("paused: no tick for %v (PauseThreshold %v)", gap.Round(time.Millisecond), m.cfg.PauseThreshold))
+		return errNotServing
+	}
 	v := m.cur.Load()
 	if v == nil || !v.owns(kind, id) || !v.ready(kind, id) {
 		return errNotServing
@@ -78,12 +87,19 @@ func (m *Member) await(ctx context.Context, kind, id string) error {
 func (m *Member) onTopology(t *protocluster.ClusterTopology) {
 	m.cfg.Logger.Info("cluster: topology changed", "members", len(t.Members),
 		"joined", len(t.Joined), "left", len(t.Left))
+	if reason, below := belowMajority(len(t.Members), m.cfg.ExpectedMembers); below && m.f.trigger(reason) {
+		m.cfg.Logger.Warn("cluster: self-fenced: this member serves nothing until it has a fresh view", "reason", reason)
+	}
 	m.changeView(func(old *view, n uint64) *view {
 		pl := newPlacement(peersOf(t.Members))
+		var nv *view
 		if old == nil {
-			return &view{self: m.proto.Address(), pl: pl, ep: newEpoch(n)}
+			nv = &view{self: m.proto.Address(), pl: pl, ep: newEpoch(n)}
+		} else {
+			nv = old.next(n, pl)
 		}
-		return old.next(n, pl)
+		nv.out = m.isOut()
+		return nv
 	})
 }
 

@@ -50,6 +50,10 @@ type Member struct {
 	epochs  uint64 // views published so far (under vmu)
 	closing bool   // under vmu: no more background work is started
 
+	f         *fence      // the self-fence
+	unfencing atomic.Bool // an attempt to lift the fence is running
+	leaving   atomic.Bool // Shutdown has begun
+
 	bg     context.Context // ends when the member closes
 	stopBG context.CancelFunc
 	wg     sync.WaitGroup // background work (handoff rounds, releases)
@@ -85,6 +89,8 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 	}
 	m := &Member{cfg: cfg, sys: sys, proto: protosys.Of(sys), kinds: clusterseam.Kinds(sys)}
 	m.bg, m.stopBG = context.WithCancel(context.Background())
+	origin := time.Now()
+	m.f = newFence(func() time.Duration { return time.Since(origin) }, cfg.PauseThreshold, cfg.SettlePeriod)
 	if _, dup := started.LoadOrStore(sys, true); dup {
 		return nil, ErrStarted
 	}
@@ -92,11 +98,15 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 		started.Delete(sys)
 		return nil, err
 	}
+	m.f.reset() // starting took a while: that was no pause
 	if err := clusterseam.Attach(sys, m); err != nil {
+		m.stopBG()
 		m.leave()
 		started.Delete(sys)
 		return nil, fmt.Errorf("%w: %w", ErrStarted, err)
 	}
+	m.wg.Add(1)
+	go m.watch()
 	return m, nil
 }
 

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
@@ -72,4 +76,133 @@ func TestErrorCodesRoundTrip(t *testing.T) {
 	if !errors.Is(rej, aggregate.ErrRejected) || errors.Is(rej, orchestrix.ErrOutcomeUnknown) {
 		t.Errorf("rejection code: %v", rej.code)
 	}
+}
+
+// manualClock is a monotonic clock the test advances by hand.
+type manualClock struct{ t atomic.Int64 }
+
+func (c *manualClock) now() time.Duration      { return time.Duration(c.t.Load()) }
+func (c *manualClock) advance(d time.Duration) { c.t.Add(int64(d)) }
+
+func TestFence_PauseSeenByTickAndByServingPath(t *testing.T) {
+	c := &manualClock{}
+	f := newFence(c.now, time.Second, 3*time.Second)
+	c.advance(250 * time.Millisecond)
+	if _, paused := f.tick(); paused {
+		t.Fatal("a tick 250ms after the last is no pause")
+	}
+	c.advance(900 * time.Millisecond)
+	if _, paused := f.stale(); paused {
+		t.Fatal("900ms since the last tick is below the 1s threshold")
+	}
+	c.advance(10 * time.Second) // stopped: no tick ran
+	gap, paused := f.stale()
+	if !paused || gap != 10900*time.Millisecond {
+		t.Fatalf("serving path after a 10s stop: gap %v paused %v; want 10.9s, true", gap, paused)
+	}
+	if gap, paused := f.tick(); !paused || gap != 10900*time.Millisecond {
+		t.Fatalf("first tick after the stop: gap %v paused %v", gap, paused)
+	}
+	if _, paused := f.stale(); paused {
+		t.Fatal("right after a tick the serving path sees no pause")
+	}
+}
+
+func TestFence_LiftsOnlyAfterSettleWithoutNewCause(t *testing.T) {
+	c := &manualClock{}
+	f := newFence(c.now, time.Second, 3*time.Second)
+	if f.active() {
+		t.Fatal("a new fence is not active")
+	}
+	if !f.trigger("paused") || f.trigger("paused again") {
+		t.Fatal("trigger reports only the transition into the fence")
+	}
+	if !f.active() || f.why() != "paused" {
+		t.Fatalf("active %v why %q", f.active(), f.why())
+	}
+	c.advance(2 * time.Second)
+	f.tick()
+	if _, ok := f.liftable(); ok {
+		t.Fatal("liftable before the settle period")
+	}
+	c.advance(time.Second + time.Millisecond)
+	f.tick()
+	causes, ok := f.liftable()
+	if !ok {
+		t.Fatal("not liftable after the settle period")
+	}
+	f.trigger("below majority") // a cause while the lift was being tried
+	if f.lift(causes) || !f.active() {
+		t.Fatal("a lift must fail when a cause came meanwhile")
+	}
+	if _, ok := f.liftable(); ok {
+		t.Fatal("the new cause restarts the settle period")
+	}
+	c.advance(3 * time.Second)
+	f.tick()
+	causes, ok = f.liftable()
+	if !ok || !f.lift(causes) || f.active() {
+		t.Fatal("the fence should lift after a quiet settle period")
+	}
+	// A stale tick (paused, ticker not run yet) blocks a lift too.
+	f.trigger("paused")
+	c.advance(5 * time.Second)
+	if _, ok := f.liftable(); ok {
+		t.Fatal("liftable while the last tick is stale")
+	}
+	f.tick()
+	c.advance(3 * time.Second)
+	f.retry() // an attempt failed
+	f.tick()
+	if _, ok := f.liftable(); ok {
+		t.Fatal("retry restarts the settle period")
+	}
+}
+
+func TestMajority(t *testing.T) {
+	for _, c := range []struct {
+		members, expected int
+		below             bool
+	}{
+		{1, 3, true}, {2, 3, false}, {3, 3, false}, {2, 4, true}, {3, 4, false}, {1, 1, false}, {1, 0, false}, {0, 0, false},
+	} {
+		if _, below := belowMajority(c.members, c.expected); below != c.below {
+			t.Errorf("%d of %d expected: below %v, want %v", c.members, c.expected, below, c.below)
+		}
+	}
+}
+
+// The serving path itself refuses after a pause, before any tick: Admit
+// finds the last tick stale, fences the member (a view in which it owns
+// nothing) and refuses with ErrReleased.
+func TestMember_AdmitRefusesRightAfterAPause(t *testing.T) {
+	c := &manualClock{}
+	cfg := Config{}.withDefaults()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := &Member{cfg: cfg, kinds: map[string]clusterseam.Kind{}, f: newFence(c.now, cfg.PauseThreshold, cfg.SettlePeriod)}
+	m.bg, m.stopBG = context.WithCancel(context.Background())
+	defer m.stopBG()
+	self := peer{id: "a", addr: "127.0.0.1:1", kinds: []string{"counter"}}
+	ep := newEpoch(1)
+	ep.ok.Store(true)
+	close(ep.settled)
+	m.cur.Store(&view{self: self.addr, pl: newPlacement([]peer{self}), ep: ep})
+	if err := m.Admit("counter", "x"); err != nil {
+		t.Fatalf("the only member should admit: %v", err)
+	}
+	c.advance(cfg.PauseThreshold + time.Millisecond)
+	if err := m.Admit("counter", "x"); !errors.Is(err, clusterseam.ErrReleased) {
+		t.Fatalf("Admit right after a pause: %v, want ErrReleased", err)
+	}
+	if !m.f.active() || !m.cur.Load().out {
+		t.Fatal("the member should be fenced, owning nothing in its view")
+	}
+	if owner, err := m.Owner("counter", "x"); err == nil {
+		t.Fatalf("a fenced member alone has no owner for its callers, got %q", owner)
+	}
+	m.f.tick() // the ticker runs again: still fenced until the settle period and a fresh view
+	if err := m.Admit("counter", "x"); !errors.Is(err, clusterseam.ErrReleased) {
+		t.Fatalf("Admit while fenced: %v", err)
+	}
+	m.wg.Wait()
 }
