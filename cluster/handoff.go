@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -48,7 +49,7 @@ var errNotServing = fmt.Errorf("cluster: this member does not serve the id now: 
 // current view and may serve it (the view's handoff round has ended, or it
 // already owned the id before).
 func (m *Member) Admit(kind, id string) error {
-	if m.f.active() {
+	if m.isOut() {
 		return errNotServing
 	}
 	if gap, paused := m.f.stale(); paused {
@@ -122,7 +123,9 @@ func (m *Member) changeView(change func(old *view, n uint64) *view) *view {
 	m.vmu.Unlock()
 	go func() {
 		defer m.wg.Done()
-		m.releaseUnowned("view change")
+		ctx, cancel := context.WithTimeout(m.bg, m.cfg.RequestTimeout)
+		defer cancel()
+		_, _ = m.releaseUnowned(ctx, "view change")
 	}()
 	go func() {
 		defer m.wg.Done()
@@ -137,12 +140,11 @@ func (m *Member) changeView(change func(old *view, n uint64) *view) *view {
 }
 
 // releaseUnowned stops the activations of the ids this member does not
-// own in its current view, and waits (at most RequestTimeout) until their
-// in-flight appends have finished. It returns how many it stopped.
-func (m *Member) releaseUnowned(why string) int {
-	ctx, cancel := context.WithTimeout(m.bg, m.cfg.RequestTimeout)
-	defer cancel()
+// own in its current view, and waits until their in-flight appends have
+// finished or ctx ends. It returns how many it stopped.
+func (m *Member) releaseUnowned(ctx context.Context, why string) (int, error) {
 	total := 0
+	var errs []error
 	for name, k := range m.kinds {
 		n, err := k.Release(ctx, func(id string) bool {
 			v := m.cur.Load()
@@ -150,20 +152,21 @@ func (m *Member) releaseUnowned(why string) int {
 		})
 		total += n
 		if err != nil {
+			errs = append(errs, err)
 			m.cfg.Logger.Warn("cluster: releasing activations did not finish", "kind", name, "why", why, "error", err)
 		}
 	}
 	if total > 0 {
 		m.cfg.Logger.Info("cluster: released activations", "count", total, "why", why)
 	}
-	return total
+	return total, errors.Join(errs...)
 }
 
 // handoffRound asks every other member of v to release the ids this member
 // owns in v, and reports whether each acknowledged it (knowing this member)
 // within HandoffTimeout.
 func (m *Member) handoffRound(v *view) bool {
-	req := &wire.HandoffRequest{MemberId: m.proto.ID, Address: v.self, Members: v.ownPlacement().wire()}
+	req := &wire.HandoffRequest{MemberId: m.proto.ID, Address: v.self, Members: v.ownPlacement().wire(), Epoch: v.ep.n}
 	ctx, cancel := context.WithTimeout(m.bg, m.cfg.HandoffTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -230,9 +233,11 @@ func (m *Member) serveHandoff(req *wire.HandoffRequest) *wire.HandoffReply {
 		m.vmu.Unlock()
 		return &wire.HandoffReply{Known: false}
 	}
-	m.cur.Store(v.withClaim(claim{addr: addr, pl: placementOf(req.GetMembers())}))
+	m.cur.Store(v.withClaim(claim{addr: addr, epoch: req.GetEpoch(), pl: placementOf(req.GetMembers())}))
 	m.vmu.Unlock()
-	n := m.releaseUnowned("handoff to " + addr)
+	ctx, cancel := context.WithTimeout(m.bg, m.cfg.RequestTimeout)
+	defer cancel()
+	n, _ := m.releaseUnowned(ctx, "handoff to "+addr)
 	return &wire.HandoffReply{Known: true, Released: int32(n)}
 }
 
@@ -242,7 +247,7 @@ func (m *Member) serveHandoff(req *wire.HandoffRequest) *wire.HandoffReply {
 func (v *view) ownPlacement() placement {
 	pl := make(placement, 0, len(v.pl))
 	for _, p := range v.pl {
-		if p.addr == v.self || !slices.Contains(v.left, p.addr) {
+		if p.addr == v.self || !slices.Contains(v.left, p.id) {
 			pl = append(pl, p)
 		}
 	}

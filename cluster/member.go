@@ -40,7 +40,6 @@ type Member struct {
 	proto *proto.ActorSystem
 	c     *protocluster.Cluster
 	kinds map[string]clusterseam.Kind
-	self  string
 	sub   *eventstream.Subscription
 
 	// cur is the current view (nil until the first topology event);
@@ -57,6 +56,8 @@ type Member struct {
 	bg     context.Context // ends when the member closes
 	stopBG context.CancelFunc
 	wg     sync.WaitGroup // background work (handoff rounds, releases)
+
+	serving sync.WaitGroup // requests being served
 
 	closeOnce sync.Once
 }
@@ -144,14 +145,18 @@ func (m *Member) start() (err error) {
 	}
 	m.c = protocluster.New(m.proto, pcfg)
 	m.c.StartMember()
-	m.self = m.proto.Address()
-	m.cfg.Logger.Info("cluster: member started", "address", m.self, "cluster", cfg.Name)
+	m.cfg.Logger.Info("cluster: member started", "address", m.addr(), "cluster", cfg.Name)
 	return nil
 }
 
 // Address returns this member's address ("host:port" of its remote
 // endpoint).
-func (m *Member) Address() string { return m.self }
+func (m *Member) Address() string { return m.addr() }
+
+// addr is this member's address. protoactor-go sets it when the remote
+// endpoint starts, before it serves anything, so a request's goroutine
+// reads it without a race (unlike a field set after StartMember returns).
+func (m *Member) addr() string { return m.proto.Address() }
 
 // Owner returns the address of the member that owns aggregate id of kind
 // in this member's current view, or an error matching ErrNoOwner. It is
@@ -167,6 +172,16 @@ func (m *Member) Owner(kind, id string) (string, error) {
 	return addr, nil
 }
 
+// Fenced reports whether this member has fenced itself (it serves
+// nothing and its own callers go to other members), and why. It is meant
+// for health checks: a fenced member is alive but not ready.
+func (m *Member) Fenced() (reason string, fenced bool) {
+	if !m.f.active() {
+		return "", false
+	}
+	return m.f.why(), true
+}
+
 // Members returns how many members this member currently sees (itself
 // included).
 func (m *Member) Members() int {
@@ -178,10 +193,11 @@ func (m *Member) Members() int {
 
 // Close detaches the cluster from the system (its handles go back to
 // running everything locally), deregisters from the membership provider
-// and stops the remote endpoint. It does not hand activations off first
-// (graceful leave is not done yet): other members may see requests to
-// this member fail until they notice it left. The actor.System keeps
-// running; shut it down separately. Close is idempotent.
+// and stops the remote endpoint, at once: it does not hand activations
+// off, so requests other members sent here may end with an unknown
+// outcome until they notice it left. Shutdown leaves gracefully. The
+// actor.System keeps running; shut it down separately. Close is
+// idempotent.
 func (m *Member) Close() error {
 	m.closeOnce.Do(func() {
 		_ = clusterseam.Attach(m.sys, nil)
@@ -223,7 +239,7 @@ func (m *Member) call(ctx context.Context, kind, id string, local func(context.C
 	for {
 		addr, err := m.Owner(kind, id)
 		switch {
-		case err == nil && addr == m.self:
+		case err == nil && addr == m.addr():
 			if err = m.await(ctx, kind, id); err != nil {
 				break // ctx ended: the loop returns below
 			}
@@ -359,23 +375,55 @@ func (m *Member) State(ctx context.Context, kind, id string, at bool, version ui
 
 // server is each member's request actor. It checks ownership and hands
 // each request to a goroutine, so a slow command never holds up others.
-type server struct{ m *Member }
+// Once drained (Shutdown), it answers inline, refusing work.
+type server struct {
+	m       *Member
+	drained bool
+}
 
 func (s *server) Receive(c proto.Context) {
+	m := s.m
+	sender := c.Sender()
+	if _, ok := c.Message().(drainMsg); ok {
+		s.drained = true
+		c.Respond(true)
+		return
+	}
+	if sender == nil {
+		return
+	}
+	if s.drained {
+		notOwner := fmt.Sprintf("%v: member %s is leaving", ErrNotOwner, m.addr())
+		switch c.Message().(type) {
+		case *wire.CommandRequest:
+			m.root().Send(sender, &wire.CommandReply{Code: wire.Code_NOT_OWNER, Message: notOwner})
+		case *wire.StateRequest:
+			m.root().Send(sender, &wire.StateReply{Code: wire.Code_NOT_OWNER, Message: notOwner})
+		case *wire.HandoffRequest:
+			m.root().Send(sender, &wire.HandoffReply{})
+		case *wire.LeaveRequest:
+			m.root().Send(sender, &wire.LeaveReply{})
+		}
+		return
+	}
+	var serve func() any
 	switch msg := c.Message().(type) {
 	case *wire.CommandRequest:
-		if sender := c.Sender(); sender != nil {
-			go s.m.root().Send(sender, s.m.serveCommand(msg))
-		}
+		serve = func() any { return m.serveCommand(msg) }
 	case *wire.StateRequest:
-		if sender := c.Sender(); sender != nil {
-			go s.m.root().Send(sender, s.m.serveState(msg))
-		}
+		serve = func() any { return m.serveState(msg) }
 	case *wire.HandoffRequest:
-		if sender := c.Sender(); sender != nil {
-			go s.m.root().Send(sender, s.m.serveHandoff(msg))
-		}
+		serve = func() any { return m.serveHandoff(msg) }
+	case *wire.LeaveRequest:
+		serve = func() any { return m.serveLeave(msg) }
+	default:
+		return
 	}
+	m.serving.Add(1)
+	go func() {
+		defer m.serving.Done()
+		m.root().Send(sender, serve())
+	}()
 }
 
 func (m *Member) root() *proto.RootContext { return m.proto.Root }
@@ -387,7 +435,7 @@ func (m *Member) check(kind, id string) (clusterseam.Kind, wire.Code, string) {
 		return nil, wire.Code_UNKNOWN_KIND, fmt.Sprintf("%v: %q is not hosted here", ErrUnknownKind, kind)
 	}
 	owner, err := m.Owner(kind, id)
-	if err != nil || owner != m.self {
+	if err != nil || owner != m.addr() {
 		return nil, wire.Code_NOT_OWNER, fmt.Sprintf("%v of %s %q (owner in this member's view: %q)", ErrNotOwner, kind, id, owner)
 	}
 	ctx, cancel := context.WithTimeout(m.bg, m.cfg.RequestTimeout)

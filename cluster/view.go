@@ -66,8 +66,9 @@ func score(id, addr string) uint32 {
 // to it, and this member refuses them (and sends its own callers there)
 // until its view changes.
 type claim struct {
-	addr string
-	pl   placement
+	addr  string
+	epoch uint64 // the requester's epoch: only its newest claim counts
+	pl    placement
 }
 
 // epoch is the handoff round of one view: settled is closed when every
@@ -94,7 +95,7 @@ func (e *epoch) isSettled() bool {
 type view struct {
 	self string // this member's address
 	pl   placement
-	// left are the addresses of members that announced a graceful leave;
+	// left are the member ids of members that announced a graceful leave;
 	// they are out of the placement even while the provider lists them.
 	left []string
 	// out: this member takes no ids (fenced, or leaving): it is left out
@@ -127,11 +128,15 @@ func (v *view) owner(kind, id string) string {
 	}
 	pl := make(placement, 0, len(v.pl))
 	for _, p := range v.pl {
-		if !slices.Contains(v.left, p.addr) {
+		if !slices.Contains(v.left, p.id) {
 			pl = append(pl, p)
 		}
 	}
 	return pl.owner(kind, id, skip)
+}
+
+func (pl placement) hasID(id string) bool {
+	return slices.ContainsFunc(pl, func(p peer) bool { return p.id == id })
 }
 
 func (pl placement) hasAddr(addr string) bool {
@@ -155,7 +160,7 @@ func (v *view) ready(kind, id string) bool {
 func (v *view) others() []peer {
 	var out []peer
 	for _, p := range v.pl {
-		if p.addr != v.self && !slices.Contains(v.left, p.addr) {
+		if p.addr != v.self && !slices.Contains(v.left, p.id) {
 			out = append(out, p)
 		}
 	}
@@ -166,7 +171,7 @@ func (v *view) others() []peer {
 func (v *view) size() int {
 	n := 0
 	for _, p := range v.pl {
-		if !slices.Contains(v.left, p.addr) {
+		if !slices.Contains(v.left, p.id) {
 			n++
 		}
 	}
@@ -181,18 +186,28 @@ func (v *view) next(n uint64, pl placement) *view {
 	prev.prev = nil
 	nv := &view{self: v.self, pl: pl, out: v.out, ep: &epoch{n: n, settled: make(chan struct{})},
 		prev: &prev, prevOK: v.ep.isSettled() && v.ep.ok.Load()}
-	for _, a := range v.left {
-		if pl.hasAddr(a) {
-			nv.left = append(nv.left, a)
+	for _, id := range v.left {
+		if pl.hasID(id) {
+			nv.left = append(nv.left, id)
 		}
 	}
 	return nv
 }
 
-// withClaim returns a copy of v (same epoch) that grants c.
+// withClaim returns a copy of v (same epoch) that grants c, in place of
+// an older claim of the same member; it returns v when that member already
+// has a newer claim.
 func (v *view) withClaim(c claim) *view {
 	nv := *v
-	nv.claims = append(slices.Clip(v.claims), c)
+	nv.claims = make([]claim, 0, len(v.claims)+1)
+	for _, old := range v.claims {
+		if old.addr != c.addr {
+			nv.claims = append(nv.claims, old)
+		} else if old.epoch > c.epoch {
+			return v
+		}
+	}
+	nv.claims = append(nv.claims, c)
 	return &nv
 }
 

@@ -491,10 +491,13 @@ func (x *Peer) GetKinds() []string {
 // this view, and refuse those ids until your own view changes". members
 // is the sender's view, from which the receiver computes those ids.
 type HandoffRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Members       []*Peer                `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	MemberId string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Address  string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Members  []*Peer                `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	// epoch numbers the sender's views: a receiver keeps only the newest
+	// handoff of each sender (an older view's claims are stale).
+	Epoch         uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -548,6 +551,13 @@ func (x *HandoffRequest) GetMembers() []*Peer {
 		return x.Members
 	}
 	return nil
+}
+
+func (x *HandoffRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 // HandoffReply acknowledges a HandoffRequest once the receiver's released
@@ -732,11 +742,12 @@ const file_wire_proto_rawDesc = "" +
 	"\x04Peer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
-	"\x05kinds\x18\x03 \x03(\tR\x05kinds\"\x80\x01\n" +
+	"\x05kinds\x18\x03 \x03(\tR\x05kinds\"\x96\x01\n" +
 	"\x0eHandoffRequest\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x127\n" +
-	"\amembers\x18\x03 \x03(\v2\x1d.orchestrix.cluster.wire.PeerR\amembers\"@\n" +
+	"\amembers\x18\x03 \x03(\v2\x1d.orchestrix.cluster.wire.PeerR\amembers\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"@\n" +
 	"\fHandoffReply\x12\x14\n" +
 	"\x05known\x18\x01 \x01(\bR\x05known\x12\x1a\n" +
 	"\breleased\x18\x02 \x01(\x05R\breleased\"E\n" +
