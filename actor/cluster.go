@@ -8,6 +8,7 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/internal/clusterseam"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 )
 
@@ -59,6 +60,7 @@ func (h *Handle[S, C, E]) clusterKind() clusterseam.Kind { return kindServer[S, 
 func (h *Handle[S, C, E]) localRetrying(ctx context.Context, cmd aggregate.Command[C]) (Result[E], error) {
 	res, err := h.dispatchLocal(ctx, cmd)
 	if err != nil && errors.Is(err, orchestrix.ErrVersionConflict) && ctx.Err() == nil {
+		telemetryhooks.MetricsOf(h.sys.cfg.Metrics).ClusterConflictRetry(h.kind)
 		res, err = h.dispatchLocal(ctx, cmd)
 	}
 	return res, err

@@ -33,12 +33,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/cluster"
 	"github.com/orchestrix/orchestrix/internal/pgtest"
 	"github.com/orchestrix/orchestrix/journal/postgres"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 const (
@@ -193,7 +196,12 @@ func runMember() int {
 	if err != nil {
 		return fail(err)
 	}
-	sys, err := actor.NewSystem(actor.Config{Journal: j, Logger: log})
+	reg := prometheus.NewRegistry()
+	metrics, err := telemetry.NewMetrics(reg)
+	if err != nil {
+		return fail(err)
+	}
+	sys, err := actor.NewSystem(actor.Config{Journal: j, Logger: log, Metrics: metrics})
 	if err != nil {
 		return fail(err)
 	}
@@ -213,6 +221,7 @@ func runMember() int {
 	m, err := cluster.Start(ctx, sys, cluster.Config{
 		Port: port, AutoManagedPort: amPort, Seeds: strings.Split(os.Getenv("OX_SEEDS"), ","),
 		RefreshTTL: refresh, RequestTimeout: 3 * time.Second, SettlePeriod: time.Second, Logger: log,
+		Metrics: metrics,
 	})
 	if err != nil {
 		return fail(err)
@@ -239,6 +248,9 @@ func runMember() int {
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
 		_, fenced := m.Fenced()
 		_ = json.NewEncoder(w).Encode(map[string]any{"address": m.Address(), "members": m.Members(), "fenced": fenced})
+	})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(gatherSeries(reg))
 	})
 	mux.HandleFunc("/owners", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
@@ -279,6 +291,42 @@ func runMember() int {
 		return fail(err)
 	}
 	return 0
+}
+
+// gatherSeries returns the counters and gauges of g by series name
+// ("name{label=value,…}", labels in Prometheus's order).
+func gatherSeries(g prometheus.Gatherer) map[string]float64 {
+	out := map[string]float64{}
+	fams, _ := g.Gather()
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			var ls []string
+			for _, l := range m.GetLabel() {
+				ls = append(ls, l.GetName()+"="+l.GetValue())
+			}
+			key := f.GetName()
+			if len(ls) > 0 {
+				key += "{" + strings.Join(ls, ",") + "}"
+			}
+			switch {
+			case m.GetCounter() != nil:
+				out[key] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[key] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+// metrics returns the member's counters and gauges (gatherSeries).
+func (mb *member) metrics(t *testing.T) map[string]float64 {
+	t.Helper()
+	var out map[string]float64
+	if err := mb.get("/metrics", nil, &out); err != nil {
+		t.Fatalf("metrics of member %s: %v", mb.address, err)
+	}
+	return out
 }
 
 // ---- the harness ----
@@ -702,6 +750,21 @@ func TestCluster(t *testing.T) {
 				t.Errorf("command %s is stored %d times, want once", c, counts[c])
 			}
 		}
+		// The cluster series moved: commands ran both locally and
+		// remotely, and each member counts the members it sees.
+		var local, remote float64
+		for i, mb := range ms {
+			s := mb.metrics(t)
+			local += s[`orchestrix_cluster_commands_total{kind=counter,route=local}`]
+			remote += s[`orchestrix_cluster_commands_total{kind=counter,route=remote}`]
+			if s["orchestrix_cluster_members"] != 3 || s["orchestrix_cluster_topology_changes_total"] < 1 {
+				t.Errorf("member %d: cluster_members %v, topology changes %v; want 3 and at least 1", i,
+					s["orchestrix_cluster_members"], s["orchestrix_cluster_topology_changes_total"])
+			}
+		}
+		if local == 0 || remote == 0 {
+			t.Errorf("cluster_commands_total: %v local, %v remote; want both above 0 after 30 commands through 3 members", local, remote)
+		}
 	})
 
 	t.Run("UnknownCommandTypeRejected", func(t *testing.T) {
@@ -1056,6 +1119,9 @@ func TestPausedMemberExecutesNothingQueued(t *testing.T) {
 	waitFor(t, 60*time.Second, "200 acknowledged commands after the resume", func() bool { return l.ackedCount() >= before+200 })
 	time.Sleep(2 * time.Second) // let requests queued at the victim reach it
 	l.stop()
+	if n := victim.metrics(t)[`orchestrix_cluster_self_fences_total{reason=paused}`]; n < 1 {
+		t.Errorf("the resumed member counts %v self-fences for a pause, want at least 1", n)
+	}
 	if len(l.failures) > 0 {
 		t.Errorf("%d commands failed, first: %s", len(l.failures), l.failures[0])
 	}
@@ -1140,5 +1206,9 @@ func TestGracefulLeaveUnderLoad(t *testing.T) {
 	if byLeaver == 0 {
 		t.Error("the leaving member executed no command before it left: it owned no id under load")
 	}
-	t.Logf("%d acknowledged, %d by the member that left", len(l.acked), byLeaver)
+	retries := 0.0
+	for _, mb := range ms[:2] {
+		retries += mb.metrics(t)[`orchestrix_cluster_not_owner_retries_total{kind=counter}`]
+	}
+	t.Logf("%d acknowledged, %d by the member that left; %v requests placed again by the others", len(l.acked), byLeaver, retries)
 }

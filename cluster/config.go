@@ -9,6 +9,8 @@ import (
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 // Config configures a member. Its zero value works: one member on
@@ -72,6 +74,12 @@ type Config struct {
 	// SettlePeriod is how long a fenced member waits after the last cause
 	// before it tries to serve again. Default 3×RefreshTTL, at least 1s.
 	SettlePeriod time.Duration
+
+	// Metrics receives the cluster series (orchestrix_cluster_*: members,
+	// topology changes, local and remote commands, not-owner retries,
+	// self-fences); give it the *telemetry.Metrics of actor.Config.Metrics,
+	// which records the version conflicts retried. Nil records nothing.
+	Metrics *telemetry.Metrics
 
 	// Logger receives the member's logs (protoactor-go's own below Warn
 	// are dropped). Default slog.Default().

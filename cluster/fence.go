@@ -139,10 +139,11 @@ func (m *Member) isOut() bool { return m.f.active() || m.leaving.Load() }
 // activation (in-flight appends finish; queued commands are refused and
 // placed again by their callers), and refuses every id from then on. Its
 // own callers go to the other members.
-func (m *Member) selfFence(reason string) {
+func (m *Member) selfFence(cause, reason string) {
 	if !m.f.trigger(reason) {
 		return
 	}
+	m.metrics.ClusterSelfFence(cause)
 	m.cfg.Logger.Warn("cluster: self-fenced: this member serves nothing until it has a fresh view", "reason", reason)
 	m.changeView(func(old *view, n uint64) *view {
 		if old == nil {
@@ -167,7 +168,7 @@ func (m *Member) watch() {
 		case <-t.C:
 		}
 		if gap, paused := m.f.tick(); paused {
-			m.selfFence(fmt.Sprintf("paused: no tick for %v (PauseThreshold %v)", gap.Round(time.Millisecond), m.cfg.PauseThreshold))
+			m.selfFence("paused", fmt.Sprintf("paused: no tick for %v (PauseThreshold %v)", gap.Round(time.Millisecond), m.cfg.PauseThreshold))
 		}
 		if _, ok := m.f.liftable(); ok && m.unfencing.CompareAndSwap(false, true) {
 			m.wg.Add(1)

@@ -55,7 +55,7 @@ func (m *Member) Admit(kind, id string) error {
 	if gap, paused := m.f.stale(); paused {
 		// Checked here, on the serving path itself: a request read right
 		// after the process resumes is refused before the ticker runs.
-		m.selfFence(fmt.Sprintf("paused: no tick for %v (PauseThreshold %v)", gap.Round(time.Millisecond), m.cfg.PauseThreshold))
+		m.selfFence("paused", fmt.Sprintf("paused: no tick for %v (PauseThreshold %v)", gap.Round(time.Millisecond), m.cfg.PauseThreshold))
 		return errNotServing
 	}
 	v := m.cur.Load()
@@ -88,7 +88,9 @@ func (m *Member) await(ctx context.Context, kind, id string) error {
 func (m *Member) onTopology(t *protocluster.ClusterTopology) {
 	m.cfg.Logger.Info("cluster: topology changed", "members", len(t.Members),
 		"joined", len(t.Joined), "left", len(t.Left))
+	m.metrics.ClusterTopology(len(t.Members))
 	if reason, below := belowMajority(len(t.Members), m.cfg.ExpectedMembers); below && m.f.trigger(reason) {
+		m.metrics.ClusterSelfFence("majority")
 		m.cfg.Logger.Warn("cluster: self-fenced: this member serves nothing until it has a fresh view", "reason", reason)
 	}
 	m.changeView(func(old *view, n uint64) *view {

@@ -21,6 +21,7 @@ import (
 	"github.com/orchestrix/orchestrix/cluster/internal/wire"
 	"github.com/orchestrix/orchestrix/internal/clusterseam"
 	"github.com/orchestrix/orchestrix/internal/protosys"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 )
 
@@ -49,6 +50,7 @@ type Member struct {
 	epochs  uint64 // views published so far (under vmu)
 	closing bool   // under vmu: no more background work is started
 
+	metrics   telemetryhooks.Metrics
 	f         *fence      // the self-fence
 	unfencing atomic.Bool // an attempt to lift the fence is running
 	leaving   atomic.Bool // Shutdown has begun
@@ -88,7 +90,8 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 	if s, ok := j.(journal.Shared); !ok || !s.Shared() {
 		return nil, fmt.Errorf("%w: %T keeps its events in one process (use journal/postgres)", ErrJournalNotShared, j)
 	}
-	m := &Member{cfg: cfg, sys: sys, proto: protosys.Of(sys), kinds: clusterseam.Kinds(sys)}
+	m := &Member{cfg: cfg, sys: sys, proto: protosys.Of(sys), kinds: clusterseam.Kinds(sys),
+		metrics: telemetryhooks.MetricsOf(cfg.Metrics)}
 	m.bg, m.stopBG = context.WithCancel(context.Background())
 	origin := time.Now()
 	m.f = newFence(func() time.Duration { return time.Since(origin) }, cfg.PauseThreshold, cfg.SettlePeriod)
@@ -233,7 +236,7 @@ const (
 // call runs the request loop: place, send, and retry what was not
 // delivered with backoff until ctx ends. local runs on this member when it
 // is the owner; send makes one request to the owner at addr.
-func (m *Member) call(ctx context.Context, kind, id string, local func(context.Context) error,
+func (m *Member) call(ctx context.Context, kind, id string, command bool, local func(context.Context) error,
 	send func(ctx context.Context, addr string) (attempt, error)) (ranLocally bool, err error) {
 	backoff := m.cfg.RetryBackoff
 	for {
@@ -245,6 +248,9 @@ func (m *Member) call(ctx context.Context, kind, id string, local func(context.C
 			}
 			err = local(ctx)
 			if !errors.Is(err, clusterseam.ErrReleased) {
+				if command {
+					m.metrics.ClusterCommand(kind, false)
+				}
 				return true, err
 			}
 			// This member released the activation meanwhile (the id
@@ -253,9 +259,13 @@ func (m *Member) call(ctx context.Context, kind, id string, local func(context.C
 			var a attempt
 			a, err = send(ctx, addr)
 			if a != notDelivered {
+				if command {
+					m.metrics.ClusterCommand(kind, true)
+				}
 				return false, err
 			}
 		}
+		m.metrics.ClusterNotOwnerRetry(kind)
 		jitter := time.Duration(rand.Int64N(int64(backoff)/2 + 1))
 		t := time.NewTimer(backoff/2 + jitter)
 		select {
@@ -326,7 +336,7 @@ func (m *Member) Command(ctx context.Context, kind, id, commandID string, cmd []
 	local func(context.Context) error) (clusterseam.CommandReply, bool, error) {
 	var out clusterseam.CommandReply
 	req := &wire.CommandRequest{Kind: kind, AggregateId: id, CommandId: commandID, Command: cmd}
-	ranLocally, err := m.call(ctx, kind, id, local, func(ctx context.Context, addr string) (attempt, error) {
+	ranLocally, err := m.call(ctx, kind, id, true, local, func(ctx context.Context, addr string) (attempt, error) {
 		v, a, err := m.request(ctx, addr, req)
 		if err != nil {
 			return a, err
@@ -349,7 +359,7 @@ func (m *Member) State(ctx context.Context, kind, id string, at bool, version ui
 	local func(context.Context) error) (clusterseam.StateReply, bool, error) {
 	var out clusterseam.StateReply
 	req := &wire.StateRequest{Kind: kind, AggregateId: id, At: at, Version: version}
-	ranLocally, err := m.call(ctx, kind, id, local, func(ctx context.Context, addr string) (attempt, error) {
+	ranLocally, err := m.call(ctx, kind, id, false, local, func(ctx context.Context, addr string) (attempt, error) {
 		v, a, err := m.request(ctx, addr, req)
 		if err != nil {
 			if a == unknown {

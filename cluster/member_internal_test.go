@@ -6,16 +6,23 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	proto "github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/cluster/internal/wire"
 	"github.com/orchestrix/orchestrix/internal/clusterseam"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal/mem"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 func TestConfigZeroValueIsValid(t *testing.T) {
@@ -205,4 +212,62 @@ func TestMember_AdmitRefusesRightAfterAPause(t *testing.T) {
 		t.Fatalf("Admit while fenced: %v", err)
 	}
 	m.wg.Wait()
+}
+
+// The request loop counts where each command ran and every request it
+// placed again.
+func TestMember_CallCountsRoutesAndRetries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics, err := telemetry.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &manualClock{}
+	cfg := Config{RetryBackoff: time.Millisecond, MaxRetryBackoff: time.Millisecond}.withDefaults()
+	m := &Member{cfg: cfg, proto: proto.NewActorSystem(), metrics: telemetryhooks.MetricsOf(metrics),
+		f: newFence(c.now, cfg.PauseThreshold, cfg.SettlePeriod)}
+	self := peer{id: "a", addr: m.addr(), kinds: []string{"counter"}}
+	other := peer{id: "b", addr: "other:1", kinds: []string{"counter"}}
+	ep := newEpoch(1)
+	ep.ok.Store(true)
+	close(ep.settled)
+	v := &view{self: self.addr, pl: newPlacement([]peer{self, other}), ep: ep}
+	m.cur.Store(v)
+	var mine, theirs string
+	for i := 0; mine == "" || theirs == ""; i++ {
+		id := fmt.Sprint("id-", i)
+		if v.owns("counter", id) {
+			mine = id
+		} else {
+			theirs = id
+		}
+	}
+	ctx := context.Background()
+	sends := 0
+	send := func(ctx context.Context, addr string) (attempt, error) {
+		if sends++; sends == 1 {
+			return notDelivered, ErrNotOwner
+		}
+		return delivered, nil
+	}
+	local := func(context.Context) error { return nil }
+	if ranLocally, err := m.call(ctx, "counter", theirs, true, local, send); ranLocally || err != nil || sends != 2 {
+		t.Fatalf("remote call: ranLocally %v, err %v, %d sends; want one retry then a reply", ranLocally, err, sends)
+	}
+	if ranLocally, err := m.call(ctx, "counter", mine, true, local, send); !ranLocally || err != nil {
+		t.Fatalf("local call: ranLocally %v, err %v", ranLocally, err)
+	}
+	want := `
+# HELP orchestrix_cluster_commands_total Commands sent through this cluster member, by aggregate kind and where they ran (local or remote).
+# TYPE orchestrix_cluster_commands_total counter
+orchestrix_cluster_commands_total{kind="counter",route="local"} 1
+orchestrix_cluster_commands_total{kind="counter",route="remote"} 1
+# HELP orchestrix_cluster_not_owner_retries_total Requests placed again because they were not delivered (not the owner, no owner, dead letter, released), by aggregate kind.
+# TYPE orchestrix_cluster_not_owner_retries_total counter
+orchestrix_cluster_not_owner_retries_total{kind="counter"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"orchestrix_cluster_commands_total", "orchestrix_cluster_not_owner_retries_total"); err != nil {
+		t.Fatal(err)
+	}
 }
