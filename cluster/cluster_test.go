@@ -1122,6 +1122,13 @@ func TestPausedMemberExecutesNothingQueued(t *testing.T) {
 	if n := victim.metrics(t)[`orchestrix_cluster_self_fences_total{reason=paused}`]; n < 1 {
 		t.Errorf("the resumed member counts %v self-fences for a pause, want at least 1", n)
 	}
+	// Its peers dropped it while it was stopped, and protoactor-go blocks
+	// a member that left for good: they do not count it any more, so it
+	// must stay fenced (its settle period has passed several times).
+	var ready struct{ Fenced bool }
+	if err := victim.get("/ready", nil, &ready); err != nil || !ready.Fenced {
+		t.Errorf("the resumed member, which its peers blocked, is not fenced any more (err %v)", err)
+	}
 	if len(l.failures) > 0 {
 		t.Errorf("%d commands failed, first: %s", len(l.failures), l.failures[0])
 	}

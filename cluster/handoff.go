@@ -191,6 +191,7 @@ func (m *Member) handoffRound(v *view) bool {
 // handoff sends req to the member at addr until it acknowledges it as a
 // member of its view, or ctx ends.
 func (m *Member) handoff(ctx context.Context, addr string, req *wire.HandoffRequest) error {
+	backoff := m.cfg.RetryBackoff
 	for {
 		v, _, err := m.request(ctx, addr, req)
 		if err == nil {
@@ -204,13 +205,14 @@ func (m *Member) handoff(ctx context.Context, addr string, req *wire.HandoffRequ
 				err = fmt.Errorf("cluster: member %s does not count this member yet", addr)
 			}
 		}
-		t := time.NewTimer(m.cfg.RetryBackoff)
+		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return err
 		case <-t.C:
 		}
+		backoff = min(2*backoff, m.cfg.MaxRetryBackoff)
 	}
 }
 
