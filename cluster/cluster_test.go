@@ -262,9 +262,17 @@ func runMember() int {
 	})
 	mux.HandleFunc("/send", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+		timeout := 15 * time.Second
+		if d, err := time.ParseDuration(q.Get("timeout")); err == nil {
+			timeout = d
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
-		var c command = add{N: 1, SentAt: time.Now().UnixNano()}
+		sentAt := time.Now().UnixNano()
+		if n, err := strconv.ParseInt(q.Get("sent"), 10, 64); err == nil {
+			sentAt = n // the caller's own send time
+		}
+		var c command = add{N: 1, SentAt: sentAt}
 		if q.Get("bogus") == "1" {
 			c = bogus{}
 		}
@@ -1098,23 +1106,70 @@ func TestPausedMemberExecutesNothingQueued(t *testing.T) {
 	needCluster(t)
 	dsn := pgtest.DSN(t)
 	h := newHarness(t, dsn, 3)
-	ms := []*member{h.start(0, false), h.start(1, false), h.start(2, false, "OX_DECIDE_DELAY_MS=50")}
+	ms := []*member{h.start(0, false), h.start(1, false), h.start(2, false, "OX_DECIDE_DELAY_MS=200")}
 	for i, mb := range ms {
 		mb.waitMembers(t, 3, fmt.Sprintf("member %d", i))
 	}
 	victim := ms[2]
 	const nIDs = 30
+	var owners []string
+	if err := ms[0].get("/owners", url.Values{"n": {strconv.Itoa(nIDs)}}, &owners); err != nil {
+		t.Fatal(err)
+	}
+	var victimIDs []string
+	for k, o := range owners {
+		if o == victim.address {
+			victimIDs = append(victimIDs, "id-"+strconv.Itoa(k))
+		}
+	}
+	if len(victimIDs) == 0 {
+		t.Fatalf("the victim owns none of %d ids", nIDs)
+	}
 	l := startLoad(t, "pause", 16, nIDs, func(k int) *member { return ms[k%2] })
 	waitFor(t, 60*time.Second, "100 acknowledged commands before the pause", func() bool { return l.ackedCount() >= 100 })
 	stopAt := time.Now()
 	if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// Probes: while the victim is stopped, commands sent through the
+	// victim itself (they wait in its HTTP listener's queue and carry the
+	// probe's send time). When it resumes, its own path must not run them
+	// (a fenced member places its own callers' commands on the others).
+	var probes sync.WaitGroup
+	var probeMu sync.Mutex
+	var probeAcked []string
+	var probeOpen [][2]string
+	const nProbes = 16
+	for g := range nProbes {
+		probes.Add(1)
+		go func() {
+			defer probes.Done()
+			id, cmdID := victimIDs[g%len(victimIDs)], fmt.Sprintf("probe-%d", g)
+			var r sendReply
+			q := url.Values{"id": {id}, "cmd": {cmdID}, "sent": {strconv.FormatInt(time.Now().UnixNano(), 10)}}
+			err := victim.get("/send", q, &r)
+			probeMu.Lock()
+			defer probeMu.Unlock()
+			if err == nil && r.OK {
+				probeAcked = append(probeAcked, cmdID)
+			} else {
+				probeOpen = append(probeOpen, [2]string{id, cmdID})
+				// A fenced member places its own callers' commands on
+				// the others: none fails (one the stale member ran
+				// could fail with a version conflict).
+				t.Errorf("probe %s to %s through the stopped member failed: %v %s", cmdID, id, err, r.Err)
+			}
+		}()
+	}
 	time.Sleep(10 * time.Second) // the scenario: a 10 s pause
 	contAt := time.Now()
 	if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
+	probes.Wait()
+	l.mu.Lock()
+	l.acked = append(l.acked, probeAcked...)
+	l.mu.Unlock()
 	before := l.ackedCount()
 	waitFor(t, 60*time.Second, "200 acknowledged commands after the resume", func() bool { return l.ackedCount() >= before+200 })
 	time.Sleep(2 * time.Second) // let requests queued at the victim reach it
@@ -1132,7 +1187,7 @@ func TestPausedMemberExecutesNothingQueued(t *testing.T) {
 	if len(l.failures) > 0 {
 		t.Errorf("%d commands failed, first: %s", len(l.failures), l.failures[0])
 	}
-	for k, u := range l.unknown {
+	for k, u := range append(l.unknown, probeOpen...) {
 		if r := ms[k%2].send(t, u[0], u[1], false); !r.OK {
 			t.Fatalf("retry of %s (outcome unknown) to %s: %s", u[1], u[0], r.Err)
 		}
@@ -1160,7 +1215,8 @@ func TestPausedMemberExecutesNothingQueued(t *testing.T) {
 			t.Errorf("acknowledged command %s is not stored", c)
 		}
 	}
-	t.Logf("%d acknowledged, %d outcome unknown (retried, stored once)", len(l.acked), len(l.unknown))
+	t.Logf("%d acknowledged, %d outcome unknown (retried, stored once), %d of %d probes sent through the stopped member acknowledged",
+		len(l.acked), len(l.unknown), len(probeAcked), nProbes)
 }
 
 // SIGTERM of a member under load from the other members: it deregisters,
