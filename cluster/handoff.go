@@ -237,7 +237,7 @@ func (m *Member) serveHandoff(req *wire.HandoffRequest) *wire.HandoffReply {
 		m.vmu.Unlock()
 		return &wire.HandoffReply{Known: false}
 	}
-	m.cur.Store(v.withClaim(claim{addr: addr, epoch: req.GetEpoch(), pl: placementOf(req.GetMembers())}))
+	m.cur.Store(v.withClaim(claim{id: req.GetMemberId(), addr: addr, epoch: req.GetEpoch(), pl: placementOf(req.GetMembers())}))
 	m.vmu.Unlock()
 	ctx, cancel := context.WithTimeout(m.bg, m.cfg.RequestTimeout)
 	defer cancel()

@@ -271,3 +271,39 @@ orchestrix_cluster_not_owner_retries_total{kind="counter"} 1
 		t.Fatal(err)
 	}
 }
+
+// A handoff claim redirects the ids its requester owns in its own view;
+// a newer claim of the same member replaces the older one, an older one is
+// ignored, and a view change drops them all.
+func TestView_Claims(t *testing.T) {
+	a := peer{id: "a", addr: "a:1", kinds: []string{"k"}}
+	b := peer{id: "b", addr: "b:1", kinds: []string{"k"}}
+	v := &view{self: a.addr, pl: newPlacement([]peer{a, b}), ep: newEpoch(1)}
+	var mine string
+	for i := 0; mine == ""; i++ {
+		if id := fmt.Sprint("id-", i); v.owns("k", id) {
+			mine = id
+		}
+	}
+	// b, seeing only itself, owns everything in its view: it claims mine.
+	wide := v.withClaim(claim{id: b.id, addr: b.addr, epoch: 5, pl: newPlacement([]peer{b})})
+	if wide.owns("k", mine) || wide.owner("k", mine) != b.addr {
+		t.Fatalf("a claim of b should send %s to b, owner %q", mine, wide.owner("k", mine))
+	}
+	// b's newer view has both members: its claim no longer covers mine.
+	narrow := wide.withClaim(claim{id: b.id, addr: b.addr, epoch: 6, pl: newPlacement([]peer{a, b})})
+	if !narrow.owns("k", mine) || len(narrow.claims) != 1 {
+		t.Fatalf("b's newer claim should replace the older: owns %v, %d claims", narrow.owns("k", mine), len(narrow.claims))
+	}
+	if stale := narrow.withClaim(claim{id: b.id, addr: b.addr, epoch: 5, pl: newPlacement([]peer{b})}); stale != narrow {
+		t.Fatal("an older claim of the same member must be ignored")
+	}
+	if next := wide.next(2, wide.pl); !next.owns("k", mine) || len(next.claims) != 0 {
+		t.Fatal("a view change drops the claims")
+	}
+	// The previous view keeps its claims: an id claimed away before the
+	// change is not served before the new epoch's round ends.
+	if next := wide.next(2, wide.pl); next.prev.owns("k", mine) || next.ready("k", mine) {
+		t.Fatal("an id claimed away in the previous view must wait for the new round")
+	}
+}

@@ -66,9 +66,9 @@ func score(id, addr string) uint32 {
 // to it, and this member refuses them (and sends its own callers there)
 // until its view changes.
 type claim struct {
-	addr  string
-	epoch uint64 // the requester's epoch: only its newest claim counts
-	pl    placement
+	id, addr string // the requester's member id and address
+	epoch    uint64 // the requester's epoch: only its newest claim counts
+	pl       placement
 }
 
 // epoch is the handoff round of one view: settled is closed when every
@@ -195,13 +195,14 @@ func (v *view) next(n uint64, pl placement) *view {
 }
 
 // withClaim returns a copy of v (same epoch) that grants c, in place of
-// an older claim of the same member; it returns v when that member already
-// has a newer claim.
+// an older claim of the same member (by member id: a member restarted at
+// the same address numbers its epochs afresh); it returns v when that
+// member already has a newer claim.
 func (v *view) withClaim(c claim) *view {
 	nv := *v
 	nv.claims = make([]claim, 0, len(v.claims)+1)
 	for _, old := range v.claims {
-		if old.addr != c.addr {
+		if old.id != c.id {
 			nv.claims = append(nv.claims, old)
 		} else if old.epoch > c.epoch {
 			return v
