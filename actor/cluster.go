@@ -8,6 +8,7 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/internal/clusterseam"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 )
 
@@ -17,7 +18,11 @@ import (
 // local path, unchanged) or another member (the wire).
 
 // clusterRouter boxes the attached router for an atomic pointer.
-type clusterRouter struct{ r clusterseam.Router }
+// admit is r's optional admission check (nil when r has none).
+type clusterRouter struct {
+	r     clusterseam.Router
+	admit clusterseam.Admitter
+}
 
 func init() {
 	clusterseam.Attach = func(sys any, r clusterseam.Router) error {
@@ -26,7 +31,9 @@ func init() {
 			s.cluster.Store(nil)
 			return nil
 		}
-		if !s.cluster.CompareAndSwap(nil, &clusterRouter{r: r}) {
+		cr := &clusterRouter{r: r}
+		cr.admit, _ = r.(clusterseam.Admitter)
+		if !s.cluster.CompareAndSwap(nil, cr) {
 			return errors.New("actor: a cluster member is already running on this system")
 		}
 		return nil
@@ -53,6 +60,7 @@ func (h *Handle[S, C, E]) clusterKind() clusterseam.Kind { return kindServer[S, 
 func (h *Handle[S, C, E]) localRetrying(ctx context.Context, cmd aggregate.Command[C]) (Result[E], error) {
 	res, err := h.dispatchLocal(ctx, cmd)
 	if err != nil && errors.Is(err, orchestrix.ErrVersionConflict) && ctx.Err() == nil {
+		telemetryhooks.MetricsOf(h.sys.cfg.Metrics).ClusterConflictRetry(h.kind)
 		res, err = h.dispatchLocal(ctx, cmd)
 	}
 	return res, err

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrix/orchestrix"
@@ -15,6 +16,7 @@ import (
 	"github.com/orchestrix/orchestrix/internal/banktest"
 	"github.com/orchestrix/orchestrix/internal/clusterseam"
 	"github.com/orchestrix/orchestrix/journal/mem"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 func encodableAccounts() aggregate.Definition[banktest.Account, banktest.Command, banktest.Event] {
@@ -208,4 +210,77 @@ func TestClusterRelease_DrainsInFlightAndRefusesQueued(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(2), v)
 	require.Equal(t, int64(3), st.Balance, "the queued command did not run")
+}
+
+// admittingRouter runs everything locally but admits only the ids in ok.
+type admittingRouter struct {
+	localRouter
+	ok map[string]bool
+}
+
+func (r *admittingRouter) Admit(kind, id string) error {
+	if kind != "account" {
+		return fmt.Errorf("unexpected kind %q: %w", kind, clusterseam.ErrReleased)
+	}
+	if !r.ok[id] {
+		return fmt.Errorf("not admitted: %w", clusterseam.ErrReleased)
+	}
+	return nil
+}
+
+// A router that implements clusterseam.Admitter is asked before a command
+// or state read reaches an activation, also when the activation exists:
+// a refused id runs nothing and the caller's error matches ErrReleased.
+func TestClusterModeAsksTheAdmitter(t *testing.T) {
+	ctx := ctxT(t)
+	sysA, _, a, _ := twoSystems(t)
+	r := &admittingRouter{ok: map[string]bool{"in": true}}
+	require.NoError(t, clusterseam.Attach(sysA, r))
+	t.Cleanup(func() { _ = clusterseam.Attach(sysA, nil) })
+	_, err := a.Send(ctx, "in", banktest.OpenAccount{Owner: "ada"})
+	require.NoError(t, err)
+	_, err = a.Send(ctx, "out", banktest.OpenAccount{Owner: "bob"})
+	require.ErrorIs(t, err, clusterseam.ErrReleased)
+	_, _, err = a.State(ctx, "out")
+	require.ErrorIs(t, err, clusterseam.ErrReleased)
+
+	r.ok["in"] = false // the activation of "in" exists: still refused
+	_, err = a.Send(ctx, "in", banktest.Deposit{Amount: 1})
+	require.ErrorIs(t, err, clusterseam.ErrReleased)
+	_, err = clusterseam.Kinds(sysA)["account"].Release(ctx, nil)
+	require.NoError(t, err)
+	r.ok["in"] = true
+	_, v, err := a.State(ctx, "in")
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), v, "the refused deposit did not run")
+}
+
+// A version conflict retried on fresh state in cluster mode is counted in
+// orchestrix_cluster_conflicts_retried_total.
+func TestClusterModeCountsTheConflictRetried(t *testing.T) {
+	ctx := ctxT(t)
+	j, err := mem.New(mem.Config{})
+	require.NoError(t, err)
+	reg := prometheus.NewRegistry()
+	metrics, err := telemetry.NewMetrics(reg)
+	require.NoError(t, err)
+	sysA, err := actor.NewSystem(actor.Config{Journal: j, Metrics: metrics})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sysA.Close() })
+	sysB, err := actor.NewSystem(actor.Config{Journal: j})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sysB.Close() })
+	a, err := actor.Register(sysA, encodableAccounts())
+	require.NoError(t, err)
+	b, err := actor.Register(sysB, encodableAccounts())
+	require.NoError(t, err)
+	_, err = a.Send(ctx, "acc", banktest.OpenAccount{Owner: "ada"})
+	require.NoError(t, err)
+	_, err = b.Send(ctx, "acc", banktest.Deposit{Amount: 5}) // a is stale now
+	require.NoError(t, err)
+	require.NoError(t, clusterseam.Attach(sysA, &localRouter{}))
+	t.Cleanup(func() { _ = clusterseam.Attach(sysA, nil) })
+	_, err = a.Send(ctx, "acc", banktest.Deposit{Amount: 1})
+	require.NoError(t, err)
+	require.Equal(t, 1.0, sample(t, reg, "orchestrix_cluster_conflicts_retried_total", "kind", "account"))
 }

@@ -132,7 +132,7 @@ func Register[S, C, E any](sys *System, def aggregate.Definition[S, C, E]) (*Han
 		return nil, fmt.Errorf("%w: %q", ErrAlreadyRegistered, def.Kind)
 	}
 	h := &Handle[S, C, E]{sys: sys, def: aggexec.Of(def), kind: def.Kind}
-	h.routes = newRouter()
+	h.routes = newRouter(def.Kind)
 	h.props = proto.PropsFromProducer(func() proto.Actor { return &aggActor[S, C, E]{h: h} },
 		proto.WithMailbox(proto.UnboundedLockfree()))
 	sys.kinds[def.Kind] = h
@@ -286,6 +286,7 @@ const numShards = 256
 // its shard's read lock only to find the PID (and the write lock only to
 // spawn), then goes straight to the aggregate's mailbox.
 type router struct {
+	kind   string // the aggregate kind, for the cluster's admission check
 	seed   maphash.Seed
 	shards [numShards]shard
 	active atomic.Int64
@@ -316,8 +317,8 @@ type entry struct {
 	passivating atomic.Bool
 }
 
-func newRouter() *router {
-	r := &router{seed: maphash.MakeSeed()}
+func newRouter(kind string) *router {
+	r := &router{kind: kind, seed: maphash.MakeSeed()}
 	for i := range r.shards {
 		r.shards[i].m = make(map[string]*entry)
 	}
@@ -340,6 +341,10 @@ func (s *System) route(r *router, id string, msg any, props *proto.Props, maxAct
 		sh.mu.RUnlock()
 		return errClosedSend
 	}
+	if err := s.admit(r, id); err != nil {
+		sh.mu.RUnlock()
+		return err
+	}
 	if e := sh.m[id]; e != nil {
 		e.sent.Add(1)
 		e.send(msg)
@@ -352,6 +357,10 @@ func (s *System) route(r *router, id string, msg any, props *proto.Props, maxAct
 	if s.closed.Load() {
 		sh.mu.Unlock()
 		return errClosedSend
+	}
+	if err := s.admit(r, id); err != nil {
+		sh.mu.Unlock()
+		return err
 	}
 	e := sh.m[id]
 	spawned := false
@@ -373,6 +382,16 @@ func (s *System) route(r *router, id string, msg any, props *proto.Props, maxAct
 		if n := r.active.Add(1); maxActive > 0 && n > int64(maxActive) {
 			s.evictOne(r, e)
 		}
+	}
+	return nil
+}
+
+// admit asks the attached cluster router, if it checks admission, whether
+// this member may route a message to the activation of id. Called under
+// the shard's lock (see clusterseam.Admitter).
+func (s *System) admit(r *router, id string) error {
+	if cr := s.cluster.Load(); cr != nil && cr.admit != nil {
+		return cr.admit.Admit(r.kind, id)
 	}
 	return nil
 }

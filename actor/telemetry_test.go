@@ -179,9 +179,10 @@ func TestSystem_Metrics_LabelsNeverCarryAggregateIDs(t *testing.T) {
 		}
 	}
 	// However many aggregates there are: one series per outcome, one
-	// for each of the six other per-kind metrics, and the two journal
-	// histograms.
-	assert.Equal(t, 11+6+2, series)
+	// for each of the six other per-kind metrics, the two journal
+	// histograms, and the two unlabelled cluster series (members,
+	// topology changes).
+	assert.Equal(t, 11+6+2+2, series)
 }
 
 // tracingEnv starts a system whose spans go to a span recorder.

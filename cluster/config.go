@@ -11,6 +11,7 @@ import (
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 // Config configures a member. Its zero value works: one member on
@@ -61,6 +62,35 @@ type Config struct {
 	// means orchestrix.SystemClock.
 	Clock orchestrix.Clock
 
+	// HandoffTimeout bounds the handoff round after a view change: how
+	// long this member waits for the other members to acknowledge that
+	// they released the ids it gained, before it serves those ids anyway
+	// (the journal's version check is then the only fence). Commands for
+	// the gained ids wait meanwhile. Default 3s.
+	HandoffTimeout time.Duration
+
+	// PauseThreshold: a member that finds it did not run for longer than
+	// this (a ticker's last tick is older; checked on the serving path
+	// too) fences itself: its peers may have moved its ids meanwhile. Keep
+	// it below the provider's failure detection time (automanaged: its 2s
+	// health-check timeout), so that any pause long enough for peers to
+	// drop this member is seen. Default 1s.
+	PauseThreshold time.Duration
+	// ExpectedMembers is the configured size of the cluster: a member that
+	// sees fewer than a majority of it (ExpectedMembers/2+1, itself
+	// included) fences itself. Default len(Seeds) with automanaged; with
+	// another Provider the default 0 turns the check off.
+	ExpectedMembers int
+	// SettlePeriod is how long a fenced member waits after the last cause
+	// before it tries to serve again. Default 3×RefreshTTL, at least 1s.
+	SettlePeriod time.Duration
+
+	// Metrics receives the cluster series (orchestrix_cluster_*: members,
+	// topology changes, local and remote commands, not-owner retries,
+	// self-fences); give it the *telemetry.Metrics of actor.Config.Metrics,
+	// which records the version conflicts retried. Nil records nothing.
+	Metrics *telemetry.Metrics
+
 	// Logger receives the member's logs (protoactor-go's own below Warn
 	// are dropped). Default slog.Default().
 	Logger *slog.Logger
@@ -83,12 +113,16 @@ func (c Config) Validate() error {
 		}
 	}
 	for name, d := range map[string]time.Duration{"RefreshTTL": c.RefreshTTL, "RequestTimeout": c.RequestTimeout,
-		"RetryBackoff": c.RetryBackoff, "MaxRetryBackoff": c.MaxRetryBackoff} {
+		"RetryBackoff": c.RetryBackoff, "MaxRetryBackoff": c.MaxRetryBackoff,
+		"HandoffTimeout": c.HandoffTimeout, "PauseThreshold": c.PauseThreshold, "SettlePeriod": c.SettlePeriod} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("negative Config.%s: %v", name, d))
 		}
 	}
 	errs = append(errs, validateSingletons(c.Singletons)...)
+	if c.ExpectedMembers < 0 {
+		errs = append(errs, fmt.Errorf("negative Config.ExpectedMembers: %d", c.ExpectedMembers))
+	}
 	if c.RetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.RetryBackoff > c.MaxRetryBackoff {
 		errs = append(errs, fmt.Errorf("Config.RetryBackoff %v is above MaxRetryBackoff %v", c.RetryBackoff, c.MaxRetryBackoff))
 	}
@@ -125,6 +159,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryBackoff > c.MaxRetryBackoff {
 		c.MaxRetryBackoff = c.RetryBackoff
+	}
+	if c.PauseThreshold == 0 {
+		c.PauseThreshold = time.Second
+	}
+	if c.ExpectedMembers == 0 && c.Provider == nil {
+		c.ExpectedMembers = len(c.Seeds)
+	}
+	if c.SettlePeriod == 0 {
+		c.SettlePeriod = max(3*c.RefreshTTL, time.Second)
+	}
+	if c.HandoffTimeout == 0 {
+		c.HandoffTimeout = 3 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

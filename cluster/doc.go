@@ -13,7 +13,7 @@
 //		Host: "10.0.0.5", Port: 7000, AutoManagedPort: 6330,
 //		Seeds: []string{"10.0.0.5:6330", "10.0.0.6:6330", "10.0.0.7:6330"},
 //	})
-//	defer m.Close()
+//	defer m.Shutdown(context.Background()) // graceful leave; see Leaving
 //	res, err := accounts.Send(ctx, "acc-1", Deposit{Amount: 5}) // from any member
 //
 // From then on Handle.Send, Dispatch, Tell, State and StateAt work
@@ -68,26 +68,109 @@
 //     rejection's own domain error does not cross members: it matches
 //     aggregate.ErrRejected, not the domain sentinel.
 //
-// # The fence, and its limits
+// # One writer per id: what is guaranteed, and how
 //
-// protoactor-go's cluster gives no single-activation guarantee, and this
-// package does not add one yet: while views differ during a topology
-// change, and on a member that was paused and resumed, two activations of
-// one aggregate can accept commands. The journal's expected-version check
-// is the only fence: each activation appends at the version it decided
-// on, so one of two competing appends fails with a version conflict, the
-// histories never interleave, and nothing acknowledged is stored twice or
-// lost. What is NOT done yet:
+// protoactor-go's cluster gives no single-activation guarantee (its
+// activator activates whatever it is asked and poisons moved actors
+// without waiting). This package keeps one writer per id with three
+// layers, each covering what the one before cannot:
 //
-//   - Self-fence: a member that was paused, lost the majority, or was
-//     blocked by its peers keeps serving its activations (their writes are
-//     fenced; their reads of State may be stale) until it notices.
-//   - Graceful leave: Close deregisters and stops the remote endpoint
-//     without handing activations off or draining in-flight work; callers
-//     may see unknown outcomes for requests to a leaving member.
-//   - Moved activations are not stopped and drained before the new owner
-//     takes writes (the version check fences them).
-//   - Metrics of members, topology changes and remote calls.
+//  1. Handoff on every view change. A member publishes its new view at
+//     once: from then on it refuses what it no longer owns, and it
+//     releases those activations (in-flight appends finish, the final
+//     snapshot is saved, commands queued behind them are refused as not
+//     delivered and placed again by their callers). It then asks every
+//     other member of its new view to do the same for the ids it owns in
+//     that view (a handoff round: the request carries the sender's view;
+//     the receiver releases those ids, refuses them and sends its own
+//     callers for them to the sender until its own view changes, and
+//     answers once the released activations have stopped). Until the
+//     round has ended, the member serves only the ids it already owned in
+//     the previous view; commands for the ids it gained wait, at most
+//     Config.HandoffTimeout. The admission check that refuses ids runs
+//     under the same routing lock under which a release sends its stops,
+//     so no command admitted under an old view escapes the drain.
+//  2. Self-fence. A member that finds it did not run for longer than
+//     Config.PauseThreshold (the last tick of a ticker is older; checked on
+//     the serving path itself, so a request read right after the process
+//     resumes is refused before the ticker runs again), or that sees fewer
+//     than a majority of Config.ExpectedMembers, stops every activation and
+//     refuses every id (NOT_OWNER: callers elsewhere place the command
+//     again; its own callers go to the other members). It serves again
+//     only when Config.SettlePeriod has passed since the last cause, its
+//     view holds a majority, and every other member of its view answered a
+//     handoff round counting it as a member. Fenced reports the state, for
+//     health checks.
+//  3. The journal's expected-version check, the last fence: each
+//     activation appends at the version it decided on, so of two competing
+//     appends one fails with a version conflict (the activation drops its
+//     state and the command is retried once on fresh state), histories
+//     never interleave, and nothing acknowledged is stored twice or lost.
+//
+// The limits, plainly:
+//
+//   - A handoff needs both members to see each other. A member its peers
+//     do not count yet (joining) does not get its ids released by them
+//     until they see it; it waits up to HandoffTimeout and then serves
+//     anyway, and a member that did not answer in time (but is still in
+//     the view) may keep serving the ids it lost until its own view
+//     changes: for those windows the version check (3) is the only fence.
+//     Views that disagree for long (an asymmetric partition) can bounce
+//     an id between members; every bounce is a handoff or a fenced write.
+//   - Commands already in an activation's mailbox when the process was
+//     paused run when it resumes (the release drains them); if the id moved
+//     meanwhile, their append is refused by the version check (3).
+//     Commands that reached the member after the pause are not executed.
+//   - Pauses shorter than PauseThreshold are not seen. Keep it below the
+//     provider's failure detection time (automanaged: its 2s health-check
+//     timeout), so that any pause long enough for peers to drop the member
+//     is seen. A starved process can fence itself without having been
+//     stopped: that costs availability (SettlePeriod plus a round), not
+//     safety.
+//   - Blocked by its peers: protoactor-go at the pinned version does not
+//     tell a member that it was blocked (the endpoint writer ignores
+//     ConnectResponse.Blocked, a TODO upstream, and ClusterTopology.Blocked
+//     is never filled), so it cannot be detected directly. Peers block a
+//     member that left their view (it missed a health check, e.g. while
+//     paused) or missed heartbeats for 20s. A fenced member asks its peers
+//     whether they count it before it serves again, so a paused member that
+//     was blocked stays fenced for good (restart it: it gets a new member
+//     id). A member blocked without having been paused or cut from the
+//     majority (its own view unchanged) is not fenced by this package; it
+//     keeps serving the ids of its view, fenced by the version check (3),
+//     until its own heartbeat view expires its peers (HeartbeatExpiration,
+//     20s): it then blocks them in turn, loses the majority and fences.
+//   - With a Provider other than automanaged, ExpectedMembers defaults to
+//     0: no majority check unless you set it.
+//   - State reads (State, StateAt) go through the same admission as
+//     commands, but a read is not fenced by the journal: a member that
+//     does not yet know it should fence can answer a stale state.
+//
+// # Leaving
+//
+// Close leaves at once: requests other members sent here may end with an
+// unknown outcome. Shutdown leaves gracefully, so that a rolling restart
+// fails no command: it deregisters from the provider, leaves itself out
+// of its own placement and answers NOT_OWNER to new work, drains its
+// activations, tells the other members it left (they drop it from their
+// placement at once), answers the requests it already received, then
+// stops gossip and the remote endpoint. On SIGTERM:
+//
+//	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+//	defer stop()
+//	<-ctx.Done()
+//	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+//	defer cancel()
+//	_ = m.Shutdown(sctx) // then
+//	_ = sys.Shutdown(sctx)
+//
+// # Metrics
+//
+// Config.Metrics (the *telemetry.Metrics given to actor.Config.Metrics)
+// records orchestrix_cluster_members, _topology_changes_total,
+// _commands_total{kind,route} (local or remote), _not_owner_retries_total
+// {kind}, _self_fences_total{reason} (paused, majority); the runtime
+// records _conflicts_retried_total{kind}, the version conflicts retried.
 //
 // # Singletons: saga runners, process managers, projections
 //
@@ -152,8 +235,8 @@
 // fenced activation, and starts a new one if it still owns the name.
 // Limits: a member cut off for good from the others (its own view says
 // it is the owner) keeps restarting its activation under new epochs, each
-// fencing the other side's for a while, until self-fence (not done yet,
-// see above) stops it; work that writes anywhere but a fenced store
+// fencing the other side's for a while, until self-fence stops the side
+// that lost the majority; work that writes anywhere but a fenced store
 // (sends e-mail, calls another service) is not fenced by the epoch and
 // must be idempotent.
 //

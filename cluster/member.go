@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	proto "github.com/asynkron/protoactor-go/actor"
@@ -21,6 +21,7 @@ import (
 	"github.com/orchestrix/orchestrix/cluster/internal/wire"
 	"github.com/orchestrix/orchestrix/internal/clusterseam"
 	"github.com/orchestrix/orchestrix/internal/protosys"
+	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
 	"github.com/orchestrix/orchestrix/journal"
 )
 
@@ -40,14 +41,27 @@ type Member struct {
 	proto *proto.ActorSystem
 	c     *protocluster.Cluster
 	kinds map[string]clusterseam.Kind
-	self  string
 	sub   *eventstream.Subscription
 
 	singles *singletons // see singleton.go
 
-	mu      sync.RWMutex
-	placer  *protocluster.Rendezvous
-	members int
+	// cur is the current view (nil until the first topology event);
+	// vmu serialises the changes that publish a new one.
+	cur     atomic.Pointer[view]
+	vmu     sync.Mutex
+	epochs  uint64 // views published so far (under vmu)
+	closing bool   // under vmu: no more background work is started
+
+	metrics   telemetryhooks.Metrics
+	f         *fence      // the self-fence
+	unfencing atomic.Bool // an attempt to lift the fence is running
+	leaving   atomic.Bool // Shutdown has begun
+
+	bg     context.Context // ends when the member closes
+	stopBG context.CancelFunc
+	wg     sync.WaitGroup // background work (handoff rounds, releases)
+
+	serving sync.WaitGroup // requests being served
 
 	closeOnce sync.Once
 }
@@ -79,25 +93,34 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 		return nil, fmt.Errorf("%w: %T keeps its events in one process (use journal/postgres)", ErrJournalNotShared, j)
 	}
 	m := &Member{cfg: cfg, sys: sys, proto: protosys.Of(sys), kinds: clusterseam.Kinds(sys),
-		placer: protocluster.NewRendezvous()}
+		metrics: telemetryhooks.MetricsOf(cfg.Metrics)}
+	m.bg, m.stopBG = context.WithCancel(context.Background())
+	origin := time.Now()
+	m.f = newFence(func() time.Duration { return time.Since(origin) }, cfg.PauseThreshold, cfg.SettlePeriod)
 	singles, err := newSingletons(m, j)
 	if err != nil {
 		return nil, err
 	}
 	m.singles = singles
 	if _, dup := started.LoadOrStore(sys, true); dup {
+		m.stopBG()
 		return nil, ErrStarted
 	}
 	if err := m.start(); err != nil {
+		m.stopBG()
 		started.Delete(sys)
 		return nil, err
 	}
+	m.f.reset() // starting took a while: that was no pause
 	if err := clusterseam.Attach(sys, m); err != nil {
+		m.stopBG()
 		m.leave()
 		started.Delete(sys)
 		return nil, fmt.Errorf("%w: %w", ErrStarted, err)
 	}
 	m.singles.start()
+	m.wg.Add(1)
+	go m.watch()
 	return m, nil
 }
 
@@ -120,13 +143,8 @@ func (m *Member) start() (err error) {
 		protocluster.WithKinds(kinds...))
 	m.sub = m.proto.EventStream.Subscribe(func(evt any) {
 		if t, ok := evt.(*protocluster.ClusterTopology); ok {
-			m.mu.Lock()
-			m.placer.UpdateMembers(t.Members)
-			m.members = len(t.Members)
-			m.mu.Unlock()
+			m.onTopology(t)
 			m.singles.topology(t.Members)
-			m.cfg.Logger.Info("cluster: topology changed", "members", len(t.Members),
-				"joined", len(t.Joined), "left", len(t.Left))
 		}
 	})
 	defer func() {
@@ -142,49 +160,71 @@ func (m *Member) start() (err error) {
 	}
 	m.c = protocluster.New(m.proto, pcfg)
 	m.c.StartMember()
-	m.self = m.proto.Address()
-	m.cfg.Logger.Info("cluster: member started", "address", m.self, "cluster", cfg.Name)
+	m.cfg.Logger.Info("cluster: member started", "address", m.addr(), "cluster", cfg.Name)
 	return nil
 }
 
 // Address returns this member's address ("host:port" of its remote
 // endpoint).
-func (m *Member) Address() string { return m.self }
+func (m *Member) Address() string { return m.addr() }
+
+// addr is this member's address. protoactor-go sets it when the remote
+// endpoint starts, before it serves anything, so a request's goroutine
+// reads it without a race (unlike a field set after StartMember returns).
+func (m *Member) addr() string { return m.proto.Address() }
 
 // Owner returns the address of the member that owns aggregate id of kind
 // in this member's current view, or an error matching ErrNoOwner. It is
 // meant for debugging and tests: ownership can change at any time.
 func (m *Member) Owner(kind, id string) (string, error) {
-	m.mu.RLock()
-	addr := m.placer.GetByClusterIdentity(&protocluster.ClusterIdentity{Kind: kindPrefix + kind, Identity: id})
-	m.mu.RUnlock()
+	addr := ""
+	if v := m.cur.Load(); v != nil {
+		addr = v.owner(kind, id)
+	}
 	if addr == "" {
 		return "", fmt.Errorf("%w: %q", ErrNoOwner, kind)
 	}
 	return addr, nil
 }
 
+// Fenced reports whether this member has fenced itself (it serves
+// nothing and its own callers go to other members), and why. It is meant
+// for health checks: a fenced member is alive but not ready.
+func (m *Member) Fenced() (reason string, fenced bool) {
+	if !m.f.active() {
+		return "", false
+	}
+	return m.f.why(), true
+}
+
 // Members returns how many members this member currently sees (itself
 // included).
 func (m *Member) Members() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.members
+	if v := m.cur.Load(); v != nil {
+		return v.size()
+	}
+	return 0
 }
 
 // Close stops the singletons running on this member (each stop function,
 // then the release of its epoch, so that the next owner starts without
 // waiting), detaches the cluster from the system (its handles go back to
 // running everything locally), deregisters from the membership provider
-// and stops the remote endpoint. It does not hand activations off first
-// (graceful leave is not done yet): other members may see requests to
-// this member fail until they notice it left. The actor.System keeps
-// running; shut it down separately. Close is idempotent.
+// and stops the remote endpoint, at once: it does not hand activations
+// off, so requests other members sent here may end with an unknown
+// outcome until they notice it left. Shutdown leaves gracefully. The
+// actor.System keeps running; shut it down separately. Close is
+// idempotent.
 func (m *Member) Close() error {
 	m.closeOnce.Do(func() {
 		m.singles.close() // stop and release them while still a member
 		_ = clusterseam.Attach(m.sys, nil)
+		m.vmu.Lock()
+		m.closing = true
+		m.vmu.Unlock()
+		m.stopBG()
 		m.leave()
+		m.wg.Wait()
 		started.Delete(m.sys)
 	})
 	return nil
@@ -211,15 +251,21 @@ const (
 // call runs the request loop: place, send, and retry what was not
 // delivered with backoff until ctx ends. local runs on this member when it
 // is the owner; send makes one request to the owner at addr.
-func (m *Member) call(ctx context.Context, kind, id string, local func(context.Context) error,
+func (m *Member) call(ctx context.Context, kind, id string, command bool, local func(context.Context) error,
 	send func(ctx context.Context, addr string) (attempt, error)) (ranLocally bool, err error) {
 	backoff := m.cfg.RetryBackoff
 	for {
 		addr, err := m.Owner(kind, id)
 		switch {
-		case err == nil && addr == m.self:
+		case err == nil && addr == m.addr():
+			if err = m.await(ctx, kind, id); err != nil {
+				break // ctx ended: the loop returns below
+			}
 			err = local(ctx)
 			if !errors.Is(err, clusterseam.ErrReleased) {
+				if command {
+					m.metrics.ClusterCommand(kind, false)
+				}
 				return true, err
 			}
 			// This member released the activation meanwhile (the id
@@ -228,9 +274,13 @@ func (m *Member) call(ctx context.Context, kind, id string, local func(context.C
 			var a attempt
 			a, err = send(ctx, addr)
 			if a != notDelivered {
+				if command {
+					m.metrics.ClusterCommand(kind, true)
+				}
 				return false, err
 			}
 		}
+		m.metrics.ClusterNotOwnerRetry(kind)
 		jitter := time.Duration(rand.Int64N(int64(backoff)/2 + 1))
 		t := time.NewTimer(backoff/2 + jitter)
 		select {
@@ -301,7 +351,7 @@ func (m *Member) Command(ctx context.Context, kind, id, commandID string, cmd []
 	local func(context.Context) error) (clusterseam.CommandReply, bool, error) {
 	var out clusterseam.CommandReply
 	req := &wire.CommandRequest{Kind: kind, AggregateId: id, CommandId: commandID, Command: cmd}
-	ranLocally, err := m.call(ctx, kind, id, local, func(ctx context.Context, addr string) (attempt, error) {
+	ranLocally, err := m.call(ctx, kind, id, true, local, func(ctx context.Context, addr string) (attempt, error) {
 		v, a, err := m.request(ctx, addr, req)
 		if err != nil {
 			return a, err
@@ -324,7 +374,7 @@ func (m *Member) State(ctx context.Context, kind, id string, at bool, version ui
 	local func(context.Context) error) (clusterseam.StateReply, bool, error) {
 	var out clusterseam.StateReply
 	req := &wire.StateRequest{Kind: kind, AggregateId: id, At: at, Version: version}
-	ranLocally, err := m.call(ctx, kind, id, local, func(ctx context.Context, addr string) (attempt, error) {
+	ranLocally, err := m.call(ctx, kind, id, false, local, func(ctx context.Context, addr string) (attempt, error) {
 		v, a, err := m.request(ctx, addr, req)
 		if err != nil {
 			if a == unknown {
@@ -350,21 +400,55 @@ func (m *Member) State(ctx context.Context, kind, id string, at bool, version ui
 
 // server is each member's request actor. It checks ownership and hands
 // each request to a goroutine, so a slow command never holds up others.
-type server struct{ m *Member }
+// Once drained (Shutdown), it answers inline, refusing work.
+type server struct {
+	m       *Member
+	drained bool
+}
 
 func (s *server) Receive(c proto.Context) {
+	m := s.m
+	sender := c.Sender()
+	if _, ok := c.Message().(drainMsg); ok {
+		s.drained = true
+		c.Respond(true)
+		return
+	}
+	if sender == nil {
+		return
+	}
+	if s.drained {
+		notOwner := fmt.Sprintf("%v: member %s is leaving", ErrNotOwner, m.addr())
+		switch c.Message().(type) {
+		case *wire.CommandRequest:
+			m.root().Send(sender, &wire.CommandReply{Code: wire.Code_NOT_OWNER, Message: notOwner})
+		case *wire.StateRequest:
+			m.root().Send(sender, &wire.StateReply{Code: wire.Code_NOT_OWNER, Message: notOwner})
+		case *wire.HandoffRequest:
+			m.root().Send(sender, &wire.HandoffReply{})
+		case *wire.LeaveRequest:
+			m.root().Send(sender, &wire.LeaveReply{})
+		}
+		return
+	}
+	var serve func() any
 	switch msg := c.Message().(type) {
 	case *wire.CommandRequest:
-		if sender := c.Sender(); sender != nil {
-			// The reply is computed inside the goroutine: the arguments of
-			// a go statement are evaluated before it starts.
-			go func() { s.m.root().Send(sender, s.m.serveCommand(msg)) }()
-		}
+		serve = func() any { return m.serveCommand(msg) }
 	case *wire.StateRequest:
-		if sender := c.Sender(); sender != nil {
-			go func() { s.m.root().Send(sender, s.m.serveState(msg)) }()
-		}
+		serve = func() any { return m.serveState(msg) }
+	case *wire.HandoffRequest:
+		serve = func() any { return m.serveHandoff(msg) }
+	case *wire.LeaveRequest:
+		serve = func() any { return m.serveLeave(msg) }
+	default:
+		return
 	}
+	m.serving.Add(1)
+	go func() {
+		defer m.serving.Done()
+		m.root().Send(sender, serve())
+	}()
 }
 
 func (m *Member) root() *proto.RootContext { return m.proto.Root }
@@ -376,8 +460,13 @@ func (m *Member) check(kind, id string) (clusterseam.Kind, wire.Code, string) {
 		return nil, wire.Code_UNKNOWN_KIND, fmt.Sprintf("%v: %q is not hosted here", ErrUnknownKind, kind)
 	}
 	owner, err := m.Owner(kind, id)
-	if err != nil || owner != m.self {
+	if err != nil || owner != m.addr() {
 		return nil, wire.Code_NOT_OWNER, fmt.Sprintf("%v of %s %q (owner in this member's view: %q)", ErrNotOwner, kind, id, owner)
+	}
+	ctx, cancel := context.WithTimeout(m.bg, m.cfg.RequestTimeout)
+	defer cancel()
+	if m.await(ctx, kind, id) != nil {
+		return nil, wire.Code_NOT_OWNER, fmt.Sprintf("%v of %s %q yet: the handoff from its previous owner did not end in time", ErrNotOwner, kind, id)
 	}
 	return k, wire.Code_OK, ""
 }
@@ -415,5 +504,3 @@ func (m *Member) serveState(req *wire.StateRequest) *wire.StateReply {
 }
 
 var _ clusterseam.Router = (*Member)(nil)
-
-var _ = slog.LevelInfo

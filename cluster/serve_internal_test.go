@@ -7,7 +7,6 @@ import (
 	"time"
 
 	proto "github.com/asynkron/protoactor-go/actor"
-	protocluster "github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/orchestrix/orchestrix/cluster/internal/wire"
 	"github.com/orchestrix/orchestrix/internal/clusterseam"
@@ -42,9 +41,16 @@ func TestServer_SlowCommand_DoesNotHoldUpOthers(t *testing.T) {
 	sys := proto.NewActorSystem()
 	defer sys.Shutdown()
 	k := gateKind{gate: make(chan struct{}), blocked: make(chan struct{})}
-	m := &Member{cfg: Config{RequestTimeout: time.Minute, Logger: slog.Default()}, proto: sys,
-		kinds: map[string]clusterseam.Kind{"k": k}, self: "127.0.0.1:1", placer: protocluster.NewRendezvous()}
-	m.placer.UpdateMembers([]*protocluster.Member{{Id: "self", Host: "127.0.0.1", Port: 1, Kinds: []string{kindPrefix + "k"}}})
+	cfg := Config{RequestTimeout: time.Minute, Logger: slog.Default()}.withDefaults()
+	c := &manualClock{}
+	m := &Member{cfg: cfg, proto: sys, kinds: map[string]clusterseam.Kind{"k": k},
+		f: newFence(c.now, cfg.PauseThreshold, cfg.SettlePeriod)}
+	m.bg, m.stopBG = context.WithCancel(context.Background())
+	defer m.stopBG()
+	ep := newEpoch(1)
+	ep.ok.Store(true)
+	close(ep.settled)
+	m.cur.Store(&view{self: m.addr(), pl: newPlacement([]peer{{id: "self", addr: m.addr(), kinds: []string{"k"}}}), ep: ep})
 	pid := sys.Root.Spawn(proto.PropsFromProducer(func() proto.Actor { return &server{m: m} }))
 
 	slow := sys.Root.RequestFuture(pid, &wire.CommandRequest{Kind: "k", AggregateId: "a", Command: []byte("block")}, time.Minute)

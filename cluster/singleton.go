@@ -166,13 +166,15 @@ type singletons struct {
 
 	mu      sync.Mutex
 	members map[string]bool // addresses in the current topology
+	placer  *protocluster.Rendezvous
 	closed  bool
 }
 
 // newSingletons prepares the singletons of cfg; j must implement
 // journal.Epochs when there are any.
 func newSingletons(m *Member, j journal.Journal) (*singletons, error) {
-	s := &singletons{m: m, clock: m.cfg.Clock, units: map[string]*unit{}, members: map[string]bool{}}
+	s := &singletons{m: m, clock: m.cfg.Clock, units: map[string]*unit{}, members: map[string]bool{},
+		placer: protocluster.NewRendezvous()}
 	if s.clock == nil {
 		s.clock = orchestrix.SystemClock{}
 	}
@@ -223,7 +225,14 @@ func (s *singletons) topology(members []*protocluster.Member) {
 	for _, mb := range members {
 		s.members[mb.Address()] = true
 	}
+	s.placer.UpdateMembers(members)
 	s.mu.Unlock()
+	s.pokeAll()
+}
+
+// pokeAll asks every unit to check its ownership again (the topology or
+// this member's view changed: fenced, unfenced, leaving).
+func (s *singletons) pokeAll() {
 	for _, u := range s.units {
 		u.poke()
 	}
@@ -252,11 +261,17 @@ func (s *singletons) close() {
 	}
 }
 
-// owner returns the owner of singleton name in this member's view.
+// owner returns the owner of singleton name in this member's view. A
+// member that is fenced or leaving owns none: it reports no owner, so its
+// activations stop (the others place the name without it once their
+// views drop it).
 func (s *singletons) owner(name string) string {
-	s.m.mu.RLock()
-	defer s.m.mu.RUnlock()
-	return s.m.placer.GetByClusterIdentity(&protocluster.ClusterIdentity{Kind: singletonKindPrefix + name, Identity: name})
+	if s.m.isOut() {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.placer.GetByClusterIdentity(&protocluster.ClusterIdentity{Kind: singletonKindPrefix + name, Identity: name})
 }
 
 // unit is one singleton on this member.
@@ -301,7 +316,7 @@ func (u *unit) loop() {
 			u.retry.Stop()
 			u.retry = nil
 		}
-		self := u.s.m.self
+		self := u.s.m.addr()
 		owner := u.s.owner(u.spec.Name)
 		if owner == self && u.stop != nil && u.superseded() {
 			// Another member took a newer epoch while this one did not
@@ -356,7 +371,7 @@ func (u *unit) superseded() bool {
 // activate waits for the previous holder to release (see
 // Singleton.HandoffTimeout), takes a new epoch and calls Start.
 func (u *unit) activate() error {
-	ctx, self, name := u.s.ctx, u.s.m.self, u.spec.Name
+	ctx, self, name := u.s.ctx, u.s.m.addr(), u.spec.Name
 	deadline := u.s.clock.Now().Add(u.spec.HandoffTimeout)
 	wait := u.s.m.cfg.RetryBackoff
 	var holder string

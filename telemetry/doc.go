@@ -29,6 +29,14 @@
 //	orchestrix_saga_compensations_total{saga}      counter   compensations started
 //	orchestrix_process_inputs_total{process,input,outcome}
 //	                                               counter   events and timeouts process managers recorded
+//	orchestrix_cluster_members                     gauge     members a cluster member sees
+//	orchestrix_cluster_topology_changes_total      counter   topology changes it saw
+//	orchestrix_cluster_commands_total{kind,route}  counter   commands sent through it, run local or remote
+//	orchestrix_cluster_not_owner_retries_total{kind}
+//	                                               counter   requests not delivered, placed again
+//	orchestrix_cluster_conflicts_retried_total{kind}
+//	                                               counter   version conflicts (the fence) retried on fresh state
+//	orchestrix_cluster_self_fences_total{reason}   counter   self-fences (paused, majority)
 //
 // The outcome label takes the values of Outcome: ok, duplicate, rejected,
 // conflict, timeout, canceled, unknown, panic, invalid, closed, error.
@@ -37,7 +45,9 @@
 // event, aggregate, passivation and recovery metrics through Observe;
 // journal backends (their Config.Metrics) record each commit; projection
 // managers (projection.Config.Metrics) the positions and lags; saga
-// runners (saga.Config.Metrics) the saga, compensation and process series.
+// runners (saga.Config.Metrics) the saga, compensation and process series;
+// cluster members (cluster.Config.Metrics) the cluster series, except the
+// conflicts retried, which the runtime records.
 // Latencies use buckets from 100 µs to 10 s; journal_batch_events buckets
 // from 1 to 4096 events.
 //

@@ -24,6 +24,8 @@ const (
 	LabelState      = "state"
 	LabelProcess    = "process"
 	LabelInput      = "input"
+	LabelRoute      = "route"  // cluster: where a command ran, "local" or "remote"
+	LabelReason     = "reason" // cluster: why a member fenced itself, "paused" or "majority"
 )
 
 // Histogram buckets.
@@ -60,6 +62,12 @@ type Metrics struct {
 	sagaInstances    *prometheus.GaugeVec
 	sagaCompensation *prometheus.CounterVec
 	processInputs    *prometheus.CounterVec
+	clusterMembers   prometheus.Gauge
+	clusterTopology  prometheus.Counter
+	clusterCommands  *prometheus.CounterVec
+	clusterNotOwner  *prometheus.CounterVec
+	clusterConflicts *prometheus.CounterVec
+	clusterFences    *prometheus.CounterVec
 
 	collectors []prometheus.Collector
 
@@ -150,12 +158,37 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: Namespace, Name: "process_inputs_total",
 			Help: "Events and timeouts recorded by process managers, by input and outcome.",
 		}, []string{LabelProcess, LabelInput, LabelOutcome}),
+		clusterMembers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "cluster_members",
+			Help: "Members this cluster member sees (itself included).",
+		}),
+		clusterTopology: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "cluster_topology_changes_total",
+			Help: "Topology changes this cluster member saw.",
+		}),
+		clusterCommands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "cluster_commands_total",
+			Help: "Commands sent through this cluster member, by aggregate kind and where they ran (local or remote).",
+		}, []string{LabelKind, LabelRoute}),
+		clusterNotOwner: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "cluster_not_owner_retries_total",
+			Help: "Requests placed again because they were not delivered (not the owner, no owner, dead letter, released), by aggregate kind.",
+		}, []string{LabelKind}),
+		clusterConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "cluster_conflicts_retried_total",
+			Help: "Version conflicts at the journal (another activation wrote: the fence) retried on fresh state in cluster mode, by aggregate kind.",
+		}, []string{LabelKind}),
+		clusterFences: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "cluster_self_fences_total",
+			Help: "Times this cluster member fenced itself, by reason (paused, majority).",
+		}, []string{LabelReason}),
 	}
 	m.collectors = []prometheus.Collector{
 		m.commands, m.commandDuration, m.eventsAppended, m.batchEvents, m.commitSeconds,
 		m.aggregatesActive, m.passivations, m.recoveries, m.recoverySeconds,
 		m.projectionLag, m.projectionPos, m.sagaInstances, m.sagaCompensation,
 		m.processInputs,
+		m.clusterMembers, m.clusterTopology, m.clusterCommands, m.clusterNotOwner, m.clusterConflicts, m.clusterFences,
 	}
 	if reg != nil {
 		if err := reg.Register(m); err != nil {
@@ -323,6 +356,33 @@ func (r recorder) ProcessInputs(process, input, outcome string, n int) {
 		r.m.processInputs.WithLabelValues(process, input, outcome).Add(float64(n))
 	}
 }
+
+// ClusterTopology sets cluster_members and counts a topology change.
+func (r recorder) ClusterTopology(members int) {
+	r.m.clusterMembers.Set(float64(members))
+	r.m.clusterTopology.Inc()
+}
+
+// ClusterCommand counts a command of kind sent through a cluster member
+// that ran locally or on another member (cluster_commands_total).
+func (r recorder) ClusterCommand(kind string, remote bool) {
+	route := "local"
+	if remote {
+		route = "remote"
+	}
+	r.m.clusterCommands.WithLabelValues(kind, route).Inc()
+}
+
+// ClusterNotOwnerRetry counts a request of kind placed again
+// (cluster_not_owner_retries_total).
+func (r recorder) ClusterNotOwnerRetry(kind string) { r.m.clusterNotOwner.WithLabelValues(kind).Inc() }
+
+// ClusterConflictRetry counts a version conflict retried on fresh state
+// (cluster_conflicts_retried_total).
+func (r recorder) ClusterConflictRetry(kind string) { r.m.clusterConflicts.WithLabelValues(kind).Inc() }
+
+// ClusterSelfFence counts a self-fence (cluster_self_fences_total).
+func (r recorder) ClusterSelfFence(reason string) { r.m.clusterFences.WithLabelValues(reason).Inc() }
 
 func seconds(d time.Duration) float64 {
 	if d < 0 {

@@ -32,6 +32,10 @@ func TestNewMetrics_Registry_ExposesEveryName(t *testing.T) {
 	telemetryhooks.MetricsOf(m).ProjectionPosition("p", 1, 0)
 	telemetryhooks.MetricsOf(m).SetSagaInstances("s", "running", 1)
 	telemetryhooks.MetricsOf(m).SagaCompensation("s")
+	telemetryhooks.MetricsOf(m).ClusterCommand("k", true)
+	telemetryhooks.MetricsOf(m).ClusterNotOwnerRetry("k")
+	telemetryhooks.MetricsOf(m).ClusterConflictRetry("k")
+	telemetryhooks.MetricsOf(m).ClusterSelfFence("paused")
 
 	fams, err := reg.Gather()
 	require.NoError(t, err)
@@ -47,7 +51,41 @@ func TestNewMetrics_Registry_ExposesEveryName(t *testing.T) {
 		"orchestrix_recovery_seconds", "orchestrix_projection_lag_events",
 		"orchestrix_projection_position", "orchestrix_saga_instances",
 		"orchestrix_saga_compensations_total",
+		"orchestrix_cluster_members", "orchestrix_cluster_topology_changes_total",
+		"orchestrix_cluster_commands_total", "orchestrix_cluster_not_owner_retries_total",
+		"orchestrix_cluster_conflicts_retried_total", "orchestrix_cluster_self_fences_total",
 	}, names)
+}
+
+func TestClusterSeries_Move(t *testing.T) {
+	m, reg := newMetrics(t)
+	h := telemetryhooks.MetricsOf(m)
+	h.ClusterTopology(3)
+	h.ClusterTopology(2)
+	h.ClusterCommand("k", true)
+	h.ClusterCommand("k", false)
+	h.ClusterCommand("k", false)
+	h.ClusterNotOwnerRetry("k")
+	h.ClusterConflictRetry("k")
+	h.ClusterSelfFence("majority")
+	want := `
+# HELP orchestrix_cluster_members Members this cluster member sees (itself included).
+# TYPE orchestrix_cluster_members gauge
+orchestrix_cluster_members 2
+# HELP orchestrix_cluster_topology_changes_total Topology changes this cluster member saw.
+# TYPE orchestrix_cluster_topology_changes_total counter
+orchestrix_cluster_topology_changes_total 2
+# HELP orchestrix_cluster_commands_total Commands sent through this cluster member, by aggregate kind and where they ran (local or remote).
+# TYPE orchestrix_cluster_commands_total counter
+orchestrix_cluster_commands_total{kind="k",route="local"} 2
+orchestrix_cluster_commands_total{kind="k",route="remote"} 1
+# HELP orchestrix_cluster_self_fences_total Times this cluster member fenced itself, by reason (paused, majority).
+# TYPE orchestrix_cluster_self_fences_total counter
+orchestrix_cluster_self_fences_total{reason="majority"} 1
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"orchestrix_cluster_members", "orchestrix_cluster_topology_changes_total",
+		"orchestrix_cluster_commands_total", "orchestrix_cluster_self_fences_total"))
 }
 
 func TestNewMetrics_NothingGlobal(t *testing.T) {

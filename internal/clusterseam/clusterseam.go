@@ -33,6 +33,22 @@ type Router interface {
 		local func(context.Context) error) (reply StateReply, ranLocally bool, err error)
 }
 
+// Admitter is an optional interface of a Router. While a router that
+// implements it is attached, the system asks Admit before it routes a
+// command or state read to an aggregate's activation (spawning it if
+// absent), under the same lock under which Kind.Release sends its stops.
+// So a router that changes its answer and then calls Release knows that
+// every message routed after Release's scan was admitted under the new
+// answer, and every message routed before it is drained by Release.
+//
+// Admit must be fast and must not block (it runs under a routing lock);
+// it may be called concurrently. A non-nil error is returned to the
+// caller unchanged and must match ErrReleased (nothing was executed: the
+// router places the command again).
+type Admitter interface {
+	Admit(kind, id string) error
+}
+
 // CommandReply is a command's result as it crosses members.
 type CommandReply struct {
 	Events            [][]byte // committed events, binary envelope form

@@ -233,3 +233,43 @@ func (m Metrics) ProcessInputs(process, input, outcome string, n int) {
 		m.r.ProcessInputs(process, input, outcome, n)
 	}
 }
+
+// ClusterTopology records a topology change seen by a cluster member that
+// now sees members members (cluster_members, cluster_topology_changes_total).
+func (m Metrics) ClusterTopology(members int) {
+	if m.r != nil {
+		m.r.ClusterTopology(members)
+	}
+}
+
+// ClusterCommand counts a command of kind that a cluster member ran
+// locally or sent to its owner (cluster_commands_total{route}).
+func (m Metrics) ClusterCommand(kind string, remote bool) {
+	if m.r != nil {
+		m.r.ClusterCommand(kind, remote)
+	}
+}
+
+// ClusterNotOwnerRetry counts a request of kind that was not delivered
+// and is placed again (cluster_not_owner_retries_total).
+func (m Metrics) ClusterNotOwnerRetry(kind string) {
+	if m.r != nil {
+		m.r.ClusterNotOwnerRetry(kind)
+	}
+}
+
+// ClusterConflictRetry counts a version conflict (the journal's fence)
+// retried on fresh state in cluster mode (cluster_conflicts_retried_total).
+func (m Metrics) ClusterConflictRetry(kind string) {
+	if m.r != nil {
+		m.r.ClusterConflictRetry(kind)
+	}
+}
+
+// ClusterSelfFence counts a member fencing itself for reason
+// (cluster_self_fences_total).
+func (m Metrics) ClusterSelfFence(reason string) {
+	if m.r != nil {
+		m.r.ClusterSelfFence(reason)
+	}
+}

@@ -17,6 +17,11 @@ type MetricsRecorder interface {
 	SagaTransition(saga, from, to string)
 	SagaCompensation(saga string)
 	ProcessInputs(process, input, outcome string, n int)
+	ClusterTopology(members int)
+	ClusterCommand(kind string, remote bool)
+	ClusterNotOwnerRetry(kind string)
+	ClusterConflictRetry(kind string)
+	ClusterSelfFence(reason string)
 }
 
 // Recorder returns the recorder of m, a *telemetry.Metrics, or nil when
