@@ -225,7 +225,7 @@ func runMember() int {
 	m, err := cluster.Start(ctx, sys, cluster.Config{
 		Port: port, AutoManagedPort: amPort, Seeds: strings.Split(os.Getenv("OX_SEEDS"), ","),
 		RefreshTTL: refresh, RequestTimeout: 3 * time.Second, SettlePeriod: time.Second, Logger: log,
-		Provider: provider,
+		Provider: provider, Metrics: metrics,
 	})
 	if err != nil {
 		return fail(err)
