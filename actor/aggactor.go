@@ -84,12 +84,28 @@ type batch[S, E any] struct {
 }
 
 // newBatch returns an empty batch whose first command and event use the
-// batch's own storage.
-func newBatch[S, E any](state S, version uint64) *batch[S, E] {
-	b := &batch[S, E]{endState: state, endVersion: version}
+// batch's own storage: a recycled one (see recycleBatch) when there is
+// one.
+func (h *Handle[S, C, E]) newBatch(state S, version uint64) *batch[S, E] {
+	b, _ := h.batches.Get().(*batch[S, E])
+	if b == nil {
+		b = new(batch[S, E])
+	}
+	b.endState, b.endVersion = state, version
 	b.cmds = b.cmdp[:0]
 	b.envs = b.env0[:0]
 	return b
+}
+
+// recycleBatch returns b to the Handle's pool. Call it only once nothing
+// refers to b any more: every command of b answered and out of the
+// pending set, b out of a.batches, and either b never launched or its
+// append completed and reported (after the journal's completion function
+// and any appendDone message of b). Batches of a failed append are not
+// recycled: a late report of them is told apart by its pointer.
+func (h *Handle[S, C, E]) recycleBatch(b *batch[S, E]) {
+	*b = batch[S, E]{}
+	h.batches.Put(b)
 }
 
 // newCmd returns storage for the next command of b.
@@ -357,7 +373,7 @@ func (a *aggActor[S, C, E]) building(n int) *batch[S, E] {
 			return last
 		}
 	}
-	b := newBatch[S, E](a.pstate, a.pversion)
+	b := a.h.newBatch(a.pstate, a.pversion)
 	a.batches = append(a.batches, b)
 	return b
 }
@@ -375,6 +391,7 @@ func (a *aggActor[S, C, E]) advance(c proto.Context) {
 			a.finish(p)
 		}
 		a.popBatch()
+		a.h.recycleBatch(b) // never launched: nothing else refers to it
 	}
 	a.maybeFinish(c)
 }
@@ -498,6 +515,10 @@ func (a *aggActor[S, C, E]) onAppendDone(c proto.Context, m *appendDone[S, E]) {
 	a.popBatch()
 	a.maybeSnapshot()
 	a.advance(c)
+	// b's append has reported (m is this report: b's own done message, or
+	// completeInline's), its commands are answered and out of the pending
+	// set: nothing refers to b now. m is not read after this.
+	a.h.recycleBatch(b)
 }
 
 // finish answers p and its duplicates and remembers a success for dedup.
