@@ -81,6 +81,18 @@ type batch[S, E any] struct {
 	cmdp [1]*pendingCmd[E]
 	env0 [1]orchestrix.Envelope
 	done appendDone[S, E]
+
+	// owner is the actor that launched b. onAppended is b's completion
+	// function for AppendAsync: made at b's first launch and kept when b
+	// is recycled, since it refers to nothing but b.
+	owner      appendReceiver[S, E]
+	onAppended func(journal.AppendResult, error)
+}
+
+// appendReceiver is the actor that launched a batch, as its completion
+// function sees it (a batch does not know the command type).
+type appendReceiver[S, E any] interface {
+	appended(b *batch[S, E], res journal.AppendResult, err error)
 }
 
 // newBatch returns an empty batch whose first command and event use the
@@ -104,7 +116,8 @@ func (h *Handle[S, C, E]) newBatch(state S, version uint64) *batch[S, E] {
 // and any appendDone message of b). Batches of a failed append are not
 // recycled: a late report of them is told apart by its pointer.
 func (h *Handle[S, C, E]) recycleBatch(b *batch[S, E]) {
-	*b = batch[S, E]{}
+	f := b.onAppended
+	*b = batch[S, E]{onAppended: f}
 	h.batches.Put(b)
 }
 
@@ -424,15 +437,11 @@ func (a *aggActor[S, C, E]) launch(b *batch[S, E]) {
 		ctx := telemetry.ContextFromTraceParent(sys.bg, b.envs[0].TraceParent)
 		// b.done is the batch's own message: one append per batch.
 		b.done = appendDone[S, E]{b: b, base: base}
-		err := aj.AppendAsync(ctx, stream, journal.Exact(base), b.envs, func(res journal.AppendResult, err error) {
-			if err == nil && a.completeInline(b, base, res) {
-				sys.workers.Done()
-				return
-			}
-			b.done.res, b.done.err = res, err
-			proc.SendUserMessage(self, &b.done)
-			sys.workers.Done()
-		})
+		b.owner = a
+		if b.onAppended == nil {
+			b.onAppended = func(res journal.AppendResult, err error) { b.owner.appended(b, res, err) }
+		}
+		err := aj.AppendAsync(ctx, stream, journal.Exact(base), b.envs, b.onAppended)
 		if err != nil {
 			b.done.err = err
 			proc.SendUserMessage(self, &b.done)
@@ -448,6 +457,22 @@ func (a *aggActor[S, C, E]) launch(b *batch[S, E]) {
 		cancel()
 		proc.SendUserMessage(self, &appendDone[S, E]{b: b, base: base, res: res, err: err})
 	}()
+}
+
+// appended is the completion function of b's AppendAsync, called on the
+// journal's goroutine: it completes b in place when it can (see
+// completeInline) and otherwise posts b's own appendDone message.
+// Everything it needs is read first: once b is completed or posted, the
+// actor may recycle b and another actor may reuse it.
+func (a *aggActor[S, C, E]) appended(b *batch[S, E], res journal.AppendResult, err error) {
+	sys, self, proc, base := a.sys(), a.self, a.e.proc, b.done.base
+	if err == nil && a.completeInline(b, base, res) {
+		sys.workers.Done()
+		return
+	}
+	b.done.res, b.done.err = res, err
+	proc.SendUserMessage(self, &b.done)
+	sys.workers.Done()
 }
 
 // completeInline completes the successful append of b on the calling
