@@ -19,8 +19,9 @@ import (
 // senders address 10,000 actors at random, as in bench aggregates'
 // many-aggregates scenario; the handler does nothing but answer on a
 // channel (so the sender parks until the actor's goroutine has run, as a
-// Send parks until its events are durable). cpu-ns/op is the process's user + system CPU per message
-// (getrusage), which the machine's other load distorts less than ns/op.
+// Send parks until its events are durable). cpu-ns/op is the process's
+// user + system CPU per message (getrusage), which the machine's other
+// load distorts less than ns/op.
 //
 // Read the protoactor figure as an upper bound: in its CPU profile 40 %
 // is runtime.copystack, the stack of each new mailbox goroutine growing
@@ -29,27 +30,19 @@ import (
 // aggregates' profile copystack is about 2 %.
 func BenchmarkMailboxHop(b *testing.B) {
 	const actors = 10000
-	b.Run("protoactor", func(b *testing.B) {
-		sys := proto.NewActorSystemWithConfig(proto.Configure(
-			proto.WithLoggerFactory(func(*proto.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) })))
-		props := proto.PropsFromFunc(func(c proto.Context) {
-			if m, ok := c.Message().(*hopMsg); ok {
-				m.reply <- struct{}{}
-			}
-		})
-		type target struct {
-			pid  *proto.PID
-			proc proto.Process
-		}
-		ts := make([]target, actors)
-		for i := range ts {
-			pid := sys.Root.Spawn(props)
-			proc, _ := sys.ProcessRegistry.Get(pid)
-			ts[i] = target{pid, proc}
-		}
-		b.Cleanup(func() { sys.Shutdown() })
-		hop(b, func(i int, m *hopMsg) { ts[i%actors].proc.SendUserMessage(ts[i%actors].pid, m) })
-	})
+	for _, tc := range []struct {
+		name string
+		opts []proto.PropsOption
+	}{
+		{"protoactor", nil},
+		// protoactor's own synchronized dispatcher runs the mailbox on the
+		// posting goroutine: the mailbox without the goroutine hop (not
+		// usable as is for aggregates: the journal's writer would run
+		// their code, see BENCHMARKS.md round 4).
+		{"protoactor-synchronized-dispatcher", []proto.PropsOption{proto.WithDispatcher(proto.NewSynchronizedDispatcher(300))}},
+	} {
+		b.Run(tc.name, func(b *testing.B) { protoHop(b, actors, tc.opts) })
+	}
 	b.Run("goroutine-per-message", func(b *testing.B) {
 		// The hop without protoactor: a new goroutine per message that
 		// takes the actor's mutex and answers (what the default
@@ -73,6 +66,30 @@ func BenchmarkMailboxHop(b *testing.B) {
 			mu.Unlock()
 		})
 	})
+}
+
+// protoHop is the protoactor case of BenchmarkMailboxHop, with props
+// options opts.
+func protoHop(b *testing.B, actors int, opts []proto.PropsOption) {
+	sys := proto.NewActorSystemWithConfig(proto.Configure(
+		proto.WithLoggerFactory(func(*proto.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) })))
+	props := proto.PropsFromFunc(func(c proto.Context) {
+		if m, ok := c.Message().(*hopMsg); ok {
+			m.reply <- struct{}{}
+		}
+	}, opts...)
+	type target struct {
+		pid  *proto.PID
+		proc proto.Process
+	}
+	ts := make([]target, actors)
+	for i := range ts {
+		pid := sys.Root.Spawn(props)
+		proc, _ := sys.ProcessRegistry.Get(pid)
+		ts[i] = target{pid, proc}
+	}
+	b.Cleanup(func() { sys.Shutdown() })
+	hop(b, func(i int, m *hopMsg) { ts[i%actors].proc.SendUserMessage(ts[i%actors].pid, m) })
 }
 
 type hopMsg struct{ reply chan struct{} }
