@@ -81,15 +81,44 @@ type batch[S, E any] struct {
 	cmdp [1]*pendingCmd[E]
 	env0 [1]orchestrix.Envelope
 	done appendDone[S, E]
+
+	// owner is the actor that launched b. onAppended is b's completion
+	// function for AppendAsync: made at b's first launch and kept when b
+	// is recycled, since it refers to nothing but b.
+	owner      appendReceiver[S, E]
+	onAppended func(journal.AppendResult, error)
+}
+
+// appendReceiver is the actor that launched a batch, as its completion
+// function sees it (a batch does not know the command type).
+type appendReceiver[S, E any] interface {
+	appended(b *batch[S, E], res journal.AppendResult, err error)
 }
 
 // newBatch returns an empty batch whose first command and event use the
-// batch's own storage.
-func newBatch[S, E any](state S, version uint64) *batch[S, E] {
-	b := &batch[S, E]{endState: state, endVersion: version}
+// batch's own storage: a recycled one (see recycleBatch) when there is
+// one.
+func (h *Handle[S, C, E]) newBatch(state S, version uint64) *batch[S, E] {
+	b, _ := h.batches.Get().(*batch[S, E])
+	if b == nil {
+		b = new(batch[S, E])
+	}
+	b.endState, b.endVersion = state, version
 	b.cmds = b.cmdp[:0]
 	b.envs = b.env0[:0]
 	return b
+}
+
+// recycleBatch returns b to the Handle's pool. Call it only once nothing
+// refers to b any more: every command of b answered and out of the
+// pending set, b out of a.batches, and either b never launched or its
+// append completed and reported (after the journal's completion function
+// and any appendDone message of b). Batches of a failed append are not
+// recycled: a late report of them is told apart by its pointer.
+func (h *Handle[S, C, E]) recycleBatch(b *batch[S, E]) {
+	f := b.onAppended
+	*b = batch[S, E]{onAppended: f}
+	h.batches.Put(b)
 }
 
 // newCmd returns storage for the next command of b.
@@ -357,7 +386,7 @@ func (a *aggActor[S, C, E]) building(n int) *batch[S, E] {
 			return last
 		}
 	}
-	b := newBatch[S, E](a.pstate, a.pversion)
+	b := a.h.newBatch(a.pstate, a.pversion)
 	a.batches = append(a.batches, b)
 	return b
 }
@@ -375,6 +404,7 @@ func (a *aggActor[S, C, E]) advance(c proto.Context) {
 			a.finish(p)
 		}
 		a.popBatch()
+		a.h.recycleBatch(b) // never launched: nothing else refers to it
 	}
 	a.maybeFinish(c)
 }
@@ -407,15 +437,11 @@ func (a *aggActor[S, C, E]) launch(b *batch[S, E]) {
 		ctx := telemetry.ContextFromTraceParent(sys.bg, b.envs[0].TraceParent)
 		// b.done is the batch's own message: one append per batch.
 		b.done = appendDone[S, E]{b: b, base: base}
-		err := aj.AppendAsync(ctx, stream, journal.Exact(base), b.envs, func(res journal.AppendResult, err error) {
-			if err == nil && a.completeInline(b, base, res) {
-				sys.workers.Done()
-				return
-			}
-			b.done.res, b.done.err = res, err
-			proc.SendUserMessage(self, &b.done)
-			sys.workers.Done()
-		})
+		b.owner = a
+		if b.onAppended == nil {
+			b.onAppended = func(res journal.AppendResult, err error) { b.owner.appended(b, res, err) }
+		}
+		err := aj.AppendAsync(ctx, stream, journal.Exact(base), b.envs, b.onAppended)
 		if err != nil {
 			b.done.err = err
 			proc.SendUserMessage(self, &b.done)
@@ -431,6 +457,22 @@ func (a *aggActor[S, C, E]) launch(b *batch[S, E]) {
 		cancel()
 		proc.SendUserMessage(self, &appendDone[S, E]{b: b, base: base, res: res, err: err})
 	}()
+}
+
+// appended is the completion function of b's AppendAsync, called on the
+// journal's goroutine: it completes b in place when it can (see
+// completeInline) and otherwise posts b's own appendDone message.
+// Everything it needs is read first: once b is completed or posted, the
+// actor may recycle b and another actor may reuse it.
+func (a *aggActor[S, C, E]) appended(b *batch[S, E], res journal.AppendResult, err error) {
+	sys, self, proc, base := a.sys(), a.self, a.e.proc, b.done.base
+	if err == nil && a.completeInline(b, base, res) {
+		sys.workers.Done()
+		return
+	}
+	b.done.res, b.done.err = res, err
+	proc.SendUserMessage(self, &b.done)
+	sys.workers.Done()
 }
 
 // completeInline completes the successful append of b on the calling
@@ -498,6 +540,10 @@ func (a *aggActor[S, C, E]) onAppendDone(c proto.Context, m *appendDone[S, E]) {
 	a.popBatch()
 	a.maybeSnapshot()
 	a.advance(c)
+	// b's append has reported (m is this report: b's own done message, or
+	// completeInline's), its commands are answered and out of the pending
+	// set: nothing refers to b now. m is not read after this.
+	a.h.recycleBatch(b)
 }
 
 // finish answers p and its duplicates and remembers a success for dedup.

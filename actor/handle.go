@@ -29,6 +29,8 @@ type Handle[S, C, E any] struct {
 	routes *router
 	props  *proto.Props // shared by every activation
 	msgs   sync.Pool    // *cmdMsg[C, E] with their reply channels, for Send
+	// batches holds *batch[S, E] whose append completed (see recycleBatch).
+	batches sync.Pool
 }
 
 func (h *Handle[S, C, E]) router() *router { return h.routes }

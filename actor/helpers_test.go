@@ -3,6 +3,7 @@ package actor_test
 import (
 	"context"
 	"github.com/orchestrix/orchestrix/internal/banktest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ func (g *gate) Open() {
 
 func (g *gate) Append(ctx context.Context, stream string, exp journal.ExpectedVersion, events []orchestrix.Envelope) (journal.AppendResult, error) {
 	g.mu.Lock()
-	g.calls = append(g.calls, events)
+	g.calls = append(g.calls, slices.Clone(events)) // the runtime reuses events once the append reported
 	holding := g.holding
 	g.mu.Unlock()
 	if holding {

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -60,7 +61,11 @@ type aggConfig struct {
 	only       string
 	jsonOut    bool
 	noSync     bool
-	profile    profileFlags
+	// warm sends one command to every aggregate before the measured part
+	// of the throughput scenarios, so that their per-command figures
+	// leave out activation (spawn and recovery of each aggregate).
+	warm    bool
+	profile profileFlags
 	// serverCPU reads the PostgreSQL server's CPU time when the benchmark
 	// started the server itself (nil otherwise, and for bolt).
 	serverCPU func() (time.Duration, error)
@@ -89,6 +94,10 @@ type aggResult struct {
 	// ServerCPUusPerCommand is the PostgreSQL server's CPU time per
 	// command, when the benchmark started the server itself.
 	ServerCPUusPerCommand float64 `json:"server_cpu_us_per_command,omitempty"`
+	// AllocsPerCommand and AllocBytesPerCommand are this process's heap
+	// allocations (objects and bytes, runtime.MemStats) per command.
+	AllocsPerCommand     float64 `json:"allocs_per_command,omitempty"`
+	AllocBytesPerCommand float64 `json:"alloc_bytes_per_command,omitempty"`
 	// Ratio is, on the ratio line, the many-aggregates scenario's
 	// commands/s divided by the baseline's of the same run.
 	Ratio float64 `json:"ratio,omitempty"`
@@ -139,6 +148,7 @@ func parseAggFlags(args []string, stderr io.Writer) (aggConfig, error) {
 	fs.StringVar(&cfg.only, "only", "many,hot,baseline,recovery,memory", "comma-separated scenarios to run")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print one JSON object per scenario and line instead of a table")
 	fs.BoolVar(&cfg.noSync, "nosync", false, "open the journal with NoSync (diagnosis only: the CPU-bound ceiling)")
+	fs.BoolVar(&cfg.warm, "warm", false, "activate every aggregate (one command each) before measuring the runtime throughput scenarios, so that CPU and allocations per command leave out activation")
 	cfg.profile.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -379,15 +389,19 @@ func openSystem(stores aggStores, scenario, dir string) (*actor.System, *actor.H
 }
 
 // cpuMeter measures the CPU time of a scenario: this process's, and the
-// PostgreSQL server's when it can be read.
+// PostgreSQL server's when it can be read; and this process's heap
+// allocations.
 type cpuMeter struct {
-	server           func() (time.Duration, error)
-	client0, server0 time.Duration
-	serverOK         bool
+	server             func() (time.Duration, error)
+	client0, server0   time.Duration
+	serverOK           bool
+	mallocs0, alloced0 uint64
 }
 
 func startCPU(server func() (time.Duration, error)) *cpuMeter {
-	m := &cpuMeter{server: server, client0: cpuTime()}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m := &cpuMeter{server: server, client0: cpuTime(), mallocs0: ms.Mallocs, alloced0: ms.TotalAlloc}
 	if server != nil {
 		t, err := server()
 		m.server0, m.serverOK = t, err == nil
@@ -398,6 +412,12 @@ func startCPU(server func() (time.Duration, error)) *cpuMeter {
 // stop records the CPU per command of the scenario since startCPU in r.
 func (m *cpuMeter) stop(r *aggResult) {
 	r.CPUusPerCommand = perCommandUs(cpuTime()-m.client0, r.Commands)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if r.Commands > 0 {
+		r.AllocsPerCommand = float64(ms.Mallocs-m.mallocs0) / float64(r.Commands)
+		r.AllocBytesPerCommand = float64(ms.TotalAlloc-m.alloced0) / float64(r.Commands)
+	}
 	if m.serverOK {
 		if t, err := m.server(); err == nil {
 			r.ServerCPUusPerCommand = perCommandUs(t-m.server0, r.Commands)
@@ -436,6 +456,11 @@ func runtimeThroughput(stores aggStores, dir, name string, aggs, senders int, d 
 		ids[i] = fmt.Sprintf("a%06d", i)
 	}
 	ctx := context.Background()
+	if stores.cfg.warm {
+		if err := warmUp(ctx, h, ids, senders); err != nil {
+			return aggResult{}, err
+		}
+	}
 	cpu := startCPU(stores.cfg.serverCPU)
 	load := closedLoop(senders, d, func(_ int, _ uint64, rng *rand.Rand) error {
 		_, err := h.Send(ctx, ids[rng.IntN(len(ids))], benchDeposit{Amount: 1})
@@ -450,6 +475,30 @@ func runtimeThroughput(stores aggStores, dir, name string, aggs, senders int, d 
 		r.EventsPerCommit = float64(events) / float64(commits)
 	}
 	return r, nil
+}
+
+// warmUp activates every aggregate of ids with one command each, from up
+// to senders goroutines.
+func warmUp(ctx context.Context, h *actor.Handle[benchAccount, benchDeposit, benchDeposited], ids []string, senders int) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, min(senders, len(ids)))
+	for w := range errs {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(ids) {
+					return
+				}
+				if _, err := h.Send(ctx, ids[i], benchDeposit{Amount: 1}); err != nil {
+					errs[w] = fmt.Errorf("warm-up: %w", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // mutexBaseline is the usual design without actors: a mutex per aggregate
@@ -798,7 +847,7 @@ func heapInUse() int64 {
 
 func printAggTable(w io.Writer, results []aggResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tbackend\taggregates\tsenders\tcommands/s\tp50 µs\tp99 µs\tCPU µs/command\tserver CPU µs/command\tevents/s\tactivation µs\tbytes/aggregate\tevents/commit\tratio\t\n")
+	fmt.Fprintf(tw, "scenario\tbackend\taggregates\tsenders\tcommands/s\tp50 µs\tp99 µs\tCPU µs/command\tserver CPU µs/command\tallocs/command\tevents/s\tactivation µs\tbytes/aggregate\tevents/commit\tratio\t\n")
 	f := func(v float64) string {
 		if v == 0 || math.IsNaN(v) {
 			return "-"
@@ -810,8 +859,8 @@ func printAggTable(w io.Writer, results []aggResult) {
 		if r.Ratio > 0 {
 			ratio = fmt.Sprintf("%.2f×", r.Ratio)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Backend, r.Aggregates, r.Senders,
-			f(r.CommandsPerSec), f(r.P50us), f(r.P99us), fmt.Sprintf("%.1f", r.CPUusPerCommand), fmt.Sprintf("%.1f", r.ServerCPUusPerCommand), f(r.EventsPerSec), f(r.ActivationUs), f(r.BytesPerAgg), f(r.EventsPerCommit), ratio)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Backend, r.Aggregates, r.Senders,
+			f(r.CommandsPerSec), f(r.P50us), f(r.P99us), fmt.Sprintf("%.1f", r.CPUusPerCommand), fmt.Sprintf("%.1f", r.ServerCPUusPerCommand), fmt.Sprintf("%.1f", r.AllocsPerCommand), f(r.EventsPerSec), f(r.ActivationUs), f(r.BytesPerAgg), f(r.EventsPerCommit), ratio)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nGOMAXPROCS=%d, %s %s/%s\n", runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)

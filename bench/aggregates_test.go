@@ -57,6 +57,8 @@ func checkAggScenarios(t *testing.T, backend, baseline string, names []string, b
 	for _, name := range []string{"many-aggregates-8", "hot-aggregate-8", baseline} {
 		require.Positive(t, byName[name]["commands_per_sec"], name)
 		require.Positive(t, byName[name]["cpu_us_per_command"], name)
+		require.Positive(t, byName[name]["allocs_per_command"], name)
+		require.Positive(t, byName[name]["alloc_bytes_per_command"], name)
 	}
 	require.Positive(t, byName["recovery-replay-300-events"]["events_per_sec"])
 	require.Positive(t, byName["baseline-replay-loop-300-events"]["events_per_sec"])
@@ -78,6 +80,15 @@ func TestRun_AggregatesJSON_Postgres_PrintsEveryScenarioAndTheRatio(t *testing.T
 func TestRun_AggregatesOnlyMany_PrintsNoRatio(t *testing.T) {
 	names, _ := runAggJSON(t, "-only", "many")
 	require.Equal(t, []string{"many-aggregates-8"}, names)
+}
+
+func TestRun_AggregatesWarm_MeasuresAfterActivatingEveryAggregate(t *testing.T) {
+	names, byName := runAggJSON(t, "-only", "many,hot", "-warm")
+	require.Equal(t, []string{"many-aggregates-8", "hot-aggregate-8"}, names)
+	for _, name := range names {
+		require.Positive(t, byName[name]["commands_per_sec"], name)
+		require.Positive(t, byName[name]["allocs_per_command"], name)
+	}
 }
 
 func TestRun_AggregatesBadFlags_ExitsWithUsageError(t *testing.T) {

@@ -64,6 +64,9 @@ type Journal interface {
 	// is stored as given, and events must carry a non-empty ID, Type and
 	// Source. An empty events slice is an error. On error nothing is known
 	// to be stored; see the package documentation for what each error means.
+	// Append does not keep events, nor the bytes they refer to, after it
+	// returns: the caller may reuse them (package actor recycles its
+	// batches).
 	Append(ctx context.Context, stream string, expected ExpectedVersion, events []orchestrix.Envelope) (AppendResult, error)
 
 	// Read returns the events of stream with from <= version <= to, in
@@ -113,7 +116,8 @@ type AsyncAppender interface {
 	// but must not wait for them. A ctx that ends while the append is
 	// still queued fails it with ctx's error; once taken into a commit it
 	// runs to completion. Close calls done for every queued append before
-	// it returns.
+	// it returns. As with Append, events are not kept once done has been
+	// called.
 	AppendAsync(ctx context.Context, stream string, expected ExpectedVersion, events []orchestrix.Envelope,
 		done func(AppendResult, error)) error
 }

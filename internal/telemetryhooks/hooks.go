@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/orchestrix/orchestrix/internal/telemetryhooks/bridge"
 	"github.com/orchestrix/orchestrix/telemetry"
@@ -23,11 +24,44 @@ import (
 // (otel.GetTracerProvider) when tp is nil. Without an OpenTelemetry SDK
 // installed, the global provider's spans are non-recording and cost next
 // to nothing. Components call Tracer once and keep the result.
+//
+// With tp nil, and while the global provider is one whose spans are
+// neither recording nor valid (no SDK installed), the returned tracer
+// skips the global tracer's Start for a ctx without a valid span context:
+// it returns ctx unchanged and a no-op span, which is what the global
+// tracer's span amounts to (non-recording, invalid span context, End does
+// nothing), without its two allocations per span. Once a provider is
+// installed with otel.SetTracerProvider, every Start goes to the global
+// tracer again, which delegates to it.
 func Tracer(tp trace.TracerProvider) trace.Tracer {
-	if tp == nil {
-		tp = otel.GetTracerProvider()
+	if tp != nil {
+		return tp.Tracer(telemetry.ScopeName)
 	}
-	return tp.Tracer(telemetry.ScopeName)
+	tp = otel.GetTracerProvider()
+	tr := tp.Tracer(telemetry.ScopeName)
+	if tp == nil || !reflect.TypeOf(tp).Comparable() {
+		return tr
+	}
+	_, probe := tr.Start(context.Background(), telemetry.SpanCommand)
+	probe.End()
+	if probe.IsRecording() || probe.SpanContext().IsValid() {
+		return tr
+	}
+	return &idleGlobalTracer{Tracer: tr, provider: tp}
+}
+
+// idleGlobalTracer is the global provider's tracer while that provider
+// makes spans that do nothing (see Tracer).
+type idleGlobalTracer struct {
+	trace.Tracer
+	provider trace.TracerProvider // the global provider when it was probed
+}
+
+func (t *idleGlobalTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if otel.GetTracerProvider() == t.provider && !trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx, noop.Span{}
+	}
+	return t.Tracer.Start(ctx, name, opts...)
 }
 
 // StartCommandSpan starts the telemetry.SpanCommand span of a command to aggregate
