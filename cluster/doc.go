@@ -150,11 +150,13 @@
 //
 // Close leaves at once: requests other members sent here may end with an
 // unknown outcome. Shutdown leaves gracefully, so that a rolling restart
-// fails no command: it deregisters from the provider, leaves itself out
-// of its own placement and answers NOT_OWNER to new work, drains its
-// activations, tells the other members it left (they drop it from their
-// placement at once), answers the requests it already received, then
-// stops gossip and the remote endpoint. On SIGTERM:
+// fails no command: it leaves itself out of its own placement and answers
+// NOT_OWNER to new work, drains its activations, tells the other members
+// it left (they drop it from their placement at once), deregisters from
+// the provider, answers the requests it already received, then stops
+// gossip and the remote endpoint. It deregisters last, not first, so that
+// no peer takes its ids before they are drained (see Member.Shutdown). On
+// SIGTERM:
 //
 //	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 //	defer stop()
