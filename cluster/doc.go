@@ -23,12 +23,17 @@
 //
 // # Placement
 //
-// The owner of an id is chosen by rendezvous hashing (protoactor-go's
-// exported Rendezvous) over the members that host the id's kind, in each
-// member's own view of the topology. Views can differ while the topology
-// changes; the member asked to run a command checks that it is the owner
-// in its own view and answers "not the owner" otherwise. Owner(kind, id)
-// shows a member's current choice, for debugging.
+// The owner of an id is chosen by rendezvous hashing (the function of
+// protoactor-go's Rendezvous: FNV-1a of the id and the member's address,
+// reimplemented without its locks, ties broken by address) over the
+// members that host the id's kind, in each member's own view of the
+// topology. A member that is fenced or leaving is left out of its own
+// placement, and one that granted a handoff sends the ids it released to
+// the member that asked (see below). Views can differ while the topology
+// changes; the member asked to run a command checks that it owns the id
+// in its own view, and its routing admits the command only then, and
+// answers "not the owner" otherwise. Owner(kind, id) shows a member's
+// current choice, for debugging.
 //
 // Commands, results and states travel as Orchestrix's binary envelope
 // bytes inside a small fixed set of protobuf messages (internal/wire), so
