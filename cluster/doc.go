@@ -23,12 +23,17 @@
 //
 // # Placement
 //
-// The owner of an id is chosen by rendezvous hashing (protoactor-go's
-// exported Rendezvous) over the members that host the id's kind, in each
-// member's own view of the topology. Views can differ while the topology
-// changes; the member asked to run a command checks that it is the owner
-// in its own view and answers "not the owner" otherwise. Owner(kind, id)
-// shows a member's current choice, for debugging.
+// The owner of an id is chosen by rendezvous hashing (the function of
+// protoactor-go's Rendezvous: FNV-1a of the id and the member's address,
+// reimplemented without its locks, ties broken by address) over the
+// members that host the id's kind, in each member's own view of the
+// topology. A member that is fenced or leaving is left out of its own
+// placement, and one that granted a handoff sends the ids it released to
+// the member that asked (see below). Views can differ while the topology
+// changes; the member asked to run a command checks that it owns the id
+// in its own view, and its routing admits the command only then, and
+// answers "not the owner" otherwise. Owner(kind, id) shows a member's
+// current choice, for debugging.
 //
 // Commands, results and states travel as Orchestrix's binary envelope
 // bytes inside a small fixed set of protobuf messages (internal/wire), so
@@ -150,11 +155,13 @@
 //
 // Close leaves at once: requests other members sent here may end with an
 // unknown outcome. Shutdown leaves gracefully, so that a rolling restart
-// fails no command: it deregisters from the provider, leaves itself out
-// of its own placement and answers NOT_OWNER to new work, drains its
-// activations, tells the other members it left (they drop it from their
-// placement at once), answers the requests it already received, then
-// stops gossip and the remote endpoint. On SIGTERM:
+// fails no command: it leaves itself out of its own placement and answers
+// NOT_OWNER to new work, drains its activations, tells the other members
+// it left (they drop it from their placement at once), deregisters from
+// the provider, answers the requests it already received, then stops
+// gossip and the remote endpoint. It deregisters last, not first, so that
+// no peer takes its ids before they are drained (see Member.Shutdown). On
+// SIGTERM:
 //
 //	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 //	defer stop()

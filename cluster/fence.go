@@ -159,7 +159,7 @@ func (m *Member) selfFence(cause, reason string) {
 // tries to lift the fence once the settle period has passed.
 func (m *Member) watch() {
 	defer m.wg.Done()
-	t := time.NewTicker(m.cfg.PauseThreshold / 4)
+	t := time.NewTicker(max(m.cfg.PauseThreshold/4, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {

@@ -19,33 +19,37 @@ const flushLinger = 200 * time.Millisecond
 // Shutdown leaves the cluster gracefully, so that callers on other members
 // see no failed command:
 //
-//  1. it deregisters from the membership provider;
-//  2. it leaves itself out of its own placement (its own callers go to
+//  1. it leaves itself out of its own placement (its own callers go to
 //     the other members) and answers "not the owner" to new work, which
 //     callers elsewhere place again;
-//  3. it releases every activation: in-flight appends finish (and the
+//  2. it releases every activation: in-flight appends finish (and the
 //     final snapshot is saved), commands queued behind them are refused
 //     as not delivered;
-//  4. it tells every other member it left (wire.LeaveRequest): each drops
+//  3. it tells every other member it left (wire.LeaveRequest): each drops
 //     it from its placement at once, without waiting for the provider, and
 //     acknowledges;
+//  4. it deregisters from the membership provider;
 //  5. it answers the requests it had already received, then stops gossip
 //     and the remote endpoint and detaches from the system, like Close.
 //
-// ctx bounds steps 3 and 4; when it ends first, Shutdown still leaves
-// (steps 5) and returns an error matching ctx's. Call it on SIGTERM, then
-// shut the actor.System down; commands sent through this system after
-// Shutdown has returned run locally, as after Close. Calling Shutdown
-// again, or after Close, only closes.
+// It deregisters after the others have dropped it, not first: a member
+// that deregisters first is dropped by its peers' providers while it may
+// still be draining (they would serve its ids with only the journal's
+// version check between the two writers), and protoactor-go's peers then
+// tear down their connections to it and block it, so their
+// acknowledgements may not reach it.
+//
+// ctx bounds steps 2 and 3; when it ends first, Shutdown still leaves
+// and returns an error matching ctx's. Call it on SIGTERM, then shut the
+// actor.System down; commands sent through this system after Shutdown
+// has returned run locally, as after Close. Calling Shutdown again, or
+// after Close, only closes.
 func (m *Member) Shutdown(ctx context.Context) error {
 	if !m.leaving.CompareAndSwap(false, true) {
 		return m.Close()
 	}
 	m.cfg.Logger.Info("cluster: leaving", "address", m.addr())
 	var errs []error
-	if err := m.c.Config.ClusterProvider.Shutdown(true); err != nil {
-		errs = append(errs, fmt.Errorf("cluster: deregistering: %w", err))
-	}
 	m.changeView(func(old *view, n uint64) *view {
 		if old == nil {
 			return &view{self: m.addr(), out: true, ep: newEpoch(n)}
@@ -60,6 +64,9 @@ func (m *Member) Shutdown(ctx context.Context) error {
 	}
 	if err := m.announceLeave(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	if err := m.c.Config.ClusterProvider.Shutdown(true); err != nil {
+		errs = append(errs, fmt.Errorf("cluster: deregistering: %w", err))
 	}
 	m.drainServer()
 	time.Sleep(flushLinger)

@@ -33,6 +33,12 @@ func TestConfigZeroValueIsValid(t *testing.T) {
 	if c.Name == "" || c.Host == "" || len(c.Seeds) != 1 || c.RequestTimeout <= 0 || c.RetryBackoff <= 0 {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
+	if c.ExpectedMembers != 1 || c.PauseThreshold <= 0 || c.SettlePeriod < time.Second || c.HandoffTimeout <= 0 {
+		t.Fatalf("fence and handoff defaults not applied: %+v", c)
+	}
+	if c := (Config{Seeds: []string{"a:1", "b:1", "c:1"}}).withDefaults(); c.ExpectedMembers != 3 {
+		t.Fatalf("ExpectedMembers defaults to len(Seeds) with automanaged: %d", c.ExpectedMembers)
+	}
 }
 
 func TestConfigValidateRejects(t *testing.T) {
@@ -41,6 +47,10 @@ func TestConfigValidateRejects(t *testing.T) {
 		"seed":     {Seeds: []string{"no-port"}},
 		"negative": {RequestTimeout: -1},
 		"backoff":  {RetryBackoff: 2e9, MaxRetryBackoff: 1e9},
+		"expected": {ExpectedMembers: -1},
+		"pause":    {PauseThreshold: -1},
+		"settle":   {SettlePeriod: -1},
+		"handoff":  {HandoffTimeout: -1},
 	} {
 		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: got %v, want ErrInvalidConfig", name, err)

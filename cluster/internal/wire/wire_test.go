@@ -35,3 +35,25 @@ func TestReplyCodesRoundTrip(t *testing.T) {
 		t.Fatalf("round trip lost fields: %v", &out)
 	}
 }
+
+func TestHandoffAndLeaveRoundTrip(t *testing.T) {
+	for _, in := range []proto.Message{
+		&HandoffRequest{MemberId: "m1", Address: "127.0.0.1:1", Epoch: 7,
+			Members: []*Peer{{Id: "m1", Address: "127.0.0.1:1", Kinds: []string{"account"}}, {Id: "m2", Address: "127.0.0.1:2"}}},
+		&HandoffReply{Known: true, Released: 3},
+		&LeaveRequest{MemberId: "m1", Address: "127.0.0.1:1"},
+		&LeaveReply{},
+	} {
+		b, err := proto.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := in.ProtoReflect().New().Interface()
+		if err := proto.Unmarshal(b, out); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(in, out) {
+			t.Fatalf("round trip: got %v, want %v", out, in)
+		}
+	}
+}
