@@ -211,9 +211,11 @@ func (a *aggActor[S, C, E]) Receive(c proto.Context) {
 	case *cmdMsg[C, E]:
 		a.routed(true)
 		a.onCommand(c, m)
+		a.maybeFinish(c) // a stopping actor refused it: maybe the last one routed
 	case *stateMsg[S]:
 		a.routed(true)
 		a.onState(m)
+		a.maybeFinish(c)
 	case *appendDone[S, E]:
 		a.touch()
 		a.onAppendDone(c, m)
@@ -222,6 +224,7 @@ func (a *aggActor[S, C, E]) Receive(c proto.Context) {
 	case *passivateMsg:
 		a.routed(false)
 		a.onPassivate(c, m)
+		a.maybeFinish(c)
 	case *shutdownMsg:
 		a.routed(false)
 		if a.shutdown != nil {
@@ -229,6 +232,7 @@ func (a *aggActor[S, C, E]) Receive(c proto.Context) {
 			// this one waits for the same end.
 			a.alsoDone = append(a.alsoDone, m.done)
 			a.released = a.released && m.release
+			a.maybeFinish(c)
 			return
 		}
 		a.shutdown = m.done
@@ -724,7 +728,15 @@ func (a *aggActor[S, C, E]) maybeFinish(c proto.Context) {
 	if a.shutdown == nil || len(a.batches) > 0 || a.snapInFlight {
 		return
 	}
-	a.h.routes.remove(a.id, a.e, true)
+	if !a.h.routes.remove(a.id, a.e, false) {
+		// More messages were routed here than handled: another stop
+		// request (two releases at once, a release and Close) or
+		// commands are still in the mailbox. Handle them first: once
+		// this actor stops, protoactor-go drops what is left in its
+		// mailbox, and a stop request's waiter would wait forever. Each
+		// of them calls maybeFinish again.
+		return
+	}
 	done := a.shutdown
 	a.shutdown = nil
 	a.stop(c)

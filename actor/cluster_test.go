@@ -284,3 +284,29 @@ func TestClusterModeCountsTheConflictRetried(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1.0, sample(t, reg, "orchestrix_cluster_conflicts_retried_total", "kind", "account"))
 }
+
+// Two releases of the same activation at once (a view change and a
+// handoff, say) both return: the second stop request reaches an actor
+// that the first already finished, and must not be lost with it.
+func TestClusterRelease_ConcurrentReleasesBothReturn(t *testing.T) {
+	ctx := ctxT(t)
+	sysA, _, a, _ := twoSystems(t)
+	k := clusterseam.Kinds(sysA)["account"]
+	for i := range 50 {
+		id := fmt.Sprint("acc-", i)
+		_, err := a.Send(ctx, id, banktest.OpenAccount{Owner: "ada"})
+		require.NoError(t, err)
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		errc := make(chan error, 2)
+		for range 2 {
+			go func() {
+				_, err := k.Release(rctx, nil)
+				errc <- err
+			}()
+		}
+		for range 2 {
+			require.NoError(t, <-errc, "release %d: a concurrent release never returned", i)
+		}
+		cancel()
+	}
+}
