@@ -39,16 +39,13 @@ import (
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/cluster"
+	"github.com/orchestrix/orchestrix/internal/localcluster"
 	"github.com/orchestrix/orchestrix/internal/pgtest"
 	"github.com/orchestrix/orchestrix/journal/postgres"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
 
-const (
-	envMember  = "ORCHESTRIX_CLUSTER_MEMBER" // set in a member process
-	envNetns   = "ORCHESTRIX_CLUSTER_NETNS"  // set inside the namespace
-	envRequire = "ORCHESTRIX_REQUIRE_CLUSTER"
-)
+const envMember = "ORCHESTRIX_CLUSTER_MEMBER" // set in a member process
 
 // netnsReason says why the cluster tests cannot run ("" when they can).
 var netnsReason string
@@ -57,55 +54,20 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envMember) != "" {
 		os.Exit(runMember())
 	}
-	if os.Getenv(envNetns) != "1" {
-		netnsReason = enterNetns()
-	}
+	// The whole test binary runs again inside a loopback-only network
+	// namespace (automanaged's health server binds 0.0.0.0); EnterNetns
+	// returns only when it cannot, saying why, or inside the namespace.
+	netnsReason = localcluster.EnterNetns()
 	pgtest.Main(m)
-}
-
-// enterNetns re-executes the test binary inside a new loopback-only
-// network namespace and exits with its code; it returns why it could not.
-func enterNetns() string {
-	if os.Geteuid() != 0 {
-		return "not root: cannot create a loopback-only network namespace (unshare -n)"
-	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		return "unshare not found: " + err.Error()
-	}
-	ip, err := exec.LookPath("ip")
-	if err != nil {
-		return "ip not found: " + err.Error()
-	}
-	if out, err := exec.Command(unshare, "-n", ip, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		return fmt.Sprintf("unshare -n failed: %v: %s", err, out)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return "cannot find the test binary: " + err.Error()
-	}
-	args := append([]string{"-n", "sh", "-c", `"$1" link set lo up && shift && exec "$@"`, "sh", ip, self}, os.Args[1:]...)
-	cmd := exec.Command(unshare, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), envNetns+"=1")
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.ExitCode())
-		}
-		return "running the tests in a network namespace: " + err.Error()
-	}
-	os.Exit(0)
-	return ""
 }
 
 func needCluster(t *testing.T) {
 	t.Helper()
-	if os.Getenv(envNetns) == "1" {
+	if localcluster.Isolated() {
 		return
 	}
-	if os.Getenv(envRequire) == "1" {
-		t.Fatalf("cluster tests required (%s=1) but cannot run: %s", envRequire, netnsReason)
+	if os.Getenv(localcluster.EnvRequire) == "1" {
+		t.Fatalf("cluster tests required (%s=1) but cannot run: %s", localcluster.EnvRequire, netnsReason)
 	}
 	t.Skipf("cluster tests skipped: %s", netnsReason)
 }
@@ -442,7 +404,7 @@ func (h *harness) start(i int, extra bool, env ...string) *member {
 		b, _ := os.ReadFile(mb.log)
 		// A member built with -race reports races in its log; it is
 		// killed, so its exit code cannot say so.
-		ours, upstream := classifyRaces(string(b))
+		ours, upstream := localcluster.ClassifyRaces(string(b))
 		for _, r := range ours {
 			t.Errorf("member %d reported a data race in orchestrix code:\n%s", i, r)
 		}
@@ -473,43 +435,6 @@ func (mb *member) waitMembers(t *testing.T, n int, name string) {
 		mb.address = r.Address
 		return r.Members == n && !r.Fenced
 	})
-}
-
-// classifyRaces splits the race reports in a member's log into those whose
-// racing accesses involve orchestrix code and a count of those entirely
-// inside dependencies (at the pinned protoactor-go version its BlockList,
-// futures and gossip race). An access is ours when, reading its stack from
-// the innermost frame, the first frame of orchestrix or protoactor-go code
-// is orchestrix's: goroutine creation stacks, which name our Start, do not
-// count, and neither does our code further out, such as the main
-// goroutine's Start calling protoactor-go, or the slog handler of package
-// actor through which protoactor-go logs one of its own messages that
-// another of its goroutines is writing.
-func classifyRaces(log string) (ours []string, upstream int) {
-	parts := strings.Split(log, "WARNING: DATA RACE")
-	for _, rep := range parts[1:] {
-		rep, _, _ = strings.Cut(rep, "==================")
-		isOurs, inAccess := false, false
-		for _, line := range strings.Split(rep, "\n") {
-			trimmed := strings.TrimSpace(line)
-			switch {
-			case strings.Contains(trimmed, " at 0x") && strings.HasSuffix(trimmed, ":"):
-				inAccess = true // "Write at 0x… by goroutine 9:", "Previous read at 0x… by main goroutine:"
-			case trimmed == "" || strings.HasSuffix(trimmed, "created at:"):
-				inAccess = false
-			case inAccess && strings.HasPrefix(trimmed, "github.com/orchestrix/orchestrix"):
-				isOurs, inAccess = true, false
-			case inAccess && strings.HasPrefix(trimmed, "github.com/asynkron/protoactor-go"):
-				inAccess = false
-			}
-		}
-		if isOurs {
-			ours = append(ours, rep)
-		} else {
-			upstream++
-		}
-	}
-	return ours, upstream
 }
 
 func tail(s string, n int) string {
@@ -986,45 +911,6 @@ func TestSingleMemberInProcess(t *testing.T) {
 	s, _, err := h.State(ctx, "x")
 	if err != nil || s.Value != 5 {
 		t.Fatalf("State after Close: %+v, %v", s, err)
-	}
-}
-
-func TestClassifyRaces(t *testing.T) {
-	log := `noise
-WARNING: DATA RACE
-Write at 0x1 by goroutine 9:
-  github.com/asynkron/protoactor-go/remote.(*BlockList).Block()
-
-Goroutine 9 (running) created at:
-  github.com/orchestrix/orchestrix/cluster.Start()
-==================
-WARNING: DATA RACE
-Read at 0x2 by goroutine 3:
-  github.com/orchestrix/orchestrix/actor.(*Handle).dispatch()
-
-Previous write at 0x2 by goroutine 4:
-  github.com/asynkron/protoactor-go/actor.(*future).Result()
-==================
-WARNING: DATA RACE
-Write at 0x3 by goroutine 117:
-  github.com/asynkron/protoactor-go/cluster.setKey()
-      /root/go/pkg/mod/github.com/asynkron/protoactor-go/cluster/gossip_state_management.go:43 +0x3e4
-
-Previous read at 0x3 by goroutine 66:
-  reflect.Value.Int()
-  github.com/asynkron/protoactor-go/cluster.(*GossipRequest).String()
-  log/slog.(*TextHandler).Handle()
-  github.com/orchestrix/orchestrix/actor.levelFloor.Handle()
-      /work/actor/config.go:223 +0xe1
-  github.com/asynkron/protoactor-go/remote.(*endpointWriter).sendEnvelopes()
-
-Goroutine 117 (running) created at:
-  github.com/orchestrix/orchestrix/cluster.Start()
-==================
-`
-	ours, upstream := classifyRaces(log)
-	if len(ours) != 1 || upstream != 2 || !strings.Contains(ours[0], "dispatch") {
-		t.Fatalf("classifyRaces: %d ours %q, %d upstream; want the dispatch race ours, and the BlockList race and the gossip message logged while written upstream", len(ours), ours, upstream)
 	}
 }
 

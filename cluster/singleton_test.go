@@ -4,7 +4,7 @@ package cluster_test
 // (envSingletonMember, handled in init, before TestMain) so that the
 // member processes of these tests run a bank with a transfer saga runner
 // and a balances projection as cluster singletons; the harness helpers
-// (freePorts, waitFor, classifyRaces, member.get) are cluster_test.go's.
+// (freePorts, waitFor, member.get) are cluster_test.go's.
 
 import (
 	"context"
@@ -34,6 +34,7 @@ import (
 	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/cluster"
+	"github.com/orchestrix/orchestrix/internal/localcluster"
 	"github.com/orchestrix/orchestrix/internal/pgtest"
 	"github.com/orchestrix/orchestrix/journal/postgres"
 	"github.com/orchestrix/orchestrix/projection"
@@ -559,7 +560,7 @@ func spawnSingletonMember(t *testing.T, dsn string, plan memberPlan, i int, env 
 		_ = mb.cmd.Process.Kill()
 		<-mb.exited
 		b, _ := os.ReadFile(mb.log)
-		ours, upstream := classifyRaces(string(b))
+		ours, upstream := localcluster.ClassifyRaces(string(b))
 		for _, r := range ours {
 			t.Errorf("member %d reported a data race in orchestrix code:\n%s", i, r)
 		}

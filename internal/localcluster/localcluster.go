@@ -405,33 +405,43 @@ func freePorts(n int) ([]int, error) {
 
 // RaceReports splits the data race reports in the member's output (a
 // member built with -race prints them; it is usually killed, so its exit
-// status cannot say so) into those where Orchestrix code made one of the
-// two racing accesses (the top frame of an access stack is ours) and a
-// count of those where both were made inside dependencies, even when our
-// code is further down the stack: protoactor-go races in its BlockList,
-// futures and remote shutdown at the pinned version.
+// status cannot say so) as ClassifyRaces does.
 func (m *Member) RaceReports() (ours []string, upstream int) {
 	b, _ := os.ReadFile(m.Log)
-	return classifyRaces(string(b))
+	return ClassifyRaces(string(b))
 }
 
-func classifyRaces(log string) (ours []string, upstream int) {
+// ClassifyRaces splits the race reports in a member's log into those
+// whose racing accesses involve Orchestrix code and a count of those
+// entirely inside dependencies (at the pinned protoactor-go version its
+// BlockList, futures, gossip and remote shutdown race). An access is ours
+// when, reading its stack from the innermost frame, the first frame of
+// Orchestrix or protoactor-go code is Orchestrix's; runtime and standard
+// library frames above it (a map access, reflect) do not decide.
+// Goroutine creation stacks, which name our Start, do not count, and
+// neither does our code further out: the main goroutine's Start calling
+// protoactor-go, or the slog handler of package actor through which
+// protoactor-go logs one of its own messages that another of its
+// goroutines is writing.
+func ClassifyRaces(log string) (ours []string, upstream int) {
 	parts := strings.Split(log, "WARNING: DATA RACE")
 	for _, rep := range parts[1:] {
 		rep, _, _ = strings.Cut(rep, "==================")
-		mine := false
-		lines := strings.Split(rep, "\n")
-		for i, line := range lines {
+		isOurs, inAccess := false, false
+		for _, line := range strings.Split(rep, "\n") {
 			trimmed := strings.TrimSpace(line)
-			// An access: "Read at 0x… by goroutine 7:", "Previous write at …".
-			if !strings.Contains(trimmed, " at 0x") || !strings.HasSuffix(trimmed, ":") || i+1 >= len(lines) {
-				continue
-			}
-			if strings.HasPrefix(strings.TrimSpace(lines[i+1]), "github.com/orchestrix/orchestrix") {
-				mine = true
+			switch {
+			case strings.Contains(trimmed, " at 0x") && strings.HasSuffix(trimmed, ":"):
+				inAccess = true // "Write at 0x… by goroutine 9:", "Previous read at 0x… by main goroutine:"
+			case trimmed == "" || strings.HasSuffix(trimmed, "created at:"):
+				inAccess = false
+			case inAccess && strings.HasPrefix(trimmed, "github.com/orchestrix/orchestrix"):
+				isOurs, inAccess = true, false
+			case inAccess && strings.HasPrefix(trimmed, "github.com/asynkron/protoactor-go"):
+				inAccess = false
 			}
 		}
-		if mine {
+		if isOurs {
 			ours = append(ours, rep)
 		} else {
 			upstream++

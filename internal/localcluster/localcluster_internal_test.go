@@ -22,7 +22,7 @@ Previous write at 0x2 by goroutine 4:
   github.com/asynkron/protoactor-go/actor.(*future).Result()
 ==================
 `
-	ours, upstream := classifyRaces(log)
+	ours, upstream := ClassifyRaces(log)
 	if len(ours) != 1 || upstream != 1 || !strings.Contains(ours[0], "dispatch") {
 		t.Fatalf("classifyRaces: %d ours %q, %d upstream; want the dispatch race ours and the BlockList race upstream", len(ours), ours, upstream)
 	}
@@ -39,10 +39,45 @@ Previous read at 0x3 by goroutine 78:
       /x/endpoint_reader.go:75 +0x375
 ==================
 `
-	if ours, upstream := classifyRaces(shutdown); len(ours) != 0 || upstream != 1 {
+	if ours, upstream := ClassifyRaces(shutdown); len(ours) != 0 || upstream != 1 {
 		t.Fatalf("remote shutdown race: %d ours, %d upstream; want it upstream", len(ours), upstream)
 	}
-	if ours, upstream := classifyRaces("no races here\n"); len(ours) != 0 || upstream != 0 {
+	// protoactor-go logs a gossip message through our slog handler while
+	// another of its goroutines writes it: upstream.
+	gossip := `WARNING: DATA RACE
+Write at 0x3 by goroutine 117:
+  github.com/asynkron/protoactor-go/cluster.setKey()
+      /x/gossip_state_management.go:43 +0x3e4
+
+Previous read at 0x3 by goroutine 66:
+  reflect.Value.Int()
+  github.com/asynkron/protoactor-go/cluster.(*GossipRequest).String()
+  log/slog.(*TextHandler).Handle()
+  github.com/orchestrix/orchestrix/actor.levelFloor.Handle()
+      /x/config.go:223 +0xe1
+
+Goroutine 117 (running) created at:
+  github.com/orchestrix/orchestrix/cluster.Start()
+==================
+`
+	if ours, upstream := ClassifyRaces(gossip); len(ours) != 0 || upstream != 1 {
+		t.Fatalf("gossip logged while written: %d ours, %d upstream; want it upstream", len(ours), upstream)
+	}
+	// A map race in our code shows the runtime's frame on top: ours.
+	mapRace := `WARNING: DATA RACE
+Write at 0x4 by goroutine 12:
+  runtime.mapassign_faststr()
+  github.com/orchestrix/orchestrix/cluster.(*Member).onTopology()
+
+Previous read at 0x4 by goroutine 13:
+  runtime.mapaccess2_faststr()
+  github.com/orchestrix/orchestrix/cluster.(*Member).Owner()
+==================
+`
+	if ours, upstream := ClassifyRaces(mapRace); len(ours) != 1 || upstream != 0 {
+		t.Fatalf("a map race in our code: %d ours, %d upstream; want it ours", len(ours), upstream)
+	}
+	if ours, upstream := ClassifyRaces("no races here\n"); len(ours) != 0 || upstream != 0 {
 		t.Fatalf("a clean log: %d ours, %d upstream", len(ours), upstream)
 	}
 }
