@@ -121,6 +121,7 @@ func (m *Member) changeView(change func(old *view, n uint64) *view) *view {
 	m.epochs++
 	nv := change(m.cur.Load(), m.epochs)
 	m.cur.Store(nv)
+	m.endDropped() // after the store: a request begun from now on sees nv
 	m.wg.Add(2)
 	m.vmu.Unlock()
 	if m.singles != nil {
