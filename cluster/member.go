@@ -68,6 +68,7 @@ type Member struct {
 	// replaces the TCP probe of a dropped member's endpoint.
 	pending pendingSet
 	probe   func(addr string) bool
+	views   viewChanges // wakes the request loop's retries on a new view
 
 	closeOnce sync.Once
 }
@@ -261,6 +262,7 @@ func (m *Member) call(ctx context.Context, kind, id string, command bool, local 
 	send func(ctx context.Context, addr string) (attempt, error)) (ranLocally bool, err error) {
 	backoff := m.cfg.RetryBackoff
 	for {
+		changed := m.views.next()
 		addr, err := m.Owner(kind, id)
 		switch {
 		case err == nil && addr == m.addr():
@@ -294,6 +296,12 @@ func (m *Member) call(ctx context.Context, kind, id string, command bool, local 
 			t.Stop()
 			// Nothing was delivered: not an unknown outcome.
 			return false, fmt.Errorf("cluster: %s %q not delivered: %w (last attempt: %w)", kind, id, ctx.Err(), err)
+		case <-changed:
+			// The view changed since this attempt was placed: place it
+			// again now, with the backoff from its start.
+			t.Stop()
+			backoff = m.cfg.RetryBackoff
+			continue
 		case <-t.C:
 		}
 		backoff = min(2*backoff, m.cfg.MaxRetryBackoff)

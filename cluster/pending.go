@@ -155,3 +155,34 @@ func (m *Member) accepts(addr string) bool {
 	_ = c.Close()
 	return true
 }
+
+// viewChanges lets the request loop wait for the next view this member
+// publishes: a request that was not delivered (not the owner, a handoff
+// under way, its owner just left) is placed again as soon as the view
+// changes, instead of sleeping out its backoff. A handoff granted to
+// another member counts: that member's view changed, and this member now
+// sends it the ids it claimed.
+type viewChanges struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// next returns a channel closed when the next view is published; take it
+// before the attempt whose failure it should cut short.
+func (n *viewChanges) next() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ch == nil {
+		n.ch = make(chan struct{})
+	}
+	return n.ch
+}
+
+func (n *viewChanges) notify() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ch != nil {
+		close(n.ch)
+		n.ch = nil
+	}
+}

@@ -188,3 +188,26 @@ func TestPendingSet_BeginAndDropped(t *testing.T) {
 		t.Fatalf("targets kept after the drop: %v", p.byAddr)
 	}
 }
+
+// A request refused as not delivered waits its backoff before it is placed
+// again, but a new view ends the wait: the retry goes to the owner in the
+// new view at once. Here the backoff (5 min at least) outlasts the
+// caller's context (30 s): without the wake the command is not delivered.
+func TestRequestLoop_NewViewEndsTheBackoff(t *testing.T) {
+	m, hole := pendingMember(t, func(string) bool { return true })
+	m.cfg.RetryBackoff, m.cfg.MaxRetryBackoff = 10*time.Minute, 10*time.Minute
+	id := peerOwned(t, m)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out := make(chan commandResult, 1)
+	go func() {
+		_, ran, err := m.Command(ctx, "k", id, "cmd-1", []byte("cmd"), func(context.Context) error { return nil })
+		out <- commandResult{ran, err}
+	}()
+	env := <-hole.got
+	m.proto.Root.Send(env.Sender, &wire.CommandReply{Code: wire.Code_NOT_OWNER, Message: "not the owner"})
+	dropPeer(m) // this member owns the id now
+	if r := <-out; r.err != nil || !r.ranLocally {
+		t.Fatalf("after a new view: ran locally %v, err %v; want the retry run at once by the new owner", r.ranLocally, r.err)
+	}
+}
