@@ -172,13 +172,15 @@ func Handle[In, Out any](mux *http.ServeMux, path string, f func(context.Context
 type Ready struct {
 	Address string `json:"address"`
 	Members int    `json:"members"`
+	Fenced  bool   `json:"fenced"`
 }
 
-// HandleReady registers /ready on mux, answering m's address and how
-// many members it sees. Start waits on it.
+// HandleReady registers /ready on mux, answering m's address, how many
+// members it sees and whether it is fenced. Start waits on it.
 func HandleReady(mux *http.ServeMux, m *cluster.Member) {
 	Handle(mux, "/ready", func(context.Context, struct{}) (Ready, error) {
-		return Ready{Address: m.Address(), Members: m.Members()}, nil
+		_, fenced := m.Fenced()
+		return Ready{Address: m.Address(), Members: m.Members(), Fenced: fenced}, nil
 	})
 }
 
@@ -270,8 +272,10 @@ func Start(ctx context.Context, opts Options) ([]*Member, error) {
 	return ms, nil
 }
 
-// WaitMembers waits until each of ms is ready and sees want members, or
-// until ctx ends, or one of them exits.
+// WaitMembers waits until each of ms is ready, sees want members and is
+// not fenced (a member that started before a majority of the others is
+// fenced, and leaves itself out of its own placement, until it has a
+// fresh view), or until ctx ends, or one of them exits.
 func WaitMembers(ctx context.Context, ms []*Member, want int) error {
 	for _, m := range ms {
 		for {
@@ -281,10 +285,10 @@ func WaitMembers(ctx context.Context, ms []*Member, want int) error {
 				if m.Address == "" { // set once, by Start: read freely afterwards
 					m.Address = r.Address
 				}
-				if r.Members == want {
+				if r.Members == want && !r.Fenced {
 					break
 				}
-				err = fmt.Errorf("it sees %d members", r.Members)
+				err = fmt.Errorf("it sees %d members (fenced: %v)", r.Members, r.Fenced)
 			}
 			select {
 			case <-m.exited:
