@@ -45,7 +45,9 @@
 //     letter; the owner left this member's view before the request was
 //     sent, so it was not sent): nothing was executed, and the request is
 //     retried with backoff (Config.RetryBackoff doubling to
-//     MaxRetryBackoff, jittered) until the caller's context ends. Then the
+//     MaxRetryBackoff, jittered; a new view of this member, or a handoff
+//     it grants, ends the wait and the request is placed again at once)
+//     until the caller's context ends. Then the
 //     error matches the context's error and the last cause, not
 //     orchestrix.ErrOutcomeUnknown.
 //   - No reply within Config.RequestTimeout (or before the caller's
@@ -65,7 +67,9 @@
 //     gracefully: it deregisters first and then answers what it received)
 //     keeps its pending requests; they get its reply or their timeout, and
 //     it is probed again every RefreshTTL while requests to it are pending.
-//     A state read ended this way is placed again (a read changes nothing).
+//     So does a stopped (SIGSTOP) member, whose kernel still accepts
+//     connections: it may run them when it resumes. A state read ended
+//     this way is placed again (a read changes nothing).
 //     Why this is needed: protoactor-go's remote endpoint at the pinned
 //     version answers nothing for a dead member while its writer retries
 //     the connection (remote.Config.MaxRetryCount 5 attempts, sleeping 2 s
