@@ -99,7 +99,7 @@ type failoverFigures struct {
 	// owned; each is probed until it takes a command again.
 	VictimAggregates int `json:"victim_aggregates"`
 	// SurvivorsSeeMs: from the kill until every survivor sees one member
-	// fewer (polled every 100 ms).
+	// fewer and is not fenced (polled every 100 ms).
 	SurvivorsSeeMs float64 `json:"survivors_see_ms"`
 	// FirstSuccessMs: from the kill to the first command that succeeded
 	// on one of the killed member's aggregates (sent after the kill).

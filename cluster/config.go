@@ -47,7 +47,10 @@ type Config struct {
 	// RequestTimeout bounds one request to another member (further
 	// bounded by the caller's context). When it passes without a reply the
 	// outcome is unknown: the error matches orchestrix.ErrOutcomeUnknown
-	// and is not retried. Default 5s.
+	// and is not retried. A request to a member that died ends earlier,
+	// as soon as this member's view drops it and its endpoint refuses
+	// connections (also an unknown outcome; see the package
+	// documentation), so failover does not wait for this. Default 5s.
 	RequestTimeout time.Duration
 	// RetryBackoff is the first wait before retrying a request that was
 	// not delivered (no owner, not the owner, dead letter); it doubles up

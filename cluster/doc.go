@@ -47,14 +47,40 @@
 //
 //   - Not delivered (no member hosts the kind yet: ErrNoOwner; the member
 //     asked is not the owner: ErrNotOwner; it has no request actor, a dead
-//     letter): nothing was executed, and the request is retried with
-//     backoff (Config.RetryBackoff doubling to MaxRetryBackoff, jittered)
-//     until the caller's context ends. Then the error matches the
-//     context's error and the last cause, not orchestrix.ErrOutcomeUnknown.
+//     letter; the owner left this member's view before the request was
+//     sent, so it was not sent): nothing was executed, and the request is
+//     retried with backoff (Config.RetryBackoff doubling to
+//     MaxRetryBackoff, jittered; a new view of this member, or a handoff
+//     it grants, ends the wait and the request is placed again at once)
+//     until the caller's context ends. Then the
+//     error matches the context's error and the last cause, not
+//     orchestrix.ErrOutcomeUnknown.
 //   - No reply within Config.RequestTimeout (or before the caller's
 //     context ends): the error matches orchestrix.ErrOutcomeUnknown. It is
 //     never retried automatically: the command may have executed, or may
 //     still execute (a member that was paused can run it when it resumes).
+//   - The member a request was sent to died before it replied: the
+//     request ends as soon as this member's view drops that member and its
+//     remote endpoint refuses connections (a TCP probe; a host that does
+//     not answer within a second counts as gone), without waiting for
+//     RequestTimeout, and its error matches orchestrix.ErrOutcomeUnknown
+//     too: the member may have executed the command before it died, so it
+//     is never reported as a success and never retried automatically. The
+//     caller's retry with the same command id goes to the new owner, which
+//     answers it as a duplicate if it had been stored. A member the view
+//     dropped whose endpoint still accepts connections (one leaving
+//     gracefully: it deregisters first and then answers what it received)
+//     keeps its pending requests; they get its reply or their timeout, and
+//     it is probed again every RefreshTTL while requests to it are pending.
+//     So does a stopped (SIGSTOP) member, whose kernel still accepts
+//     connections: it may run them when it resumes. A state read ended
+//     this way is placed again (a read changes nothing).
+//     Why this is needed: protoactor-go's remote endpoint at the pinned
+//     version answers nothing for a dead member while its writer retries
+//     the connection (remote.Config.MaxRetryCount 5 attempts, sleeping 2 s
+//     inside the actor after each), so without it every request sent to a
+//     dead member, before and after the death, waited its full
+//     RequestTimeout.
 //   - In cluster mode every command has an id (generated when the caller
 //     set none) that stays the same across internal retries, so a
 //     caller's own retry with the same id (actor.WithCommandID) is
@@ -154,7 +180,8 @@
 // # Leaving
 //
 // Close leaves at once: requests other members sent here may end with an
-// unknown outcome. Shutdown leaves gracefully, so that a rolling restart
+// unknown outcome (as soon as their views drop this member, as after a
+// crash). Shutdown leaves gracefully, so that a rolling restart
 // fails no command: it leaves itself out of its own placement and answers
 // NOT_OWNER to new work, drains its activations, tells the other members
 // it left (they drop it from their placement at once), deregisters from

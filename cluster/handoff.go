@@ -121,6 +121,8 @@ func (m *Member) changeView(change func(old *view, n uint64) *view) *view {
 	m.epochs++
 	nv := change(m.cur.Load(), m.epochs)
 	m.cur.Store(nv)
+	m.endDropped() // after the store: a request begun from now on sees nv
+	m.views.notify()
 	m.wg.Add(2)
 	m.vmu.Unlock()
 	if m.singles != nil {
@@ -241,6 +243,7 @@ func (m *Member) serveHandoff(req *wire.HandoffRequest) *wire.HandoffReply {
 		return &wire.HandoffReply{Known: false}
 	}
 	m.cur.Store(v.withClaim(claim{id: req.GetMemberId(), addr: addr, epoch: req.GetEpoch(), pl: placementOf(req.GetMembers())}))
+	m.views.notify() // callers waiting to place an id again may find it placed there now
 	m.vmu.Unlock()
 	ctx, cancel := context.WithTimeout(m.bg, m.cfg.RequestTimeout)
 	defer cancel()

@@ -63,6 +63,13 @@ type Member struct {
 
 	serving sync.WaitGroup // requests being served
 
+	// pending are the requests this member has sent and not yet seen
+	// answered, by target address (pending.go); probe, when set (tests),
+	// replaces the TCP probe of a dropped member's endpoint.
+	pending pendingSet
+	probe   func(addr string) bool
+	views   viewChanges // wakes the request loop's retries on a new view
+
 	closeOnce sync.Once
 }
 
@@ -255,6 +262,7 @@ func (m *Member) call(ctx context.Context, kind, id string, command bool, local 
 	send func(ctx context.Context, addr string) (attempt, error)) (ranLocally bool, err error) {
 	backoff := m.cfg.RetryBackoff
 	for {
+		changed := m.views.next()
 		addr, err := m.Owner(kind, id)
 		switch {
 		case err == nil && addr == m.addr():
@@ -288,6 +296,12 @@ func (m *Member) call(ctx context.Context, kind, id string, command bool, local 
 			t.Stop()
 			// Nothing was delivered: not an unknown outcome.
 			return false, fmt.Errorf("cluster: %s %q not delivered: %w (last attempt: %w)", kind, id, ctx.Err(), err)
+		case <-changed:
+			// The view changed since this attempt was placed: place it
+			// again now, with the backoff from its start.
+			t.Stop()
+			backoff = m.cfg.RetryBackoff
+			continue
 		case <-t.C:
 		}
 		backoff = min(2*backoff, m.cfg.MaxRetryBackoff)
@@ -306,6 +320,12 @@ func (m *Member) request(ctx context.Context, addr string, msg any) (any, attemp
 	if timeout <= 0 {
 		return nil, delivered, ctx.Err() // nothing was sent
 	}
+	t, ok := m.pending.begin(addr, m.inView)
+	if !ok {
+		// Its view dropped the member (or never had it): nothing is sent.
+		return nil, notDelivered, fmt.Errorf("cluster: member %s is not in this member's view", addr)
+	}
+	defer m.pending.end(t)
 	f := m.proto.Root.RequestFuture(proto.NewPID(addr, serverName), msg, timeout)
 	type result struct {
 		v   any
@@ -322,6 +342,9 @@ func (m *Member) request(ctx context.Context, addr string, msg any) (any, attemp
 	case <-ctx.Done():
 		return nil, unknown, fmt.Errorf("%w: cluster: no reply from %s before the context ended: %w",
 			orchestrix.ErrOutcomeUnknown, addr, ctx.Err())
+	case <-t.gone:
+		// The member may have executed the request before it died.
+		return nil, unknown, fmt.Errorf("%w: cluster: no reply from %s: %w", orchestrix.ErrOutcomeUnknown, addr, errMemberGone)
 	}
 	switch {
 	case r.err == nil:
@@ -377,7 +400,11 @@ func (m *Member) State(ctx context.Context, kind, id string, at bool, version ui
 	ranLocally, err := m.call(ctx, kind, id, false, local, func(ctx context.Context, addr string) (attempt, error) {
 		v, a, err := m.request(ctx, addr, req)
 		if err != nil {
-			if a == unknown {
+			switch {
+			case a == unknown && errors.Is(err, errMemberGone):
+				// A read changes nothing: place it again, on the new owner.
+				return notDelivered, err
+			case a == unknown:
 				// A read has no outcome to be unsure of: say it timed out.
 				return delivered, err
 			}

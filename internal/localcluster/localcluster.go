@@ -178,8 +178,8 @@ type Ready struct {
 	Fenced bool `json:"fenced"`
 }
 
-// HandleReady registers /ready on mux, answering m's address and how
-// many members it sees. Start waits on it.
+// HandleReady registers /ready on mux, answering m's address, how many
+// members it sees and whether it is fenced. Start waits on it.
 func HandleReady(mux *http.ServeMux, m *cluster.Member) {
 	Handle(mux, "/ready", func(context.Context, struct{}) (Ready, error) {
 		_, fenced := m.Fenced()
