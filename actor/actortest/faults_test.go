@@ -13,6 +13,7 @@ import (
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/internal/banktest"
+	"github.com/orchestrix/orchestrix/internal/kittest"
 	"github.com/orchestrix/orchestrix/journal"
 	memjournal "github.com/orchestrix/orchestrix/journal/mem"
 )
@@ -70,7 +71,7 @@ func TestEnv_DelayAppends_HeldUntilTheManualClockMoves(t *testing.T) {
 }
 
 func TestEnv_Faults_NeedTheMemJournal(t *testing.T) {
-	msg := failure(t, func(ft testing.TB) {
+	msg := kittest.Run(t, func(ft testing.TB) {
 		j, err := memjournal.New(memjournal.Config{})
 		require.NoError(t, err)
 		env := actortest.NewSystem(ft, actortest.WithBackend(j))

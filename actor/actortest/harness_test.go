@@ -12,6 +12,7 @@ import (
 	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/internal/banktest"
+	"github.com/orchestrix/orchestrix/internal/kittest"
 	"github.com/orchestrix/orchestrix/snapshot"
 )
 
@@ -54,11 +55,11 @@ func leakyDef() aggregate.Definition[banktest.Account, banktest.Command, any] {
 }
 
 func TestHarness_ChecksSerializationByDefault(t *testing.T) {
-	msg := failure(t, func(ft testing.TB) { actortest.NewHarness(ft, leakyDef()) })
+	msg := kittest.Run(t, func(ft testing.TB) { actortest.NewHarness(ft, leakyDef()) })
 	assert.Contains(t, msg, `event "test.leaky"`)
 	assert.Contains(t, msg, "field memo (unexported")
 
-	msg = failure(t, func(ft testing.TB) { actortest.NewHarness(ft, leakyDef(), actortest.WithoutSerializationCheck()) })
+	msg = kittest.Run(t, func(ft testing.TB) { actortest.NewHarness(ft, leakyDef(), actortest.WithoutSerializationCheck()) })
 	assert.Empty(t, msg)
 }
 
@@ -92,7 +93,7 @@ func TestHarness_ExpectRecovers_FailsWhenTheSnapshotLosesState(t *testing.T) {
 		err := json.Unmarshal(b, &l)
 		return banktest.Account{ID: l.ID, Owner: l.Owner, Open: true}, err
 	}
-	msg := failure(t, func(ft testing.TB) {
+	msg := kittest.Run(t, func(ft testing.TB) {
 		h := actortest.NewHarness(ft, def, actortest.WithoutSerializationCheck())
 		h.Run("a1", banktest.OpenAccount{Owner: "ada"})
 		h.Run("a1", banktest.Deposit{Amount: 5})
@@ -101,7 +102,7 @@ func TestHarness_ExpectRecovers_FailsWhenTheSnapshotLosesState(t *testing.T) {
 	assert.Contains(t, msg, `account "a1" recovered to another state after a restart: field Balance: 5 became 0`)
 
 	// The serialization check run by NewHarness catches it up front.
-	msg = failure(t, func(ft testing.TB) { actortest.NewHarness(ft, def) })
+	msg = kittest.Run(t, func(ft testing.TB) { actortest.NewHarness(ft, def) })
 	assert.Contains(t, msg, "state banktest.Account does not survive serialization: field Balance")
 }
 
@@ -115,7 +116,7 @@ func TestHarness_ExpectRecovers_FailsWhenEvolveIsImpure(t *testing.T) {
 		}
 		return s
 	}
-	msg := failure(t, func(ft testing.TB) {
+	msg := kittest.Run(t, func(ft testing.TB) {
 		h := actortest.NewHarness(ft, def, actortest.WithoutSnapshots())
 		h.Run("a1", banktest.OpenAccount{Owner: "ada"})
 		drift = true
@@ -134,7 +135,7 @@ func TestHarness_StateAt(t *testing.T) {
 	assert.Equal(t, uint64(3), v)
 	assert.Equal(t, int64(6), s.Balance)
 
-	msg := failure(t, func(ft testing.TB) {
+	msg := kittest.Run(t, func(ft testing.TB) {
 		g := actortest.NewHarness(ft, banktest.Accounts())
 		g.Run("a1", banktest.OpenAccount{Owner: "ada"})
 		g.ExpectStateAt("a1", 1, banktest.Account{ID: "a1", Owner: "bob", Open: true})

@@ -2,11 +2,7 @@ package actortest_test
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
-	"runtime"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +12,7 @@ import (
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/internal/banktest"
+	"github.com/orchestrix/orchestrix/internal/kittest"
 	"github.com/orchestrix/orchestrix/internal/pgtest"
 	"github.com/orchestrix/orchestrix/journal"
 	boltjournal "github.com/orchestrix/orchestrix/journal/bolt"
@@ -23,40 +20,6 @@ import (
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// fakeT is a testing.TB that records failures; Fatalf ends the goroutine
-// like the real one.
-type fakeT struct {
-	testing.TB
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (f *fakeT) Helper() {}
-func (f *fakeT) Errorf(format string, args ...any) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.msgs = append(f.msgs, fmt.Sprintf(format, args...))
-}
-func (f *fakeT) Error(args ...any) { f.Errorf("%s", fmt.Sprint(args...)) }
-func (f *fakeT) Fatalf(format string, args ...any) {
-	f.Errorf(format, args...)
-	runtime.Goexit()
-}
-func (f *fakeT) Fatal(args ...any) { f.Fatalf("%s", fmt.Sprint(args...)) }
-
-// failure runs fn with a fake T on its own goroutine and returns what it
-// reported ("" when it passed).
-func failure(t *testing.T, fn func(t testing.TB)) string {
-	ft := &fakeT{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn(ft)
-	}()
-	<-done
-	return strings.Join(ft.msgs, "\n")
-}
 
 func backends(t *testing.T) map[string]func(t *testing.T) journal.Journal {
 	return map[string]func(t *testing.T) journal.Journal{
@@ -113,7 +76,7 @@ func TestEventProbe_ExpectPersisted_OnEveryBackend(t *testing.T) {
 			// An extra event fails ExpectNothingPersisted.
 			_, err = h.Send(ctx, "a1", banktest.Deposit{Amount: 1})
 			require.NoError(t, err)
-			msg := failure(t, func(ft testing.TB) {
+			msg := kittest.Run(t, func(ft testing.TB) {
 				q := actortest.NewEventProbe(ft, env.Log, env.System.Registry())
 				_, err := h.Send(ctx, "a2", banktest.OpenAccount{Owner: "bo"})
 				require.NoError(t, err)
@@ -127,7 +90,7 @@ func TestEventProbe_ExpectPersisted_OnEveryBackend(t *testing.T) {
 func TestEventProbe_ExpectPersisted_WrongTypeOrAggregate_Fails(t *testing.T) {
 	env, h := bankEnv(t, nil)
 	ctx := context.Background()
-	msg := failure(t, func(ft testing.TB) {
+	msg := kittest.Run(t, func(ft testing.TB) {
 		p := actortest.NewEventProbe(ft, env.Log, env.System.Registry())
 		_, _ = h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ada"})
 		actortest.ExpectPersisted[banktest.Deposited](p, "a1")
@@ -135,14 +98,14 @@ func TestEventProbe_ExpectPersisted_WrongTypeOrAggregate_Fails(t *testing.T) {
 	assert.Contains(t, msg, "is a banktest.Opened")
 	assert.Contains(t, msg, "want banktest.Deposited")
 
-	msg = failure(t, func(ft testing.TB) {
+	msg = kittest.Run(t, func(ft testing.TB) {
 		p := actortest.NewEventProbe(ft, env.Log, env.System.Registry())
 		_, _ = h.Send(ctx, "a2", banktest.OpenAccount{Owner: "bo"})
 		actortest.ExpectPersisted[banktest.Opened](p, "a3")
 	})
 	assert.Contains(t, msg, `on aggregate "a2", want "a3"`)
 
-	msg = failure(t, func(ft testing.TB) {
+	msg = kittest.Run(t, func(ft testing.TB) {
 		p := actortest.NewEventProbe(ft, env.Log, env.System.Registry(), actortest.ProbeWait(10*time.Millisecond))
 		actortest.ExpectPersisted[banktest.Opened](p, "")
 	})
@@ -168,7 +131,7 @@ func TestEventProbe_FishPersisted_SkipsAndFilters(t *testing.T) {
 	require.Len(t, left, 1) // a2's event is not on the probed stream
 	assert.Equal(t, uint64(4), left[0].Version)
 
-	msg := failure(t, func(ft testing.TB) {
+	msg := kittest.Run(t, func(ft testing.TB) {
 		q := actortest.NewEventProbe(ft, env.Log, env.System.Registry(), actortest.ProbeWait(10*time.Millisecond))
 		_, _ = h.Send(ctx, "a1", banktest.Deposit{Amount: 9})
 		actortest.FishPersisted[banktest.Withdrawn](q, "", nil)
@@ -195,7 +158,7 @@ func TestEventProbe_ExpectPersisted_NamesTheManualClockItDoesNotAdvance(t *testi
 	before := env.Clock.Timers()
 	require.NoError(t, h.Tell("a1", banktest.OpenAccount{Owner: "ada"}))
 
-	msg := failure(t, func(ft testing.TB) {
+	msg := kittest.Run(t, func(ft testing.TB) {
 		q := env.EventProbe(ft, actortest.ProbeWait(50*time.Millisecond))
 		actortest.ExpectPersisted[banktest.Opened](q, "a1")
 	})

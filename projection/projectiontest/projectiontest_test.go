@@ -3,15 +3,13 @@ package projectiontest_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/kittest"
 	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/projection/projectiontest"
 )
@@ -75,45 +73,6 @@ func (b *balances) snapshot() map[string]int {
 
 var errBoom = errors.New("boom")
 
-// fakeT records a fatal failure instead of failing the real test, so the
-// tests can check that the kit fails when the projection misbehaves.
-type fakeT struct {
-	testing.TB
-	mu     sync.Mutex
-	failed bool
-	msg    string
-}
-
-func (f *fakeT) Helper() {}
-
-func (f *fakeT) Fatalf(format string, args ...any) {
-	f.mu.Lock()
-	f.failed, f.msg = true, fmt.Sprintf(format, args...)
-	f.mu.Unlock()
-	runtime.Goexit()
-}
-
-func (f *fakeT) Fatal(args ...any) { f.Fatalf("%s", fmt.Sprint(args...)) }
-
-// expectFatal runs fn with a fakeT and fails t unless fn failed it with a
-// message containing want.
-func expectFatal(t *testing.T, want string, fn func(ft *fakeT)) {
-	t.Helper()
-	ft := &fakeT{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn(ft)
-	}()
-	<-done
-	if !ft.failed {
-		t.Fatalf("the kit did not fail the test; want a failure containing %q", want)
-	}
-	if !strings.Contains(ft.msg, want) {
-		t.Fatalf("failure %q does not contain %q", ft.msg, want)
-	}
-}
-
 func TestKit_Run_BuildsReadModelToHead(t *testing.T) {
 	k := projectiontest.New(t, registry(t))
 	k.Append("account-alice", Deposited{Amount: 100}, Withdrawn{Amount: 30})
@@ -155,7 +114,7 @@ func TestKit_Run_StopsAtUntilPosition(t *testing.T) {
 }
 
 func TestKit_ExpectCaughtUp_FailsOnFailedProjection(t *testing.T) {
-	expectFatal(t, "failed at position 2", func(ft *fakeT) {
+	kittest.ExpectFatal(t, "failed at position 2", func(ft testing.TB) {
 		k := projectiontest.New(ft, registry(t))
 		k.Append("account-a", Deposited{Amount: 1})
 		k.Append("account-a", Deposited{Amount: 2})
@@ -165,7 +124,7 @@ func TestKit_ExpectCaughtUp_FailsOnFailedProjection(t *testing.T) {
 }
 
 func TestKit_ExpectCaughtUp_FailsAtOnceOnRetry(t *testing.T) {
-	expectFatal(t, "retrying position 1 after 1 failed attempt(s)", func(ft *fakeT) {
+	kittest.ExpectFatal(t, "retrying position 1 after 1 failed attempt(s)", func(ft testing.TB) {
 		k := projectiontest.New(ft, registry(t))
 		bad := k.Append("account-a", Deposited{Amount: 1})
 		k.Run(projection.Projection{Name: "p", Handler: projectiontest.FailTimes(newBalances(), bad, 1, errBoom)})
@@ -210,7 +169,7 @@ func TestKit_ExpectFailsAt_DrivesBackoffOnManualClock(t *testing.T) {
 }
 
 func TestKit_ExpectFailsAt_FailsWhenProjectionRecovers(t *testing.T) {
-	expectFatal(t, "handled the event", func(ft *fakeT) {
+	kittest.ExpectFatal(t, "handled the event", func(ft testing.TB) {
 		k := projectiontest.New(ft, registry(t), projectiontest.WithRetry(projection.Retry{MaxAttempts: 5}))
 		bad := k.Append("account-a", Deposited{Amount: 1})
 		k.Add(projection.Projection{Name: "p", Handler: projectiontest.FailTimes(newBalances(), bad, 2, errBoom)})
@@ -219,7 +178,7 @@ func TestKit_ExpectFailsAt_FailsWhenProjectionRecovers(t *testing.T) {
 }
 
 func TestKit_ExpectFailsAt_FailsOnWrongAttempts(t *testing.T) {
-	expectFatal(t, "failed at position 1 after 2 attempt(s)", func(ft *fakeT) {
+	kittest.ExpectFatal(t, "failed at position 1 after 2 attempt(s)", func(ft testing.TB) {
 		k := projectiontest.New(ft, registry(t), projectiontest.WithRetry(projection.Retry{MaxAttempts: 2}))
 		bad := k.Append("account-a", Deposited{Amount: 1})
 		k.Add(projection.Projection{Name: "p", Handler: projectiontest.FailTimes(newBalances(), bad, 100, errBoom)})
@@ -255,7 +214,7 @@ func TestKit_ExpectRetry_RecoversAfterTransientFailures(t *testing.T) {
 }
 
 func TestKit_ExpectRetry_FailsWhenNotRetrying(t *testing.T) {
-	expectFatal(t, "handled the event", func(ft *fakeT) {
+	kittest.ExpectFatal(t, "handled the event", func(ft testing.TB) {
 		k := projectiontest.New(ft, registry(t))
 		pos := k.Append("account-a", Deposited{Amount: 1})
 		k.Add(projection.Projection{Name: "p", Handler: newBalances()})

@@ -3,10 +3,6 @@ package sagatest_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"runtime"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +12,7 @@ import (
 	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/internal/banktest"
+	"github.com/orchestrix/orchestrix/internal/kittest"
 	"github.com/orchestrix/orchestrix/projection"
 	"github.com/orchestrix/orchestrix/saga"
 	"github.com/orchestrix/orchestrix/saga/sagatest"
@@ -35,45 +32,6 @@ func transferSaga(h *accounts, opts ...saga.StepOption) *saga.Orchestration[Tran
 			saga.Command(h, func(t Transfer) (string, banktest.Command) { return t.From, banktest.Deposit{Amount: t.Amount} })).
 		Step("credit",
 			saga.Command(h, func(t Transfer) (string, banktest.Command) { return t.To, banktest.Deposit{Amount: t.Amount} }), nil, opts...)
-}
-
-// fakeT records a fatal failure instead of failing the real test, so the
-// tests can check that the kit fails when the saga misbehaves.
-type fakeT struct {
-	testing.TB
-	mu     sync.Mutex
-	failed bool
-	msg    string
-}
-
-func (f *fakeT) Helper() {}
-
-func (f *fakeT) Fatalf(format string, args ...any) {
-	f.mu.Lock()
-	f.failed, f.msg = true, fmt.Sprintf(format, args...)
-	f.mu.Unlock()
-	runtime.Goexit()
-}
-
-func (f *fakeT) Fatal(args ...any) { f.Fatalf("%s", fmt.Sprint(args...)) }
-
-// expectFatal runs fn with a fakeT and fails t unless fn failed it with a
-// message containing want.
-func expectFatal(t *testing.T, want string, fn func(ft *fakeT)) {
-	t.Helper()
-	ft := &fakeT{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn(ft)
-	}()
-	<-done
-	if !ft.failed {
-		t.Fatalf("the kit did not fail the test; want a failure containing %q", want)
-	}
-	if !strings.Contains(ft.msg, want) {
-		t.Fatalf("failure %q does not contain %q", ft.msg, want)
-	}
 }
 
 func TestKit_Fake_AnswersWithoutRunningTheAggregate(t *testing.T) {
@@ -233,7 +191,7 @@ func TestKit_RejectedCompensation_EndsFailed(t *testing.T) {
 // Every expectation fails when the saga does something else.
 
 func TestExpectSent_FailsOnAnotherCommandType(t *testing.T) {
-	expectFatal(t, "want a banktest.Deposit", func(ft *fakeT) {
+	kittest.ExpectFatal(t, "want a banktest.Deposit", func(ft testing.TB) {
 		k := sagatest.New(ft)
 		transfers := sagatest.Register(k, transferSaga(sagatest.Fake(k, banktest.Accounts())))
 		sagatest.Begin(k, transfers, "t1", Transfer{From: "alice", To: "bob", Amount: 1})
@@ -242,7 +200,7 @@ func TestExpectSent_FailsOnAnotherCommandType(t *testing.T) {
 }
 
 func TestExpectSent_FailsOnAnotherTarget(t *testing.T) {
-	expectFatal(t, "want one to account/carol", func(ft *fakeT) {
+	kittest.ExpectFatal(t, "want one to account/carol", func(ft testing.TB) {
 		k := sagatest.New(ft)
 		transfers := sagatest.Register(k, transferSaga(sagatest.Fake(k, banktest.Accounts())))
 		sagatest.Begin(k, transfers, "t1", Transfer{From: "alice", To: "bob", Amount: 1})
@@ -255,7 +213,7 @@ func TestExpectSent_FailsWhenNothingIsSent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits sagatest.WaitTimeout of wall-clock time")
 	}
-	expectFatal(t, "no command sent within", func(ft *fakeT) {
+	kittest.ExpectFatal(t, "no command sent within", func(ft testing.TB) {
 		k := sagatest.New(ft)
 		sagatest.Register(k, transferSaga(sagatest.Fake(k, banktest.Accounts())))
 		sagatest.ExpectSent[banktest.Withdraw](k, "account", "alice")
@@ -263,7 +221,7 @@ func TestExpectSent_FailsWhenNothingIsSent(t *testing.T) {
 }
 
 func TestExpectNothingSent_FailsOnACommandNotTaken(t *testing.T) {
-	expectFatal(t, "1 unexpected command(s) sent:\n  banktest.Deposit to account/bob", func(ft *fakeT) {
+	kittest.ExpectFatal(t, "1 unexpected command(s) sent:\n  banktest.Deposit to account/bob", func(ft testing.TB) {
 		k := sagatest.New(ft)
 		transfers := sagatest.Register(k, transferSaga(sagatest.Fake(k, banktest.Accounts())))
 		sagatest.Begin(k, transfers, "t1", Transfer{From: "alice", To: "bob", Amount: 1})
@@ -274,7 +232,7 @@ func TestExpectNothingSent_FailsOnACommandNotTaken(t *testing.T) {
 }
 
 func TestExpectFinished_FailsOnAnotherFinalState(t *testing.T) {
-	expectFatal(t, `ended compensated, want completed (done [debit], undone [debit]; step "credit" failed`, func(ft *fakeT) {
+	kittest.ExpectFatal(t, `ended compensated, want completed (done [debit], undone [debit]; step "credit" failed`, func(ft testing.TB) {
 		k := sagatest.New(ft)
 		transfers := sagatest.Register(k, transferSaga(sagatest.Fake(k, banktest.Accounts())))
 		k.Reject(sagatest.Step("credit"), banktest.ErrNotOpen)
@@ -301,7 +259,7 @@ func TestRules_SelectOnlyWhatTheyMatch(t *testing.T) {
 func TestNew_TwoKitsOnOneSystemIsAnError(t *testing.T) {
 	env := actortest.NewSystem(t)
 	sagatest.New(t, sagatest.WithEnv(env))
-	expectFatal(t, "a command tap is already attached", func(ft *fakeT) {
+	kittest.ExpectFatal(t, "a command tap is already attached", func(ft testing.TB) {
 		sagatest.New(ft, sagatest.WithEnv(env))
 	})
 }
