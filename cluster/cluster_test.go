@@ -372,12 +372,29 @@ func newHarness(t *testing.T, dsn string, total int) *harness {
 func (h *harness) start(i int, extra bool, env ...string) *member {
 	t, n := h.t, h.total
 	t.Helper()
+	vars := []string{envMember + "=" + strconv.Itoa(i), "OX_DSN=" + h.dsn,
+		"OX_PORT=" + strconv.Itoa(h.ports[i]), "OX_AMPORT=" + strconv.Itoa(h.ports[n+i]),
+		"OX_SEEDS=" + strings.Join(h.seeds, ",")}
+	vars = append(append(vars, h.env...), env...)
+	if extra {
+		vars = append(vars, "OX_EXTRA=1")
+	}
+	return launchMember(t, i, "127.0.0.1:"+strconv.Itoa(h.ports[2*n+i]), vars)
+}
+
+// launchMember starts member process i (this test binary again, in the
+// mode vars select) with its control server at httpAddr, and registers
+// its cleanup: kill it (continued first, in case a test left it stopped),
+// report the data races in its log that involve our code (a member built
+// with -race is killed, so its exit code cannot say so), and show its log
+// when the test failed.
+func launchMember(t *testing.T, i int, httpAddr string, vars []string) *member {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	mb := &member{t: t, http: "127.0.0.1:" + strconv.Itoa(h.ports[2*n+i]), log: fmt.Sprintf("%s/member-%d.log", t.TempDir(), i),
-		exited: make(chan struct{})}
+	mb := &member{t: t, http: httpAddr, log: fmt.Sprintf("%s/member-%d.log", t.TempDir(), i), exited: make(chan struct{})}
 	logf, err := os.Create(mb.log)
 	if err != nil {
 		t.Fatal(err)
@@ -385,25 +402,16 @@ func (h *harness) start(i int, extra bool, env ...string) *member {
 	mb.cmd = exec.Command(self, "-test.run=^$")
 	mb.cmd.Stdout, mb.cmd.Stderr = logf, logf
 	mb.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	mb.cmd.Env = append(os.Environ(), envMember+"="+strconv.Itoa(i), "OX_DSN="+h.dsn,
-		"OX_PORT="+strconv.Itoa(h.ports[i]), "OX_AMPORT="+strconv.Itoa(h.ports[n+i]),
-		"OX_SEEDS="+strings.Join(h.seeds, ","), "OX_HTTP="+mb.http)
-	mb.cmd.Env = append(mb.cmd.Env, h.env...)
-	mb.cmd.Env = append(mb.cmd.Env, env...)
-	if extra {
-		mb.cmd.Env = append(mb.cmd.Env, "OX_EXTRA=1")
-	}
+	mb.cmd.Env = append(append(os.Environ(), "OX_HTTP="+httpAddr), vars...)
 	if err := mb.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = mb.cmd.Wait(); logf.Close(); close(mb.exited) }()
 	t.Cleanup(func() {
-		_ = mb.cmd.Process.Signal(syscall.SIGCONT) // in case a test left it stopped
+		_ = mb.cmd.Process.Signal(syscall.SIGCONT)
 		_ = mb.cmd.Process.Kill()
 		<-mb.exited
 		b, _ := os.ReadFile(mb.log)
-		// A member built with -race reports races in its log; it is
-		// killed, so its exit code cannot say so.
 		ours, upstream := localcluster.ClassifyRaces(string(b))
 		for _, r := range ours {
 			t.Errorf("member %d reported a data race in orchestrix code:\n%s", i, r)
@@ -412,7 +420,7 @@ func (h *harness) start(i int, extra bool, env ...string) *member {
 			t.Logf("member %d: %d data race report(s) entirely inside protoactor-go (upstream, not ours)", i, upstream)
 		}
 		if t.Failed() {
-			t.Logf("log of member %d (%s):\n%s", i, mb.address, tail(string(b), 3000))
+			t.Logf("log of member %d (%s):\n%s", i, mb.address, tail(string(b), 4000))
 		}
 	})
 	return mb

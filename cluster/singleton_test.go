@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,7 +33,6 @@ import (
 	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/cluster"
-	"github.com/orchestrix/orchestrix/internal/localcluster"
 	"github.com/orchestrix/orchestrix/internal/pgtest"
 	"github.com/orchestrix/orchestrix/journal/postgres"
 	"github.com/orchestrix/orchestrix/projection"
@@ -534,44 +532,11 @@ func planMembers(t *testing.T, n int) memberPlan {
 // mode this file adds, with env added to its environment.
 func spawnSingletonMember(t *testing.T, dsn string, plan memberPlan, i int, env ...string) *member {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := plan.n
-	mb := &member{t: t, http: "127.0.0.1:" + strconv.Itoa(plan.ports[2*n+i]), log: fmt.Sprintf("%s/member-%d.log", t.TempDir(), i),
-		exited: make(chan struct{})}
-	logf, err := os.Create(mb.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb.cmd = exec.Command(self, "-test.run=^$")
-	mb.cmd.Stdout, mb.cmd.Stderr = logf, logf
-	mb.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	mb.cmd.Env = append(os.Environ(), envSingletonMember+"="+strconv.Itoa(i), "OX_DSN="+dsn,
-		"OX_PORT="+strconv.Itoa(plan.ports[i]), "OX_AMPORT="+strconv.Itoa(plan.ports[n+i]),
-		"OX_SEEDS="+strings.Join(plan.seeds, ","), "OX_HTTP="+mb.http)
-	mb.cmd.Env = append(mb.cmd.Env, env...)
-	if err := mb.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = mb.cmd.Wait(); logf.Close(); close(mb.exited) }()
-	t.Cleanup(func() {
-		_ = mb.cmd.Process.Kill()
-		<-mb.exited
-		b, _ := os.ReadFile(mb.log)
-		ours, upstream := localcluster.ClassifyRaces(string(b))
-		for _, r := range ours {
-			t.Errorf("member %d reported a data race in orchestrix code:\n%s", i, r)
-		}
-		if upstream > 0 {
-			t.Logf("member %d: %d data race report(s) entirely inside protoactor-go (upstream, not ours)", i, upstream)
-		}
-		if t.Failed() {
-			t.Logf("log of member %d (%s):\n%s", i, mb.address, tail(string(b), 4000))
-		}
-	})
-	return mb
+	vars := []string{envSingletonMember + "=" + strconv.Itoa(i), "OX_DSN=" + dsn,
+		"OX_PORT=" + strconv.Itoa(plan.ports[i]), "OX_AMPORT=" + strconv.Itoa(plan.ports[n+i]),
+		"OX_SEEDS=" + strings.Join(plan.seeds, ",")}
+	return launchMember(t, i, "127.0.0.1:"+strconv.Itoa(plan.ports[2*n+i]), append(vars, env...))
 }
 
 // waitMembers waits until every member of ms sees n members.
