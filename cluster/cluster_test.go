@@ -883,6 +883,23 @@ func TestFailoverAfterSIGKILL(t *testing.T) {
 		failoverSenders, len(acked), len(unknowns), len(victimIDs), time.Duration(firstAfter.Load()).Round(time.Millisecond))
 }
 
+// pgSystem returns an actor system in this process over a fresh
+// PostgreSQL journal (returned too), both closed when the test ends.
+func pgSystem(t *testing.T, ctx context.Context) (*actor.System, *postgres.Journal) {
+	t.Helper()
+	j, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	sys, err := actor.NewSystem(actor.Config{Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sys.Close() })
+	return sys, j
+}
+
 // failoverSenders is how many senders TestFailoverAfterSIGKILL runs.
 const failoverSenders = 1024
 
@@ -892,16 +909,7 @@ func TestSingleMemberInProcess(t *testing.T) {
 	needCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	j, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	sys, err := actor.NewSystem(actor.Config{Journal: j})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
+	sys, _ := pgSystem(t, ctx)
 	h, err := actor.Register(sys, counters(false))
 	if err != nil {
 		t.Fatal(err)

@@ -1133,16 +1133,7 @@ func TestSingletons_InProcess_StartRetryCloseRelease(t *testing.T) {
 	needCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	j, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	sys, err := actor.NewSystem(actor.Config{Journal: j})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
+	sys, j := pgSystem(t, ctx)
 	var (
 		mu      sync.Mutex
 		acts    []cluster.Activation
@@ -1225,16 +1216,7 @@ func TestSingletons_InProcess_SupersededActivationRestarts(t *testing.T) {
 	needCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	j, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	sys, err := actor.NewSystem(actor.Config{Journal: j})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
+	sys, j := pgSystem(t, ctx)
 	var (
 		mu      sync.Mutex
 		stopped []uint64
