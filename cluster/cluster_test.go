@@ -634,40 +634,7 @@ func TestCluster(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ms := startMembers(t, dsn, 3, map[int]bool{1: true})
 
-	t.Run("OwnersAgree", func(t *testing.T) {
-		const n = 10000
-		var first []string
-		for i, mb := range ms {
-			var owners []string
-			if err := mb.get("/owners", url.Values{"n": {strconv.Itoa(n)}}, &owners); err != nil {
-				t.Fatal(err)
-			}
-			if len(owners) != n {
-				t.Fatalf("member %d returned %d owners", i, len(owners))
-			}
-			if i == 0 {
-				first = owners
-				continue
-			}
-			for k := range owners {
-				if owners[k] != first[k] {
-					t.Fatalf("member %d says id-%d is owned by %q, member 0 says %q", i, k, owners[k], first[k])
-				}
-			}
-		}
-		seen := map[string]int{}
-		for _, o := range first {
-			seen[o]++
-		}
-		for i, mb := range ms {
-			if seen[mb.address] == 0 {
-				t.Errorf("member %d (%s) owns none of %d ids: %v", i, mb.address, n, seen)
-			}
-		}
-		if len(seen) != len(ms) {
-			t.Errorf("owners %v are not exactly the %d members", seen, len(ms))
-		}
-	})
+	t.Run("OwnersAgree", func(t *testing.T) { checkOwnersAgree(t, ms, 10000) })
 
 	t.Run("SendFromAnyMember", func(t *testing.T) {
 		var sent []string
@@ -759,6 +726,64 @@ func TestCluster(t *testing.T) {
 	})
 }
 
+// checkOwnersAgree checks that every member of ms names the same owner
+// for each of n ids, and that the owners are exactly the members of ms,
+// each owning some.
+func checkOwnersAgree(t *testing.T, ms []*member, n int) {
+	t.Helper()
+	var first []string
+	for i, mb := range ms {
+		var owners []string
+		if err := mb.get("/owners", url.Values{"n": {strconv.Itoa(n)}}, &owners); err != nil {
+			t.Fatal(err)
+		}
+		if len(owners) != n {
+			t.Fatalf("member %d returned %d owners", i, len(owners))
+		}
+		if i == 0 {
+			first = owners
+			continue
+		}
+		for k := range owners {
+			if owners[k] != first[k] {
+				t.Fatalf("member %d says id-%d is owned by %q, member 0 says %q", i, k, owners[k], first[k])
+			}
+		}
+	}
+	seen := map[string]int{}
+	for _, o := range first {
+		seen[o]++
+	}
+	for i, mb := range ms {
+		if seen[mb.address] == 0 {
+			t.Errorf("member %d (%s) owns none of %d ids: %v", i, mb.address, n, seen)
+		}
+	}
+	if len(seen) != len(ms) {
+		t.Errorf("owners %v are not exactly the %d members", seen, len(ms))
+	}
+}
+
+// idsOwnedBy returns the ids among id-0 … id-(n-1) that owner owns in the
+// view of via, failing t when it owns none.
+func idsOwnedBy(t *testing.T, via, owner *member, n int) []string {
+	t.Helper()
+	var owners []string
+	if err := via.get("/owners", url.Values{"n": {strconv.Itoa(n)}}, &owners); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for k, o := range owners {
+		if o == owner.address {
+			ids = append(ids, "id-"+strconv.Itoa(k))
+		}
+	}
+	if len(ids) == 0 {
+		t.Fatalf("%s owns none of %d ids", owner.address, n)
+	}
+	return ids
+}
+
 func TestFailoverAfterSIGKILL(t *testing.T) {
 	needCluster(t)
 	dsn := pgtest.DSN(t)
@@ -766,19 +791,7 @@ func TestFailoverAfterSIGKILL(t *testing.T) {
 	victim, survivors := ms[2], ms[:2]
 
 	const nIDs = 120
-	var owners []string
-	if err := survivors[0].get("/owners", url.Values{"n": {strconv.Itoa(nIDs)}}, &owners); err != nil {
-		t.Fatal(err)
-	}
-	var victimIDs []string
-	for k, o := range owners {
-		if o == victim.address {
-			victimIDs = append(victimIDs, "id-"+strconv.Itoa(k))
-		}
-	}
-	if len(victimIDs) == 0 {
-		t.Fatalf("the victim owns none of %d ids", nIDs)
-	}
+	victimIDs := idsOwnedBy(t, survivors[0], victim, nIDs)
 
 	var (
 		mu       sync.Mutex
@@ -1057,19 +1070,7 @@ func TestPausedMemberExecutesNothingQueued(t *testing.T) {
 	}
 	victim := ms[2]
 	const nIDs = 30
-	var owners []string
-	if err := ms[0].get("/owners", url.Values{"n": {strconv.Itoa(nIDs)}}, &owners); err != nil {
-		t.Fatal(err)
-	}
-	var victimIDs []string
-	for k, o := range owners {
-		if o == victim.address {
-			victimIDs = append(victimIDs, "id-"+strconv.Itoa(k))
-		}
-	}
-	if len(victimIDs) == 0 {
-		t.Fatalf("the victim owns none of %d ids", nIDs)
-	}
+	victimIDs := idsOwnedBy(t, ms[0], victim, nIDs)
 	l := startLoad(t, "pause", 16, nIDs, func(k int) *member { return ms[k%2] })
 	waitFor(t, 60*time.Second, "100 acknowledged commands before the pause", func() bool { return l.ackedCount() >= 100 })
 	stopAt := time.Now()

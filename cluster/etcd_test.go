@@ -226,32 +226,7 @@ func TestEtcdProvider(t *testing.T) {
 	}
 
 	// All members agree on the owner of every id, and each owns some.
-	const nIDs = 2000
-	var first []string
-	for i, mb := range ms {
-		var owners []string
-		if err := mb.get("/owners", url.Values{"n": {strconv.Itoa(nIDs)}}, &owners); err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			first = owners
-			continue
-		}
-		for k := range owners {
-			if owners[k] != first[k] {
-				t.Fatalf("member %d says id-%d is owned by %q, member 0 says %q", i, k, owners[k], first[k])
-			}
-		}
-	}
-	owned := map[string]int{}
-	for _, o := range first {
-		owned[o]++
-	}
-	for i, mb := range ms {
-		if owned[mb.address] == 0 {
-			t.Fatalf("member %d (%s) owns none of %d ids: %v", i, mb.address, nIDs, owned)
-		}
-	}
+	checkOwnersAgree(t, ms, 2000)
 
 	// Commands through any member are stored once; a retry through
 	// another member is a duplicate.
@@ -273,15 +248,7 @@ func TestEtcdProvider(t *testing.T) {
 	// SIGKILL of a member: its lease expires, the survivors drop it, and
 	// its ids are served by them.
 	victim, survivors := ms[2], ms[:2]
-	var victimIDs []string
-	for k := range 30 {
-		if first[k] == victim.address {
-			victimIDs = append(victimIDs, "id-"+strconv.Itoa(k))
-		}
-	}
-	if len(victimIDs) == 0 {
-		t.Fatal("the victim owns none of the 30 ids sent to")
-	}
+	victimIDs := idsOwnedBy(t, survivors[0], victim, 30) // the 30 ids sent to
 	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
