@@ -19,6 +19,9 @@
 //	aggregates  actor runtime on the bbolt journal: many and one hot
 //	            aggregate, a mutex-per-aggregate baseline, recovery and
 //	            memory per idle aggregate (see aggregates.go)
+//	projections live projection lag: the delay from each event's
+//	            acknowledged commit to its handler call while events are
+//	            appended open-loop at a fixed rate (see projections.go)
 //	cluster     members on loopback, one process each (this program
 //	            started again), over one PostgreSQL: throughput against
 //	            one process in the same run, and failover after SIGKILL
