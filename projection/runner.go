@@ -235,6 +235,12 @@ type batch struct {
 func (r *runner) readBatch(ctx context.Context, from, head uint64) (batch, error) {
 	var b batch
 	b.scanned = from - 1
+	// One allocation of the batch's size, not a doubling series: an Event
+	// is ~280 bytes, so growing to 256 of them allocated and cleared
+	// twice what the batch holds, per batch.
+	if head >= from {
+		b.events = make([]Event, 0, min(uint64(r.batchSize), head-from+1))
+	}
 	n := 0
 	var readErr error
 	_, err := r.attempt(ctx, from, 0, nil, func() error {
