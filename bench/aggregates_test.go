@@ -44,17 +44,20 @@ func runAggJSON(t *testing.T, args ...string) ([]string, map[string]map[string]a
 	return names, byName
 }
 
-func checkAggScenarios(t *testing.T, backend, baseline string, names []string, byName map[string]map[string]any) {
+func checkAggScenarios(t *testing.T, backend string, baselines []string, names []string, byName map[string]map[string]any) {
 	t.Helper()
-	require.Equal(t, []string{
-		"many-aggregates-8", "hot-aggregate-8", baseline,
-		"recovery-replay-300-events", "baseline-replay-loop-300-events", "recovery-activation-from-snapshot",
-		"memory-50-idle-aggregates", "ratio-many-aggregates-8-to-" + baseline,
-	}, names)
+	want := []string{"many-aggregates-8", "hot-aggregate-8"}
+	want = append(want, baselines...)
+	want = append(want, "recovery-replay-300-events", "baseline-replay-loop-300-events", "recovery-activation-from-snapshot",
+		"memory-50-idle-aggregates")
+	for _, b := range baselines {
+		want = append(want, "ratio-many-aggregates-8-to-"+b)
+	}
+	require.Equal(t, want, names)
 	for name, r := range byName {
 		require.Equal(t, backend, r["backend"], name)
 	}
-	for _, name := range []string{"many-aggregates-8", "hot-aggregate-8", baseline} {
+	for _, name := range append([]string{"many-aggregates-8", "hot-aggregate-8"}, baselines...) {
 		require.Positive(t, byName[name]["commands_per_sec"], name)
 		require.Positive(t, byName[name]["cpu_us_per_command"], name)
 		require.Positive(t, byName[name]["allocs_per_command"], name)
@@ -62,19 +65,21 @@ func checkAggScenarios(t *testing.T, backend, baseline string, names []string, b
 	}
 	require.Positive(t, byName["recovery-replay-300-events"]["events_per_sec"])
 	require.Positive(t, byName["baseline-replay-loop-300-events"]["events_per_sec"])
-	ratio := byName["ratio-many-aggregates-8-to-"+baseline]["ratio"].(float64)
-	want := byName["many-aggregates-8"]["commands_per_sec"].(float64) / byName[baseline]["commands_per_sec"].(float64)
-	require.InDelta(t, want, ratio, want*1e-9)
+	for _, b := range baselines {
+		ratio := byName["ratio-many-aggregates-8-to-"+b]["ratio"].(float64)
+		want := byName["many-aggregates-8"]["commands_per_sec"].(float64) / byName[b]["commands_per_sec"].(float64)
+		require.InDelta(t, want, ratio, want*1e-9, b)
+	}
 }
 
 func TestRun_AggregatesJSON_Bolt_PrintsEveryScenarioAndTheRatio(t *testing.T) {
 	names, byName := runAggJSON(t)
-	checkAggScenarios(t, "bolt", "baseline-mutex-update-per-command-8", names, byName)
+	checkAggScenarios(t, "bolt", []string{"baseline-mutex-update-per-command-8", "baseline-mutex-db-batch-8"}, names, byName)
 }
 
 func TestRun_AggregatesJSON_Postgres_PrintsEveryScenarioAndTheRatio(t *testing.T) {
 	names, byName := runAggJSON(t, "-backend", "postgres", "-dsn", pgtest.DSN(t))
-	checkAggScenarios(t, "postgres", "baseline-pgx-insert-per-command-8", names, byName)
+	checkAggScenarios(t, "postgres", []string{"baseline-pgx-insert-per-command-8"}, names, byName)
 }
 
 func TestRun_AggregatesOnlyMany_PrintsNoRatio(t *testing.T) {
