@@ -164,6 +164,12 @@ func (m *Member) checkLease() {
 	if v == nil || m.needed(v) <= 0 || !m.lease.expired() {
 		return
 	}
+	if gap, paused := m.f.stale(); paused {
+		// A pause explains the expired lease: say so (the ticker that
+		// would see it may run after this one).
+		m.selfFence("paused", fmt.Sprintf("paused: no tick for %v (PauseThreshold %v)", gap.Round(time.Millisecond), m.cfg.PauseThreshold))
+		return
+	}
 	age, _ := m.lease.holds()
 	last := "never"
 	if age >= 0 {
@@ -211,13 +217,29 @@ func (m *Member) confirmLoop() {
 
 // askConfirm asks the member at addr whether it counts this member.
 func (m *Member) askConfirm(ctx context.Context, addr string) bool {
-	req := &wire.HandoffRequest{MemberId: m.proto.ID, Address: m.addr()} // epoch 0, no members: a probe
+	req := &wire.HandoffRequest{MemberId: m.memberID(m.cur.Load()), Address: m.addr()} // epoch 0, no members: a probe
 	v, _, err := m.request(ctx, addr, req)
 	if err != nil {
 		return false
 	}
 	r, ok := v.(*wire.HandoffReply)
 	return ok && r.GetKnown()
+}
+
+// memberID returns the id under which this member appears in v (found by
+// its address): the peers know it by that id. It is protoactor-go's
+// system id with automanaged, but etcd's provider names members
+// "<cluster>@<system id>". Without v, or when v does not list it, the
+// system id.
+func (m *Member) memberID(v *view) string {
+	if v != nil {
+		for _, p := range v.pl {
+			if p.addr == v.self {
+				return p.id
+			}
+		}
+	}
+	return m.proto.ID
 }
 
 // isProbe reports whether req is a confirmation probe, not a handoff.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	proto "github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -238,5 +239,41 @@ func TestConfig_ConfirmDefaultsAndValidation(t *testing.T) {
 	}
 	if err := (Config{ConfirmInterval: 100 * time.Millisecond, ConfirmLease: 300 * time.Millisecond}).Validate(); err != nil {
 		t.Fatalf("a lease above the interval is valid: %v", err)
+	}
+}
+
+// A member whose lease expired because it was paused fences itself for
+// the pause: the confirmation ticker may run before the pause detector's.
+func TestMember_ExpiredLeaseAfterAPauseIsAPause(t *testing.T) {
+	c := &manualClock{}
+	cfg := Config{Seeds: []string{"a:1", "b:1", "c:1"}}.withDefaults()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := &Member{cfg: cfg, kinds: map[string]clusterseam.Kind{},
+		f: newFence(c.now, cfg.PauseThreshold, cfg.SettlePeriod), lease: newLease(c.now, cfg.ConfirmLease)}
+	m.bg, m.stopBG = context.WithCancel(context.Background())
+	defer m.stopBG()
+	ep := newEpoch(1)
+	close(ep.settled)
+	m.cur.Store(&view{self: "a:1", pl: newPlacement([]peer{{id: "a", addr: "a:1"}, {id: "b", addr: "b:1"}, {id: "c", addr: "c:1"}}), ep: ep})
+	m.lease.confirm(c.now())
+	c.advance(10 * time.Second) // stopped: no tick, no round
+	m.checkLease()
+	if why, fenced := m.Fenced(); !fenced || !strings.HasPrefix(why, "paused") {
+		t.Fatalf("fenced %v for %q, want paused", fenced, why)
+	}
+	m.wg.Wait()
+}
+
+// Peers know a member by the id of their views: etcd's provider names
+// members "<cluster>@<system id>", so a probe (or handoff, or leave)
+// carries the id this member has in its own view, not the bare system id.
+func TestMember_MemberIDIsTheViewsID(t *testing.T) {
+	m := &Member{proto: proto.NewActorSystem()}
+	v := &view{self: "a:1", pl: newPlacement([]peer{{id: "orchestrix@" + m.proto.ID, addr: "a:1"}, {id: "orchestrix@b", addr: "b:1"}})}
+	if got := m.memberID(v); got != "orchestrix@"+m.proto.ID {
+		t.Fatalf("memberID %q, want the id of the view", got)
+	}
+	if got := m.memberID(nil); got != m.proto.ID {
+		t.Fatalf("memberID without a view %q, want the system id", got)
 	}
 }

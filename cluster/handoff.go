@@ -179,7 +179,7 @@ func (m *Member) releaseUnowned(ctx context.Context, why string) (int, error) {
 // owns in v, and reports whether each acknowledged it (knowing this member)
 // within HandoffTimeout.
 func (m *Member) handoffRound(v *view) bool {
-	req := &wire.HandoffRequest{MemberId: m.proto.ID, Address: v.self, Members: v.ownPlacement().wire(), Epoch: v.ep.n}
+	req := &wire.HandoffRequest{MemberId: m.memberID(v), Address: v.self, Members: v.ownPlacement().wire(), Epoch: v.ep.n}
 	ctx, cancel := context.WithTimeout(m.bg, m.cfg.HandoffTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
