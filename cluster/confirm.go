@@ -33,8 +33,8 @@ import (
 // (a real handoff's epoch starts at 1): the receiver only says whether it
 // counts the sender (HandoffReply.known), and releases nothing. A member
 // of an older build, which does not know the convention, answers it as an
-// empty handoff (known the same way, nothing of the sender's is
-// released), so members of both builds can run side by side during a
+// empty handoff (known the same way; the empty claim it records moves no
+// id), so members of both builds can run side by side during a
 // rolling upgrade; a new message type would crash them (protoactor-go
 // stops a member that receives a protobuf type it does not know).
 
