@@ -41,6 +41,7 @@ import (
 	"github.com/orchestrix/orchestrix/cluster"
 	"github.com/orchestrix/orchestrix/internal/localcluster"
 	"github.com/orchestrix/orchestrix/internal/pgtest"
+	"github.com/orchestrix/orchestrix/internal/protosys"
 	"github.com/orchestrix/orchestrix/journal/postgres"
 	"github.com/orchestrix/orchestrix/telemetry"
 )
@@ -212,9 +213,11 @@ func runMember() int {
 	}()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
-		_, fenced := m.Fenced()
-		_ = json.NewEncoder(w).Encode(map[string]any{"address": m.Address(), "members": m.Members(), "fenced": fenced})
+		reason, fenced := m.Fenced()
+		_ = json.NewEncoder(w).Encode(map[string]any{"address": m.Address(), "members": m.Members(), "fenced": fenced,
+			"reason": reason, "id": protosys.Of(sys).ID})
 	})
+	mux.HandleFunc("/block", blockHandler(sys)) // confirm_test.go
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(gatherSeries(reg))
 	})

@@ -87,6 +87,21 @@ type Config struct {
 	// SettlePeriod is how long a fenced member waits after the last cause
 	// before it tries to serve again. Default 3×RefreshTTL, at least 1s.
 	SettlePeriod time.Duration
+	// ConfirmInterval is how often a serving member asks the other
+	// members of its view whether they still count it (the peer
+	// confirmation; see the package documentation, "One writer per id").
+	// Default half of the smaller of RefreshTTL and PauseThreshold.
+	ConfirmInterval time.Duration
+	// ConfirmLease: a member serves (commands and state reads) only while
+	// a confirmation round it sent at most this long ago was confirmed by
+	// a majority of ExpectedMembers (of its view when that is 0), itself
+	// included; after that it refuses and fences itself ("unconfirmed").
+	// It bounds how long a member its peers dropped keeps serving, and so
+	// how stale a state read can be. It must exceed ConfirmInterval.
+	// Default the larger of 4×ConfirmInterval and 2×PauseThreshold (a
+	// round needs this member and its peers to run: the pause detector
+	// already treats a delay below PauseThreshold as normal).
+	ConfirmLease time.Duration
 
 	// Metrics receives the cluster series (orchestrix_cluster_*: members,
 	// topology changes, local and remote commands, not-owner retries,
@@ -117,7 +132,8 @@ func (c Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{"RefreshTTL": c.RefreshTTL, "RequestTimeout": c.RequestTimeout,
 		"RetryBackoff": c.RetryBackoff, "MaxRetryBackoff": c.MaxRetryBackoff,
-		"HandoffTimeout": c.HandoffTimeout, "PauseThreshold": c.PauseThreshold, "SettlePeriod": c.SettlePeriod} {
+		"HandoffTimeout": c.HandoffTimeout, "PauseThreshold": c.PauseThreshold, "SettlePeriod": c.SettlePeriod,
+		"ConfirmInterval": c.ConfirmInterval, "ConfirmLease": c.ConfirmLease} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("negative Config.%s: %v", name, d))
 		}
@@ -125,6 +141,9 @@ func (c Config) Validate() error {
 	errs = append(errs, validateSingletons(c.Singletons)...)
 	if c.ExpectedMembers < 0 {
 		errs = append(errs, fmt.Errorf("negative Config.ExpectedMembers: %d", c.ExpectedMembers))
+	}
+	if d := c.withDefaults(); c.ConfirmInterval >= 0 && c.ConfirmLease >= 0 && d.ConfirmLease <= d.ConfirmInterval {
+		errs = append(errs, fmt.Errorf("Config.ConfirmLease %v must exceed ConfirmInterval %v", d.ConfirmLease, d.ConfirmInterval))
 	}
 	if c.RetryBackoff > 0 && c.MaxRetryBackoff > 0 && c.RetryBackoff > c.MaxRetryBackoff {
 		errs = append(errs, fmt.Errorf("Config.RetryBackoff %v is above MaxRetryBackoff %v", c.RetryBackoff, c.MaxRetryBackoff))
@@ -174,6 +193,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HandoffTimeout == 0 {
 		c.HandoffTimeout = 3 * time.Second
+	}
+	if c.ConfirmInterval == 0 {
+		c.ConfirmInterval = max(min(c.RefreshTTL, c.PauseThreshold)/2, time.Millisecond)
+	}
+	if c.ConfirmLease == 0 {
+		c.ConfirmLease = max(4*c.ConfirmInterval, 2*c.PauseThreshold)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -124,19 +124,89 @@
 //  2. Self-fence. A member that finds it did not run for longer than
 //     Config.PauseThreshold (the last tick of a ticker is older; checked on
 //     the serving path itself, so a request read right after the process
-//     resumes is refused before the ticker runs again), or that sees fewer
-//     than a majority of Config.ExpectedMembers, stops every activation and
-//     refuses every id (NOT_OWNER: callers elsewhere place the command
-//     again; its own callers go to the other members). It serves again
-//     only when Config.SettlePeriod has passed since the last cause, its
-//     view holds a majority, and every other member of its view answered a
-//     handoff round counting it as a member. Fenced reports the state, for
-//     health checks.
+//     resumes is refused before the ticker runs again), that sees fewer
+//     than a majority of Config.ExpectedMembers, or whose peers stopped
+//     confirming it (its lease expired: see "The peer confirmation"
+//     below), stops every activation and refuses every id (NOT_OWNER:
+//     callers elsewhere place the command again; its own callers go to the
+//     other members). It serves again only when Config.SettlePeriod has
+//     passed since the last cause, its view holds a majority, and every
+//     other member of its view answered a handoff round counting it as a
+//     member. Fenced reports the state, for health checks.
 //  3. The journal's expected-version check, the last fence: each
 //     activation appends at the version it decided on, so of two competing
 //     appends one fails with a version conflict (the activation drops its
 //     state and the command is retried once on fresh state), histories
 //     never interleave, and nothing acknowledged is stored twice or lost.
+//
+// # The peer confirmation
+//
+// A member cannot see directly that its peers dropped it (see the limits
+// below: protoactor-go does not tell a member it was blocked), so a
+// serving member asks the other members of its view, every
+// Config.ConfirmInterval, whether they still count it as a member. A
+// round is confirmed when a majority of Config.ExpectedMembers (of its
+// own view's size when that is 0), this member included, said yes. The
+// member holds a lease of Config.ConfirmLease measured from when it SENT
+// the last confirmed round, on its own monotonic clock, and its admission
+// check (the path every command and every State/StateAt read takes, local
+// or from another member) admits nothing while the lease does not hold:
+// the request is refused as not delivered and placed again, and the
+// member fences itself (reason "unconfirmed"). Before its first
+// confirmation a member refuses too, and fences only once ConfirmLease
+// has passed since it started (or its fence lifted: that handoff round,
+// answered by every member of its view, counts as a confirmation).
+//
+// The timing argument. A peer answers a round at some moment after it was
+// sent, and says yes only if this member is in its view at that moment.
+// Let d be the moment from which fewer than a majority count this member
+// (with automanaged, a member a peer dropped is blocked for good, so that
+// peer never says yes again). Every round sent at or after d fails, so the
+// last confirmed round was sent before d, and from d + ConfirmLease on the
+// member admits nothing: not one command or read, whatever the answers'
+// delays (measuring from the answers' arrival would let a slow answer to
+// an old round extend the lease). It fences at the first refused request
+// or at its next round, at most ConfirmInterval later. Only the rate of
+// each member's clock matters, not agreement between clocks.
+//
+// What remains, exactly:
+//
+//   - The window [d, d + ConfirmLease). The peers that dropped the member
+//     serve its ids at once (they do not wait for its lease to run out,
+//     which would delay every failover by ConfirmLease), while it may
+//     still serve them too. Two writers' appends are fenced only by the
+//     journal's version check (3): nothing acknowledged is lost or stored
+//     twice. A State or StateAt read answered by the dropped member in
+//     this window can miss writes the new owner made since d: reads are
+//     stale for at most ConfirmLease after the majority dropped it, never
+//     later. Commands admitted before the lease ran out and still queued
+//     in an activation's mailbox run after it (the release drains them);
+//     their appends are fenced by the version check.
+//   - A member dropped by fewer than a majority (an asymmetric partition:
+//     one peer dropped it, the others still count it) stays confirmed and
+//     keeps serving; the peer that dropped it may serve its ids too, if its
+//     own view holds a majority. Writes are then fenced by the version
+//     check alone, and reads on either side can be stale for as long as
+//     the views disagree.
+//   - A suspended machine: Go's monotonic clock (CLOCK_MONOTONIC) does
+//     not advance while the whole machine or VM is suspended, so such a
+//     gap is seen neither by the lease nor by the pause detector. A
+//     stopped process (SIGSTOP) is seen by both.
+//   - Availability: a member whose peers are too slow to answer (more than
+//     half of the expected members unable to answer within ConfirmLease)
+//     fences itself though nobody dropped it. That costs a SettlePeriod
+//     and a handoff round, not safety; the default lease (the larger of
+//     4×ConfirmInterval and 2×PauseThreshold) tolerates the scheduling
+//     delays the pause detector already accepts.
+//
+// A member fenced as unconfirmed because its peers blocked it stays
+// fenced for good (its peers never count it again: restart it, it gets a
+// new member id); one that was only slow to be confirmed serves again
+// after its settle period and a handoff round. The probe is a
+// wire.HandoffRequest with epoch 0 and no members, which a member of an
+// older build answers as an empty handoff, so mixed builds work during a
+// rolling upgrade (a new message type would stop them: protoactor-go
+// crashes a member on a protobuf type it does not know).
 //
 // The limits, plainly:
 //
@@ -163,19 +233,22 @@
 //     ConnectResponse.Blocked, a TODO upstream, and ClusterTopology.Blocked
 //     is never filled), so it cannot be detected directly. Peers block a
 //     member that left their view (it missed a health check, e.g. while
-//     paused) or missed heartbeats for 20s. A fenced member asks its peers
-//     whether they count it before it serves again, so a paused member that
-//     was blocked stays fenced for good (restart it: it gets a new member
-//     id). A member blocked without having been paused or cut from the
-//     majority (its own view unchanged) is not fenced by this package; it
-//     keeps serving the ids of its view, fenced by the version check (3),
-//     until its own heartbeat view expires its peers (HeartbeatExpiration,
-//     20s): it then blocks them in turn, loses the majority and fences.
+//     paused or cut off one way) or missed heartbeats for 20s. The peer
+//     confirmation (above) finds it: a member blocked by a majority
+//     without having been paused, its own view unchanged, stops serving at
+//     most ConfirmLease after they dropped it and fences itself as
+//     unconfirmed, instead of serving until its own heartbeat view expired
+//     its peers (20s). A fenced member asks its peers whether they count
+//     it before it serves again, so a member that was blocked stays fenced
+//     for good (restart it: it gets a new member id).
 //   - With a Provider other than automanaged, ExpectedMembers defaults to
 //     0: no majority check unless you set it.
 //   - State reads (State, StateAt) go through the same admission as
 //     commands, but a read is not fenced by the journal: a member that
-//     does not yet know it should fence can answer a stale state.
+//     does not yet know it should fence can answer a stale state, for at
+//     most ConfirmLease after a majority dropped it (the peer
+//     confirmation), or until a pause is seen. While the views disagree
+//     without a majority dropping it, for longer.
 //
 // # Leaving
 //
@@ -203,8 +276,9 @@
 // Config.Metrics (the *telemetry.Metrics given to actor.Config.Metrics)
 // records orchestrix_cluster_members, _topology_changes_total,
 // _commands_total{kind,route} (local or remote), _not_owner_retries_total
-// {kind}, _self_fences_total{reason} (paused, majority); the runtime
-// records _conflicts_retried_total{kind}, the version conflicts retried.
+// {kind}, _self_fences_total{reason} (paused, majority, unconfirmed);
+// the runtime records _conflicts_retried_total{kind}, the version
+// conflicts retried.
 //
 // # Singletons: saga runners, process managers, projections
 //

@@ -204,10 +204,17 @@ func (m *Member) tryUnfence() {
 	}
 	cand := *v
 	cand.out = false
+	sent := m.f.now()
 	if !m.handoffRound(&cand) {
 		m.cfg.Logger.Warn("cluster: still fenced: not every member of the view counts this member", "fenced_for", m.f.why())
 		m.f.retry()
 		return
+	}
+	// Every other member of the view counted this member: that round is
+	// a confirmation, sent at sent (confirm.go).
+	if m.lease != nil {
+		m.lease.confirm(sent)
+		m.lease.restart()
 	}
 	if !m.f.lift(causes) {
 		return

@@ -62,6 +62,12 @@ func (m *Member) Admit(kind, id string) error {
 	if v == nil || !v.owns(kind, id) || !v.ready(kind, id) {
 		return errNotServing
 	}
+	if !m.leaseHolds(v) {
+		// No majority confirmed this member within ConfirmLease: its
+		// peers may serve its ids now (confirm.go).
+		m.checkLease()
+		return errNotServing
+	}
 	return nil
 }
 
@@ -173,7 +179,7 @@ func (m *Member) releaseUnowned(ctx context.Context, why string) (int, error) {
 // owns in v, and reports whether each acknowledged it (knowing this member)
 // within HandoffTimeout.
 func (m *Member) handoffRound(v *view) bool {
-	req := &wire.HandoffRequest{MemberId: m.proto.ID, Address: v.self, Members: v.ownPlacement().wire(), Epoch: v.ep.n}
+	req := &wire.HandoffRequest{MemberId: m.memberID(v), Address: v.self, Members: v.ownPlacement().wire(), Epoch: v.ep.n}
 	ctx, cancel := context.WithTimeout(m.bg, m.cfg.HandoffTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -228,6 +234,9 @@ func (m *Member) handoff(ctx context.Context, addr string, req *wire.HandoffRequ
 // refused (known false): a member its peers do not count must not take
 // ids from them.
 func (m *Member) serveHandoff(req *wire.HandoffRequest) *wire.HandoffReply {
+	if isProbe(req) {
+		return m.serveConfirm(req) // confirm.go
+	}
 	m.vmu.Lock()
 	v := m.cur.Load()
 	addr := ""

@@ -82,7 +82,7 @@ func (m *Member) announceLeave(ctx context.Context) error {
 	if v == nil {
 		return nil
 	}
-	req := &wire.LeaveRequest{MemberId: m.proto.ID, Address: m.addr()}
+	req := &wire.LeaveRequest{MemberId: m.memberID(m.cur.Load()), Address: m.addr()}
 	others := v.others()
 	errc := make(chan error, len(others))
 	for _, p := range others {

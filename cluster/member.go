@@ -54,6 +54,7 @@ type Member struct {
 
 	metrics   telemetryhooks.Metrics
 	f         *fence      // the self-fence
+	lease     *lease      // the peer confirmation (confirm.go)
 	unfencing atomic.Bool // an attempt to lift the fence is running
 	leaving   atomic.Bool // Shutdown has begun
 
@@ -104,6 +105,7 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 	m.bg, m.stopBG = context.WithCancel(context.Background())
 	origin := time.Now()
 	m.f = newFence(func() time.Duration { return time.Since(origin) }, cfg.PauseThreshold, cfg.SettlePeriod)
+	m.lease = newLease(m.f.now, cfg.ConfirmLease)
 	singles, err := newSingletons(m, j)
 	if err != nil {
 		return nil, err
@@ -118,7 +120,8 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 		started.Delete(sys)
 		return nil, err
 	}
-	m.f.reset() // starting took a while: that was no pause
+	m.f.reset()       // starting took a while: that was no pause
+	m.lease.restart() // nor a lapse of confirmations
 	if err := clusterseam.Attach(sys, m); err != nil {
 		m.stopBG()
 		m.leave()
@@ -126,8 +129,9 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 		return nil, fmt.Errorf("%w: %w", ErrStarted, err)
 	}
 	m.singles.start()
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.watch()
+	go m.confirmLoop()
 	return m, nil
 }
 

@@ -36,7 +36,7 @@
 //	                                               counter   requests not delivered, placed again
 //	orchestrix_cluster_conflicts_retried_total{kind}
 //	                                               counter   version conflicts (the fence) retried on fresh state
-//	orchestrix_cluster_self_fences_total{reason}   counter   self-fences (paused, majority)
+//	orchestrix_cluster_self_fences_total{reason}   counter   self-fences (paused, majority, unconfirmed)
 //
 // The outcome label takes the values of Outcome: ok, duplicate, rejected,
 // conflict, timeout, canceled, unknown, panic, invalid, closed, error.

@@ -180,7 +180,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{LabelKind}),
 		clusterFences: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "cluster_self_fences_total",
-			Help: "Times this cluster member fenced itself, by reason (paused, majority).",
+			Help: "Times this cluster member fenced itself, by reason (paused, majority, unconfirmed).",
 		}, []string{LabelReason}),
 	}
 	m.collectors = []prometheus.Collector{

@@ -79,7 +79,7 @@ orchestrix_cluster_topology_changes_total 2
 # TYPE orchestrix_cluster_commands_total counter
 orchestrix_cluster_commands_total{kind="k",route="local"} 2
 orchestrix_cluster_commands_total{kind="k",route="remote"} 1
-# HELP orchestrix_cluster_self_fences_total Times this cluster member fenced itself, by reason (paused, majority).
+# HELP orchestrix_cluster_self_fences_total Times this cluster member fenced itself, by reason (paused, majority, unconfirmed).
 # TYPE orchestrix_cluster_self_fences_total counter
 orchestrix_cluster_self_fences_total{reason="majority"} 1
 `

@@ -495,8 +495,12 @@ type HandoffRequest struct {
 	MemberId string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
 	Address  string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	Members  []*Peer                `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
-	// epoch numbers the sender's views: a receiver keeps only the newest
-	// handoff of each sender (an older view's claims are stale).
+	// epoch numbers the sender's views (from 1): a receiver keeps only the
+	// newest handoff of each sender (an older view's claims are stale).
+	// epoch 0 with no members is a confirmation probe ("do you still count
+	// me as a member?"): the receiver only answers known, and releases and
+	// claims nothing. A receiver of an older build answers it as an empty
+	// handoff, which moves no id either.
 	Epoch         uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
