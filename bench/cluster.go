@@ -63,6 +63,7 @@ type clusterConfig struct {
 	requestTimeout  time.Duration
 	netns           bool
 	jsonOut         bool
+	warm            bool
 	// cpuprofile, when set, makes each member write a CPU profile of its
 	// throughput phase (/load) to cpuprofile + ".member<index>".
 	cpuprofile string
@@ -152,6 +153,7 @@ func parseClusterFlags(args []string, stderr io.Writer) (clusterConfig, error) {
 	fs.DurationVar(&cfg.requestTimeout, "request-timeout", 0, "cluster.Config.RequestTimeout of the members (0: the package default)")
 	fs.BoolVar(&cfg.netns, "netns", true, "as root, run inside a loopback-only network namespace (unshare -n)")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print one JSON object per line instead of a table")
+	fs.BoolVar(&cfg.warm, "warm", false, "activate every aggregate (one command each, on its owner) before each throughput phase, so that CPU per command leaves out activation (diagnosis; the default stays cold, as the issue's goal is stated)")
 	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "each member writes a CPU profile of the cluster throughput phase to this path + \".member<index>\" (0, 1, …)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -219,7 +221,7 @@ func benchCluster(cfg clusterConfig, stdout, stderr io.Writer) error {
 	}
 
 	// One process, no cluster: the single-member figure.
-	single, err := runtimeThroughput(aggStores{cfg: aggConfig{backend: "postgres", dsn: cfg.dsn, serverCPU: serverCPU}},
+	single, err := runtimeThroughput(aggStores{cfg: aggConfig{backend: "postgres", dsn: cfg.dsn, serverCPU: serverCPU, warm: cfg.warm}},
 		"", "single-process", cfg.aggregates, cfg.senders, cfg.duration)
 	if err != nil {
 		return fmt.Errorf("single process: %w", err)
@@ -254,6 +256,19 @@ func benchCluster(cfg clusterConfig, stdout, stderr io.Writer) error {
 	}
 	shares := spread(cfg.senders, len(ms))
 
+	if cfg.warm {
+		var wg sync.WaitGroup
+		errs := make([]error, len(ms))
+		for i, m := range ms {
+			wg.Go(func() {
+				errs[i] = m.Call(ctx, "/warm", loadRequest{Senders: shares[i], Aggregates: cfg.aggregates}, nil)
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return failed(err)
+		}
+	}
 	var server0 time.Duration
 	serverOK := serverCPU != nil
 	if serverOK {
@@ -575,6 +590,7 @@ func runClusterMember(spec localcluster.Spec, specErr error) int {
 	localcluster.HandleReady(mux, m)
 	localcluster.Handle(mux, "/owned", b.owned)
 	localcluster.Handle(mux, "/load", b.load)
+	localcluster.Handle(mux, "/warm", b.warm)
 	localcluster.Handle(mux, "/flow/start", b.flowStart)
 	localcluster.Handle(mux, "/flow/stop", b.flowStop)
 	localcluster.Handle(mux, "/probe", b.probe)
@@ -621,6 +637,17 @@ func (b *benchMember) send(id string) (remote bool, err error) {
 	defer cancel()
 	_, err = b.h.Send(ctx, id, benchDeposit{Amount: 1})
 	return o != b.m.Address(), err
+}
+
+// warm activates the aggregates this member owns, one command each.
+func (b *benchMember) warm(ctx context.Context, req loadRequest) (struct{}, error) {
+	var own []string
+	for _, id := range aggregateIDs(req.Aggregates) {
+		if o, _ := b.m.Owner(clusterAccounts.Kind, id); o == b.m.Address() {
+			own = append(own, id)
+		}
+	}
+	return struct{}{}, warmUp(ctx, b.h, own, req.Senders)
 }
 
 func (b *benchMember) load(_ context.Context, req loadRequest) (loadReply, error) {
