@@ -64,6 +64,7 @@ type clusterConfig struct {
 	netns           bool
 	jsonOut         bool
 	warm            bool
+	memberMaxConns  int
 	// cpuprofile, when set, makes each member write a CPU profile of its
 	// throughput phase (/load) to cpuprofile + ".member<index>".
 	cpuprofile string
@@ -153,6 +154,7 @@ func parseClusterFlags(args []string, stderr io.Writer) (clusterConfig, error) {
 	fs.DurationVar(&cfg.requestTimeout, "request-timeout", 0, "cluster.Config.RequestTimeout of the members (0: the package default)")
 	fs.BoolVar(&cfg.netns, "netns", true, "as root, run inside a loopback-only network namespace (unshare -n)")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print one JSON object per line instead of a table")
+	fs.IntVar(&cfg.memberMaxConns, "member-max-conns", 0, "journal connection pool size of each member (0: journal/postgres's default, pgxpool's)")
 	fs.BoolVar(&cfg.warm, "warm", false, "activate every aggregate (one command each, on its owner) before each throughput phase, so that CPU per command leaves out activation (diagnosis; the default stays cold, as the issue's goal is stated)")
 	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "each member writes a CPU profile of the cluster throughput phase to this path + \".member<index>\" (0, 1, …)")
 	if err := fs.Parse(args); err != nil {
@@ -242,7 +244,7 @@ func benchCluster(cfg clusterConfig, stdout, stderr io.Writer) error {
 	ms, err := localcluster.Start(ctx, localcluster.Options{Members: cfg.members, LogDir: logDir, Params: map[string]string{
 		"dsn": cfg.dsn, "schema": schema,
 		"refresh_ttl": cfg.refreshTTL.String(), "request_timeout": cfg.requestTimeout.String(),
-		"cpuprofile": cfg.cpuprofile,
+		"cpuprofile": cfg.cpuprofile, "max_conns": strconv.Itoa(cfg.memberMaxConns),
 	}})
 	if err != nil {
 		return err
@@ -558,7 +560,11 @@ func runClusterMember(spec localcluster.Spec, specErr error) int {
 	}
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	j, err := pgjournal.Open(ctx, spec.Params["dsn"], pgjournal.Config{Schema: spec.Params["schema"]})
+	maxConns, err := strconv.Atoi(spec.Params["max_conns"])
+	if err != nil || maxConns < 0 || maxConns > math.MaxInt32 {
+		return fail(fmt.Errorf("bad max_conns %q", spec.Params["max_conns"]))
+	}
+	j, err := pgjournal.Open(ctx, spec.Params["dsn"], pgjournal.Config{Schema: spec.Params["schema"], MaxConns: int32(maxConns)})
 	if err != nil {
 		return fail(err)
 	}
