@@ -503,7 +503,7 @@ func clusterFailover(ctx context.Context, ms []*localcluster.Member, shares []in
 	}
 	f := &failoverFigures{VictimAggregates: len(owned), SurvivorsSeeMs: seeMs, NotServed: notServed,
 		LoadCommands: load.Done, LoadOutcomeUnknown: load.OutcomeUnknown,
-		RefreshTTLms: float64(orDefault(cfg.refreshTTL, time.Second).Milliseconds()), RequestTimeoutMs: float64(orDefault(cfg.requestTimeout, 5*time.Second).Milliseconds())}
+		RefreshTTLms: float64(orDefault(cfg.refreshTTL, cluster.DefaultRefreshTTL).Milliseconds()), RequestTimeoutMs: float64(orDefault(cfg.requestTimeout, 5*time.Second).Milliseconds())}
 	if len(times) > 0 {
 		f.FirstSuccessMs, f.P50ServedMs, f.P99ServedMs, f.MaxServedMs = times[0], q(0.5), q(0.99), q(1)
 	}
