@@ -172,6 +172,9 @@ func parseClusterFlags(args []string, stderr io.Writer) (clusterConfig, error) {
 	if cfg.refreshTTL < 0 || cfg.requestTimeout < 0 {
 		return cfg, errors.New("-refresh-ttl and -request-timeout must not be negative")
 	}
+	if cfg.memberMaxConns < 0 || cfg.memberMaxConns > math.MaxInt32 {
+		return cfg, errors.New("-member-max-conns must be between 0 and 2^31-1")
+	}
 	return cfg, nil
 }
 
