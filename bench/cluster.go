@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -62,6 +63,11 @@ type clusterConfig struct {
 	requestTimeout  time.Duration
 	netns           bool
 	jsonOut         bool
+	warm            bool
+	memberMaxConns  int
+	// cpuprofile, when set, makes each member write a CPU profile of its
+	// throughput phase (/load) to cpuprofile + ".member<index>".
+	cpuprofile string
 }
 
 // clusterResult is one line of the cluster subcommand's output.
@@ -85,7 +91,13 @@ type clusterResult struct {
 	RemoteP50us float64 `json:"remote_p50_us,omitempty"`
 	// EventsPerCommit is the journal's mean batch size (all members').
 	EventsPerCommit float64 `json:"events_per_commit,omitempty"`
-	Errors          uint64  `json:"errors,omitempty"`
+	// CPUusPerCommand is the CPU time (user + system) per command of the
+	// process (single) or of all members together (cluster);
+	// ServerCPUusPerCommand the PostgreSQL server's, when it can be read.
+	// On this shared machine they are steadier than commands/s.
+	CPUusPerCommand       float64 `json:"cpu_us_per_command,omitempty"`
+	ServerCPUusPerCommand float64 `json:"server_cpu_us_per_command,omitempty"`
+	Errors                uint64  `json:"errors,omitempty"`
 	// Ratio is, on the ratio line, the cluster's commands/s divided by
 	// the single process's of the same run.
 	Ratio float64 `json:"ratio,omitempty"`
@@ -142,6 +154,9 @@ func parseClusterFlags(args []string, stderr io.Writer) (clusterConfig, error) {
 	fs.DurationVar(&cfg.requestTimeout, "request-timeout", 0, "cluster.Config.RequestTimeout of the members (0: the package default)")
 	fs.BoolVar(&cfg.netns, "netns", true, "as root, run inside a loopback-only network namespace (unshare -n)")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print one JSON object per line instead of a table")
+	fs.IntVar(&cfg.memberMaxConns, "member-max-conns", 0, "journal connection pool size of each member (0: journal/postgres's default, pgxpool's)")
+	fs.BoolVar(&cfg.warm, "warm", false, "activate every aggregate (one command each, on its owner) before each throughput phase, so that CPU per command leaves out activation (diagnosis; the default stays cold, as the issue's goal is stated)")
+	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "each member writes a CPU profile of the cluster throughput phase to this path + \".member<index>\" (0, 1, …)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -156,6 +171,9 @@ func parseClusterFlags(args []string, stderr io.Writer) (clusterConfig, error) {
 	}
 	if cfg.refreshTTL < 0 || cfg.requestTimeout < 0 {
 		return cfg, errors.New("-refresh-ttl and -request-timeout must not be negative")
+	}
+	if cfg.memberMaxConns < 0 || cfg.memberMaxConns > math.MaxInt32 {
+		return cfg, errors.New("-member-max-conns must be between 0 and 2^31-1")
 	}
 	return cfg, nil
 }
@@ -208,7 +226,7 @@ func benchCluster(cfg clusterConfig, stdout, stderr io.Writer) error {
 	}
 
 	// One process, no cluster: the single-member figure.
-	single, err := runtimeThroughput(aggStores{cfg: aggConfig{backend: "postgres", dsn: cfg.dsn, serverCPU: serverCPU}},
+	single, err := runtimeThroughput(aggStores{cfg: aggConfig{backend: "postgres", dsn: cfg.dsn, serverCPU: serverCPU, warm: cfg.warm}},
 		"", "single-process", cfg.aggregates, cfg.senders, cfg.duration)
 	if err != nil {
 		return fmt.Errorf("single process: %w", err)
@@ -216,7 +234,7 @@ func benchCluster(cfg clusterConfig, stdout, stderr io.Writer) error {
 	emit(clusterResult{Scenario: single.Scenario, Members: 1, Aggregates: single.Aggregates, Senders: single.Senders,
 		Commands: single.Commands, Seconds: single.Seconds, CommandsPerSec: single.CommandsPerSec,
 		P50us: single.P50us, P99us: single.P99us, LocalP50us: single.P50us, EventsPerCommit: single.EventsPerCommit,
-		Errors: single.Errors})
+		CPUusPerCommand: single.CPUusPerCommand, ServerCPUusPerCommand: single.ServerCPUusPerCommand, Errors: single.Errors})
 
 	// The cluster.
 	schema := pgSchemaName("cluster")
@@ -229,6 +247,7 @@ func benchCluster(cfg clusterConfig, stdout, stderr io.Writer) error {
 	ms, err := localcluster.Start(ctx, localcluster.Options{Members: cfg.members, LogDir: logDir, Params: map[string]string{
 		"dsn": cfg.dsn, "schema": schema,
 		"refresh_ttl": cfg.refreshTTL.String(), "request_timeout": cfg.requestTimeout.String(),
+		"cpuprofile": cfg.cpuprofile, "max_conns": strconv.Itoa(cfg.memberMaxConns),
 	}})
 	if err != nil {
 		return err
@@ -242,9 +261,33 @@ func benchCluster(cfg clusterConfig, stdout, stderr io.Writer) error {
 	}
 	shares := spread(cfg.senders, len(ms))
 
+	if cfg.warm {
+		var wg sync.WaitGroup
+		errs := make([]error, len(ms))
+		for i, m := range ms {
+			wg.Go(func() {
+				errs[i] = m.Call(ctx, "/warm", loadRequest{Senders: shares[i], Aggregates: cfg.aggregates}, nil)
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return failed(err)
+		}
+	}
+	var server0 time.Duration
+	serverOK := serverCPU != nil
+	if serverOK {
+		server0, err = serverCPU()
+		serverOK = err == nil
+	}
 	steady, err := clusterThroughput(ctx, ms, shares, cfg)
 	if err != nil {
 		return failed(err)
+	}
+	if serverOK {
+		if t, err := serverCPU(); err == nil {
+			steady.ServerCPUusPerCommand = perCommandUs(t-server0, steady.Commands)
+		}
 	}
 	emit(steady)
 	emit(clusterResult{Scenario: "ratio-" + steady.Scenario + "-to-" + single.Scenario, Members: len(ms),
@@ -300,6 +343,9 @@ type loadReply struct {
 	// Commits and Events: the member's journal batches during the load.
 	Commits uint64 `json:"commits,omitempty"`
 	Events  uint64 `json:"events,omitempty"`
+	// CPUNs is the member process's CPU time (user + system) during the
+	// load: its own senders' and what it served for the other members.
+	CPUNs int64 `json:"cpu_ns,omitempty"`
 }
 
 // clusterThroughput runs the closed-loop load on every member at once for
@@ -319,6 +365,7 @@ func clusterThroughput(ctx context.Context, ms []*localcluster.Member, shares []
 	}
 	var all, local, remoteLat loadResult
 	var remote, attempts, commits, events uint64
+	var cpu time.Duration
 	var firstErr string
 	var longest float64
 	us := func(ls []uint32) []time.Duration {
@@ -335,6 +382,7 @@ func clusterThroughput(ctx context.Context, ms []*localcluster.Member, shares []
 		attempts += r.Done + r.Failed
 		commits += r.Commits
 		events += r.Events
+		cpu += time.Duration(r.CPUNs)
 		longest = max(longest, r.Seconds)
 		local.latencies = append(local.latencies, us(r.LocalUs)...)
 		remoteLat.latencies = append(remoteLat.latencies, us(r.RemoteUs)...)
@@ -354,7 +402,8 @@ func clusterThroughput(ctx context.Context, ms []*localcluster.Member, shares []
 		Aggregates: cfg.aggregates, Senders: cfg.senders, Commands: all.done, Seconds: all.elapsed.Seconds(),
 		CommandsPerSec: all.perSec(), P50us: all.percentileUs(0.5), P99us: all.percentileUs(0.99),
 		RemoteShare: float64(remote) / float64(attempts), Errors: all.failed,
-		LocalP50us: local.percentileUs(0.5), RemoteP50us: remoteLat.percentileUs(0.5)}
+		LocalP50us: local.percentileUs(0.5), RemoteP50us: remoteLat.percentileUs(0.5),
+		CPUusPerCommand: perCommandUs(cpu, all.done)}
 	if commits > 0 {
 		r.EventsPerCommit = float64(events) / float64(commits)
 	}
@@ -457,7 +506,7 @@ func clusterFailover(ctx context.Context, ms []*localcluster.Member, shares []in
 	}
 	f := &failoverFigures{VictimAggregates: len(owned), SurvivorsSeeMs: seeMs, NotServed: notServed,
 		LoadCommands: load.Done, LoadOutcomeUnknown: load.OutcomeUnknown,
-		RefreshTTLms: float64(orDefault(cfg.refreshTTL, time.Second).Milliseconds()), RequestTimeoutMs: float64(orDefault(cfg.requestTimeout, 5*time.Second).Milliseconds())}
+		RefreshTTLms: float64(orDefault(cfg.refreshTTL, cluster.DefaultRefreshTTL).Milliseconds()), RequestTimeoutMs: float64(orDefault(cfg.requestTimeout, 5*time.Second).Milliseconds())}
 	if len(times) > 0 {
 		f.FirstSuccessMs, f.P50ServedMs, f.P99ServedMs, f.MaxServedMs = times[0], q(0.5), q(0.99), q(1)
 	}
@@ -514,7 +563,11 @@ func runClusterMember(spec localcluster.Spec, specErr error) int {
 	}
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	j, err := pgjournal.Open(ctx, spec.Params["dsn"], pgjournal.Config{Schema: spec.Params["schema"]})
+	maxConns, err := strconv.Atoi(spec.Params["max_conns"])
+	if err != nil || maxConns < 0 || maxConns > math.MaxInt32 {
+		return fail(fmt.Errorf("bad max_conns %q", spec.Params["max_conns"]))
+	}
+	j, err := pgjournal.Open(ctx, spec.Params["dsn"], pgjournal.Config{Schema: spec.Params["schema"], MaxConns: int32(maxConns)})
 	if err != nil {
 		return fail(err)
 	}
@@ -539,10 +592,14 @@ func runClusterMember(spec localcluster.Spec, specErr error) int {
 		return fail(err)
 	}
 	b := &benchMember{m: m, h: h, j: j}
+	if p := spec.Params["cpuprofile"]; p != "" {
+		b.cpuprofile = p + ".member" + strconv.Itoa(spec.Index)
+	}
 	mux := http.NewServeMux()
 	localcluster.HandleReady(mux, m)
 	localcluster.Handle(mux, "/owned", b.owned)
 	localcluster.Handle(mux, "/load", b.load)
+	localcluster.Handle(mux, "/warm", b.warm)
 	localcluster.Handle(mux, "/flow/start", b.flowStart)
 	localcluster.Handle(mux, "/flow/stop", b.flowStop)
 	localcluster.Handle(mux, "/probe", b.probe)
@@ -553,6 +610,8 @@ type benchMember struct {
 	m *cluster.Member
 	h *actor.Handle[benchAccount, benchDeposit, benchDeposited]
 	j *pgjournal.Journal
+
+	cpuprofile string // where /load writes its CPU profile ("": none)
 
 	mu   sync.Mutex
 	flow *flowLoad
@@ -589,13 +648,35 @@ func (b *benchMember) send(id string) (remote bool, err error) {
 	return o != b.m.Address(), err
 }
 
+// warm activates the aggregates this member owns, one command each.
+func (b *benchMember) warm(ctx context.Context, req loadRequest) (struct{}, error) {
+	var own []string
+	for _, id := range aggregateIDs(req.Aggregates) {
+		if o, _ := b.m.Owner(clusterAccounts.Kind, id); o == b.m.Address() {
+			own = append(own, id)
+		}
+	}
+	return struct{}{}, warmUp(ctx, b.h, own, req.Senders)
+}
+
 func (b *benchMember) load(_ context.Context, req loadRequest) (loadReply, error) {
 	ids := aggregateIDs(req.Aggregates)
 	var remote atomic.Uint64
 	// Per sender (each touches only its own): latencies by where the
 	// command ran.
 	local, remoteUs := make([][]uint32, req.Senders), make([][]uint32, req.Senders)
-	before := b.j.Stats()
+	if b.cpuprofile != "" {
+		f, err := os.Create(b.cpuprofile)
+		if err != nil {
+			return loadReply{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return loadReply{}, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	before, cpu0 := b.j.Stats(), cpuTime()
 	res := closedLoop(req.Senders, time.Duration(req.DurationNs), func(w int, _ uint64, rng *rand.Rand) error {
 		t0 := time.Now()
 		rem, err := b.send(ids[rng.IntN(len(ids))])
@@ -612,8 +693,8 @@ func (b *benchMember) load(_ context.Context, req loadRequest) (loadReply, error
 		}
 		return err
 	})
-	after := b.j.Stats()
-	out := loadReply{Done: res.done, Failed: res.failed, Remote: remote.Load(), Seconds: res.elapsed.Seconds(),
+	after, cpu := b.j.Stats(), cpuTime()-cpu0
+	out := loadReply{CPUNs: int64(cpu), Done: res.done, Failed: res.failed, Remote: remote.Load(), Seconds: res.elapsed.Seconds(),
 		LocalUs: slices.Concat(local...), RemoteUs: slices.Concat(remoteUs...),
 		Commits: after.Commits - before.Commits, Events: after.Events - before.Events}
 	if res.firstErr != nil {

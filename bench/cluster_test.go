@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -24,9 +27,16 @@ func TestRun_ClusterJSON_PrintsThroughputRatioAndFailover(t *testing.T) {
 	}
 	dsn := pgtest.DSN(t)
 	var stdout, stderr bytes.Buffer
+	prof := filepath.Join(t.TempDir(), "cpu")
 	code := run([]string{"cluster", "-json", "-duration", "300ms", "-aggregates", "60", "-senders", "12",
-		"-refresh-ttl", "300ms", "-failover-timeout", "60s", "-dsn", dsn}, &stdout, &stderr)
+		"-refresh-ttl", "300ms", "-failover-timeout", "60s", "-dsn", dsn,
+		"-warm", "-cpuprofile", prof, "-member-max-conns", "8"}, &stdout, &stderr)
 	require.Equal(t, 0, code, stderr.String())
+	for i := range 3 {
+		st, err := os.Stat(prof + ".member" + strconv.Itoa(i))
+		require.NoError(t, err, "member %d's CPU profile", i)
+		require.Positive(t, st.Size(), "member %d's CPU profile", i)
+	}
 
 	byName := map[string]map[string]any{}
 	var names []string
@@ -44,7 +54,7 @@ func TestRun_ClusterJSON_PrintsThroughputRatioAndFailover(t *testing.T) {
 
 	single, cl := byName["single-process-12"], byName["cluster-3-members-12"]
 	for _, r := range []map[string]any{single, cl} {
-		for _, f := range []string{"commands_per_sec", "p50_us", "p99_us", "commands", "events_per_commit"} {
+		for _, f := range []string{"commands_per_sec", "p50_us", "p99_us", "commands", "events_per_commit", "cpu_us_per_command"} {
 			require.Positive(t, r[f], "%s of %s", f, r["scenario"])
 		}
 	}
@@ -75,6 +85,7 @@ func TestRun_ClusterBadFlags_ExitsWithUsageError(t *testing.T) {
 		{"cluster", "-aggregates", "0"},
 		{"cluster", "-duration", "0s"},
 		{"cluster", "-refresh-ttl", "-1s"},
+		{"cluster", "-member-max-conns", "-1"},
 		{"cluster", "extra"},
 	} {
 		var stdout, stderr bytes.Buffer

@@ -41,7 +41,10 @@ type Config struct {
 	// (this one included) for automanaged. Default: Host:AutoManagedPort.
 	Seeds []string
 	// RefreshTTL is how often automanaged polls the seeds; a dead member
-	// is dropped after about one period. Default 1s.
+	// is dropped after about one period (a paused one only after the poll's
+	// 2s health-check timeout on top, fixed upstream). Default 500ms: each
+	// poll is one small HTTP request per seed, and the period is most of
+	// the time before the survivors take over a dead member's ids.
 	RefreshTTL time.Duration
 
 	// RequestTimeout bounds one request to another member (further
@@ -85,7 +88,8 @@ type Config struct {
 	// another Provider the default 0 turns the check off.
 	ExpectedMembers int
 	// SettlePeriod is how long a fenced member waits after the last cause
-	// before it tries to serve again. Default 3×RefreshTTL, at least 1s.
+	// before it tries to serve again. Default 3×RefreshTTL, at least 1s
+	// (1.5s with the default RefreshTTL).
 	SettlePeriod time.Duration
 	// ConfirmInterval is how often a serving member asks the other
 	// members of its view whether they still count it (the peer
@@ -113,6 +117,9 @@ type Config struct {
 	// are dropped). Default slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultRefreshTTL is Config.RefreshTTL's default.
+const DefaultRefreshTTL = 500 * time.Millisecond
 
 // Validate reports what is wrong with c, all problems joined.
 func (c Config) Validate() error {
@@ -168,7 +175,7 @@ func (c Config) withDefaults() Config {
 		c.Seeds = []string{net.JoinHostPort(c.Host, strconv.Itoa(c.AutoManagedPort))}
 	}
 	if c.RefreshTTL == 0 {
-		c.RefreshTTL = time.Second
+		c.RefreshTTL = DefaultRefreshTTL
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5 * time.Second

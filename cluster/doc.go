@@ -352,7 +352,11 @@
 //
 // The default is protoactor-go's automanaged provider, configured by
 // Config.AutoManagedPort, Seeds and RefreshTTL; its health server binds
-// every interface (0.0.0.0, hard-coded upstream). Config.Provider passes
+// every interface (0.0.0.0, hard-coded upstream). It polls every seed's
+// health server every RefreshTTL (default 500ms): a member whose process
+// died refuses the poll and is dropped at the next one, a stopped member
+// only after the poll's 2s timeout (hard-coded upstream), which is why
+// PauseThreshold (1s) stays below that, whatever RefreshTTL is. Config.Provider passes
 // any other protoactor-go provider through (etcd, consul, k8s, zk at the
 // pinned version). Tested by this package: automanaged, and etcd
 // (github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd with

@@ -63,6 +63,7 @@ type Member struct {
 	wg     sync.WaitGroup // background work (handoff rounds, releases)
 
 	serving sync.WaitGroup // requests being served
+	work    *workers       // the goroutines that serve them (reply.go)
 
 	// pending are the requests this member has sent and not yet seen
 	// answered, by target address (pending.go); probe, when set (tests),
@@ -103,6 +104,7 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 	m := &Member{cfg: cfg, sys: sys, proto: protosys.Of(sys), kinds: clusterseam.Kinds(sys),
 		metrics: telemetryhooks.MetricsOf(cfg.Metrics)}
 	m.bg, m.stopBG = context.WithCancel(context.Background())
+	m.work = newWorkers(5*time.Second, m.bg.Done())
 	origin := time.Now()
 	m.f = newFence(func() time.Duration { return time.Since(origin) }, cfg.PauseThreshold, cfg.SettlePeriod)
 	m.lease = newLease(m.f.now, cfg.ConfirmLease)
@@ -330,36 +332,28 @@ func (m *Member) request(ctx context.Context, addr string, msg any) (any, attemp
 		return nil, notDelivered, fmt.Errorf("cluster: member %s is not in this member's view", addr)
 	}
 	defer m.pending.end(t)
-	f := m.proto.Root.RequestFuture(proto.NewPID(addr, serverName), msg, timeout)
-	type result struct {
-		v   any
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := f.Result()
-		done <- result{v, err}
-	}()
-	var r result
+	replies, unregister := m.sendRequest(proto.NewPID(addr, serverName), msg)
+	defer unregister()
+	tm := time.NewTimer(timeout)
+	defer tm.Stop()
 	select {
-	case r = <-done:
+	case v := <-replies:
+		if _, dead := v.(*proto.DeadLetterResponse); dead {
+			return nil, notDelivered, fmt.Errorf("cluster: member %s has no request actor (dead letter)", addr)
+		}
+		return v, delivered, nil
 	case <-ctx.Done():
 		return nil, unknown, fmt.Errorf("%w: cluster: no reply from %s before the context ended: %w",
 			orchestrix.ErrOutcomeUnknown, addr, ctx.Err())
 	case <-t.gone:
 		// The member may have executed the request before it died.
 		return nil, unknown, fmt.Errorf("%w: cluster: no reply from %s: %w", orchestrix.ErrOutcomeUnknown, addr, errMemberGone)
-	}
-	switch {
-	case r.err == nil:
-		return r.v, delivered, nil
-	case errors.Is(r.err, proto.ErrDeadLetter):
-		return nil, notDelivered, fmt.Errorf("cluster: member %s has no request actor (dead letter)", addr)
-	case ctx.Err() != nil:
-		return nil, unknown, fmt.Errorf("%w: cluster: no reply from %s: %w", orchestrix.ErrOutcomeUnknown, addr, ctx.Err())
-	default:
+	case <-tm.C:
+		if err := ctx.Err(); err != nil {
+			return nil, unknown, fmt.Errorf("%w: cluster: no reply from %s: %w", orchestrix.ErrOutcomeUnknown, addr, err)
+		}
 		return nil, unknown, fmt.Errorf("%w: cluster: no reply from %s within %v: %w",
-			orchestrix.ErrOutcomeUnknown, addr, timeout, r.err)
+			orchestrix.ErrOutcomeUnknown, addr, timeout, proto.ErrTimeout)
 	}
 }
 
@@ -476,10 +470,10 @@ func (s *server) Receive(c proto.Context) {
 		return
 	}
 	m.serving.Add(1)
-	go func() {
+	m.work.run(func() {
 		defer m.serving.Done()
 		m.root().Send(sender, serve())
-	}()
+	})
 }
 
 func (m *Member) root() *proto.RootContext { return m.proto.Root }
@@ -494,10 +488,14 @@ func (m *Member) check(kind, id string) (clusterseam.Kind, wire.Code, string) {
 	if err != nil || owner != m.addr() {
 		return nil, wire.Code_NOT_OWNER, fmt.Sprintf("%v of %s %q (owner in this member's view: %q)", ErrNotOwner, kind, id, owner)
 	}
-	ctx, cancel := context.WithTimeout(m.bg, m.cfg.RequestTimeout)
-	defer cancel()
-	if m.await(ctx, kind, id) != nil {
-		return nil, wire.Code_NOT_OWNER, fmt.Sprintf("%v of %s %q yet: the handoff from its previous owner did not end in time", ErrNotOwner, kind, id)
+	if v := m.cur.Load(); v != nil && !v.ready(kind, id) {
+		// The id is one this member gained in a handoff round still
+		// running: wait for it (await), at most RequestTimeout.
+		ctx, cancel := context.WithTimeout(m.bg, m.cfg.RequestTimeout)
+		defer cancel()
+		if m.await(ctx, kind, id) != nil {
+			return nil, wire.Code_NOT_OWNER, fmt.Sprintf("%v of %s %q yet: the handoff from its previous owner did not end in time", ErrNotOwner, kind, id)
+		}
 	}
 	return k, wire.Code_OK, ""
 }

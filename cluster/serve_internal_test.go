@@ -47,6 +47,7 @@ func TestServer_SlowCommand_DoesNotHoldUpOthers(t *testing.T) {
 		f: newFence(c.now, cfg.PauseThreshold, cfg.SettlePeriod)}
 	m.bg, m.stopBG = context.WithCancel(context.Background())
 	defer m.stopBG()
+	m.work = newWorkers(time.Minute, m.bg.Done())
 	ep := newEpoch(1)
 	ep.ok.Store(true)
 	close(ep.settled)

@@ -150,10 +150,8 @@ func (v *view) owns(kind, id string) bool { return v.owner(kind, id) == v.self }
 // v, without waiting for the epoch's handoff round: it owned the id in the
 // previous view, whose round succeeded, or this round has ended.
 func (v *view) ready(kind, id string) bool {
-	if v.prevOK && v.prev != nil && v.prev.owns(kind, id) {
-		return true
-	}
-	return v.ep.isSettled()
+	// Settled first: the common case, and cheaper than placing the id.
+	return v.ep.isSettled() || v.prevOK && v.prev != nil && v.prev.owns(kind, id)
 }
 
 // others returns the members of v other than this one and the leavers.
