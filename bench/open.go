@@ -47,6 +47,7 @@ type openConfig struct {
 	runs       int
 	dropCaches bool
 	jsonOut    bool
+	profile    profileFlags
 }
 
 // openResult is one measured open (one JSON object per line with -json).
@@ -58,6 +59,7 @@ type openResult struct {
 	Cold      bool    `json:"cold_cache"`
 	Run       int     `json:"run"`
 	Ms        float64 `json:"ms"`
+	CPUMs     float64 `json:"cpu_ms"`
 	HeapBytes int64   `json:"heap_bytes,omitempty"`
 	Seconds   float64 `json:"seconds,omitempty"`
 }
@@ -74,6 +76,7 @@ func parseOpenFlags(args []string, stderr io.Writer) (openConfig, error) {
 	fs.IntVar(&cfg.runs, "runs", 3, "opens measured")
 	fs.BoolVar(&cfg.dropCaches, "dropcaches", false, "drop the page cache (sync; echo 3 > /proc/sys/vm/drop_caches, root only) before each measured open")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print one JSON object per line instead of a table")
+	cfg.profile.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: go run ./bench open [flags]\n\n"+
 			"Builds a bbolt journal once (NoSync, -batch events per append) and measures\n"+
@@ -110,6 +113,12 @@ func runOpen(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench open:", err)
 		return 2
 	}
+	stop, err := cfg.profile.start()
+	if err != nil {
+		fmt.Fprintln(stderr, "bench open:", err)
+		return 1
+	}
+	defer stop()
 	if err := benchOpen(cfg, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "bench open:", err)
 		return 1
@@ -155,24 +164,24 @@ func benchOpen(cfg openConfig, stdout, stderr io.Writer) error {
 			return err
 		}
 		// The walk alone, as Open runs it first.
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime()
 		if _, err := boltsafe.Verify(path); err != nil {
 			return err
 		}
 		r := base
-		r.Scenario, r.Ms = "walk", ms(time.Since(start))
+		r.Scenario, r.Ms, r.CPUMs = "walk", ms(time.Since(start)), ms(cpuTime()-cpu)
 		emit(r)
 
 		if err := maybeDropCaches(cfg.dropCaches); err != nil {
 			return err
 		}
 		heap0 := liveHeap()
-		start = time.Now()
+		start, cpu = time.Now(), cpuTime()
 		j, err := bolt.Open(path, bolt.Config{})
 		if err != nil {
 			return err
 		}
-		opened := time.Since(start)
+		opened, openCPU := time.Since(start), cpuTime()-cpu
 		heap := liveHeap() - heap0
 		last, err := j.LastPosition(ctx)
 		if err != nil {
@@ -204,7 +213,7 @@ func benchOpen(cfg openConfig, stdout, stderr io.Writer) error {
 			return err
 		}
 		r = base
-		r.Scenario, r.Events, r.Streams, r.Ms, r.HeapBytes = "open", last, streams, ms(opened), heap
+		r.Scenario, r.Events, r.Streams, r.Ms, r.CPUMs, r.HeapBytes = "open", last, streams, ms(opened), ms(openCPU), heap
 		emit(r)
 		r = base
 		r.Scenario, r.Events, r.Streams, r.Ms = "first-read-after-open", last, streams, ms(firstRead)
@@ -212,10 +221,10 @@ func benchOpen(cfg openConfig, stdout, stderr io.Writer) error {
 	}
 	if !cfg.jsonOut {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "scenario\trun\tcold\tevents\tstreams\tfile MiB\tms\theap KiB\t")
+		fmt.Fprintln(tw, "scenario\trun\tcold\tevents\tstreams\tfile MiB\tms\tcpu ms\theap KiB\t")
 		for _, r := range results {
-			fmt.Fprintf(tw, "%s\t%d\t%v\t%d\t%d\t%.0f\t%.2f\t%.0f\t\n", r.Scenario, r.Run, r.Cold, r.Events, r.Streams,
-				float64(r.FileBytes)/(1<<20), r.Ms+r.Seconds*1000, float64(r.HeapBytes)/(1<<10))
+			fmt.Fprintf(tw, "%s\t%d\t%v\t%d\t%d\t%.0f\t%.2f\t%.1f\t%.0f\t\n", r.Scenario, r.Run, r.Cold, r.Events, r.Streams,
+				float64(r.FileBytes)/(1<<20), r.Ms+r.Seconds*1000, r.CPUMs, float64(r.HeapBytes)/(1<<10))
 		}
 		_ = tw.Flush()
 	}

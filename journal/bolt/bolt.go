@@ -250,16 +250,19 @@ func Open(path string, cfg Config) (*Journal, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	// boltsafe.Open walks every page before bbolt's own free-page scan
-	// (which runs on a goroutine of bbolt's, where a damaged page would
-	// crash the process), so a damaged file fails here with ErrCorrupt.
+	// boltsafe.Open walks every page before bbolt reads any, so a
+	// damaged file fails here with ErrCorrupt instead of crashing the
+	// process.
 	db, err := boltsafe.Open(path, cfg.FileMode, &bbolt.Options{
 		Timeout:      cfg.Timeout,
 		NoSync:       cfg.NoSync,
 		FreelistType: bbolt.FreelistMapType,
-		// The freelist is rebuilt by scanning on open instead of being
-		// written on every commit: fewer pages per group commit.
-		NoFreelistSync: true,
+		// The free list is written with every commit (one more page),
+		// so that Open reads it instead of scanning every page of the
+		// file to rebuild it: that scan made Open grow with the file
+		// (0.4-0.9 s at 10 M events). A file written without it (by an
+		// older version) is scanned once, on its first Open.
+		NoFreelistSync: false,
 		PageSize:       cfg.PageSize,
 	})
 	if err != nil {
