@@ -331,11 +331,60 @@ func (w *walker) at(p *pageRef, at, n uint64) ([]byte, error) {
 // (measured: 63 against 84 ms for 1 M events' pages of 16 KiB).
 const headRead = 64 << 10
 
-// walkState is what one walking goroutine owns: a buffer per tree level
-// for the pages it reads (a page's buffer stays valid while its
-// children are walked).
+// walkState is what one walking goroutine owns: per tree level, a
+// buffer and a read-ahead window for the pages it reads (a page's bytes
+// stay valid while its children, one level deeper, are walked).
 type walkState struct {
 	bufs [][]byte
+	wins []window
+}
+
+// window holds pages first … first+n-1 read with one pread. Reading a
+// run of consecutive pages at once (the leaves of an append-mostly
+// bucket such as the journal's log) halves the cost per page; the window
+// grows while a level's pages come in order and shrinks to one page
+// when they do not, so scattered pages are not read in bulk.
+type window struct {
+	first, n uint64
+	want     uint64 // pages to read next time
+	b        []byte
+}
+
+// maxWindow is the most a window reads at once.
+const maxWindow = 256 << 10
+
+// pageBytes returns the first min(page size, headRead) bytes of page id
+// (id < HighMark), from the window of depth, which it refills when id is
+// not in it.
+func (st *walkState) pageBytes(w *walker, depth int, id uint64) ([]byte, error) {
+	for len(st.wins) <= depth {
+		st.wins = append(st.wins, window{want: 1})
+	}
+	win := &st.wins[depth]
+	ps := uint64(w.m.PageSize)
+	n := min(ps, headRead)
+	if id >= win.first && id < win.first+win.n {
+		at := (id - win.first) * ps
+		return win.b[at : at+n : at+n], nil
+	}
+	switch {
+	case win.n > 0 && id == win.first+win.n:
+		win.want = min(win.want*2, max(maxWindow/ps, 1))
+	default:
+		win.want = 1
+	}
+	pages := min(win.want, w.m.HighMark-id)
+	size := int((pages-1)*ps + n)
+	if cap(win.b) < size {
+		win.b = make([]byte, size, max(size, int(min(maxWindow, ps*(maxWindow/ps)))))
+	}
+	win.b = win.b[:size]
+	if _, err := w.f.ReadAt(win.b, int64(id*ps)); err != nil {
+		win.n = 0
+		return nil, err
+	}
+	win.first, win.n = id, pages
+	return win.b[:n:n], nil
 }
 
 func (st *walkState) buf(depth, n int) []byte {
@@ -359,8 +408,8 @@ func (w *walker) readPage(st *walkState, id uint64, depth int) (*pageRef, error)
 	}
 	ps := uint64(w.m.PageSize)
 	off := int64(id * ps)
-	head := st.buf(depth, min(headRead, int(ps)))
-	if _, err := w.f.ReadAt(head, off); err != nil {
+	head, err := st.pageBytes(w, depth, id)
+	if err != nil {
 		return nil, w.corrupt(int64(id), "cannot read: %v", err)
 	}
 	le := binary.LittleEndian

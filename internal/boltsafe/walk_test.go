@@ -67,8 +67,8 @@ func bigFile(t *testing.T) (string, []byte, map[uint64]string) {
 
 // Leaf pages all over a large tree (every 41st), damaged in turn (the
 // value of the first element running past the page), are found and
-// named, whichever
-// goroutine of the walk reads them.
+// named, whichever goroutine of the walk reads them and whether they
+// come from a read-ahead window or not.
 func TestVerify_DamagedLeafAnywhereInALargeTree_NamesThePage(t *testing.T) {
 	path, clean, types := bigFile(t)
 	m, err := boltsafe.Verify(path)
