@@ -61,7 +61,11 @@ type openResult struct {
 	Ms        float64 `json:"ms"`
 	CPUMs     float64 `json:"cpu_ms"`
 	HeapBytes int64   `json:"heap_bytes,omitempty"`
-	Seconds   float64 `json:"seconds,omitempty"`
+	// FreePages and FreelistBytes describe bbolt's free list after the
+	// open: what a commit writes besides its own pages.
+	FreePages     int     `json:"free_pages,omitempty"`
+	FreelistBytes int     `json:"freelist_bytes,omitempty"`
+	Seconds       float64 `json:"seconds,omitempty"`
 }
 
 func parseOpenFlags(args []string, stderr io.Writer) (openConfig, error) {
@@ -183,6 +187,7 @@ func benchOpen(cfg openConfig, stdout, stderr io.Writer) error {
 		}
 		opened, openCPU := time.Since(start), cpuTime()-cpu
 		heap := liveHeap() - heap0
+		dbStats := j.DB().Stats()
 		last, err := j.LastPosition(ctx)
 		if err != nil {
 			_ = j.Close()
@@ -214,6 +219,7 @@ func benchOpen(cfg openConfig, stdout, stderr io.Writer) error {
 		}
 		r = base
 		r.Scenario, r.Events, r.Streams, r.Ms, r.CPUMs, r.HeapBytes = "open", last, streams, ms(opened), ms(openCPU), heap
+		r.FreePages, r.FreelistBytes = dbStats.FreePageN+dbStats.PendingPageN, dbStats.FreelistInuse
 		emit(r)
 		r = base
 		r.Scenario, r.Events, r.Streams, r.Ms = "first-read-after-open", last, streams, ms(firstRead)

@@ -241,6 +241,10 @@ type streamState struct {
 	dirty      bool // in writerState.dirty
 }
 
+// noFreelistSync is false: Open persists the free list. Benchmarks set it
+// to compare with the older setting (export_test.go).
+var noFreelistSync = false
+
 // Open opens (creating it if needed) the journal file at path. It fails
 // with ErrLocked when the file stays locked for cfg.Timeout, and with an
 // error matching orchestrix.ErrCorrupt when the file's journal buckets
@@ -262,7 +266,7 @@ func Open(path string, cfg Config) (*Journal, error) {
 		// file to rebuild it: that scan made Open grow with the file
 		// (0.4-0.9 s at 10 M events). A file written without it (by an
 		// older version) is scanned once, on its first Open.
-		NoFreelistSync: false,
+		NoFreelistSync: noFreelistSync,
 		PageSize:       cfg.PageSize,
 	})
 	if err != nil {
