@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	bbolt "go.etcd.io/bbolt"
 	bberrors "go.etcd.io/bbolt/errors"
@@ -376,15 +377,23 @@ func initBuckets(tx *bbolt.Tx) error {
 // journal.streams, runs from the log after the checkpoint.
 // It is called by Open and by the writer after a failed commit.
 func (j *Journal) load() error {
-	streams := make(map[string]*streamState)
+	var streams map[string]*streamState
 	w := writerState{}
 	var lastPos uint64
 	err := view(j.db, func(tx *bbolt.Tx) error {
-		err := tx.Bucket(bucketStreams).ForEach(func(k, v []byte) error {
+		sb := tx.Bucket(bucketStreams)
+		// Sized up front (counting the keys reads the bucket's pages
+		// once more, much less than growing the map step by step), and
+		// the states, names and prefixes come from large blocks: with a
+		// million streams, Open spent most of its time in map growth,
+		// allocation and the garbage collector (BENCHMARKS.md, issue 12).
+		streams = make(map[string]*streamState, sb.Stats().KeyN)
+		var arena headArena
+		err := sb.ForEach(func(k, v []byte) error {
 			if len(v) != 16 {
 				return &journal.CorruptionError{Stream: string(k), Err: errors.New("malformed stream head entry")}
 			}
-			st := newStreamState(string(k))
+			st := arena.newStream(k)
 			st.head = binary.BigEndian.Uint64(v[0:8])
 			st.deletedTo = binary.BigEndian.Uint64(v[8:16])
 			st.wHead = st.head
@@ -470,6 +479,41 @@ func (j *Journal) load() error {
 
 func newStreamState(name string) *streamState {
 	return &streamState{name: name, prefix: streamPrefix(name)}
+}
+
+// headArena hands out the states of the streams load finds, with their
+// names and index prefixes, from blocks instead of three allocations per
+// stream. The blocks are never written again once handed out, so the
+// names may be strings over them.
+type headArena struct {
+	states []streamState
+	bytes  []byte
+}
+
+// newStream returns a new state for the stream named by key (a bbolt key,
+// copied).
+func (a *headArena) newStream(key []byte) *streamState {
+	if len(key) == 0 {
+		return newStreamState("")
+	}
+	if len(a.states) == cap(a.states) {
+		a.states = make([]streamState, 0, 1024)
+	}
+	a.states = a.states[:len(a.states)+1]
+	st := &a.states[len(a.states)-1]
+	if need := 2*len(key) + binary.MaxVarintLen64; cap(a.bytes)-len(a.bytes) < need {
+		a.bytes = make([]byte, 0, max(64<<10, need))
+	}
+	start := len(a.bytes)
+	a.bytes = append(a.bytes, key...)
+	st.name = unsafe.String(&a.bytes[start], len(key))
+	start = len(a.bytes)
+	a.bytes = binary.AppendUvarint(a.bytes, uint64(len(key)))
+	a.bytes = append(a.bytes, key...)
+	// A full slice expression: an append to the prefix must copy it,
+	// never write over the next stream's bytes.
+	st.prefix = a.bytes[start:len(a.bytes):len(a.bytes)]
+	return st
 }
 
 // idKey is the hash of an event id kept in a stream's recent-id ring.
