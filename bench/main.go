@@ -19,6 +19,10 @@
 //	aggregates  actor runtime on the bbolt journal: many and one hot
 //	            aggregate, a mutex-per-aggregate baseline, recovery and
 //	            memory per idle aggregate (see aggregates.go)
+//	open        how long bolt.Open takes on a journal of a given size
+//	            (built once; -file keeps it), the walk alone, the heap
+//	            after the open, optionally with the page cache dropped
+//	            (see open.go); it takes the profiling flags, not -nosync
 //	cluster     members on loopback, one process each (this program
 //	            started again), over one PostgreSQL: throughput against
 //	            one process in the same run, and failover after SIGKILL
