@@ -157,9 +157,9 @@ type walker struct {
 }
 
 // walkHelpers is the number of goroutines that may walk subtrees beside
-// the caller's: one per further processor, at most 3. On a warm page
-// cache the walk's cost is the page faults of touching every page of the
-// map, which run in parallel.
+// the caller's: one per further processor, at most 3. With the page
+// cache warm the walk's cost is copying every page out of it, which
+// runs in parallel.
 func walkHelpers() int { return min(runtime.GOMAXPROCS(0)-1, 3) }
 
 func (w *walker) corrupt(page int64, format string, args ...any) error {
@@ -398,11 +398,11 @@ func (st *walkState) buf(depth, n int) []byte {
 	return st.bufs[depth][:n]
 }
 
-// readPage reads the start of page id (its header, its element array)
-// into the goroutine's buffer for depth and checks the header. It reads
-// with pread rather than through a memory map: touching every page of a
-// large map costs several times more (page faults; BENCHMARKS.md, issue
-// 12), and the walk needs only the first bytes of most pages.
+// readPage reads page id (up to headRead bytes, more when its element
+// array is longer; overflow pages on demand) through the goroutine's
+// window or buffer for depth, and checks its header. It reads with pread
+// rather than through a memory map: touching every page of a large map
+// cost twice the CPU here (page faults; BENCHMARKS.md, issue 12).
 func (w *walker) readPage(st *walkState, id uint64, depth int) (*pageRef, error) {
 	if id < 2 || id >= w.m.HighMark {
 		return nil, w.corrupt(int64(id), "page id outside 2..%d", w.m.HighMark-1)
@@ -464,8 +464,8 @@ func (w *walker) isSeen(id uint64) bool {
 
 // node walks page id and its children, and records the first error
 // found (fail). lower is the smallest key the page may hold (the branch
-// key that points at it), nil for none.
-// It returns whether the page is a branch page.
+// key that points at it), nil for none. It returns whether the page is a
+// branch page.
 func (w *walker) node(st *walkState, id uint64, depth int, lower []byte) (branch bool) {
 	if w.failed.Load() {
 		return false
