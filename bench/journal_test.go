@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -46,4 +47,44 @@ func TestRun_UnknownSubcommand_ExitsWithUsage(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.Equal(t, 2, run([]string{"nosuch"}, &stdout, &stderr))
 	require.Contains(t, stderr.String(), "journal")
+}
+
+func TestRun_OpenJSON_BuildsOnceAndMeasuresEveryRun(t *testing.T) {
+	file := t.TempDir() + "/journal.db"
+	for _, want := range [][]string{
+		{"build", "walk", "open", "first-read-after-open", "walk", "open", "first-read-after-open"},
+		{"walk", "open", "first-read-after-open"}, // the file exists: reused
+	} {
+		var stdout, stderr bytes.Buffer
+		runs := strconv.Itoa(len(want) / 3)
+		code := run([]string{"open", "-json", "-file", file, "-events", "3000", "-streams", "30", "-batch", "50", "-runs", runs}, &stdout, &stderr)
+		require.Equal(t, 0, code, stderr.String())
+		var scenarios []string
+		sc := bufio.NewScanner(&stdout)
+		for sc.Scan() {
+			var r map[string]any
+			require.NoError(t, json.Unmarshal(sc.Bytes(), &r), sc.Text())
+			scenarios = append(scenarios, r["scenario"].(string))
+			if r["scenario"] == "open" {
+				require.EqualValues(t, 3000, r["events"], sc.Text())
+				require.EqualValues(t, 30, r["streams"], sc.Text())
+				require.Positive(t, r["heap_bytes"], sc.Text())
+			}
+		}
+		require.Equal(t, want, scenarios)
+	}
+}
+
+func TestRun_OpenBadFlags_ExitsWithUsageError(t *testing.T) {
+	for _, args := range [][]string{
+		{"open", "-events", "0"},
+		{"open", "-streams", "0"},
+		{"open", "-events", "10", "-streams", "11"},
+		{"open", "-runs", "0"},
+		{"open", "extra"},
+	} {
+		var stdout, stderr bytes.Buffer
+		require.Equal(t, 2, run(args, &stdout, &stderr), strings.Join(args, " "))
+		require.NotEmpty(t, stderr.String())
+	}
 }

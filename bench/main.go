@@ -22,11 +22,15 @@
 //	projections live projection lag: the delay from each event's
 //	            acknowledged commit to its handler call while events are
 //	            appended open-loop at a fixed rate (see projections.go)
+//	open        how long bolt.Open takes on a journal of a given size
+//	            (built once; -file keeps it), the walk alone, the heap
+//	            after the open, optionally with the page cache dropped
+//	            (see open.go); it takes the profiling flags, not -nosync
 //	cluster     members on loopback, one process each (this program
 //	            started again), over one PostgreSQL: throughput against
 //	            one process in the same run, and failover after SIGKILL
-//	            (see cluster.go); it takes neither the profiling flags
-//	            nor -nosync
+//	            (see cluster.go); of the profiling flags it takes only
+//	            -cpuprofile (one profile per member), and not -nosync
 package main
 
 import (

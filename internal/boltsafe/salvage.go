@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"sync/atomic"
 )
 
 // Salvage reads the key/value pairs of the top-level bucket named bucket
@@ -29,10 +30,11 @@ func Salvage(path string, bucket []byte, fn func(key, value []byte) error) (skip
 		return nil, err
 	}
 	defer src.close()
-	w := &walker{r: src, size: st.Size(), path: path, seen: make(map[uint64]bool)}
+	w := &walker{r: src, size: st.Size(), path: path}
 	if w.m, err = w.meta(); err != nil {
 		return nil, err
 	}
+	w.seen = make([]atomic.Uint64, (w.m.HighMark+63)/64)
 	s := &salvager{w: w, fn: fn}
 	// The root bucket: find bucket's entry among its leaves.
 	s.target = bucket

@@ -6,9 +6,10 @@ import (
 	"os"
 )
 
-// source gives the walker the bytes of the file: a read-only memory map
-// where the platform has one (no copy, so a walk costs about what bbolt's
-// own page scan costs), ReadAt otherwise.
+// source gives the walker the bytes of the file: for Salvage, which
+// reads values too, a read-only memory map where the platform has one
+// (no copy), ReadAt otherwise; for Verify's meta pages and free list,
+// ReadAt (its walk of the tree reads with pread, walk.go).
 type source interface {
 	// slice returns n bytes at off, valid until close; an error when
 	// they lie past the end of the file.

@@ -94,3 +94,22 @@ func BenchmarkJournal_Append_1024Appenders_NoSync(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkJournal_Append_1024Appenders_Freelist compares the per-commit
+// cost of persisting bbolt's free list (one more page per commit, the
+// default since issue 12) with rebuilding it on Open (NoFreelistSync),
+// in one run: go test -run XXX -bench Freelist -count 5 alternates them.
+// cpu-ns/event is the process's user+system CPU per appended event.
+func BenchmarkJournal_Append_1024Appenders_Freelist(b *testing.B) {
+	for _, mode := range []struct {
+		name           string
+		noFreelistSync bool
+	}{{"persisted", false}, {"scanned", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			defer bolt.SetNoFreelistSync(mode.noFreelistSync)()
+			cpu0 := cpuTime()
+			benchmarkAppend(b, 1024)
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/event")
+		})
+	}
+}

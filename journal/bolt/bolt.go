@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	bbolt "go.etcd.io/bbolt"
 	bberrors "go.etcd.io/bbolt/errors"
@@ -241,6 +242,10 @@ type streamState struct {
 	dirty      bool // in writerState.dirty
 }
 
+// noFreelistSync is false: Open persists the free list. Benchmarks set it
+// to compare with the older setting (export_test.go).
+var noFreelistSync = false
+
 // Open opens (creating it if needed) the journal file at path. It fails
 // with ErrLocked when the file stays locked for cfg.Timeout, and with an
 // error matching orchestrix.ErrCorrupt when the file's journal buckets
@@ -250,16 +255,19 @@ func Open(path string, cfg Config) (*Journal, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	// boltsafe.Open walks every page before bbolt's own free-page scan
-	// (which runs on a goroutine of bbolt's, where a damaged page would
-	// crash the process), so a damaged file fails here with ErrCorrupt.
+	// boltsafe.Open walks every page before bbolt reads any, so a
+	// damaged file fails here with ErrCorrupt instead of crashing the
+	// process.
 	db, err := boltsafe.Open(path, cfg.FileMode, &bbolt.Options{
 		Timeout:      cfg.Timeout,
 		NoSync:       cfg.NoSync,
 		FreelistType: bbolt.FreelistMapType,
-		// The freelist is rebuilt by scanning on open instead of being
-		// written on every commit: fewer pages per group commit.
-		NoFreelistSync: true,
+		// The free list is written with every commit (one more page),
+		// so that Open reads it instead of scanning every page of the
+		// file to rebuild it: that scan made Open grow with the file
+		// (0.4-0.9 s at 10 M events). A file written without it (by an
+		// older version) is scanned once, on its first Open.
+		NoFreelistSync: noFreelistSync,
 		PageSize:       cfg.PageSize,
 	})
 	if err != nil {
@@ -369,15 +377,23 @@ func initBuckets(tx *bbolt.Tx) error {
 // journal.streams, runs from the log after the checkpoint.
 // It is called by Open and by the writer after a failed commit.
 func (j *Journal) load() error {
-	streams := make(map[string]*streamState)
+	var streams map[string]*streamState
 	w := writerState{}
 	var lastPos uint64
 	err := view(j.db, func(tx *bbolt.Tx) error {
-		err := tx.Bucket(bucketStreams).ForEach(func(k, v []byte) error {
+		sb := tx.Bucket(bucketStreams)
+		// Sized up front (counting the keys reads the bucket's pages
+		// once more, much less than growing the map step by step), and
+		// the states, names and prefixes come from large blocks: with a
+		// million streams, Open spent most of its time in map growth,
+		// allocation and the garbage collector (BENCHMARKS.md, issue 12).
+		streams = make(map[string]*streamState, sb.Stats().KeyN)
+		var arena headArena
+		err := sb.ForEach(func(k, v []byte) error {
 			if len(v) != 16 {
 				return &journal.CorruptionError{Stream: string(k), Err: errors.New("malformed stream head entry")}
 			}
-			st := newStreamState(string(k))
+			st := arena.newStream(k)
 			st.head = binary.BigEndian.Uint64(v[0:8])
 			st.deletedTo = binary.BigEndian.Uint64(v[8:16])
 			st.wHead = st.head
@@ -463,6 +479,41 @@ func (j *Journal) load() error {
 
 func newStreamState(name string) *streamState {
 	return &streamState{name: name, prefix: streamPrefix(name)}
+}
+
+// headArena hands out the states of the streams load finds, with their
+// names and index prefixes, from blocks instead of three allocations per
+// stream. The blocks are never written again once handed out, so the
+// names may be strings over them.
+type headArena struct {
+	states []streamState
+	bytes  []byte
+}
+
+// newStream returns a new state for the stream named by key (a bbolt key,
+// copied).
+func (a *headArena) newStream(key []byte) *streamState {
+	if len(key) == 0 {
+		return newStreamState("")
+	}
+	if len(a.states) == cap(a.states) {
+		a.states = make([]streamState, 0, 1024)
+	}
+	a.states = a.states[:len(a.states)+1]
+	st := &a.states[len(a.states)-1]
+	if need := 2*len(key) + binary.MaxVarintLen64; cap(a.bytes)-len(a.bytes) < need {
+		a.bytes = make([]byte, 0, max(64<<10, need))
+	}
+	start := len(a.bytes)
+	a.bytes = append(a.bytes, key...)
+	st.name = unsafe.String(&a.bytes[start], len(key))
+	start = len(a.bytes)
+	a.bytes = binary.AppendUvarint(a.bytes, uint64(len(key)))
+	a.bytes = append(a.bytes, key...)
+	// A full slice expression: an append to the prefix must copy it,
+	// never write over the next stream's bytes.
+	st.prefix = a.bytes[start:len(a.bytes):len(a.bytes)]
+	return st
 }
 
 // idKey is the hash of an event id kept in a stream's recent-id ring.

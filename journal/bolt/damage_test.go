@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/internal/boltsafe"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/journal/bolt"
 )
@@ -66,8 +67,8 @@ func openCheckRead(path string) error {
 	return nil
 }
 
-// The three cases of issue 13: one byte of the root bucket's page (page 3)
-// of a one-event journal. Each crashed Open, check or events with a panic.
+// The three cases of issue 13: one byte of the root bucket's page (page 3
+// when the free list was not persisted) of a one-event journal. Each crashed Open, check or events with a panic.
 func TestOpen_DamagedRootPage_ReturnsErrCorrupt(t *testing.T) {
 	const pageSize = 16 << 10
 	for _, tc := range []struct {
@@ -81,17 +82,22 @@ func TestOpen_DamagedRootPage_ReturnsErrCorrupt(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path, b := oneEventJournal(t)
-			at := 3*pageSize + tc.offset
+			// The root bucket's page: page 3 while the free list was not
+			// persisted; wherever the meta page says since it is.
+			m, err := boltsafe.Verify(path)
+			require.NoError(t, err)
+			root := int(m.Root)
+			at := root*pageSize + tc.offset
 			if tc.offset < 0 {
-				at = 3*pageSize + bytes.Index(b[3*pageSize:4*pageSize], []byte("journal.meta")) + len("journal.")
+				at = root*pageSize + bytes.Index(b[root*pageSize:(root+1)*pageSize], []byte("journal.meta")) + len("journal.")
 			}
 			b[at] = tc.value
 			require.NoError(t, os.WriteFile(path, b, 0o600))
 
-			_, err := bolt.Open(path, bolt.Config{NoSync: true, Timeout: time.Second})
+			_, err = bolt.Open(path, bolt.Config{NoSync: true, Timeout: time.Second})
 			require.ErrorIs(t, err, orchestrix.ErrCorrupt)
 			require.ErrorContains(t, err, path)
-			require.ErrorContains(t, err, "page 3")
+			require.ErrorContains(t, err, fmt.Sprintf("page %d", root))
 
 			rep, err := bolt.CheckFile(context.Background(), path, time.Second)
 			if err == nil {

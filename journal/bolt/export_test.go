@@ -66,3 +66,13 @@ func SetBeforePublish(j *Journal, fn func()) {
 	}
 	j.hooks.beforePublish.Store(&fn)
 }
+
+// SetNoFreelistSync makes the next Opens use bbolt's NoFreelistSync (the
+// setting before issue 12) and returns a function that restores the
+// default. Benchmarks only; not safe while a test opens journals
+// concurrently.
+func SetNoFreelistSync(on bool) (restore func()) {
+	old := noFreelistSync
+	noFreelistSync = on
+	return func() { noFreelistSync = old }
+}
