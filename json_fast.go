@@ -3,6 +3,7 @@ package orchestrix
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	jsonv1 "github.com/go-json-experiment/json/v1"
@@ -31,11 +32,13 @@ import (
 //     message) are what the caller sees. Errors are therefore exactly as
 //     before; the cost is the second decode, on the error path only. A
 //     custom UnmarshalJSON method may then run twice for one payload.
-//   - Types that the two engines tell apart by identity rather than by
-//     method never take the fast path (fastJSONSafe): encoding/json.Number
-//     is a plain string to the other engine, and a type with an
-//     UnmarshalJSONFrom method for that module's jsontext.Decoder would
-//     be decoded through a method encoding/json does not know.
+//   - Types where the two engines are known to accept different inputs
+//     never take the fast path (fastJSONSafe): encoding/json.Number is a
+//     plain string to the other engine; a type with an UnmarshalJSONFrom
+//     method for that module's jsontext.Decoder would be decoded through
+//     a method encoding/json does not know; and a struct field with the
+//     ",string" option reads quoted numbers by other rules (the other
+//     engine accepts "+0", found by FuzzDecodeFastJSON).
 //
 // JSONCodec.Decode itself is unchanged (it decodes into values the caller
 // may have filled, where a retry from zero would not be the same); only
@@ -55,7 +58,8 @@ var (
 // fastJSONSafe reports whether values of type t decode the same with the
 // fast decoder as with encoding/json on success, as far as the type
 // decides it: t reaches no encoding/json.Number and no type implementing
-// the fast decoder's own UnmarshalerFrom. Interface-typed parts decode to
+// the fast decoder's own UnmarshalerFrom, and no struct field with the
+// ",string" option. Interface-typed parts decode to
 // the generic JSON values (map[string]any, []any, float64, string, bool,
 // nil) in both.
 func fastJSONSafe(t reflect.Type) bool {
@@ -77,12 +81,27 @@ func fastJSONWalk(t reflect.Type, seen map[reflect.Type]bool) bool {
 		return fastJSONWalk(t.Key(), seen) && fastJSONWalk(t.Elem(), seen)
 	case reflect.Struct:
 		for i := range t.NumField() {
-			if !fastJSONWalk(t.Field(i).Type, seen) {
+			f := t.Field(i)
+			if hasStringOption(f.Tag.Get("json")) || !fastJSONWalk(f.Type, seen) {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// hasStringOption reports whether a json struct tag carries the ",string"
+// option.
+func hasStringOption(tag string) bool {
+	_, opts, _ := strings.Cut(tag, ",")
+	for opts != "" {
+		var o string
+		o, opts, _ = strings.Cut(opts, ",")
+		if o == "string" {
+			return true
+		}
+	}
+	return false
 }
 
 // decodeFastJSON decodes data into the zero value *v with the fast

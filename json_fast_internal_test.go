@@ -93,49 +93,54 @@ type fjKitchen struct {
 	Y    string `json:"Y"`
 	Skip string `json:"-"`
 	//lint:ignore SA5008 the "-," tag (a field named "-") is one of the cases under test
-	Dash     string             `json:"-,"`
-	IntStr   int64              `json:"intstr,string"`
-	BoolStr  bool               `json:"boolstr,string"`
-	FloatStr float64            `json:"floatstr,string"`
-	StrStr   string             `json:"strstr,string"`
-	U8       uint8              `json:"u8"`
-	I        int                `json:"i"`
-	F32      float32            `json:"f32"`
-	F        float64            `json:"f"`
-	P        *int               `json:"p"`
-	PP       **string           `json:"pp"`
-	S        []int              `json:"s"`
-	A        [2]int             `json:"a"`
-	BA       [3]byte            `json:"ba"`
-	B        []byte             `json:"b"`
-	M        map[string]int     `json:"m"`
-	MI       map[int]string     `json:"mi"`
-	MU       map[uint8]bool     `json:"mu"`
-	MT       map[fjText]int     `json:"mt"`
-	Any      any                `json:"any"`
-	MA       map[string]any     `json:"ma"`
-	Raw      json.RawMessage    `json:"raw"`
-	T        time.Time          `json:"t"`
-	TP       *time.Time         `json:"tp"`
-	D        time.Duration      `json:"d"`
-	Up       fjUpper            `json:"up"`
-	Ups      []fjUpper          `json:"ups"`
-	UpMap    map[string]fjUpper `json:"upmap"`
-	RawRec   fjRaw              `json:"rawrec"`
-	RawRecP  *fjRaw             `json:"rawrecp"`
-	ValRecv  fjValueRecv        `json:"valrecv"`
-	Text     fjText             `json:"text"`
-	TextP    *fjText            `json:"textp"`
-	Both     fjBoth             `json:"both"`
-	Inner    fjInner            `json:"inner"`
-	Inners   []fjInner          `json:"inners"`
-	Iface    fmt.Stringer       `json:"iface"`
+	Dash    string             `json:"-,"`
+	U8      uint8              `json:"u8"`
+	I       int                `json:"i"`
+	F32     float32            `json:"f32"`
+	F       float64            `json:"f"`
+	P       *int               `json:"p"`
+	PP      **string           `json:"pp"`
+	S       []int              `json:"s"`
+	A       [2]int             `json:"a"`
+	BA      [3]byte            `json:"ba"`
+	B       []byte             `json:"b"`
+	M       map[string]int     `json:"m"`
+	MI      map[int]string     `json:"mi"`
+	MU      map[uint8]bool     `json:"mu"`
+	MT      map[fjText]int     `json:"mt"`
+	Any     any                `json:"any"`
+	MA      map[string]any     `json:"ma"`
+	Raw     json.RawMessage    `json:"raw"`
+	T       time.Time          `json:"t"`
+	TP      *time.Time         `json:"tp"`
+	D       time.Duration      `json:"d"`
+	Up      fjUpper            `json:"up"`
+	Ups     []fjUpper          `json:"ups"`
+	UpMap   map[string]fjUpper `json:"upmap"`
+	RawRec  fjRaw              `json:"rawrec"`
+	RawRecP *fjRaw             `json:"rawrecp"`
+	ValRecv fjValueRecv        `json:"valrecv"`
+	Text    fjText             `json:"text"`
+	TextP   *fjText            `json:"textp"`
+	Both    fjBoth             `json:"both"`
+	Inner   fjInner            `json:"inner"`
+	Inners  []fjInner          `json:"inners"`
+	Iface   fmt.Stringer       `json:"iface"`
 	//lint:ignore U1000 an unexported field is one of the cases under test
 	private int
 	Unicode string `json:"naïve"`
 	Kelvin  int    `json:"k"`
 	LongS   int    `json:"s_long"`
 	Empty   struct{}
+}
+
+// fjStringOpts uses the ",string" option, which the fast path leaves to
+// encoding/json: the engines read quoted numbers by different rules.
+type fjStringOpts struct {
+	IntStr   int64   `json:"intstr,string"`
+	BoolStr  bool    `json:"boolstr,string"`
+	FloatStr float64 `json:"floatstr,string"`
+	StrStr   string  `json:"strstr,string"`
 }
 
 // fjInputs are payloads for fjKitchen and the other types: valid,
@@ -278,9 +283,13 @@ type fjNumberDeep struct{ In []map[string]json.Number }
 type fjV1Number struct{ N jsonv1.Number }
 
 // checkSameAsStd decodes in with decodeFastJSON and with json.Unmarshal
-// into fresh values of type T and fails when value or error differ.
+// into fresh values of type T, which must be one the Registry decodes
+// with decodeFastJSON, and fails when value or error differ.
 func checkSameAsStd[T any](t *testing.T, in string) {
 	t.Helper()
+	if !fastJSONSafe(reflect.TypeFor[T]()) {
+		t.Fatalf("%v does not take the fast path", reflect.TypeFor[T]())
+	}
 	var got, want T
 	gotErr := decodeFastJSON([]byte(in), &got)
 	wantErr := json.Unmarshal([]byte(in), &want)
@@ -335,6 +344,14 @@ func TestFastJSONSafe(t *testing.T) {
 		{reflect.TypeFor[[]map[int]fjNumber](), false},
 		{reflect.TypeFor[fjRecursive](), false},
 		{reflect.TypeFor[fjV1Number](), false},
+		{reflect.TypeFor[fjStringOpts](), false},
+		{reflect.TypeFor[map[string][]fjStringOpts](), false},
+		{reflect.TypeFor[struct {
+			A int `json:"a,omitempty,string"`
+		}](), false},
+		{reflect.TypeFor[struct {
+			A int `json:"string"`
+		}](), true},
 	} {
 		if got := fastJSONSafe(c.typ); got != c.want {
 			t.Errorf("fastJSONSafe(%v) = %v, want %v", c.typ, got, c.want)
@@ -413,6 +430,24 @@ func TestRegistry_Unmarshal_FastJSONErrors(t *testing.T) {
 	}
 }
 
+// TestRegistry_Unmarshal_StringOptionLikeEncodingJSON checks a quoted
+// number encoding/json rejects under ",string" (and the fast decoder
+// would accept) is rejected through the Registry.
+func TestRegistry_Unmarshal_StringOptionLikeEncodingJSON(t *testing.T) {
+	r := NewRegistry()
+	if err := Register[fjStringOpts](r, "s"); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{`{"floatstr":"+0"}`, `{"intstr":"+1"}`} {
+		if v, err := r.Unmarshal(Envelope{Type: "s", Data: []byte(in)}); err == nil {
+			t.Errorf("%q decoded to %+v, encoding/json rejects it", in, v)
+		}
+	}
+	if v, err := r.Unmarshal(Envelope{Type: "s", Data: []byte(`{"floatstr":"1.5","intstr":"-2"}`)}); err != nil || v != (fjStringOpts{FloatStr: 1.5, IntStr: -2}) {
+		t.Errorf("got %+v, %v", v, err)
+	}
+}
+
 func FuzzDecodeFastJSON(f *testing.F) {
 	for _, in := range fjInputs {
 		f.Add(in)
@@ -421,5 +456,8 @@ func FuzzDecodeFastJSON(f *testing.F) {
 		checkSameAsStd[fjKitchen](t, in)
 		checkSameAsStd[any](t, in)
 		checkSameAsStd[fjInner](t, in)
+		checkSameAsStd[map[string]fjUpper](t, in)
+		checkSameAsStd[[]fjText](t, in)
+		checkSameAsStd[map[fjText][]*int](t, in)
 	})
 }
