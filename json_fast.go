@@ -47,8 +47,14 @@ import (
 
 // fastJSONOptions are the options that make the v2 engine decode as
 // encoding/json does, computed once (DefaultOptionsV1 builds them on
-// every call).
-var fastJSONOptions = jsonv1.DefaultOptionsV1()
+// every call) — except ReportErrorsWithLegacySemantics. That option only
+// shapes errors (which the encoding/json retry reports instead) and,
+// to report syntax errors before type errors as encoding/json does,
+// validates the whole input before decoding it: the second pass this
+// path exists to avoid. Without it the engine still checks every byte it
+// reads or skips, so input that encoding/json rejects as invalid JSON
+// fails here too.
+var fastJSONOptions = jsonv2.JoinOptions(jsonv1.DefaultOptionsV1(), jsonv1.ReportErrorsWithLegacySemantics(false))
 
 var (
 	stdNumberType       = reflect.TypeFor[json.Number]()
