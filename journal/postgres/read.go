@@ -147,11 +147,14 @@ func scanRecords(rows pgx.Rows, recs []journal.Record, stream string) ([]journal
 			}
 			record, crc = vals[3], int64(binary.BigEndian.Uint64(vals[4]))
 		} else {
-			var position, version int64
-			if err := rows.Scan(&position, &r.Stream, &version, &record, &crc); err != nil {
+			// Scan's destinations escape: only this path pays for them.
+			var position, version, sum int64
+			var name string
+			var data []byte
+			if err := rows.Scan(&position, &name, &version, &data, &sum); err != nil {
 				return recs, err
 			}
-			r.Position, r.Version = uint64(position), uint64(version)
+			r.Position, r.Stream, r.Version, record, crc = uint64(position), name, uint64(version), data, sum
 		}
 		if got := checksum(r.Stream, r.Version, record); got != crc {
 			return recs, &journal.CorruptionError{Stream: r.Stream, Version: r.Version, Position: r.Position,
