@@ -65,9 +65,8 @@ var (
 // fast decoder as with encoding/json on success, as far as the type
 // decides it: t reaches no encoding/json.Number and no type implementing
 // the fast decoder's own UnmarshalerFrom, and no struct field with the
-// ",string" option. Interface-typed parts decode to
-// the generic JSON values (map[string]any, []any, float64, string, bool,
-// nil) in both.
+// ",string" option. Interface-typed parts decode to the generic JSON
+// values (map[string]any, []any, float64, string, bool, nil) in both.
 func fastJSONSafe(t reflect.Type) bool {
 	return fastJSONWalk(t, make(map[reflect.Type]bool))
 }

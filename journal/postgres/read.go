@@ -77,8 +77,9 @@ func (j *Journal) ReadAll(ctx context.Context, from uint64, max int) iter.Seq2[j
 }
 
 // readChunks runs query for chunks of at most readChunk records of stream
-// ("" for all streams) until max records are yielded, a chunk comes back short, or advance (given the
-// chunk's last record) says there is nothing more.
+// ("" for all streams) until max records are yielded, a chunk comes back
+// short, or advance (given the chunk's last record) says there is nothing
+// more.
 func (j *Journal) readChunks(ctx context.Context, stream string, max int, want uint64, yield func(journal.Record, error) bool,
 	query func(n int) (pgx.Rows, error), advance func(last journal.Record) bool) {
 	remaining := max
@@ -125,11 +126,11 @@ func (j *Journal) readChunks(ctx context.Context, stream string, max int, want u
 // string.
 //
 // When the server sends the five columns with the types the schema gives
-// them and the numbers and bytes in binary format (the usual case), they are read from the rows'
-// raw values: the record's bytes go straight to the checksum and to
-// Envelope.UnmarshalBinary (which copies them) instead of through a
-// []byte that Scan would allocate and fill first. Any other format is
-// read with Scan.
+// them and the numbers and bytes in binary format (the usual case), they
+// are read from the rows' raw values: the record's bytes go straight to
+// the checksum and to Envelope.UnmarshalBinary (which copies them)
+// instead of through a []byte that Scan would allocate and fill first.
+// Any other format is read with Scan.
 func scanRecords(rows pgx.Rows, recs []journal.Record, stream string) ([]journal.Record, error) {
 	defer rows.Close()
 	raw := rawColumns(rows.FieldDescriptions())
