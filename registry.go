@@ -150,12 +150,19 @@ func Register[T any](r *Registry, name string, opts ...RegisterOption) error {
 	if old, ok := r.byType[typ]; ok {
 		return &RegistrationError{Name: name, Reason: fmt.Sprintf("type %v already registered as %q", typ, old.name)}
 	}
+	fast := fastJSONSafe(typ)
 	reg := &registration{
 		name:    name,
 		typ:     typ,
 		version: cfg.version,
 		decode: func(c Codec, data []byte) (any, error) {
 			var v T
+			if fast && isJSONCodec(c) {
+				if err := decodeFastJSON(data, &v); err != nil {
+					return nil, err
+				}
+				return v, nil
+			}
 			if err := c.Decode(data, &v); err != nil {
 				return nil, err
 			}

@@ -96,6 +96,15 @@ type aggResult struct {
 	// ServerCPUusPerCommand is the PostgreSQL server's CPU time per
 	// command, when the benchmark started the server itself.
 	ServerCPUusPerCommand float64 `json:"server_cpu_us_per_command,omitempty"`
+	// CPUusPerEvent is this process's CPU time per replayed event in the
+	// recovery scenarios (median of the rounds): unlike events/s it does
+	// not move with the other load on the machine, and it adds up the
+	// work of every core the replay used.
+	CPUusPerEvent float64 `json:"cpu_us_per_event,omitempty"`
+	// ServerCPUusPerEvent is the PostgreSQL server's CPU time per
+	// replayed event (median of the rounds), when the benchmark started
+	// the server itself.
+	ServerCPUusPerEvent float64 `json:"server_cpu_us_per_event,omitempty"`
 	// AllocsPerCommand and AllocBytesPerCommand are this process's heap
 	// allocations (objects and bytes, runtime.MemStats) per command.
 	AllocsPerCommand     float64 `json:"allocs_per_command,omitempty"`
@@ -629,6 +638,18 @@ func recoveryScenario(stores aggStores, dir string, n int) ([]aggResult, error) 
 		written += k
 	}
 
+	// serverTime reads the PostgreSQL server's CPU time, 0 when unknown.
+	serverTime := func() time.Duration {
+		if stores.cfg.serverCPU == nil {
+			return 0
+		}
+		t, err := stores.cfg.serverCPU()
+		if err != nil {
+			return 0
+		}
+		return t
+	}
+	var lastCPU, lastServerCPU time.Duration // CPU time of the last activation
 	activate := func(withSnapshots bool) (time.Duration, uint64, error) {
 		cfg := actor.Config{Journal: j, Registry: reg}
 		if withSnapshots {
@@ -643,9 +664,10 @@ func recoveryScenario(stores aggStores, dir string, n int) ([]aggResult, error) 
 		if err != nil {
 			return 0, 0, err
 		}
-		start := time.Now()
+		start, cpu0, srv0 := time.Now(), cpuTime(), serverTime()
 		s, v, err := h.State(ctx, "hot")
 		el := time.Since(start)
+		lastCPU, lastServerCPU = cpuTime()-cpu0, serverTime()-srv0
 		if err == nil && s.Balance != int64(n) {
 			err = fmt.Errorf("recovered balance %d, want %d", s.Balance, n)
 		}
@@ -663,7 +685,7 @@ func recoveryScenario(stores aggStores, dir string, n int) ([]aggResult, error) 
 	defer base.Close()
 	// Alternate the two, three rounds each, and report the medians: the
 	// machine's load moves both alike within a round.
-	var runtimeTimes, baseTimes []time.Duration
+	var runtimeTimes, baseTimes, runtimeCPU, baseCPU, runtimeSrv, baseSrv []time.Duration
 	var v uint64
 	for range 3 {
 		replayTime, ver, err := activate(false)
@@ -672,19 +694,28 @@ func recoveryScenario(stores aggStores, dir string, n int) ([]aggResult, error) 
 		}
 		v = ver
 		runtimeTimes = append(runtimeTimes, replayTime)
+		runtimeCPU = append(runtimeCPU, lastCPU)
+		runtimeSrv = append(runtimeSrv, lastServerCPU)
+		cpu0, srv0 := cpuTime(), serverTime()
 		bt, err := base.replay(n)
 		if err != nil {
 			return nil, err
 		}
 		baseTimes = append(baseTimes, bt)
+		baseCPU = append(baseCPU, cpuTime()-cpu0)
+		baseSrv = append(baseSrv, serverTime()-srv0)
 	}
 	replayTime, baseTime := medianDuration(runtimeTimes), medianDuration(baseTimes)
 	out := []aggResult{{
 		Scenario: fmt.Sprintf("recovery-replay-%d-events", n), Aggregates: 1,
 		EventsPerSec: float64(v) / replayTime.Seconds(), ActivationUs: float64(replayTime.Microseconds()),
+		CPUusPerEvent:       perCommandUs(medianDuration(runtimeCPU), v),
+		ServerCPUusPerEvent: perCommandUs(medianDuration(runtimeSrv), v),
 	}, {
 		Scenario: fmt.Sprintf("baseline-replay-loop-%d-events", n), Aggregates: 1,
 		EventsPerSec: float64(n) / baseTime.Seconds(), ActivationUs: float64(baseTime.Microseconds()),
+		CPUusPerEvent:       perCommandUs(medianDuration(baseCPU), uint64(n)),
+		ServerCPUusPerEvent: perCommandUs(medianDuration(baseSrv), uint64(n)),
 	}}
 	// The first activation with the store replays and, on shutdown, saves
 	// a snapshot at the head; the second starts from it.

@@ -2,12 +2,15 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
 	"math"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
@@ -37,7 +40,7 @@ func (j *Journal) Read(ctx context.Context, stream string, from, to uint64, max 
 			return
 		}
 		lo, hi := clampInt64(from), clampInt64(to)
-		j.readChunks(ctx, max, yield, func(n int) (pgx.Rows, error) {
+		j.readChunks(ctx, stream, max, uint64(hi-lo)+1, yield, func(n int) (pgx.Rows, error) {
 			return j.pool.Query(ctx, j.sql.read, stream, lo, hi, n)
 		}, func(last journal.Record) bool {
 			if last.Version >= uint64(hi) {
@@ -61,7 +64,7 @@ func (j *Journal) ReadAll(ctx context.Context, from uint64, max int) iter.Seq2[j
 			return
 		}
 		next := int64(from)
-		j.readChunks(ctx, max, yield, func(n int) (pgx.Rows, error) {
+		j.readChunks(ctx, "", max, 0, yield, func(n int) (pgx.Rows, error) {
 			return j.pool.Query(ctx, j.sql.readAll, next, n)
 		}, func(last journal.Record) bool {
 			if last.Position >= math.MaxInt64 {
@@ -73,20 +76,26 @@ func (j *Journal) ReadAll(ctx context.Context, from uint64, max int) iter.Seq2[j
 	}
 }
 
-// readChunks runs query for chunks of at most readChunk records until max
-// records are yielded, a chunk comes back short, or advance (given the
-// chunk's last record) says there is nothing more.
-func (j *Journal) readChunks(ctx context.Context, max int, yield func(journal.Record, error) bool,
+// readChunks runs query for chunks of at most readChunk records of stream
+// ("" for all streams) until max records are yielded, a chunk comes back
+// short, or advance (given the chunk's last record) says there is nothing
+// more.
+func (j *Journal) readChunks(ctx context.Context, stream string, max int, want uint64, yield func(journal.Record, error) bool,
 	query func(n int) (pgx.Rows, error), advance func(last journal.Record) bool) {
 	remaining := max
+	// One slice of records serves every chunk (they are yielded by
+	// value), sized for what the caller expects (want, 0 when unknown):
+	// a short stream must not cost a full chunk.
+	recs := make([]journal.Record, 0, min(uint64(max), uint64(readChunk), want))
+	var err error
 	for remaining > 0 {
 		n := min(remaining, readChunk)
-		rows, err := query(n)
-		if err != nil {
+		var rows pgx.Rows
+		if rows, err = query(n); err != nil {
 			yield(journal.Record{}, j.wrapDB(ctx, "read", err))
 			return
 		}
-		recs, err := j.scanRecords(rows)
+		recs, err = scanRecords(rows, recs[:0], stream)
 		for _, r := range recs {
 			if cerr := ctx.Err(); cerr != nil {
 				yield(journal.Record{}, cerr)
@@ -111,32 +120,73 @@ func (j *Journal) readChunks(ctx context.Context, max int, yield func(journal.Re
 	}
 }
 
-// scanRecords decodes rows, stopping at the first corrupt record: the
-// records before it are returned with a *journal.CorruptionError.
-func (j *Journal) scanRecords(rows pgx.Rows) ([]journal.Record, error) {
+// scanRecords decodes rows into recs, stopping at the first corrupt
+// record: the records before it are returned with a
+// *journal.CorruptionError. Rows of stream (when not "") share its
+// string.
+//
+// When the server sends the five columns with the types the schema gives
+// them and the numbers and bytes in binary format (the usual case), they
+// are read from the rows' raw values: the record's bytes go straight to
+// the checksum and to Envelope.UnmarshalBinary (which copies them)
+// instead of through a []byte that Scan would allocate and fill first.
+// Any other format is read with Scan.
+func scanRecords(rows pgx.Rows, recs []journal.Record, stream string) ([]journal.Record, error) {
 	defer rows.Close()
-	var recs []journal.Record
+	raw := rawColumns(rows.FieldDescriptions())
 	for rows.Next() {
-		var (
-			position, version, crc int64
-			stream                 string
-			record                 []byte
-		)
-		if err := rows.Scan(&position, &stream, &version, &record, &crc); err != nil {
-			return recs, err
+		var r journal.Record
+		var record []byte
+		var crc int64
+		if vals := rows.RawValues(); raw && len(vals) == 5 && len(vals[0]) == 8 && vals[1] != nil && len(vals[2]) == 8 && vals[3] != nil && len(vals[4]) == 8 {
+			r.Position = binary.BigEndian.Uint64(vals[0])
+			r.Version = binary.BigEndian.Uint64(vals[2])
+			if string(vals[1]) == stream {
+				r.Stream = stream
+			} else {
+				r.Stream = string(vals[1])
+			}
+			record, crc = vals[3], int64(binary.BigEndian.Uint64(vals[4]))
+		} else {
+			// Scan's destinations escape: only this path pays for them.
+			var position, version, sum int64
+			var name string
+			var data []byte
+			if err := rows.Scan(&position, &name, &version, &data, &sum); err != nil {
+				return recs, err
+			}
+			r.Position, r.Stream, r.Version, record, crc = uint64(position), name, uint64(version), data, sum
 		}
-		r := journal.Record{Position: uint64(position), Stream: stream, Version: uint64(version)}
-		if got := checksum(stream, r.Version, record); got != crc {
-			return recs, &journal.CorruptionError{Stream: stream, Version: r.Version, Position: r.Position,
+		if got := checksum(r.Stream, r.Version, record); got != crc {
+			return recs, &journal.CorruptionError{Stream: r.Stream, Version: r.Version, Position: r.Position,
 				Err: fmt.Errorf("checksum mismatch: stored %08x, computed %08x", uint32(crc), uint32(got))}
 		}
 		if err := r.Envelope.UnmarshalBinary(record); err != nil {
-			return recs, &journal.CorruptionError{Stream: stream, Version: r.Version, Position: r.Position, Err: err}
+			return recs, &journal.CorruptionError{Stream: r.Stream, Version: r.Version, Position: r.Position, Err: err}
 		}
 		r.Envelope.Sequence = r.Version
 		recs = append(recs, r)
 	}
 	return recs, rows.Err()
+}
+
+// rawColumns reports whether fds are sqlRead's columns (position, stream,
+// version, record, crc) as bigint, text, bigint, bytea and bigint, the
+// numbers and the bytes in binary format, whose raw values scanRecords
+// can read directly.
+func rawColumns(fds []pgconn.FieldDescription) bool {
+	want := [5]uint32{pgtype.Int8OID, pgtype.TextOID, pgtype.Int8OID, pgtype.ByteaOID, pgtype.Int8OID}
+	if len(fds) != len(want) {
+		return false
+	}
+	for i, fd := range fds {
+		// A text value is its UTF-8 bytes in either format (pgx asks
+		// for text columns in text format).
+		if fd.DataTypeOID != want[i] || (fd.Format != pgx.BinaryFormatCode && fd.DataTypeOID != pgtype.TextOID) {
+			return false
+		}
+	}
+	return true
 }
 
 // Head returns the highest version ever stored in stream, 0 for a stream
