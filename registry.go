@@ -34,6 +34,9 @@ type registration struct {
 	typ     reflect.Type
 	version int
 	decode  func(c Codec, data []byte) (any, error)
+	// fast: the type decodes the same with the fast JSON decoder as with
+	// encoding/json (fastJSONSafe).
+	fast bool
 	// upcasters[v] turns a payload at version v into version v+1.
 	upcasters map[int]func([]byte) ([]byte, error)
 }
@@ -150,30 +153,34 @@ func Register[T any](r *Registry, name string, opts ...RegisterOption) error {
 	if old, ok := r.byType[typ]; ok {
 		return &RegistrationError{Name: name, Reason: fmt.Sprintf("type %v already registered as %q", typ, old.name)}
 	}
-	fast := fastJSONSafe(typ)
 	reg := &registration{
-		name:    name,
-		typ:     typ,
-		version: cfg.version,
-		decode: func(c Codec, data []byte) (any, error) {
-			var v T
-			if fast && isJSONCodec(c) {
-				if err := decodeFastJSON(data, &v); err != nil {
-					return nil, err
-				}
-				return v, nil
-			}
-			if err := c.Decode(data, &v); err != nil {
+		name:      name,
+		typ:       typ,
+		version:   cfg.version,
+		fast:      fastJSONSafe(typ),
+		upcasters: make(map[int]func([]byte) ([]byte, error)),
+	}
+	reg.decode = func(c Codec, data []byte) (any, error) {
+		var v T
+		if reg.fastJSON(c) {
+			if err := decodeFastJSON(data, &v); err != nil {
 				return nil, err
 			}
 			return v, nil
-		},
-		upcasters: make(map[int]func([]byte) ([]byte, error)),
+		}
+		if err := c.Decode(data, &v); err != nil {
+			return nil, err
+		}
+		return v, nil
 	}
 	r.byName[name] = reg
 	r.byType[typ] = reg
 	return nil
 }
+
+// fastJSON reports whether payloads of this registration, encoded by c,
+// are decoded by the fast JSON decoder (see json_fast.go).
+func (reg *registration) fastJSON(c Codec) bool { return reg.fast && isJSONCodec(c) }
 
 // lookupValue finds the registration for the dynamic type of v, or of *v
 // when v is a non-nil pointer to a registered type.
