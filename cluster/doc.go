@@ -366,6 +366,12 @@
 // upstream) and the survivors serve its ids, and while etcd itself is
 // killed the members keep their view and serve; once it restarts, a
 // member killed meanwhile is dropped. Not tested: consul, k8s, zk.
+// They are passed through the same option and compile at the pinned
+// protoactor-go version, but no server for them can run here: Consul is
+// not packaged by Debian (its licence changed), and a Kubernetes API
+// server is not something a test can start; the same limits as etcd's
+// below may apply to them (read their code before relying on them), and
+// ExpectedMembers must be set for the majority check.
 //
 // Limits of the etcd provider at the pinned version (read in its code
 // and reproduced):
