@@ -27,7 +27,6 @@ import (
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
-	"github.com/orchestrix/orchestrix/internal/pgtest"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/snapshot"
 	snapbolt "github.com/orchestrix/orchestrix/snapshot/bolt"
@@ -189,16 +188,13 @@ func runAggregates(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if cfg.backend == "postgres" && cfg.dsn == "" {
-		// No server given: start a throwaway one, as the tests do.
-		srv, err := pgtest.StartServer()
+		dsn, serverCPU, stop, err := throwawayPG("aggregates", stderr)
 		if err != nil {
-			fmt.Fprintln(stderr, "bench aggregates: no -dsn or ORCHESTRIX_PG_DSN, and starting a throwaway PostgreSQL failed:", err)
+			fmt.Fprintln(stderr, "bench aggregates:", err)
 			return 1
 		}
-		defer srv.Stop()
-		cfg.dsn = srv.DSN()
-		cfg.serverCPU = srv.CPUTime
-		fmt.Fprintln(stderr, "bench aggregates: started a throwaway PostgreSQL server (fsync and synchronous commit on), stopped at exit")
+		defer stop()
+		cfg.dsn, cfg.serverCPU = dsn, serverCPU
 	}
 	root := cfg.dir
 	if root == "" {

@@ -25,7 +25,6 @@ import (
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/cluster"
 	"github.com/orchestrix/orchestrix/internal/localcluster"
-	"github.com/orchestrix/orchestrix/internal/pgtest"
 	pgjournal "github.com/orchestrix/orchestrix/journal/postgres"
 )
 
@@ -207,13 +206,12 @@ func benchCluster(cfg clusterConfig, stdout, stderr io.Writer) error {
 	ctx := context.Background()
 	var serverCPU func() (time.Duration, error)
 	if cfg.dsn == "" {
-		srv, err := pgtest.StartServer()
+		dsn, cpu, stop, err := throwawayPG("cluster", stderr)
 		if err != nil {
-			return fmt.Errorf("no -dsn or ORCHESTRIX_PG_DSN, and starting a throwaway PostgreSQL failed: %w", err)
+			return err
 		}
-		defer srv.Stop()
-		cfg.dsn, serverCPU = srv.DSN(), srv.CPUTime
-		fmt.Fprintln(stderr, "bench cluster: started a throwaway PostgreSQL server (fsync and synchronous commit on), stopped at exit")
+		defer stop()
+		cfg.dsn, serverCPU = dsn, cpu
 	}
 	var results []clusterResult
 	emit := func(r clusterResult) {

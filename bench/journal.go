@@ -22,7 +22,6 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/orchestrix/orchestrix"
-	"github.com/orchestrix/orchestrix/internal/pgtest"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/journal/bolt"
 	pgjournal "github.com/orchestrix/orchestrix/journal/postgres"
@@ -171,15 +170,13 @@ func runJournal(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if cfg.backend == "postgres" && cfg.dsn == "" {
-		// No server given: start a throwaway one, as the tests do.
-		srv, err := pgtest.StartServer()
+		dsn, _, stop, err := throwawayPG("journal", stderr)
 		if err != nil {
-			fmt.Fprintln(stderr, "bench journal: no -dsn or ORCHESTRIX_PG_DSN, and starting a throwaway PostgreSQL failed:", err)
+			fmt.Fprintln(stderr, "bench journal:", err)
 			return 1
 		}
-		defer srv.Stop()
-		cfg.dsn = srv.DSN()
-		fmt.Fprintln(stderr, "bench journal: started a throwaway PostgreSQL server (fsync and synchronous commit on), stopped at exit")
+		defer stop()
+		cfg.dsn = dsn
 	}
 	open, err := backendFor(cfg)
 	if err != nil {

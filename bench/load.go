@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/orchestrix/orchestrix/internal/pgtest"
 )
 
 // loadResult is what one closed-loop run measured.
@@ -95,4 +98,17 @@ func (r loadResult) perSec() float64 {
 		return 0
 	}
 	return float64(r.done) / r.elapsed.Seconds()
+}
+
+// throwawayPG starts a throwaway PostgreSQL server (fsync and synchronous
+// commit on) for subcommand when no DSN was given, as the tests do, and
+// says so on stderr. It returns the server's DSN, a reader of its CPU
+// time and the function that stops it.
+func throwawayPG(subcommand string, stderr io.Writer) (dsn string, serverCPU func() (time.Duration, error), stop func(), err error) {
+	srv, err := pgtest.StartServer()
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("no -dsn or ORCHESTRIX_PG_DSN, and starting a throwaway PostgreSQL failed: %w", err)
+	}
+	fmt.Fprintf(stderr, "bench %s: started a throwaway PostgreSQL server (fsync and synchronous commit on), stopped at exit\n", subcommand)
+	return srv.DSN(), srv.CPUTime, func() { srv.Stop() }, nil
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/orchestrix/orchestrix"
-	"github.com/orchestrix/orchestrix/internal/pgtest"
 	"github.com/orchestrix/orchestrix/journal"
 	"github.com/orchestrix/orchestrix/projection"
 )
@@ -131,14 +130,13 @@ func runProjections(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if cfg.backend == "postgres" && cfg.dsn == "" {
-		srv, err := pgtest.StartServer()
+		dsn, _, stop, err := throwawayPG("projections", stderr)
 		if err != nil {
-			fmt.Fprintln(stderr, "bench projections: no -dsn or ORCHESTRIX_PG_DSN, and starting a throwaway PostgreSQL failed:", err)
+			fmt.Fprintln(stderr, "bench projections:", err)
 			return 1
 		}
-		defer srv.Stop()
-		cfg.dsn = srv.DSN()
-		fmt.Fprintln(stderr, "bench projections: started a throwaway PostgreSQL server (fsync and synchronous commit on), stopped at exit")
+		defer stop()
+		cfg.dsn = dsn
 	}
 	open, err := backendFor(journalConfig{backend: cfg.backend, dsn: cfg.dsn, noSync: cfg.noSync})
 	if err != nil {
