@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -299,6 +300,42 @@ func TestJournal_Append_ContextEndsWhileQueued_NothingStoredOrOutcomeKnown(t *te
 			assert.False(t, stored[r.id], "an append that returned the context's error was stored")
 		}
 	}
+}
+
+// An append that finds no server to connect to sent nothing, so it fails
+// with a plain error, not an unknown outcome (the doc's promise). Each try
+// goes to a stream whose head the writer has cached, so that it reaches
+// the insert without a read first (a failed read is a plain error
+// anyway); the first try after the kill may still find a pooled
+// connection and lose it mid-call, which is unknown, and forgets only
+// that stream's head.
+func TestJournal_Append_NoServer_FailsWithKnownOutcome(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsn := srv.NewDatabase(t)
+	j := openJournal(t, dsn, postgres.Config{WriteTimeout: 10 * time.Second})
+	ctx := context.Background()
+	const tries = 5
+	for i := range tries {
+		stream := fmt.Sprintf("down-%d", i)
+		_, err := j.Append(ctx, stream, journal.Any, newEvents(stream, 1))
+		require.NoError(t, err)
+	}
+	require.NoError(t, srv.Kill())
+	t.Cleanup(func() { _ = srv.Restart() })
+
+	var last error
+	for i := range tries {
+		stream := fmt.Sprintf("down-%d", i)
+		_, last = j.Append(ctx, stream, journal.Any, newEvents(stream, 1))
+		require.Error(t, last)
+		var ce *pgconn.ConnectError
+		if errors.As(last, &ce) {
+			break
+		}
+	}
+	var ce *pgconn.ConnectError
+	require.ErrorAs(t, last, &ce, "no append failed to connect in %d tries: %v", tries, last)
+	require.NotErrorIs(t, last, orchestrix.ErrOutcomeUnknown, "a failed connect sent nothing: %v", last)
 }
 
 // TestJournal_Append_ServerKilled_AcknowledgedEventsSurvive crashes the

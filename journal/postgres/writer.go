@@ -266,12 +266,20 @@ func (j *Journal) commitBatch(batch []*pending) {
 		j.commitLocked(ctx, writes)
 	case errors.As(err, &pgErr) && statementRolledBack(pgErr):
 		j.rejected(writes, err)
-	case pgconn.SafeToRetry(err):
-		// Nothing was sent, twice: nothing is stored.
+	case pgconn.SafeToRetry(err) || noConnection(err):
+		// Nothing was sent (twice), or no connection could be made to
+		// send it on: nothing is stored.
 		j.failAll(writes, j.wrapDB(ctx, "append", err))
 	default:
 		j.unknown(writes, err)
 	}
+}
+
+// noConnection reports whether err is a failure to connect: the pool
+// could not open a connection, so the statement was never sent.
+func noConnection(err error) bool {
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce)
 }
 
 // commitLocked commits ps in an explicit transaction that first locks the
