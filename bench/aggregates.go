@@ -180,12 +180,8 @@ func parseAggFlags(args []string, stderr io.Writer) (aggConfig, error) {
 
 func runAggregates(args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseAggFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "bench aggregates:", err)
-		return 2
+	if code, done := flagsFailed("aggregates", err, stderr); done {
+		return code
 	}
 	if cfg.backend == "postgres" && cfg.dsn == "" {
 		dsn, serverCPU, stop, err := throwawayPG("aggregates", stderr)

@@ -179,12 +179,8 @@ func parseClusterFlags(args []string, stderr io.Writer) (clusterConfig, error) {
 
 func runCluster(args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseClusterFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "bench cluster:", err)
-		return 2
+	if code, done := flagsFailed("cluster", err, stderr); done {
+		return code
 	}
 	if !cfg.netns {
 		fmt.Fprintf(stderr, "bench cluster: -netns=false: %s\n", localcluster.Exposure)

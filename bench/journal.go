@@ -162,12 +162,8 @@ func parseJournalFlags(args []string, stderr io.Writer) (journalConfig, error) {
 
 func runJournal(args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseJournalFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "bench journal:", err)
-		return 2
+	if code, done := flagsFailed("journal", err, stderr); done {
+		return code
 	}
 	if cfg.backend == "postgres" && cfg.dsn == "" {
 		dsn, _, stop, err := throwawayPG("journal", stderr)

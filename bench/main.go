@@ -34,6 +34,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -92,4 +94,18 @@ func usage(w io.Writer) {
 	}
 	b.WriteString("\nrun 'go run ./bench <subcommand> -h' for its flags\n")
 	fmt.Fprint(w, b.String())
+}
+
+// flagsFailed turns the error of a subcommand's flag parsing into its exit
+// code: 0 after -h (the usage was printed), 2 with the error printed for
+// bad flags; done is false when the flags parsed.
+func flagsFailed(subcommand string, err error, stderr io.Writer) (code int, done bool) {
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		return 0, true
+	}
+	fmt.Fprintf(stderr, "bench %s: %v\n", subcommand, err)
+	return 2, true
 }

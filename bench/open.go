@@ -110,12 +110,8 @@ func parseOpenFlags(args []string, stderr io.Writer) (openConfig, error) {
 
 func runOpen(args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseOpenFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "bench open:", err)
-		return 2
+	if code, done := flagsFailed("open", err, stderr); done {
+		return code
 	}
 	stop, err := cfg.profile.start()
 	if err != nil {

@@ -122,12 +122,8 @@ func parseProjFlags(args []string, stderr io.Writer) (projConfig, error) {
 
 func runProjections(args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseProjFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "bench projections:", err)
-		return 2
+	if code, done := flagsFailed("projections", err, stderr); done {
+		return code
 	}
 	if cfg.backend == "postgres" && cfg.dsn == "" {
 		dsn, _, stop, err := throwawayPG("projections", stderr)
