@@ -17,8 +17,9 @@
 // only).
 //
 //	aggregates  actor runtime on the bbolt journal: many and one hot
-//	            aggregate, a mutex-per-aggregate baseline, recovery and
-//	            memory per idle aggregate (see aggregates.go)
+//	            aggregate, mutex-per-aggregate baselines (one Update per
+//	            command, and db.Batch), recovery and memory per idle
+//	            aggregate (see aggregates.go)
 //	projections live projection lag: the delay from each event's
 //	            acknowledged commit to its handler call while events are
 //	            appended open-loop at a fixed rate (see projections.go)
