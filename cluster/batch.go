@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -20,12 +21,13 @@ import (
 // a large share of a member's CPU under load (BENCHMARKS.md).
 //
 // Batching is Nagle-free, like the journal writers' group commit: a
-// command is queued in the outbox of its target address, and the first
-// command queued into an empty outbox schedules a flush on a worker
-// goroutine, which sends whatever is queued when it runs, and again until
-// the outbox is empty. A lone command is sent as soon as that goroutine
-// runs; under load, the commands queued while it waited to be scheduled go
-// together. Nothing waits on a timer.
+// command is queued in the outbox of its target address, and the caller
+// that queued into an idle outbox yields the processor once
+// (runtime.Gosched) and sends everything queued by then; what is queued
+// while it sends goes in the next batch, sent by a worker goroutine. With
+// nothing else runnable the yield returns at once, so a lone command is
+// not held up; under load, the commands of the callers that ran during
+// that one pass of the scheduler go together. Nothing waits on a timer.
 //
 // What does not change: each command keeps its own id, and its caller
 // keeps its own deadline, pending-target tracking and outcome (request in
@@ -176,15 +178,23 @@ func (m *Member) sendBatched(addr string, req *wire.CommandRequest) (<-chan any,
 	ob.scheduled = true
 	ob.mu.Unlock()
 	if start {
-		m.work.run(func() { m.flushOutbox(addr, ob) })
+		m.flushOutbox(addr, ob, true)
 	}
 	return it.reply, func() { it.abandon() }
 }
 
-// flushOutbox sends what is queued in ob, in batches, until it is empty.
-func (m *Member) flushOutbox(addr string, ob *outbox) {
+// flushOutbox sends what is queued in ob, in batches. It first yields
+// the processor once (runtime.Gosched), so that the callers already
+// runnable queue their commands too: with nothing else runnable it goes
+// on at once (a lone command is not held up), under load the batch holds
+// what arrived during one pass of the scheduler. inline is set when the
+// caller that found the outbox idle runs it: it sends one batch and hands
+// what was queued meanwhile to a worker, so no caller is held up sending
+// others' commands for long; a worker sends until the outbox is empty.
+func (m *Member) flushOutbox(addr string, ob *outbox, inline bool) {
 	pid := proto.NewPID(addr, serverName)
 	for {
+		runtime.Gosched()
 		ob.mu.Lock()
 		items := ob.queue
 		n, size := 0, 0
@@ -217,6 +227,18 @@ func (m *Member) flushOutbox(addr string, ob *outbox) {
 		}
 		if len(send) > 0 {
 			m.sendBatch(pid, send)
+		}
+		if inline {
+			ob.mu.Lock()
+			more := len(ob.queue) > 0
+			if !more {
+				ob.scheduled = false
+			}
+			ob.mu.Unlock()
+			if more {
+				m.work.run(func() { m.flushOutbox(addr, ob, false) })
+			}
+			return
 		}
 	}
 }
@@ -310,8 +332,9 @@ func (s *batchSlot) Stop(*proto.PID) {}
 // ---- serving side ----
 
 // replyBatch gathers the replies to one CommandBatch and sends them to its
-// sender as they finish: the first reply that finds no flush scheduled
-// schedules one, which sends everything gathered by the time it runs.
+// sender as they finish: the worker whose reply finds no flush running
+// flushes (yielding the processor once first, as flushOutbox does, so
+// that the replies finishing together go together) until none is left.
 type replyBatch struct {
 	m      *Member
 	sender *proto.PID
@@ -350,12 +373,13 @@ func (rb *replyBatch) add(r *wire.CommandReply) {
 	rb.busy = true
 	rb.mu.Unlock()
 	if start {
-		rb.m.work.run(rb.flush)
+		rb.flush() // on this worker: its own command is done
 	}
 }
 
 func (rb *replyBatch) flush() {
 	for {
+		runtime.Gosched()
 		rb.mu.Lock()
 		ready := rb.ready
 		rb.ready = nil
