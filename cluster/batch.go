@@ -45,6 +45,12 @@ import (
 // at the same address (a new id) gets single requests until it announces
 // the feature itself.
 
+// olderBuildForTests makes the members Start creates behave, for this
+// file, as members of a build before batches: they neither announce nor
+// send them, and drop a CommandBatch unanswered (an older build would
+// crash). Set only by the multi-process tests, before Start.
+var olderBuildForTests bool
+
 // featureBit is the HandoffReply.features bit of f.
 func featureBit(f wire.Feature) uint64 { return 1 << uint(f) }
 

@@ -109,7 +109,7 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 		return nil, fmt.Errorf("%w: %T keeps its events in one process (use journal/postgres)", ErrJournalNotShared, j)
 	}
 	m := &Member{cfg: cfg, sys: sys, proto: protosys.Of(sys), kinds: clusterseam.Kinds(sys),
-		metrics: telemetryhooks.MetricsOf(cfg.Metrics)}
+		metrics: telemetryhooks.MetricsOf(cfg.Metrics), noBatch: olderBuildForTests}
 	m.bg, m.stopBG = context.WithCancel(context.Background())
 	m.work = newWorkers(5*time.Second, m.bg.Done())
 	origin := time.Now()
