@@ -71,10 +71,16 @@ const (
 )
 
 // capabilities records which peers announced which features, by address,
-// against the member id the peer had in this member's view when asked.
+// against the member id the peer had in this member's view when asked,
+// and forgets an address when the connection to it is lost (protoactor-go
+// publishes remote.EndpointTerminatedEvent): a process restarted at that
+// address (an older build, in a rolling downgrade) may answer before this
+// member's view shows its new id. gen counts the losses per address, so
+// that an answer to a request sent before a loss is not recorded after it.
 type capabilities struct {
 	mu     sync.RWMutex
 	byAddr map[string]capability
+	gen    map[string]uint64
 }
 
 type capability struct {
@@ -82,13 +88,36 @@ type capability struct {
 	features uint64
 }
 
-// record notes that the member with id at addr announced features.
-func (c *capabilities) record(addr, id string, features uint64) {
+// generation returns the count of connection losses of addr so far; take
+// it before sending the request whose answer is recorded.
+func (c *capabilities) generation(addr string) uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen[addr]
+}
+
+// lost forgets what addr announced: its connection was lost.
+func (c *capabilities) lost(addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen == nil {
+		c.gen = map[string]uint64{}
+	}
+	c.gen[addr]++
+	delete(c.byAddr, addr)
+}
+
+// record notes that the member with id at addr announced features, in an
+// answer to a request sent at generation gen of addr.
+func (c *capabilities) record(addr, id string, gen, features uint64) {
 	if id == "" {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen[addr] != gen {
+		return // the connection was lost since: the answer may be stale
+	}
 	if c.byAddr == nil {
 		c.byAddr = map[string]capability{}
 	}
@@ -117,11 +146,22 @@ func (m *Member) peerID(addr string) string {
 	return ""
 }
 
-// noteFeatures records the features a HandoffReply from addr announced.
-// id is the member id addr had in this member's view when the request was
-// sent.
-func (m *Member) noteFeatures(addr, id string, r *wire.HandoffReply) {
-	m.caps.record(addr, id, r.GetFeatures())
+// askedAt is what noteFeatures needs to know of the moment a request
+// to addr was sent: the member id addr had in this member's view, and the
+// generation of its connection.
+type askedAt struct {
+	id  string
+	gen uint64
+}
+
+func (m *Member) asking(addr string) askedAt {
+	return askedAt{id: m.peerID(addr), gen: m.caps.generation(addr)}
+}
+
+// noteFeatures records the features a HandoffReply from addr announced,
+// in answer to a request sent at a.
+func (m *Member) noteFeatures(addr string, a askedAt, r *wire.HandoffReply) {
+	m.caps.record(addr, a.id, a.gen, r.GetFeatures())
 }
 
 // batches reports whether commands to addr may go in batches.

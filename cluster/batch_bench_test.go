@@ -81,7 +81,7 @@ func BenchmarkRemoteCommand(b *testing.B) {
 				m.cur.Store(&view{self: m.addr(), pl: pl, ep: ep})
 			}
 			if batched {
-				caller.caps.record(owner.addr(), "owner", featureBit(wire.Feature_FEATURE_COMMAND_BATCH))
+				caller.caps.record(owner.addr(), "owner", 0, featureBit(wire.Feature_FEATURE_COMMAND_BATCH))
 			}
 			cmd := make([]byte, 80)
 			local := func(context.Context) error { return fmt.Errorf("not the owner") }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	proto "github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/cluster/internal/wire"
@@ -70,9 +71,11 @@ func batchMember(t *testing.T) (*Member, blackHole) {
 
 // Rolling upgrade: commands go in a CommandBatch only to a peer that
 // announced the feature in a HandoffReply, under the member id it has in
-// this member's view. A peer of an older build (features 0), a peer not
-// asked yet, and a peer restarted at the same address (a new id) get
-// single CommandRequests: a batch would crash an older build.
+// this member's view, on the connection it has now. A peer of an older
+// build (features 0), a peer not asked yet, a peer whose connection was
+// lost until it announces again, and a peer restarted at the same address
+// (a new id) get single CommandRequests: a batch would crash an older
+// build.
 func TestBatch_OnlyToPeersThatAnnouncedIt(t *testing.T) {
 	m, h := batchMember(t)
 	id := peerOwned(t, m)
@@ -87,6 +90,24 @@ func TestBatch_OnlyToPeersThatAnnouncedIt(t *testing.T) {
 	announce(t, m, h, featureBit(wire.Feature_FEATURE_COMMAND_BATCH))
 	if got := sendAndAnswer(t, m, h, id); fmt.Sprintf("%T", got) != "*wire.CommandBatch" {
 		t.Fatalf("to a peer that announced the feature: sent %T, want a *wire.CommandBatch", got)
+	}
+
+	// The connection to the peer is lost (it died, and may come back at
+	// the same address as an older build before this member's view shows
+	// its new id): singles until it announces the feature again. An
+	// answer to a probe sent before the loss does not count.
+	stale := m.asking(peerAddr)
+	m.onEvent(&remote.EndpointTerminatedEvent{Address: peerAddr})
+	if got := sendAndAnswer(t, m, h, id); fmt.Sprintf("%T", got) != "*wire.CommandRequest" {
+		t.Fatalf("after the connection to the peer was lost: sent %T, want a single *wire.CommandRequest", got)
+	}
+	m.noteFeatures(peerAddr, stale, &wire.HandoffReply{Known: true, Features: featureBit(wire.Feature_FEATURE_COMMAND_BATCH)})
+	if got := sendAndAnswer(t, m, h, id); fmt.Sprintf("%T", got) != "*wire.CommandRequest" {
+		t.Fatalf("after a stale answer (probe sent before the loss): sent %T, want a single *wire.CommandRequest", got)
+	}
+	announce(t, m, h, featureBit(wire.Feature_FEATURE_COMMAND_BATCH))
+	if got := sendAndAnswer(t, m, h, id); fmt.Sprintf("%T", got) != "*wire.CommandBatch" {
+		t.Fatalf("after the peer announced the feature again: sent %T, want a *wire.CommandBatch", got)
 	}
 
 	// The peer restarts at the same address, as a new member (an older

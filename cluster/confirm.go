@@ -218,14 +218,14 @@ func (m *Member) confirmLoop() {
 // askConfirm asks the member at addr whether it counts this member.
 func (m *Member) askConfirm(ctx context.Context, addr string) bool {
 	req := &wire.HandoffRequest{MemberId: m.memberID(m.cur.Load()), Address: m.addr()} // epoch 0, no members: a probe
-	id := m.peerID(addr)
+	asked := m.asking(addr)
 	v, _, err := m.request(ctx, addr, req)
 	if err != nil {
 		return false
 	}
 	r, ok := v.(*wire.HandoffReply)
 	if ok {
-		m.noteFeatures(addr, id, r)
+		m.noteFeatures(addr, asked, r)
 	}
 	return ok && r.GetKnown()
 }

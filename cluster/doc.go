@@ -57,10 +57,16 @@
 // batches only to a member that announced it understands them (the
 // features field of its HandoffReply, the answer to every confirmation
 // probe, so within a ConfirmInterval of joining), recorded against that
-// member's id: a member of an older build, which would crash on the new
-// message type, and a member restarted at the same address until it has
-// announced it, get single requests. Mixed builds therefore work during
-// a rolling upgrade in either direction.
+// member's id and forgotten when the connection to its address is lost:
+// a member of an older build, which would crash on the new message type,
+// and a member restarted at the same address until it has announced it,
+// get single requests. Mixed builds therefore work during a rolling
+// upgrade, or a rollback, in either direction. The limit: the loss is
+// seen when protoactor-go's endpoint sees its connection fail; a process
+// that dies closes it at once, but a host that vanishes without closing
+// it and is replaced at the same address by an older build within the
+// connection's failure detection could be sent a batch (protoactor-go
+// gives no other per-connection identity to check).
 //
 // # What a caller can rely on (errors matched with errors.Is)
 //

@@ -204,12 +204,12 @@ func (m *Member) handoffRound(v *view) bool {
 func (m *Member) handoff(ctx context.Context, addr string, req *wire.HandoffRequest) error {
 	backoff := m.cfg.RetryBackoff
 	for {
-		id := m.peerID(addr)
+		asked := m.asking(addr)
 		v, _, err := m.request(ctx, addr, req)
 		if err == nil {
 			r, ok := v.(*wire.HandoffReply)
 			if ok {
-				m.noteFeatures(addr, id, r)
+				m.noteFeatures(addr, asked, r)
 			}
 			switch {
 			case !ok:

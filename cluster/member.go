@@ -161,12 +161,7 @@ func (m *Member) start() (err error) {
 	kinds = append(kinds, m.singles.kinds(idle)...)
 	pcfg := protocluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
 		protocluster.WithKinds(kinds...))
-	m.sub = m.proto.EventStream.Subscribe(func(evt any) {
-		if t, ok := evt.(*protocluster.ClusterTopology); ok {
-			m.onTopology(t)
-			m.singles.topology(t.Members)
-		}
-	})
+	m.sub = m.proto.EventStream.Subscribe(m.onEvent)
 	defer func() {
 		if r := recover(); r != nil {
 			// StartMember panics on listen and provider errors.
@@ -182,6 +177,18 @@ func (m *Member) start() (err error) {
 	m.c.StartMember()
 	m.cfg.Logger.Info("cluster: member started", "address", m.addr(), "cluster", cfg.Name)
 	return nil
+}
+
+// onEvent handles the events of protoactor-go's event stream this member
+// follows.
+func (m *Member) onEvent(evt any) {
+	switch e := evt.(type) {
+	case *protocluster.ClusterTopology:
+		m.onTopology(e)
+		m.singles.topology(e.Members)
+	case *remote.EndpointTerminatedEvent:
+		m.caps.lost(e.Address) // batch.go
+	}
 }
 
 // Address returns this member's address ("host:port" of its remote
