@@ -49,9 +49,10 @@
 // everything queued by then, and the owner sends the replies back as the
 // commands finish, those finishing together in one message. There is no
 // timer: a lone command goes at once (in BenchmarkRemoteCommand, one
-// caller: about 10 µs more per round trip, within that benchmark's
-// spread), and under load the commands of the callers that ran meanwhile
-// share the message (about 7 per batch in bench cluster). Each command
+// caller: its round trip within that benchmark's spread, ~8 µs more CPU),
+// and under load the commands of the callers that ran meanwhile share
+// the message (about 7 per batch in bench cluster; with 256 callers the
+// remote path's CPU per command halves; BENCHMARKS.md). Each command
 // keeps its own id, deadline and outcome, exactly as a command sent alone:
 // the semantics below hold per command, not per batch. A member sends
 // batches only to a member that announced it understands them (the
