@@ -185,6 +185,9 @@ func runMember() int {
 	if err != nil {
 		return fail(err)
 	}
+	if os.Getenv("OX_OLDER_BUILD") == "1" {
+		cluster.SetOlderBuildForTests()
+	}
 	m, err := cluster.Start(ctx, sys, cluster.Config{
 		Port: port, AutoManagedPort: amPort, Seeds: strings.Split(os.Getenv("OX_SEEDS"), ","),
 		RefreshTTL: refresh, RequestTimeout: 3 * time.Second, SettlePeriod: time.Second, Logger: log,

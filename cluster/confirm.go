@@ -218,11 +218,15 @@ func (m *Member) confirmLoop() {
 // askConfirm asks the member at addr whether it counts this member.
 func (m *Member) askConfirm(ctx context.Context, addr string) bool {
 	req := &wire.HandoffRequest{MemberId: m.memberID(m.cur.Load()), Address: m.addr()} // epoch 0, no members: a probe
+	asked := m.asking(addr)
 	v, _, err := m.request(ctx, addr, req)
 	if err != nil {
 		return false
 	}
 	r, ok := v.(*wire.HandoffReply)
+	if ok {
+		m.noteFeatures(addr, asked, r)
+	}
 	return ok && r.GetKnown()
 }
 
@@ -254,5 +258,5 @@ func (m *Member) serveConfirm(req *wire.HandoffRequest) *wire.HandoffReply {
 	v := m.cur.Load()
 	id := req.GetMemberId()
 	known := v != nil && v.pl.hasID(id) && !slices.Contains(v.left, id)
-	return &wire.HandoffReply{Known: known}
+	return &wire.HandoffReply{Known: known, Features: m.features()}
 }

@@ -43,6 +43,32 @@
 // every definition before Start: the kinds a member hosts are fixed when
 // it starts.
 //
+// Commands headed to the same member are coalesced into one wire message
+// (wire.CommandBatch; batch.go): the caller that queues a command into
+// an idle outbox for that member yields the processor once and sends
+// everything queued by then, and the owner sends the replies back as the
+// commands finish, those finishing together in one message. There is no
+// timer: a lone command goes at once (in BenchmarkRemoteCommand, one
+// caller: its round trip within that benchmark's spread, ~8 µs more CPU),
+// and under load the commands of the callers that ran meanwhile share
+// the message (about 7 per batch in bench cluster; with 256 callers the
+// remote path's CPU per command halves; BENCHMARKS.md). Each command
+// keeps its own id, deadline and outcome, exactly as a command sent alone:
+// the semantics below hold per command, not per batch. A member sends
+// batches only to a member that announced it understands them (the
+// features field of its HandoffReply, the answer to every confirmation
+// probe, so within a ConfirmInterval of joining), recorded against that
+// member's id and forgotten when the connection to its address is lost:
+// a member of an older build, which would crash on the new message type,
+// and a member restarted at the same address until it has announced it,
+// get single requests. Mixed builds therefore work during a rolling
+// upgrade, or a rollback, in either direction. The limit: the loss is
+// seen when protoactor-go's endpoint sees its connection fail; a process
+// that dies closes it at once, but a host that vanishes without closing
+// it and is replaced at the same address by an older build within the
+// connection's failure detection could be sent a batch (protoactor-go
+// gives no other per-connection identity to check).
+//
 // # What a caller can rely on (errors matched with errors.Is)
 //
 //   - Not delivered (no member hosts the kind yet: ErrNoOwner; the member

@@ -204,9 +204,13 @@ func (m *Member) handoffRound(v *view) bool {
 func (m *Member) handoff(ctx context.Context, addr string, req *wire.HandoffRequest) error {
 	backoff := m.cfg.RetryBackoff
 	for {
+		asked := m.asking(addr)
 		v, _, err := m.request(ctx, addr, req)
 		if err == nil {
 			r, ok := v.(*wire.HandoffReply)
+			if ok {
+				m.noteFeatures(addr, asked, r)
+			}
 			switch {
 			case !ok:
 				err = fmt.Errorf("cluster: member %s answered %T", addr, v)
@@ -249,7 +253,7 @@ func (m *Member) serveHandoff(req *wire.HandoffRequest) *wire.HandoffReply {
 	}
 	if addr == "" || m.closing {
 		m.vmu.Unlock()
-		return &wire.HandoffReply{Known: false}
+		return &wire.HandoffReply{Known: false, Features: m.features()}
 	}
 	m.cur.Store(v.withClaim(claim{id: req.GetMemberId(), addr: addr, epoch: req.GetEpoch(), pl: placementOf(req.GetMembers())}))
 	m.views.notify() // callers waiting to place an id again may find it placed there now
@@ -257,7 +261,7 @@ func (m *Member) serveHandoff(req *wire.HandoffRequest) *wire.HandoffReply {
 	ctx, cancel := context.WithTimeout(m.bg, m.cfg.RequestTimeout)
 	defer cancel()
 	n, _ := m.releaseUnowned(ctx, "handoff to "+addr)
-	return &wire.HandoffReply{Known: true, Released: int32(n)}
+	return &wire.HandoffReply{Known: true, Released: int32(n), Features: m.features()}
 }
 
 // ownPlacement is the placement v places ids by, as sent in a handoff:

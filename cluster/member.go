@@ -72,6 +72,13 @@ type Member struct {
 	probe   func(addr string) bool
 	views   viewChanges // wakes the request loop's retries on a new view
 
+	// caps are the features peers announced, outboxes the commands
+	// queued per target address for a batch (batch.go); noBatch (tests)
+	// makes this member neither send nor announce batches.
+	caps     capabilities
+	outboxes outboxes
+	noBatch  bool
+
 	closeOnce sync.Once
 }
 
@@ -102,7 +109,7 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 		return nil, fmt.Errorf("%w: %T keeps its events in one process (use journal/postgres)", ErrJournalNotShared, j)
 	}
 	m := &Member{cfg: cfg, sys: sys, proto: protosys.Of(sys), kinds: clusterseam.Kinds(sys),
-		metrics: telemetryhooks.MetricsOf(cfg.Metrics)}
+		metrics: telemetryhooks.MetricsOf(cfg.Metrics), noBatch: olderBuildForTests}
 	m.bg, m.stopBG = context.WithCancel(context.Background())
 	m.work = newWorkers(5*time.Second, m.bg.Done())
 	origin := time.Now()
@@ -154,12 +161,7 @@ func (m *Member) start() (err error) {
 	kinds = append(kinds, m.singles.kinds(idle)...)
 	pcfg := protocluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
 		protocluster.WithKinds(kinds...))
-	m.sub = m.proto.EventStream.Subscribe(func(evt any) {
-		if t, ok := evt.(*protocluster.ClusterTopology); ok {
-			m.onTopology(t)
-			m.singles.topology(t.Members)
-		}
-	})
+	m.sub = m.proto.EventStream.Subscribe(m.onEvent)
 	defer func() {
 		if r := recover(); r != nil {
 			// StartMember panics on listen and provider errors.
@@ -175,6 +177,18 @@ func (m *Member) start() (err error) {
 	m.c.StartMember()
 	m.cfg.Logger.Info("cluster: member started", "address", m.addr(), "cluster", cfg.Name)
 	return nil
+}
+
+// onEvent handles the events of protoactor-go's event stream this member
+// follows.
+func (m *Member) onEvent(evt any) {
+	switch e := evt.(type) {
+	case *protocluster.ClusterTopology:
+		m.onTopology(e)
+		m.singles.topology(e.Members)
+	case *remote.EndpointTerminatedEvent:
+		m.caps.lost(e.Address) // batch.go
+	}
 }
 
 // Address returns this member's address ("host:port" of its remote
@@ -317,6 +331,15 @@ func (m *Member) call(ctx context.Context, kind, id string, command bool, local 
 // request sends msg to the request actor of the member at addr and waits
 // for its reply, at most RequestTimeout and until ctx ends.
 func (m *Member) request(ctx context.Context, addr string, msg any) (any, attempt, error) {
+	return m.requestVia(ctx, addr, func() (<-chan any, func()) {
+		return m.sendRequest(proto.NewPID(addr, serverName), msg)
+	})
+}
+
+// requestVia is request with the sending left to send, which returns the
+// channel the reply arrives on and the function to call once the request
+// ended (sendRequest, or sendBatched for a command in a batch).
+func (m *Member) requestVia(ctx context.Context, addr string, send func() (<-chan any, func())) (any, attempt, error) {
 	timeout := m.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		if d := time.Until(dl); d < timeout {
@@ -332,7 +355,7 @@ func (m *Member) request(ctx context.Context, addr string, msg any) (any, attemp
 		return nil, notDelivered, fmt.Errorf("cluster: member %s is not in this member's view", addr)
 	}
 	defer m.pending.end(t)
-	replies, unregister := m.sendRequest(proto.NewPID(addr, serverName), msg)
+	replies, unregister := send()
 	defer unregister()
 	tm := time.NewTimer(timeout)
 	defer tm.Stop()
@@ -373,7 +396,14 @@ func (m *Member) Command(ctx context.Context, kind, id, commandID string, cmd []
 	var out clusterseam.CommandReply
 	req := &wire.CommandRequest{Kind: kind, AggregateId: id, CommandId: commandID, Command: cmd}
 	ranLocally, err := m.call(ctx, kind, id, true, local, func(ctx context.Context, addr string) (attempt, error) {
-		v, a, err := m.request(ctx, addr, req)
+		var v any
+		var a attempt
+		var err error
+		if m.batches(addr) {
+			v, a, err = m.requestVia(ctx, addr, func() (<-chan any, func()) { return m.sendBatched(addr, req) })
+		} else {
+			v, a, err = m.request(ctx, addr, req)
+		}
 		if err != nil {
 			return a, err
 		}
@@ -444,13 +474,15 @@ func (s *server) Receive(c proto.Context) {
 	}
 	if s.drained {
 		notOwner := fmt.Sprintf("%v: member %s is leaving", ErrNotOwner, m.addr())
-		switch c.Message().(type) {
+		switch msg := c.Message().(type) {
 		case *wire.CommandRequest:
 			m.root().Send(sender, &wire.CommandReply{Code: wire.Code_NOT_OWNER, Message: notOwner})
 		case *wire.StateRequest:
 			m.root().Send(sender, &wire.StateReply{Code: wire.Code_NOT_OWNER, Message: notOwner})
+		case *wire.CommandBatch:
+			m.refuseBatch(sender, msg, wire.Code_NOT_OWNER, notOwner)
 		case *wire.HandoffRequest:
-			m.root().Send(sender, &wire.HandoffReply{})
+			m.root().Send(sender, &wire.HandoffReply{Features: m.features()})
 		case *wire.LeaveRequest:
 			m.root().Send(sender, &wire.LeaveReply{})
 		}
@@ -460,6 +492,12 @@ func (s *server) Receive(c proto.Context) {
 	switch msg := c.Message().(type) {
 	case *wire.CommandRequest:
 		serve = func() any { return m.serveCommand(msg) }
+	case *wire.CommandBatch:
+		if m.noBatch {
+			return // as a member of an older build (which would crash)
+		}
+		m.serveBatch(sender, msg)
+		return
 	case *wire.StateRequest:
 		serve = func() any { return m.serveState(msg) }
 	case *wire.HandoffRequest:

@@ -127,6 +127,55 @@ func (Code) EnumDescriptor() ([]byte, []int) {
 	return file_wire_proto_rawDescGZIP(), []int{0}
 }
 
+// Feature names an optional part of the protocol a member announces in
+// HandoffReply.features.
+type Feature int32
+
+const (
+	Feature_FEATURE_NONE Feature = 0
+	// FEATURE_COMMAND_BATCH: the member serves CommandBatch.
+	Feature_FEATURE_COMMAND_BATCH Feature = 1
+)
+
+// Enum value maps for Feature.
+var (
+	Feature_name = map[int32]string{
+		0: "FEATURE_NONE",
+		1: "FEATURE_COMMAND_BATCH",
+	}
+	Feature_value = map[string]int32{
+		"FEATURE_NONE":          0,
+		"FEATURE_COMMAND_BATCH": 1,
+	}
+)
+
+func (x Feature) Enum() *Feature {
+	p := new(Feature)
+	*p = x
+	return p
+}
+
+func (x Feature) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Feature) Descriptor() protoreflect.EnumDescriptor {
+	return file_wire_proto_enumTypes[1].Descriptor()
+}
+
+func (Feature) Type() protoreflect.EnumType {
+	return &file_wire_proto_enumTypes[1]
+}
+
+func (x Feature) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Feature.Descriptor instead.
+func (Feature) EnumDescriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{1}
+}
+
 // CommandRequest asks the owner of kind/aggregate_id to execute a command.
 type CommandRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -135,7 +184,10 @@ type CommandRequest struct {
 	CommandId   string                 `protobuf:"bytes,3,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
 	// command is the command in Orchestrix's binary envelope form
 	// (actor.Handle.EncodeCommand).
-	Command       []byte `protobuf:"bytes,4,opt,name=command,proto3" json:"command,omitempty"`
+	Command []byte `protobuf:"bytes,4,opt,name=command,proto3" json:"command,omitempty"`
+	// seq numbers the command inside a CommandBatch (from 1); its reply
+	// carries the same seq. 0 (unset) in a request sent alone.
+	Seq           uint32 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -198,16 +250,25 @@ func (x *CommandRequest) GetCommand() []byte {
 	return nil
 }
 
+func (x *CommandRequest) GetSeq() uint32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 // CommandReply answers a CommandRequest.
 type CommandReply struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Code    Code                   `protobuf:"varint,1,opt,name=code,proto3,enum=orchestrix.cluster.wire.Code" json:"code,omitempty"`
 	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// events are the committed events, each in binary envelope form.
-	Events        [][]byte `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
-	Version       uint64   `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
-	Position      uint64   `protobuf:"varint,5,opt,name=position,proto3" json:"position,omitempty"`
-	Duplicate     bool     `protobuf:"varint,6,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Events    [][]byte `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	Version   uint64   `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	Position  uint64   `protobuf:"varint,5,opt,name=position,proto3" json:"position,omitempty"`
+	Duplicate bool     `protobuf:"varint,6,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// seq is the seq of the request this answers, inside a batch.
+	Seq           uint32 `protobuf:"varint,7,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -284,6 +345,110 @@ func (x *CommandReply) GetDuplicate() bool {
 	return false
 }
 
+func (x *CommandReply) GetSeq() uint32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+// CommandBatch carries several CommandRequests from one member to
+// another in one message; each keeps its own command id and gets its own
+// reply. A member sends it only to a member that announced
+// FEATURE_COMMAND_BATCH in a HandoffReply: a member of an older build
+// does not know this type (protoactor-go would crash it).
+type CommandBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Commands      []*CommandRequest      `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommandBatch) Reset() {
+	*x = CommandBatch{}
+	mi := &file_wire_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandBatch) ProtoMessage() {}
+
+func (x *CommandBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandBatch.ProtoReflect.Descriptor instead.
+func (*CommandBatch) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CommandBatch) GetCommands() []*CommandRequest {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
+// CommandBatchReply carries replies to commands of one CommandBatch, each
+// with its request's seq. The receiver answers a batch with one or more of
+// them, as its commands finish (a slow command does not hold up the
+// others' replies).
+type CommandBatchReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replies       []*CommandReply        `protobuf:"bytes,1,rep,name=replies,proto3" json:"replies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommandBatchReply) Reset() {
+	*x = CommandBatchReply{}
+	mi := &file_wire_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandBatchReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandBatchReply) ProtoMessage() {}
+
+func (x *CommandBatchReply) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandBatchReply.ProtoReflect.Descriptor instead.
+func (*CommandBatchReply) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CommandBatchReply) GetReplies() []*CommandReply {
+	if x != nil {
+		return x.Replies
+	}
+	return nil
+}
+
 // StateRequest asks the owner of kind/aggregate_id for its current state
 // (at false) or its state at a version (at true).
 type StateRequest struct {
@@ -298,7 +463,7 @@ type StateRequest struct {
 
 func (x *StateRequest) Reset() {
 	*x = StateRequest{}
-	mi := &file_wire_proto_msgTypes[2]
+	mi := &file_wire_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -310,7 +475,7 @@ func (x *StateRequest) String() string {
 func (*StateRequest) ProtoMessage() {}
 
 func (x *StateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[2]
+	mi := &file_wire_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -323,7 +488,7 @@ func (x *StateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateRequest.ProtoReflect.Descriptor instead.
 func (*StateRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{2}
+	return file_wire_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StateRequest) GetKind() string {
@@ -368,7 +533,7 @@ type StateReply struct {
 
 func (x *StateReply) Reset() {
 	*x = StateReply{}
-	mi := &file_wire_proto_msgTypes[3]
+	mi := &file_wire_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +545,7 @@ func (x *StateReply) String() string {
 func (*StateReply) ProtoMessage() {}
 
 func (x *StateReply) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[3]
+	mi := &file_wire_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +558,7 @@ func (x *StateReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateReply.ProtoReflect.Descriptor instead.
 func (*StateReply) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{3}
+	return file_wire_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StateReply) GetCode() Code {
@@ -437,7 +602,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_wire_proto_msgTypes[4]
+	mi := &file_wire_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +614,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[4]
+	mi := &file_wire_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +627,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{4}
+	return file_wire_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Peer) GetId() string {
@@ -508,7 +673,7 @@ type HandoffRequest struct {
 
 func (x *HandoffRequest) Reset() {
 	*x = HandoffRequest{}
-	mi := &file_wire_proto_msgTypes[5]
+	mi := &file_wire_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +685,7 @@ func (x *HandoffRequest) String() string {
 func (*HandoffRequest) ProtoMessage() {}
 
 func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[5]
+	mi := &file_wire_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +698,7 @@ func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffRequest.ProtoReflect.Descriptor instead.
 func (*HandoffRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{5}
+	return file_wire_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HandoffRequest) GetMemberId() string {
@@ -572,14 +737,18 @@ type HandoffReply struct {
 	// that peers no longer count, e.g. one they blocked, stays fenced).
 	Known bool `protobuf:"varint,1,opt,name=known,proto3" json:"known,omitempty"`
 	// released is how many activations the receiver stopped.
-	Released      int32 `protobuf:"varint,2,opt,name=released,proto3" json:"released,omitempty"`
+	Released int32 `protobuf:"varint,2,opt,name=released,proto3" json:"released,omitempty"`
+	// features is the set of optional messages the receiver understands, a
+	// bit set of Feature values (bit 1 << value). A member of an older build
+	// leaves it 0: it is then sent only the messages above.
+	Features      uint64 `protobuf:"varint,3,opt,name=features,proto3" json:"features,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HandoffReply) Reset() {
 	*x = HandoffReply{}
-	mi := &file_wire_proto_msgTypes[6]
+	mi := &file_wire_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +760,7 @@ func (x *HandoffReply) String() string {
 func (*HandoffReply) ProtoMessage() {}
 
 func (x *HandoffReply) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[6]
+	mi := &file_wire_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +773,7 @@ func (x *HandoffReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffReply.ProtoReflect.Descriptor instead.
 func (*HandoffReply) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{6}
+	return file_wire_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HandoffReply) GetKnown() bool {
@@ -617,6 +786,13 @@ func (x *HandoffReply) GetKnown() bool {
 func (x *HandoffReply) GetReleased() int32 {
 	if x != nil {
 		return x.Released
+	}
+	return 0
+}
+
+func (x *HandoffReply) GetFeatures() uint64 {
+	if x != nil {
+		return x.Features
 	}
 	return 0
 }
@@ -634,7 +810,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_wire_proto_msgTypes[7]
+	mi := &file_wire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +822,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[7]
+	mi := &file_wire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +835,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{7}
+	return file_wire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LeaveRequest) GetMemberId() string {
@@ -685,7 +861,7 @@ type LeaveReply struct {
 
 func (x *LeaveReply) Reset() {
 	*x = LeaveReply{}
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +873,7 @@ func (x *LeaveReply) String() string {
 func (*LeaveReply) ProtoMessage() {}
 
 func (x *LeaveReply) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[8]
+	mi := &file_wire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +886,7 @@ func (x *LeaveReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveReply.ProtoReflect.Descriptor instead.
 func (*LeaveReply) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{8}
+	return file_wire_proto_rawDescGZIP(), []int{10}
 }
 
 var File_wire_proto protoreflect.FileDescriptor
@@ -718,20 +894,26 @@ var File_wire_proto protoreflect.FileDescriptor
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\x17orchestrix.cluster.wire\"\x80\x01\n" +
+	"wire.proto\x12\x17orchestrix.cluster.wire\"\x92\x01\n" +
 	"\x0eCommandRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n" +
 	"\faggregate_id\x18\x02 \x01(\tR\vaggregateId\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x03 \x01(\tR\tcommandId\x12\x18\n" +
-	"\acommand\x18\x04 \x01(\fR\acommand\"\xc7\x01\n" +
+	"\acommand\x18\x04 \x01(\fR\acommand\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\rR\x03seq\"\xd9\x01\n" +
 	"\fCommandReply\x121\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1d.orchestrix.cluster.wire.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
 	"\x06events\x18\x03 \x03(\fR\x06events\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x1a\n" +
 	"\bposition\x18\x05 \x01(\x04R\bposition\x12\x1c\n" +
-	"\tduplicate\x18\x06 \x01(\bR\tduplicate\"o\n" +
+	"\tduplicate\x18\x06 \x01(\bR\tduplicate\x12\x10\n" +
+	"\x03seq\x18\a \x01(\rR\x03seq\"S\n" +
+	"\fCommandBatch\x12C\n" +
+	"\bcommands\x18\x01 \x03(\v2'.orchestrix.cluster.wire.CommandRequestR\bcommands\"T\n" +
+	"\x11CommandBatchReply\x12?\n" +
+	"\areplies\x18\x01 \x03(\v2%.orchestrix.cluster.wire.CommandReplyR\areplies\"o\n" +
 	"\fStateRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n" +
 	"\faggregate_id\x18\x02 \x01(\tR\vaggregateId\x12\x0e\n" +
@@ -751,10 +933,11 @@ const file_wire_proto_rawDesc = "" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x127\n" +
 	"\amembers\x18\x03 \x03(\v2\x1d.orchestrix.cluster.wire.PeerR\amembers\x12\x14\n" +
-	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"@\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"\\\n" +
 	"\fHandoffReply\x12\x14\n" +
 	"\x05known\x18\x01 \x01(\bR\x05known\x12\x1a\n" +
-	"\breleased\x18\x02 \x01(\x05R\breleased\"E\n" +
+	"\breleased\x18\x02 \x01(\x05R\breleased\x12\x1a\n" +
+	"\bfeatures\x18\x03 \x01(\x04R\bfeatures\"E\n" +
 	"\fLeaveRequest\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\"\f\n" +
@@ -778,7 +961,10 @@ const file_wire_proto_rawDesc = "" +
 	"\x10INVALID_ENVELOPE\x10\v\x12\r\n" +
 	"\tTOO_LARGE\x10\f\x12\n" +
 	"\n" +
-	"\x06FAILED\x10\rB8Z6github.com/orchestrix/orchestrix/cluster/internal/wireb\x06proto3"
+	"\x06FAILED\x10\r*6\n" +
+	"\aFeature\x12\x10\n" +
+	"\fFEATURE_NONE\x10\x00\x12\x19\n" +
+	"\x15FEATURE_COMMAND_BATCH\x10\x01B8Z6github.com/orchestrix/orchestrix/cluster/internal/wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -792,29 +978,34 @@ func file_wire_proto_rawDescGZIP() []byte {
 	return file_wire_proto_rawDescData
 }
 
-var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_wire_proto_goTypes = []any{
-	(Code)(0),              // 0: orchestrix.cluster.wire.Code
-	(*CommandRequest)(nil), // 1: orchestrix.cluster.wire.CommandRequest
-	(*CommandReply)(nil),   // 2: orchestrix.cluster.wire.CommandReply
-	(*StateRequest)(nil),   // 3: orchestrix.cluster.wire.StateRequest
-	(*StateReply)(nil),     // 4: orchestrix.cluster.wire.StateReply
-	(*Peer)(nil),           // 5: orchestrix.cluster.wire.Peer
-	(*HandoffRequest)(nil), // 6: orchestrix.cluster.wire.HandoffRequest
-	(*HandoffReply)(nil),   // 7: orchestrix.cluster.wire.HandoffReply
-	(*LeaveRequest)(nil),   // 8: orchestrix.cluster.wire.LeaveRequest
-	(*LeaveReply)(nil),     // 9: orchestrix.cluster.wire.LeaveReply
+	(Code)(0),                 // 0: orchestrix.cluster.wire.Code
+	(Feature)(0),              // 1: orchestrix.cluster.wire.Feature
+	(*CommandRequest)(nil),    // 2: orchestrix.cluster.wire.CommandRequest
+	(*CommandReply)(nil),      // 3: orchestrix.cluster.wire.CommandReply
+	(*CommandBatch)(nil),      // 4: orchestrix.cluster.wire.CommandBatch
+	(*CommandBatchReply)(nil), // 5: orchestrix.cluster.wire.CommandBatchReply
+	(*StateRequest)(nil),      // 6: orchestrix.cluster.wire.StateRequest
+	(*StateReply)(nil),        // 7: orchestrix.cluster.wire.StateReply
+	(*Peer)(nil),              // 8: orchestrix.cluster.wire.Peer
+	(*HandoffRequest)(nil),    // 9: orchestrix.cluster.wire.HandoffRequest
+	(*HandoffReply)(nil),      // 10: orchestrix.cluster.wire.HandoffReply
+	(*LeaveRequest)(nil),      // 11: orchestrix.cluster.wire.LeaveRequest
+	(*LeaveReply)(nil),        // 12: orchestrix.cluster.wire.LeaveReply
 }
 var file_wire_proto_depIdxs = []int32{
 	0, // 0: orchestrix.cluster.wire.CommandReply.code:type_name -> orchestrix.cluster.wire.Code
-	0, // 1: orchestrix.cluster.wire.StateReply.code:type_name -> orchestrix.cluster.wire.Code
-	5, // 2: orchestrix.cluster.wire.HandoffRequest.members:type_name -> orchestrix.cluster.wire.Peer
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	2, // 1: orchestrix.cluster.wire.CommandBatch.commands:type_name -> orchestrix.cluster.wire.CommandRequest
+	3, // 2: orchestrix.cluster.wire.CommandBatchReply.replies:type_name -> orchestrix.cluster.wire.CommandReply
+	0, // 3: orchestrix.cluster.wire.StateReply.code:type_name -> orchestrix.cluster.wire.Code
+	8, // 4: orchestrix.cluster.wire.HandoffRequest.members:type_name -> orchestrix.cluster.wire.Peer
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -827,8 +1018,8 @@ func file_wire_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   9,
+			NumEnums:      2,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

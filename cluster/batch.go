@@ -1,0 +1,443 @@
+package cluster
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	proto "github.com/asynkron/protoactor-go/actor"
+
+	"github.com/orchestrix/orchestrix/cluster/internal/wire"
+)
+
+// This file coalesces the commands this member sends to the same member
+// into one wire message (wire.CommandBatch), and the replies it sends back
+// to one caller's batch into as few wire.CommandBatchReply messages as
+// finish together.
+//
+// Each remote command otherwise costs its own protoactor-go envelope on
+// both sides (marshalled and unmarshalled by type name, a mailbox post to
+// the request actor, a reply process registered per request), which was
+// a large share of a member's CPU under load (BENCHMARKS.md).
+//
+// Batching is Nagle-free, like the journal writers' group commit: a
+// command is queued in the outbox of its target address, and the caller
+// that queued into an idle outbox yields the processor once
+// (runtime.Gosched) and sends everything queued by then; what is queued
+// while it sends goes in the next batch, sent by a worker goroutine. With
+// nothing else runnable the yield returns at once, so a lone command is
+// not held up; under load, the commands of the callers that ran during
+// that one pass of the scheduler go together. Nothing waits on a timer.
+//
+// What does not change: each command keeps its own id, and its caller
+// keeps its own deadline, pending-target tracking and outcome (request in
+// member.go): a reply comes back to its caller by the command's seq in its
+// batch, a caller that gives up abandons only its own command (a late
+// reply is dropped), a dead letter (the target has no request actor) ends
+// each command of the batch as not delivered, and a target that dies ends
+// each one with orchestrix.ErrOutcomeUnknown through the pending set.
+//
+// Rolling upgrade: a member of an older build crashes on a protobuf type
+// it does not know, so a member sends batches only to a peer that
+// announced wire.Feature_FEATURE_COMMAND_BATCH in a wire.HandoffReply (the
+// answer to every confirmation probe and handoff; an older build leaves
+// the field 0), recorded against the peer's member id: a member restarted
+// at the same address (a new id) gets single requests until it announces
+// the feature itself.
+
+// olderBuildForTests makes the members Start creates behave, for this
+// file, as members of a build before batches: they neither announce nor
+// send them, and drop a CommandBatch unanswered (an older build would
+// crash). Set only by the multi-process tests, before Start.
+var olderBuildForTests bool
+
+// featureBit is the HandoffReply.features bit of f.
+func featureBit(f wire.Feature) uint64 { return 1 << uint(f) }
+
+// features is what this member announces in its HandoffReplies.
+func (m *Member) features() uint64 {
+	if m.noBatch {
+		return 0
+	}
+	return featureBit(wire.Feature_FEATURE_COMMAND_BATCH)
+}
+
+// Limits of one CommandBatch: more commands, or more command bytes, than
+// this go in the next batch (a single command larger than maxBatchBytes
+// goes alone, as it would unbatched).
+const (
+	maxBatchCommands = 256
+	maxBatchBytes    = 1 << 20
+)
+
+// capabilities records which peers announced which features, by address,
+// against the member id the peer had in this member's view when asked,
+// and forgets an address when the connection to it is lost (protoactor-go
+// publishes remote.EndpointTerminatedEvent): a process restarted at that
+// address (an older build, in a rolling downgrade) may answer before this
+// member's view shows its new id. gen counts the losses per address, so
+// that an answer to a request sent before a loss is not recorded after it.
+type capabilities struct {
+	mu     sync.RWMutex
+	byAddr map[string]capability
+	gen    map[string]uint64
+}
+
+type capability struct {
+	id       string
+	features uint64
+}
+
+// generation returns the count of connection losses of addr so far; take
+// it before sending the request whose answer is recorded.
+func (c *capabilities) generation(addr string) uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen[addr]
+}
+
+// lost forgets what addr announced: its connection was lost.
+func (c *capabilities) lost(addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen == nil {
+		c.gen = map[string]uint64{}
+	}
+	c.gen[addr]++
+	delete(c.byAddr, addr)
+}
+
+// record notes that the member with id at addr announced features, in an
+// answer to a request sent at generation gen of addr.
+func (c *capabilities) record(addr, id string, gen, features uint64) {
+	if id == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen[addr] != gen {
+		return // the connection was lost since: the answer may be stale
+	}
+	if c.byAddr == nil {
+		c.byAddr = map[string]capability{}
+	}
+	c.byAddr[addr] = capability{id: id, features: features}
+}
+
+// has reports whether the member with id at addr announced f.
+func (c *capabilities) has(addr, id string, f wire.Feature) bool {
+	c.mu.RLock()
+	cp, ok := c.byAddr[addr]
+	c.mu.RUnlock()
+	return ok && cp.id == id && cp.features&featureBit(f) != 0
+}
+
+// peerID returns the member id of addr in the current view ("" if none).
+func (m *Member) peerID(addr string) string {
+	v := m.cur.Load()
+	if v == nil {
+		return ""
+	}
+	for _, p := range v.pl {
+		if p.addr == addr {
+			return p.id
+		}
+	}
+	return ""
+}
+
+// askedAt is what noteFeatures needs to know of the moment a request
+// to addr was sent: the member id addr had in this member's view, and the
+// generation of its connection.
+type askedAt struct {
+	id  string
+	gen uint64
+}
+
+func (m *Member) asking(addr string) askedAt {
+	return askedAt{id: m.peerID(addr), gen: m.caps.generation(addr)}
+}
+
+// noteFeatures records the features a HandoffReply from addr announced,
+// in answer to a request sent at a.
+func (m *Member) noteFeatures(addr string, a askedAt, r *wire.HandoffReply) {
+	m.caps.record(addr, a.id, a.gen, r.GetFeatures())
+}
+
+// batches reports whether commands to addr may go in batches.
+func (m *Member) batches(addr string) bool {
+	return !m.noBatch && m.caps.has(addr, m.peerID(addr), wire.Feature_FEATURE_COMMAND_BATCH)
+}
+
+// ---- caller side ----
+
+// outbox queues the commands to one target address.
+type outbox struct {
+	mu        sync.Mutex
+	queue     []*batchItem
+	scheduled bool // a flush is scheduled or running
+}
+
+// batchItem is one command waiting in an outbox or sent in a batch.
+type batchItem struct {
+	req   *wire.CommandRequest
+	reply chan any // buffered (1): its *wire.CommandReply, or a *proto.DeadLetterResponse
+	// done is set once by whoever ends the item first: its reply (or a
+	// dead letter) arriving, or its caller abandoning it.
+	done atomic.Bool
+	// slot is set when its batch is sent; counted makes the item count
+	// once in the slot's left, whoever of its sender and its caller
+	// sees both slot and done first.
+	slot    atomic.Pointer[batchSlot]
+	counted atomic.Bool
+}
+
+// outboxes holds an outbox per target address.
+type outboxes struct {
+	mu     sync.Mutex
+	byAddr map[string]*outbox
+}
+
+func (o *outboxes) get(addr string) *outbox {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.byAddr == nil {
+		o.byAddr = map[string]*outbox{}
+	}
+	b := o.byAddr[addr]
+	if b == nil {
+		b = &outbox{}
+		o.byAddr[addr] = b
+	}
+	return b
+}
+
+// sendBatched queues req for the member at addr and returns the channel
+// its reply arrives on and the function that abandons it (call it once
+// the request ended, whatever the outcome), like sendRequest.
+func (m *Member) sendBatched(addr string, req *wire.CommandRequest) (<-chan any, func()) {
+	it := &batchItem{req: req, reply: make(chan any, 1)}
+	ob := m.outboxes.get(addr)
+	ob.mu.Lock()
+	ob.queue = append(ob.queue, it)
+	start := !ob.scheduled
+	ob.scheduled = true
+	ob.mu.Unlock()
+	if start {
+		m.flushOutbox(addr, ob, true)
+	}
+	return it.reply, func() { it.abandon() }
+}
+
+// flushOutbox sends what is queued in ob, in batches. It first yields
+// the processor once (runtime.Gosched), so that the callers already
+// runnable queue their commands too: with nothing else runnable it goes
+// on at once (a lone command is not held up), under load the batch holds
+// what arrived during one pass of the scheduler. inline is set when the
+// caller that found the outbox idle runs it: it sends one batch and hands
+// what was queued meanwhile to a worker, so no caller is held up sending
+// others' commands for long; a worker sends until the outbox is empty.
+func (m *Member) flushOutbox(addr string, ob *outbox, inline bool) {
+	pid := proto.NewPID(addr, serverName)
+	for {
+		runtime.Gosched()
+		ob.mu.Lock()
+		items := ob.queue
+		n, size := 0, 0
+		for n < len(items) && n < maxBatchCommands {
+			size += len(items[n].req.GetCommand())
+			if n > 0 && size > maxBatchBytes {
+				break
+			}
+			n++
+		}
+		if n == 0 {
+			ob.scheduled = false
+			ob.mu.Unlock()
+			return
+		}
+		if n == len(items) {
+			ob.queue = nil
+		} else {
+			ob.queue = append([]*batchItem(nil), items[n:]...)
+		}
+		ob.mu.Unlock()
+		// Commands whose callers gave up before they were sent are not
+		// sent (their callers reported an unknown outcome, and nothing
+		// ran).
+		send := items[:0:0]
+		for _, it := range items[:n] {
+			if !it.done.Load() {
+				send = append(send, it)
+			}
+		}
+		if len(send) > 0 {
+			m.sendBatch(pid, send)
+		}
+		if inline {
+			ob.mu.Lock()
+			more := len(ob.queue) > 0
+			if !more {
+				ob.scheduled = false
+			}
+			ob.mu.Unlock()
+			if more {
+				m.work.run(func() { m.flushOutbox(addr, ob, false) })
+			}
+			return
+		}
+	}
+}
+
+// batchSlot is a registered process that receives the replies to one
+// batch (one or more CommandBatchReply, or a dead letter) and hands each
+// to its item. It unregisters itself once every item has ended.
+type batchSlot struct {
+	items []*batchItem // index seq-1
+	left  atomic.Int64 // items not yet ended
+	reg   *proto.ProcessRegistryValue
+	self  *proto.PID
+}
+
+func (m *Member) sendBatch(pid *proto.PID, items []*batchItem) {
+	s := &batchSlot{items: items, reg: m.proto.ProcessRegistry}
+	s.left.Store(int64(len(items)))
+	msg := &wire.CommandBatch{Commands: make([]*wire.CommandRequest, 0, len(items))}
+	for i, it := range items {
+		// A copy: the caller's request may be sent again (a retry) while
+		// this one is in flight.
+		r := &wire.CommandRequest{Kind: it.req.GetKind(), AggregateId: it.req.GetAggregateId(),
+			CommandId: it.req.GetCommandId(), Command: it.req.GetCommand(), Seq: uint32(i + 1)}
+		msg.Commands = append(msg.Commands, r)
+	}
+	s.self, _ = s.reg.Add(s, "orchestrix-batch"+s.reg.NextId())
+	for _, it := range items {
+		it.slot.Store(s)
+		if it.done.Load() {
+			// Abandoned meanwhile: its caller may not have seen the slot.
+			it.release()
+		}
+	}
+	m.root().RequestWithCustomSender(pid, msg, s.self)
+}
+
+// abandon ends the item for its caller: a reply that comes later is
+// dropped.
+func (it *batchItem) abandon() {
+	if it.done.CompareAndSwap(false, true) {
+		// sendBatch stores the slot before it reads done, and this reads
+		// the slot after setting done: one of the two sees the other.
+		it.release()
+	}
+}
+
+// release counts the ended item in its batch's slot, once.
+func (it *batchItem) release() {
+	if s := it.slot.Load(); s != nil && it.counted.CompareAndSwap(false, true) {
+		s.ended()
+	}
+}
+
+func (s *batchSlot) ended() {
+	if s.left.Add(-1) == 0 {
+		s.reg.Remove(s.self)
+	}
+}
+
+func (s *batchSlot) deliver(i int, msg any) {
+	if i < 0 || i >= len(s.items) {
+		return
+	}
+	it := s.items[i]
+	if !it.done.CompareAndSwap(false, true) {
+		return
+	}
+	it.reply <- msg
+	it.release()
+}
+
+func (s *batchSlot) SendUserMessage(_ *proto.PID, message any) {
+	_, msg, _ := proto.UnwrapEnvelope(message)
+	switch r := msg.(type) {
+	case *wire.CommandBatchReply:
+		for _, rep := range r.GetReplies() {
+			s.deliver(int(rep.GetSeq())-1, rep)
+		}
+	case *proto.DeadLetterResponse:
+		// The target has no request actor: none of the batch ran.
+		for i := range s.items {
+			s.deliver(i, r)
+		}
+	}
+}
+
+func (s *batchSlot) SendSystemMessage(*proto.PID, any) {}
+
+func (s *batchSlot) Stop(*proto.PID) {}
+
+// ---- serving side ----
+
+// replyBatch gathers the replies to one CommandBatch and sends them to its
+// sender as they finish: the worker whose reply finds no flush running
+// flushes (yielding the processor once first, as flushOutbox does, so
+// that the replies finishing together go together) until none is left.
+type replyBatch struct {
+	m      *Member
+	sender *proto.PID
+	mu     sync.Mutex
+	ready  []*wire.CommandReply
+	busy   bool
+}
+
+// serveBatch serves each command of b on a worker of its own (as single
+// requests are served), answering to sender.
+func (m *Member) serveBatch(sender *proto.PID, b *wire.CommandBatch) {
+	rb := &replyBatch{m: m, sender: sender}
+	for _, req := range b.GetCommands() {
+		m.serving.Add(1) // done once its reply is handed to the transport
+		m.work.run(func() {
+			r := m.serveCommand(req)
+			r.Seq = req.GetSeq()
+			rb.add(r)
+		})
+	}
+}
+
+// refuseBatch answers every command of b with code (a drained member).
+func (m *Member) refuseBatch(sender *proto.PID, b *wire.CommandBatch, code wire.Code, msg string) {
+	out := &wire.CommandBatchReply{Replies: make([]*wire.CommandReply, 0, len(b.GetCommands()))}
+	for _, req := range b.GetCommands() {
+		out.Replies = append(out.Replies, &wire.CommandReply{Code: code, Message: msg, Seq: req.GetSeq()})
+	}
+	m.root().Send(sender, out)
+}
+
+func (rb *replyBatch) add(r *wire.CommandReply) {
+	rb.mu.Lock()
+	rb.ready = append(rb.ready, r)
+	start := !rb.busy
+	rb.busy = true
+	rb.mu.Unlock()
+	if start {
+		rb.flush() // on this worker: its own command is done
+	}
+}
+
+func (rb *replyBatch) flush() {
+	for {
+		runtime.Gosched()
+		rb.mu.Lock()
+		ready := rb.ready
+		rb.ready = nil
+		if len(ready) == 0 {
+			rb.busy = false
+			rb.mu.Unlock()
+			return
+		}
+		rb.mu.Unlock()
+		rb.m.root().Send(rb.sender, &wire.CommandBatchReply{Replies: ready})
+		for range ready {
+			rb.m.serving.Done()
+		}
+	}
+}

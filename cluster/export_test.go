@@ -1,0 +1,5 @@
+package cluster
+
+// SetOlderBuildForTests makes the members started afterwards in this
+// process behave as members of a build without command batches (batch.go).
+func SetOlderBuildForTests() { olderBuildForTests = true }
