@@ -41,7 +41,15 @@ type pending struct {
 	records  [][]byte // MarshalBinary with Sequence 0
 	traceTP  string   // traceparent of the first event, linked from the commit span
 	state    atomicState
-	done     chan outcome
+	done     chan outcome                      // Append's answer; nil for AppendAsync
+	cb       func(journal.AppendResult, error) // AppendAsync's done function
+	stopCtx  func() bool                       // stops AppendAsync's context watch
+
+	// Storage for the common one-event append: ids, types, times and
+	// records point into these instead of four allocations of their own.
+	oneID, oneType [1]string
+	oneTime        [1]time.Time
+	oneRecord      [1][]byte
 
 	// Planning state, owned by the writer.
 	head        uint64 // head the write was planned on
@@ -66,14 +74,10 @@ func (j *Journal) Append(ctx context.Context, stream string, expected journal.Ex
 	if err != nil {
 		return journal.AppendResult{}, err
 	}
-	j.mu.Lock()
-	if j.closing {
-		j.mu.Unlock()
-		return journal.AppendResult{}, orchestrix.ErrClosed
+	p.done = make(chan outcome, 1)
+	if err := j.enqueue(p); err != nil {
+		return journal.AppendResult{}, err
 	}
-	j.queue = append(j.queue, p)
-	j.cond.Signal()
-	j.mu.Unlock()
 
 	select {
 	case o := <-p.done:
@@ -89,6 +93,64 @@ func (j *Journal) Append(ctx context.Context, stream string, expected journal.Ex
 	}
 }
 
+var _ journal.AsyncAppender = (*Journal)(nil)
+
+// AppendAsync queues an append as Append does and returns without
+// waiting for its commit; done is called exactly once with what Append
+// would have returned. See journal.AsyncAppender.
+//
+// done runs on the goroutine that committed the append's batch, after the
+// batch's heads are recorded, in the order of the batch; while it runs
+// that batch's slot is still taken (at most two batches commit at once),
+// so it must be quick. A ctx that ends while the append is queued fails
+// it with ctx's error (done is called on a goroutine of the context
+// package); once the writer has taken it into a batch it runs to
+// completion, bounded by Config.WriteTimeout.
+func (j *Journal) AppendAsync(ctx context.Context, stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope,
+	done func(journal.AppendResult, error)) error {
+	if done == nil {
+		return fmt.Errorf("journal/postgres: AppendAsync to %q: nil done function", stream)
+	}
+	if err := j.check(ctx); err != nil {
+		return err
+	}
+	p, err := j.prepare(stream, expected, events)
+	if err != nil {
+		return err
+	}
+	p.cb = done
+	if ctx.Done() != nil {
+		// Set up before the writer can see p, so that reply never races
+		// with this assignment.
+		p.stopCtx = context.AfterFunc(ctx, func() {
+			if p.state.cas(stateQueued, stateAbandoned) {
+				done(journal.AppendResult{}, ctx.Err())
+			}
+		})
+	}
+	if err := j.enqueue(p); err != nil {
+		if p.stopCtx != nil && !p.stopCtx() {
+			// The context ended first and done has been called with its
+			// error: the append is answered, as if it had been queued.
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// enqueue hands p to the writer, or reports ErrClosed.
+func (j *Journal) enqueue(p *pending) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closing {
+		return orchestrix.ErrClosed
+	}
+	j.queue = append(j.queue, p)
+	j.cond.Signal()
+	return nil
+}
+
 // prepare validates and encodes an append in the caller's goroutine.
 func (j *Journal) prepare(stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope) (*pending, error) {
 	if err := journal.ValidateStream(stream); err != nil {
@@ -97,15 +159,14 @@ func (j *Journal) prepare(stream string, expected journal.ExpectedVersion, event
 	if len(events) == 0 {
 		return nil, fmt.Errorf("journal/postgres: append to %q: %w", stream, journal.ErrNoEvents)
 	}
-	p := &pending{
-		stream:   stream,
-		expected: expected,
-		ids:      make([]string, len(events)),
-		types:    make([]string, len(events)),
-		times:    make([]time.Time, len(events)),
-		records:  make([][]byte, len(events)),
-		done:     make(chan outcome, 1),
-		traceTP:  events[0].TraceParent,
+	p := &pending{stream: stream, expected: expected, traceTP: events[0].TraceParent}
+	if len(events) == 1 {
+		p.ids, p.types, p.times, p.records = p.oneID[:], p.oneType[:], p.oneTime[:], p.oneRecord[:]
+	} else {
+		p.ids = make([]string, len(events))
+		p.types = make([]string, len(events))
+		p.times = make([]time.Time, len(events))
+		p.records = make([][]byte, len(events))
 	}
 	for i, ev := range events {
 		if len(ev.Data) > j.opts.MaxEventSize {
@@ -721,7 +782,15 @@ func (j *Journal) failAll(ps []*pending, err error) {
 
 // reply answers p once.
 func (j *Journal) reply(p *pending, res journal.AppendResult, err error) {
-	if p.state.cas(stateTaken, stateAnswered) {
-		p.done <- outcome{res, err}
+	if !p.state.cas(stateTaken, stateAnswered) {
+		return
 	}
+	if p.cb == nil {
+		p.done <- outcome{res, err}
+		return
+	}
+	if p.stopCtx != nil {
+		p.stopCtx()
+	}
+	p.cb(res, err)
 }
