@@ -2,13 +2,16 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
@@ -696,55 +699,65 @@ func scanStored(rows pgx.Rows) ([]storedEvent, error) {
 }
 
 // insert commits writes with one call of journal_append and returns the
-// first position of the batch.
+// first position of the batch. The parameters are encoded by
+// appendParams and sent with the statement prepared once per connection.
 func (j *Journal) insert(ctx context.Context, q querier, writes []*pending) (uint64, error) {
-	n := 0
-	for _, p := range writes {
-		n += len(p.ids)
+	ps, _ := paramsPool.Get().(*appendParams)
+	if ps == nil {
+		ps = new(appendParams)
 	}
-	var (
-		streams    = make([]string, len(writes))
-		priors     = make([]int64, len(writes))
-		newHeads   = make([]int64, len(writes))
-		chkStreams []string
-		chkIDs     []string
-		evStreams  = make([]string, 0, n)
-		evVersions = make([]int64, 0, n)
-		evIDs      = make([]string, 0, n)
-		evTypes    = make([]string, 0, n)
-		evTimes    = make([]*time.Time, 0, n)
-		evRecords  = make([][]byte, 0, n)
-		evCRCs     = make([]int64, 0, n)
-	)
-	for i, p := range writes {
-		streams[i] = p.stream
-		priors[i] = int64(p.head)
-		newHeads[i] = int64(p.head) + int64(len(p.ids))
-		if p.checkIDs {
-			for _, id := range p.ids {
-				chkStreams = append(chkStreams, p.stream)
-				chkIDs = append(chkIDs, id)
+	defer paramsPool.Put(ps)
+	values := ps.encode(j.channel, writes)
+	var first uint64
+	err := withConn(ctx, q, func(c *pgx.Conn) error {
+		sd, err := c.Prepare(ctx, j.sql.append, j.sql.append)
+		if err != nil {
+			return err
+		}
+		rr := c.PgConn().ExecPrepared(ctx, sd.Name, values, binaryFormats[:], binaryFormats[:1])
+		rows := 0
+		var got []byte
+		for rr.NextRow() {
+			rows++
+			if vals := rr.Values(); len(vals) == 1 {
+				got = vals[0]
+			}
+			if len(got) == 8 {
+				first = binary.BigEndian.Uint64(got)
 			}
 		}
-		for k := range p.ids {
-			v := p.head + uint64(k) + 1
-			evStreams = append(evStreams, p.stream)
-			evVersions = append(evVersions, int64(v))
-			evIDs = append(evIDs, p.ids[k])
-			evTypes = append(evTypes, p.types[k])
-			if p.times[k].IsZero() {
-				evTimes = append(evTimes, nil)
-			} else {
-				evTimes = append(evTimes, &p.times[k])
-			}
-			evRecords = append(evRecords, p.records[k])
-			evCRCs = append(evCRCs, checksum(p.stream, v, p.records[k]))
+		if _, err := rr.Close(); err != nil {
+			return err
 		}
+		if rows != 1 || len(got) != 8 {
+			return fmt.Errorf("journal_append returned %d rows, first value of %d bytes", rows, len(got))
+		}
+		return nil
+	})
+	return first, err
+}
+
+// paramsPool recycles the parameter buffers of insert.
+var paramsPool sync.Pool
+
+// binaryFormats asks for every parameter (and the result) in binary.
+var binaryFormats = [13]int16{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+
+// withConn runs f on q's connection: the transaction's, or one acquired
+// from the pool for the call.
+func withConn(ctx context.Context, q querier, f func(*pgx.Conn) error) error {
+	switch q := q.(type) {
+	case pgx.Tx:
+		return f(q.Conn())
+	case *pgxpool.Pool:
+		c, err := q.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Release()
+		return f(c.Conn())
 	}
-	var first int64
-	err := q.QueryRow(ctx, j.sql.append, j.channel, streams, priors, newHeads, chkStreams, chkIDs,
-		evStreams, evVersions, evIDs, evTypes, evTimes, evRecords, evCRCs).Scan(&first)
-	return uint64(first), err
+	return fmt.Errorf("journal/postgres: no connection in a %T", q)
 }
 
 // succeed answers the appends of a committed batch whose first event took
