@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/binary"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -23,9 +24,10 @@ type arrayWriter struct {
 }
 
 // start begins an array of n elements of type oid in w's buffer,
-// discarding what it held.
-func (w *arrayWriter) start(oid uint32, n int, hasNull bool) {
-	b := w.buf[:0]
+// discarding what it held, with room for size bytes of elements (their
+// length prefixes included).
+func (w *arrayWriter) start(oid uint32, n int, hasNull bool, size int) {
+	b := slices.Grow(w.buf[:0], 20+size)
 	b = binary.BigEndian.AppendUint32(b, 1)
 	flags := uint32(0)
 	if hasNull {
@@ -103,28 +105,51 @@ const (
 // stores writes (planned: each has its head) and returns them, in binary
 // format. The slices returned stay valid until the next encode.
 func (ps *appendParams) encode(channel string, writes []*pending) [][]byte {
+	// Counts and sizes first, so that each buffer grows at most once.
 	n, checks, nullTimes := 0, 0, false
+	var streamBytes, evStreamBytes, idBytes, typeBytes, recordBytes, checkStreamBytes, checkIDBytes int
 	for _, p := range writes {
 		n += len(p.ids)
+		streamBytes += 4 + len(p.stream)
+		evStreamBytes += len(p.ids) * (4 + len(p.stream))
+		ids := 0
+		for k, id := range p.ids {
+			ids += 4 + len(id)
+			typeBytes += 4 + len(p.types[k])
+			recordBytes += 4 + len(p.records[k])
+			nullTimes = nullTimes || p.times[k].IsZero()
+		}
+		idBytes += ids
 		if p.checkIDs {
 			checks += len(p.ids)
-		}
-		for _, t := range p.times {
-			nullTimes = nullTimes || t.IsZero()
+			checkStreamBytes += len(p.ids) * (4 + len(p.stream))
+			checkIDBytes += ids
 		}
 	}
 	a := &ps.arrays
 	for i := range a {
-		count, hasNull := n, false
+		count, hasNull, size := n, false, 12*n
 		switch i {
-		case parStreams, parPriors, parHeads:
-			count = len(writes)
-		case parCheckStreams, parCheckIDs:
-			count = checks
+		case parStreams:
+			count, size = len(writes), streamBytes
+		case parPriors, parHeads:
+			count, size = len(writes), 12*len(writes)
+		case parCheckStreams:
+			count, size = checks, checkStreamBytes
+		case parCheckIDs:
+			count, size = checks, checkIDBytes
+		case parEvStreams:
+			size = evStreamBytes
+		case parEvIDs:
+			size = idBytes
+		case parEvTypes:
+			size = typeBytes
 		case parEvTimes:
 			hasNull = nullTimes
+		case parEvRecords:
+			size = recordBytes
 		}
-		a[i].start(appendParamOIDs[i], count, hasNull)
+		a[i].start(appendParamOIDs[i], count, hasNull, size)
 	}
 	for _, p := range writes {
 		a[parStreams].text(p.stream)
