@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -186,4 +188,35 @@ func TestJournal_AppendAsync_DoneQueuesTheNextAppend(t *testing.T) {
 		t.Fatal("the chain of appends did not finish")
 	}
 	assert.Len(t, readAll(t, j, 1), n)
+}
+
+// TestJournal_AppendAsync_Close_CallsEveryDoneBeforeReturning: Close
+// returns only after the done function of every append queued before it
+// has returned, even one that takes a while.
+func TestJournal_AppendAsync_Close_CallsEveryDoneBeforeReturning(t *testing.T) {
+	j := openJournal(t, pgtest.DSN(t), postgres.Config{})
+	const n = 200
+	var calls, failed atomic.Int64
+	slow := make(chan struct{})
+	go func() {
+		// Correct code passes however long this takes; without the wait
+		// in Close, Close returns before it and the count is short.
+		time.Sleep(100 * time.Millisecond)
+		close(slow)
+	}()
+	for i := range n {
+		stream := fmt.Sprintf("s%d", i%50)
+		require.NoError(t, j.AppendAsync(context.Background(), stream, journal.Any, newEvents(stream, 1), func(_ journal.AppendResult, err error) {
+			if i == 0 {
+				<-slow
+			}
+			if err != nil {
+				failed.Add(1)
+			}
+			calls.Add(1)
+		}))
+	}
+	require.NoError(t, j.Close())
+	assert.Equal(t, int64(n), calls.Load())
+	assert.Zero(t, failed.Load())
 }

@@ -142,6 +142,7 @@ type Journal struct {
 	runCtx     context.Context
 	cancelRun  context.CancelFunc
 	writerDone chan struct{}
+	deliveries sync.WaitGroup // runBatch calls delivering AppendAsync outcomes
 	listenDone chan struct{}
 
 	// commits and events count successful batches and their events.
@@ -284,6 +285,7 @@ func (j *Journal) Close() error {
 		j.cond.Broadcast()
 		j.mu.Unlock()
 		<-j.writerDone
+		j.deliveries.Wait()
 		j.cancelRun()
 		<-j.listenDone
 		if j.ownPool {

@@ -47,6 +47,8 @@ type pending struct {
 	done     chan outcome                      // Append's answer; nil for AppendAsync
 	cb       func(journal.AppendResult, error) // AppendAsync's done function
 	stopCtx  func() bool                       // stops AppendAsync's context watch
+	answer   outcome                           // AppendAsync's outcome, delivered by runBatch
+	answered bool                              // answer is set
 
 	// Storage for the common one-event append: ids, types, times and
 	// records point into these instead of four allocations of their own.
@@ -102,10 +104,9 @@ var _ journal.AsyncAppender = (*Journal)(nil)
 // waiting for its commit; done is called exactly once with what Append
 // would have returned. See journal.AsyncAppender.
 //
-// done runs on the goroutine that committed the append's batch, after the
-// batch's heads are recorded, in the order of the batch; while it runs
-// that batch's slot is still taken (at most two batches commit at once),
-// so it must be quick. A ctx that ends while the append is queued fails
+// done runs on the goroutine that committed the append's batch, in the
+// order of the batch, after the batch's slot is given back (so the next
+// batch commits meanwhile); Close waits for it. A ctx that ends while the append is queued fails
 // it with ctx's error (done is called on a goroutine of the context
 // package); once the writer has taken it into a batch it runs to
 // completion, bounded by Config.WriteTimeout.
@@ -266,6 +267,12 @@ func (j *Journal) runBatch(batch []*pending) {
 		telemetryhooks.MetricsOf(j.opts.Metrics).ObserveCommit(committed, time.Since(start))
 	}
 	telemetryhooks.EndSpan(span, err)
+	// AppendAsync's done functions run after the batch's slot is given
+	// back, so that the next batch is formed and sent while they run
+	// (they may be the aggregate runtime's completions); Close waits for
+	// them.
+	j.deliveries.Add(1)
+	defer j.deliveries.Done()
 	j.mu.Lock()
 	for _, p := range batch {
 		delete(j.inFlight, p.stream)
@@ -274,6 +281,14 @@ func (j *Journal) runBatch(batch []*pending) {
 	j.completed++
 	j.cond.Broadcast()
 	j.mu.Unlock()
+	for _, p := range batch {
+		if p.cb != nil && p.answered {
+			if p.stopCtx != nil {
+				p.stopCtx()
+			}
+			p.cb(p.answer.res, p.answer.err)
+		}
+	}
 }
 
 // selectBatch takes the appends of the next batch from reqs, in order: at
@@ -802,8 +817,6 @@ func (j *Journal) reply(p *pending, res journal.AppendResult, err error) {
 		p.done <- outcome{res, err}
 		return
 	}
-	if p.stopCtx != nil {
-		p.stopCtx()
-	}
-	p.cb(res, err)
+	// Delivered by runBatch once the batch's slot is free.
+	p.answer, p.answered = outcome{res, err}, true
 }
