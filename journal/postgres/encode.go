@@ -74,6 +74,7 @@ func (w *arrayWriter) timestamptz(t time.Time) {
 type appendParams struct {
 	arrays [12]arrayWriter
 	values [13][]byte
+	crc    crcScratch
 }
 
 // Element type OIDs of journal_append's array parameters, in order
@@ -171,7 +172,7 @@ func (ps *appendParams) encode(channel string, writes []*pending) [][]byte {
 				a[parEvTimes].timestamptz(t)
 			}
 			a[parEvRecords].bytes(p.records[k])
-			a[parEvCRCs].int8(checksum(p.stream, v, p.records[k]))
+			a[parEvCRCs].int8(ps.crc.checksum(p.stream, v, p.records[k]))
 		}
 	}
 	ps.values[0] = []byte(channel)
