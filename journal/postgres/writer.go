@@ -106,10 +106,10 @@ var _ journal.AsyncAppender = (*Journal)(nil)
 //
 // done runs on the goroutine that committed the append's batch, in the
 // order of the batch, after the batch's slot is given back (so the next
-// batch commits meanwhile); Close waits for it. A ctx that ends while the append is queued fails
-// it with ctx's error (done is called on a goroutine of the context
-// package); once the writer has taken it into a batch it runs to
-// completion, bounded by Config.WriteTimeout.
+// batch commits meanwhile); Close waits for it. A ctx that ends while
+// the append is queued fails it with ctx's error (done is then called on
+// a goroutine of the context package); once the writer has taken it into
+// a batch it runs to completion, bounded by Config.WriteTimeout.
 func (j *Journal) AppendAsync(ctx context.Context, stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope,
 	done func(journal.AppendResult, error)) error {
 	if done == nil {
