@@ -39,6 +39,9 @@ type journalConfig struct {
 	jsonOut   bool
 	noSync    bool
 	profile   profileFlags
+	// serverCPU reads the PostgreSQL server's CPU time when the bench
+	// started the server itself (nil otherwise).
+	serverCPU func() (time.Duration, error)
 }
 
 // journalResult is one scenario's outcome; with -json it is printed as one
@@ -57,6 +60,11 @@ type journalResult struct {
 	EventsPerCommit float64 `json:"events_per_commit"`
 	EventBytes      int     `json:"event_bytes"`
 	Errors          uint64  `json:"errors"`
+	// CPU microseconds per event of this process and (when the bench
+	// started the server) of the PostgreSQL server, over the scenario's
+	// appends; 0 when not measured.
+	CPUusPerEvent       float64 `json:"cpu_us_per_event,omitempty"`
+	ServerCPUusPerEvent float64 `json:"server_cpu_us_per_event,omitempty"`
 }
 
 // openedJournal is a journal under test, how to read its commit counters
@@ -166,13 +174,13 @@ func runJournal(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if cfg.backend == "postgres" && cfg.dsn == "" {
-		dsn, _, stop, err := throwawayPG("journal", stderr)
+		dsn, serverCPU, stop, err := throwawayPG("journal", stderr)
 		if err != nil {
 			fmt.Fprintln(stderr, "bench journal:", err)
 			return 1
 		}
 		defer stop()
-		cfg.dsn = dsn
+		cfg.dsn, cfg.serverCPU = dsn, serverCPU
 	}
 	open, err := backendFor(cfg)
 	if err != nil {
@@ -218,7 +226,7 @@ func runJournal(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "bench journal:", err)
 			return 1
 		}
-		r, err := groupCommitScenario(ctx, open, dir, n, cfg.duration, template)
+		r, err := groupCommitScenario(ctx, open, dir, n, cfg.duration, template, cfg.serverCPU)
 		if err != nil {
 			fmt.Fprintln(stderr, "bench journal:", err)
 			return 1
@@ -264,7 +272,8 @@ func benchEvent(dataSize int) orchestrix.Envelope {
 	}
 }
 
-func groupCommitScenario(ctx context.Context, open journalBackend, dir string, n int, d time.Duration, template orchestrix.Envelope) (journalResult, error) {
+func groupCommitScenario(ctx context.Context, open journalBackend, dir string, n int, d time.Duration, template orchestrix.Envelope,
+	serverCPU func() (time.Duration, error)) (journalResult, error) {
 	name := fmt.Sprintf("group-commit-%d", n)
 	oj, err := open(ctx, name, dir)
 	if err != nil {
@@ -280,6 +289,7 @@ func groupCommitScenario(ctx context.Context, open journalBackend, dir string, n
 	for i := range streams {
 		streams[i] = fmt.Sprintf("bench-%05d", i)
 	}
+	cpu := startCPU(serverCPU)
 	load := closedLoop(n, d, func(i int, done uint64, _ *rand.Rand) error {
 		ev := template
 		ev.ID = orchestrix.NewID()
@@ -287,10 +297,14 @@ func groupCommitScenario(ctx context.Context, open journalBackend, dir string, n
 		_, err := oj.j.Append(ctx, streams[i], journal.Exact(done), []orchestrix.Envelope{ev})
 		return err
 	})
+	var used aggResult
+	used.Commands = load.done
+	cpu.stop(&used)
 	if err := load.err("appends"); err != nil {
 		return journalResult{}, fmt.Errorf("%d appenders: %w", n, err)
 	}
 	r := summarize(name, n, load)
+	r.CPUusPerEvent, r.ServerCPUusPerEvent = used.CPUusPerCommand, used.ServerCPUusPerCommand
 	if oj.stats != nil {
 		commits, committed := oj.stats()
 		r.Commits = commits
@@ -397,10 +411,11 @@ func summarize(name string, n int, load loadResult) journalResult {
 
 func printTable(w io.Writer, results []journalResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tbackend\tappenders\tevents/s\tp50 µs\tp99 µs\tmax µs\tevents/commit\tevent bytes\t\n")
+	fmt.Fprintf(tw, "scenario\tbackend\tappenders\tevents/s\tp50 µs\tp99 µs\tmax µs\tevents/commit\tevent bytes\tCPU µs/event\tserver CPU µs/event\t\n")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%d\t\n",
-			r.Scenario, r.Backend, r.Appenders, r.EventsPerSec, r.P50us, r.P99us, r.MaxUs, r.EventsPerCommit, r.EventBytes)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%d\t%.1f\t%.1f\t\n",
+			r.Scenario, r.Backend, r.Appenders, r.EventsPerSec, r.P50us, r.P99us, r.MaxUs, r.EventsPerCommit, r.EventBytes,
+			r.CPUusPerEvent, r.ServerCPUusPerEvent)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nGOMAXPROCS=%d, %s %s/%s\n", runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)

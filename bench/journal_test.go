@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/orchestrix/orchestrix/internal/pgtest"
 )
 
 func TestRun_JournalJSON_PrintsOneObjectPerScenario(t *testing.T) {
@@ -87,4 +89,24 @@ func TestRun_OpenBadFlags_ExitsWithUsageError(t *testing.T) {
 		require.Equal(t, 2, run(args, &stdout, &stderr), strings.Join(args, " "))
 		require.NotEmpty(t, stderr.String())
 	}
+}
+
+func TestRun_JournalPostgresWithoutDSN_ReportsClientAndServerCPU(t *testing.T) {
+	pgtest.Start(t) // skips, or fails under ORCHESTRIX_REQUIRE_PG, when PostgreSQL is not installed
+	t.Setenv("ORCHESTRIX_PG_DSN", "")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"journal", "-backend", "postgres", "-json", "-duration", "500ms", "-appenders", "16", "-baseline=false"}, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	sc := bufio.NewScanner(&stdout)
+	found := false
+	for sc.Scan() {
+		var r map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &r), sc.Text())
+		if r["scenario"] == "group-commit-16" {
+			found = true
+			require.Positive(t, r["cpu_us_per_event"], sc.Text())
+			require.Positive(t, r["server_cpu_us_per_event"], sc.Text())
+		}
+	}
+	require.True(t, found, stdout.String())
 }

@@ -2,9 +2,9 @@
 // in PostgreSQL, for deployments where several processes (cluster members)
 // append to and read from one journal.
 //
-// It implements journal.Journal, journal.Deleter, journal.Watcher,
-// journal.Shared and journal.Epochs, and passes the conformance suite in
-// journal/journaltest.
+// It implements journal.Journal, journal.AsyncAppender, journal.Deleter,
+// journal.Watcher, journal.Shared and journal.Epochs, and passes the
+// conformance suite in journal/journaltest.
 //
 // # Schema
 //
@@ -67,7 +67,10 @@
 // batch), checks each append's expected version against its cache of
 // stream heads (reading the heads it does not know in one query), and
 // commits all accepted appends with one call of journal_append: one round
-// trip and one transaction. The function locks journal_position, verifies
+// trip and one transaction. The call's parameters (one array per column)
+// are encoded straight into PostgreSQL's binary array format in buffers
+// reused from batch to batch, and sent with the statement prepared once
+// per connection. The function locks journal_position, verifies
 // that each stream's head is still the one the writer planned with while
 // moving it (one UPDATE of the existing streams' heads, one INSERT of the
 // new streams), inserts every event with unnest, sends a NOTIFY with the
@@ -128,5 +131,7 @@
 // error and is never stored. Once the writer has taken it into a batch,
 // Append waits for the batch's real outcome (bounded by
 // Config.WriteTimeout), so a returned context error always means "not
-// stored".
+// stored". AppendAsync follows the same rules and reports through its
+// done function: the aggregate runtime (package actor) uses it, which
+// spares a goroutine and a mailbox trip per append.
 package postgres

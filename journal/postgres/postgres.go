@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -142,6 +143,7 @@ type Journal struct {
 	runCtx     context.Context
 	cancelRun  context.CancelFunc
 	writerDone chan struct{}
+	deliveries sync.WaitGroup // runBatch calls delivering AppendAsync outcomes
 	listenDone chan struct{}
 
 	// commits and events count successful batches and their events.
@@ -284,6 +286,7 @@ func (j *Journal) Close() error {
 		j.cond.Broadcast()
 		j.mu.Unlock()
 		<-j.writerDone
+		j.deliveries.Wait()
 		j.cancelRun()
 		<-j.listenDone
 		if j.ownPool {
@@ -322,14 +325,22 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // checksum is the CRC-32C of stream, the big-endian version and record.
 func checksum(stream string, version uint64, record []byte) int64 {
-	c := crc32.Update(0, castagnoli, []byte(stream))
-	var v [8]byte
-	for i := range v {
-		v[i] = byte(version >> (56 - 8*i))
-	}
-	c = crc32.Update(c, castagnoli, v[:])
-	c = crc32.Update(c, castagnoli, record)
-	return int64(c)
+	var s crcScratch
+	return s.checksum(stream, version, record)
+}
+
+// crcScratch computes checksums without allocating per call: crc32.Update
+// keeps its argument alive (it calls through a function value), so a
+// converted stream name or a version array of its own would each be a
+// heap allocation per record; the scratch buffer is one per reader or
+// encoder, grown once.
+type crcScratch struct{ buf []byte }
+
+// checksum is the CRC-32C of stream, the big-endian version and record.
+func (s *crcScratch) checksum(stream string, version uint64, record []byte) int64 {
+	s.buf = binary.BigEndian.AppendUint64(append(s.buf[:0], stream...), version)
+	c := crc32.Update(0, castagnoli, s.buf)
+	return int64(crc32.Update(c, castagnoli, record))
 }
 
 // validText reports whether s can be stored in a PostgreSQL text column.

@@ -134,6 +134,7 @@ func (j *Journal) readChunks(ctx context.Context, stream string, max int, want u
 func scanRecords(rows pgx.Rows, recs []journal.Record, stream string) ([]journal.Record, error) {
 	defer rows.Close()
 	raw := rawColumns(rows.FieldDescriptions())
+	var crcs crcScratch
 	for rows.Next() {
 		var r journal.Record
 		var record []byte
@@ -157,7 +158,7 @@ func scanRecords(rows pgx.Rows, recs []journal.Record, stream string) ([]journal
 			}
 			r.Position, r.Stream, r.Version, record, crc = uint64(position), name, uint64(version), data, sum
 		}
-		if got := checksum(r.Stream, r.Version, record); got != crc {
+		if got := crcs.checksum(r.Stream, r.Version, record); got != crc {
 			return recs, &journal.CorruptionError{Stream: r.Stream, Version: r.Version, Position: r.Position,
 				Err: fmt.Errorf("checksum mismatch: stored %08x, computed %08x", uint32(crc), uint32(got))}
 		}

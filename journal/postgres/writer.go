@@ -2,13 +2,16 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/internal/telemetryhooks"
@@ -41,7 +44,17 @@ type pending struct {
 	records  [][]byte // MarshalBinary with Sequence 0
 	traceTP  string   // traceparent of the first event, linked from the commit span
 	state    atomicState
-	done     chan outcome
+	done     chan outcome                      // Append's answer; nil for AppendAsync
+	cb       func(journal.AppendResult, error) // AppendAsync's done function
+	stopCtx  func() bool                       // stops AppendAsync's context watch
+	answer   outcome                           // AppendAsync's outcome, delivered by runBatch
+	answered bool                              // answer is set
+
+	// Storage for the common one-event append: ids, types, times and
+	// records point into these instead of four allocations of their own.
+	oneID, oneType [1]string
+	oneTime        [1]time.Time
+	oneRecord      [1][]byte
 
 	// Planning state, owned by the writer.
 	head        uint64 // head the write was planned on
@@ -66,14 +79,10 @@ func (j *Journal) Append(ctx context.Context, stream string, expected journal.Ex
 	if err != nil {
 		return journal.AppendResult{}, err
 	}
-	j.mu.Lock()
-	if j.closing {
-		j.mu.Unlock()
-		return journal.AppendResult{}, orchestrix.ErrClosed
+	p.done = make(chan outcome, 1)
+	if err := j.enqueue(p); err != nil {
+		return journal.AppendResult{}, err
 	}
-	j.queue = append(j.queue, p)
-	j.cond.Signal()
-	j.mu.Unlock()
 
 	select {
 	case o := <-p.done:
@@ -89,6 +98,63 @@ func (j *Journal) Append(ctx context.Context, stream string, expected journal.Ex
 	}
 }
 
+var _ journal.AsyncAppender = (*Journal)(nil)
+
+// AppendAsync queues an append as Append does and returns without
+// waiting for its commit; done is called exactly once with what Append
+// would have returned. See journal.AsyncAppender.
+//
+// done runs on the goroutine that committed the append's batch, in the
+// order of the batch, after the batch's slot is given back (so the next
+// batch commits meanwhile); Close waits for it. A ctx that ends while
+// the append is queued fails it with ctx's error (done is then called on
+// a goroutine of the context package); once the writer has taken it into
+// a batch it runs to completion, bounded by Config.WriteTimeout.
+func (j *Journal) AppendAsync(ctx context.Context, stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope,
+	done func(journal.AppendResult, error)) error {
+	if done == nil {
+		return fmt.Errorf("journal/postgres: AppendAsync to %q: nil done function", stream)
+	}
+	if err := j.check(ctx); err != nil {
+		return err
+	}
+	p, err := j.prepare(stream, expected, events)
+	if err != nil {
+		return err
+	}
+	p.cb = done
+	if ctx.Done() != nil {
+		// Set up before the writer can see p, so that reply never races
+		// with this assignment.
+		p.stopCtx = context.AfterFunc(ctx, func() {
+			if p.state.cas(stateQueued, stateAbandoned) {
+				done(journal.AppendResult{}, ctx.Err())
+			}
+		})
+	}
+	if err := j.enqueue(p); err != nil {
+		if p.stopCtx != nil && !p.stopCtx() {
+			// The context ended first and done has been called with its
+			// error: the append is answered, as if it had been queued.
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// enqueue hands p to the writer, or reports ErrClosed.
+func (j *Journal) enqueue(p *pending) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closing {
+		return orchestrix.ErrClosed
+	}
+	j.queue = append(j.queue, p)
+	j.cond.Signal()
+	return nil
+}
+
 // prepare validates and encodes an append in the caller's goroutine.
 func (j *Journal) prepare(stream string, expected journal.ExpectedVersion, events []orchestrix.Envelope) (*pending, error) {
 	if err := journal.ValidateStream(stream); err != nil {
@@ -97,15 +163,14 @@ func (j *Journal) prepare(stream string, expected journal.ExpectedVersion, event
 	if len(events) == 0 {
 		return nil, fmt.Errorf("journal/postgres: append to %q: %w", stream, journal.ErrNoEvents)
 	}
-	p := &pending{
-		stream:   stream,
-		expected: expected,
-		ids:      make([]string, len(events)),
-		types:    make([]string, len(events)),
-		times:    make([]time.Time, len(events)),
-		records:  make([][]byte, len(events)),
-		done:     make(chan outcome, 1),
-		traceTP:  events[0].TraceParent,
+	p := &pending{stream: stream, expected: expected, traceTP: events[0].TraceParent}
+	if len(events) == 1 {
+		p.ids, p.types, p.times, p.records = p.oneID[:], p.oneType[:], p.oneTime[:], p.oneRecord[:]
+	} else {
+		p.ids = make([]string, len(events))
+		p.types = make([]string, len(events))
+		p.times = make([]time.Time, len(events))
+		p.records = make([][]byte, len(events))
 	}
 	for i, ev := range events {
 		if len(ev.Data) > j.opts.MaxEventSize {
@@ -202,6 +267,12 @@ func (j *Journal) runBatch(batch []*pending) {
 		telemetryhooks.MetricsOf(j.opts.Metrics).ObserveCommit(committed, time.Since(start))
 	}
 	telemetryhooks.EndSpan(span, err)
+	// AppendAsync's done functions run after the batch's slot is given
+	// back, so that the next batch is formed and sent while they run
+	// (they may be the aggregate runtime's completions); Close waits for
+	// them.
+	j.deliveries.Add(1)
+	defer j.deliveries.Done()
 	j.mu.Lock()
 	for _, p := range batch {
 		delete(j.inFlight, p.stream)
@@ -210,6 +281,14 @@ func (j *Journal) runBatch(batch []*pending) {
 	j.completed++
 	j.cond.Broadcast()
 	j.mu.Unlock()
+	for _, p := range batch {
+		if p.cb != nil && p.answered {
+			if p.stopCtx != nil {
+				p.stopCtx()
+			}
+			p.cb(p.answer.res, p.answer.err)
+		}
+	}
 }
 
 // selectBatch takes the appends of the next batch from reqs, in order: at
@@ -635,55 +714,65 @@ func scanStored(rows pgx.Rows) ([]storedEvent, error) {
 }
 
 // insert commits writes with one call of journal_append and returns the
-// first position of the batch.
+// first position of the batch. The parameters are encoded by
+// appendParams and sent with the statement prepared once per connection.
 func (j *Journal) insert(ctx context.Context, q querier, writes []*pending) (uint64, error) {
-	n := 0
-	for _, p := range writes {
-		n += len(p.ids)
+	ps, _ := paramsPool.Get().(*appendParams)
+	if ps == nil {
+		ps = new(appendParams)
 	}
-	var (
-		streams    = make([]string, len(writes))
-		priors     = make([]int64, len(writes))
-		newHeads   = make([]int64, len(writes))
-		chkStreams []string
-		chkIDs     []string
-		evStreams  = make([]string, 0, n)
-		evVersions = make([]int64, 0, n)
-		evIDs      = make([]string, 0, n)
-		evTypes    = make([]string, 0, n)
-		evTimes    = make([]*time.Time, 0, n)
-		evRecords  = make([][]byte, 0, n)
-		evCRCs     = make([]int64, 0, n)
-	)
-	for i, p := range writes {
-		streams[i] = p.stream
-		priors[i] = int64(p.head)
-		newHeads[i] = int64(p.head) + int64(len(p.ids))
-		if p.checkIDs {
-			for _, id := range p.ids {
-				chkStreams = append(chkStreams, p.stream)
-				chkIDs = append(chkIDs, id)
+	defer paramsPool.Put(ps)
+	values := ps.encode(j.channel, writes)
+	var first uint64
+	err := withConn(ctx, q, func(c *pgx.Conn) error {
+		sd, err := c.Prepare(ctx, j.sql.append, j.sql.append)
+		if err != nil {
+			return err
+		}
+		rr := c.PgConn().ExecPrepared(ctx, sd.Name, values, binaryFormats[:], binaryFormats[:1])
+		rows := 0
+		var got []byte
+		for rr.NextRow() {
+			rows++
+			if vals := rr.Values(); len(vals) == 1 {
+				got = vals[0]
+			}
+			if len(got) == 8 {
+				first = binary.BigEndian.Uint64(got)
 			}
 		}
-		for k := range p.ids {
-			v := p.head + uint64(k) + 1
-			evStreams = append(evStreams, p.stream)
-			evVersions = append(evVersions, int64(v))
-			evIDs = append(evIDs, p.ids[k])
-			evTypes = append(evTypes, p.types[k])
-			if p.times[k].IsZero() {
-				evTimes = append(evTimes, nil)
-			} else {
-				evTimes = append(evTimes, &p.times[k])
-			}
-			evRecords = append(evRecords, p.records[k])
-			evCRCs = append(evCRCs, checksum(p.stream, v, p.records[k]))
+		if _, err := rr.Close(); err != nil {
+			return err
 		}
+		if rows != 1 || len(got) != 8 {
+			return fmt.Errorf("journal_append returned %d rows, first value of %d bytes", rows, len(got))
+		}
+		return nil
+	})
+	return first, err
+}
+
+// paramsPool recycles the parameter buffers of insert.
+var paramsPool sync.Pool
+
+// binaryFormats asks for every parameter (and the result) in binary.
+var binaryFormats = [13]int16{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+
+// withConn runs f on q's connection: the transaction's, or one acquired
+// from the pool for the call.
+func withConn(ctx context.Context, q querier, f func(*pgx.Conn) error) error {
+	switch q := q.(type) {
+	case pgx.Tx:
+		return f(q.Conn())
+	case *pgxpool.Pool:
+		c, err := q.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Release()
+		return f(c.Conn())
 	}
-	var first int64
-	err := q.QueryRow(ctx, j.sql.append, j.channel, streams, priors, newHeads, chkStreams, chkIDs,
-		evStreams, evVersions, evIDs, evTypes, evTimes, evRecords, evCRCs).Scan(&first)
-	return uint64(first), err
+	return fmt.Errorf("journal/postgres: no connection in a %T", q)
 }
 
 // succeed answers the appends of a committed batch whose first event took
@@ -721,7 +810,13 @@ func (j *Journal) failAll(ps []*pending, err error) {
 
 // reply answers p once.
 func (j *Journal) reply(p *pending, res journal.AppendResult, err error) {
-	if p.state.cas(stateTaken, stateAnswered) {
-		p.done <- outcome{res, err}
+	if !p.state.cas(stateTaken, stateAnswered) {
+		return
 	}
+	if p.cb == nil {
+		p.done <- outcome{res, err}
+		return
+	}
+	// Delivered by runBatch once the batch's slot is free.
+	p.answer, p.answered = outcome{res, err}, true
 }
