@@ -20,6 +20,9 @@ import (
 // connection is held while the caller consumes a chunk.
 const readChunk = 512
 
+// readFirstChunk is the room a read starts with; see readChunks.
+const readFirstChunk = 16
+
 // clampInt64 converts a uint64 bound to the bigint range.
 func clampInt64(v uint64) int64 {
 	if v > math.MaxInt64 {
@@ -84,9 +87,11 @@ func (j *Journal) readChunks(ctx context.Context, stream string, max int, want u
 	query func(n int) (pgx.Rows, error), advance func(last journal.Record) bool) {
 	remaining := max
 	// One slice of records serves every chunk (they are yielded by
-	// value), sized for what the caller expects (want, 0 when unknown):
-	// a short stream must not cost a full chunk.
-	recs := make([]journal.Record, 0, min(uint64(max), uint64(readChunk), want))
+	// value). It starts small and grows by appending: a recovery asks
+	// for every version up to the largest, so want is no guide, and
+	// zeroing room for a full chunk on each read of a short stream cost
+	// more CPU than anything else in recovering a cold aggregate.
+	recs := make([]journal.Record, 0, min(uint64(max), readFirstChunk, want))
 	var err error
 	for remaining > 0 {
 		n := min(remaining, readChunk)
