@@ -197,6 +197,10 @@ type Journal struct {
 
 	w writerState // owned by the writer goroutine (and Open)
 
+	// format is the file's layout version (formatVersion, or
+	// formatVersion1 until a writable Open upgrades it).
+	format uint64
+
 	// blockSize is the largest journal.log value the writer builds from
 	// several records: half a page, less bbolt's per-element overhead.
 	blockSize int
@@ -240,6 +244,8 @@ type streamState struct {
 	recentLast uint64
 	recentLen  int
 	dirty      bool // in writerState.dirty
+	inRound    bool // in writerState.round, not yet flushed
+	flushed    bool // in writerState.flushed
 }
 
 // noFreelistSync is false: Open persists the free list. Benchmarks set it
@@ -296,6 +302,12 @@ func Open(path string, cfg Config) (*Journal, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("journal/bolt: open %s: %w", path, err)
 	}
+	if j.format == formatVersion1 {
+		if err := j.upgradeFormat1(); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("journal/bolt: open %s: %w", path, err)
+		}
+	}
 	go j.writer()
 	return j, nil
 }
@@ -351,10 +363,24 @@ func checkBuckets(tx *bbolt.Tx) error {
 			return fmt.Errorf("%w: no bucket %s (not a journal file)", orchestrix.ErrCorrupt, name)
 		}
 	}
-	if v := tx.Bucket(bucketMeta).Get(metaFormat); v != nil && (len(v) != 8 || binary.BigEndian.Uint64(v) != formatVersion) {
-		return fmt.Errorf("%w: unknown journal format %x", orchestrix.ErrCorrupt, v)
+	_, err := fileFormat(tx.Bucket(bucketMeta))
+	return err
+}
+
+// fileFormat returns the layout version stored in meta: formatVersion, or
+// formatVersion1 for a file written before it (or one that has no format
+// yet).
+func fileFormat(meta *bbolt.Bucket) (uint64, error) {
+	v := meta.Get(metaFormat)
+	if v == nil {
+		return formatVersion1, nil
 	}
-	return nil
+	if len(v) == 8 {
+		if f := binary.BigEndian.Uint64(v); f == formatVersion || f == formatVersion1 {
+			return f, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown journal format %x", orchestrix.ErrCorrupt, v)
 }
 
 func initBuckets(tx *bbolt.Tx) error {
@@ -364,13 +390,36 @@ func initBuckets(tx *bbolt.Tx) error {
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
-	if v := meta.Get(metaFormat); v != nil {
-		if len(v) != 8 || binary.BigEndian.Uint64(v) != formatVersion {
-			return fmt.Errorf("%w: unknown journal format %x", orchestrix.ErrCorrupt, v)
-		}
-		return nil
+	if meta.Get(metaFormat) != nil {
+		_, err := fileFormat(meta) // a version 1 file is upgraded after load
+		return err
+	}
+	if k, _ := tx.Bucket(bucketLog).Cursor().First(); k != nil {
+		// Buckets with records but no format: written by a version
+		// before formats were recorded, which had version 1's layout.
+		return meta.Put(metaFormat, binary.BigEndian.AppendUint64(nil, formatVersion1))
 	}
 	return meta.Put(metaFormat, binary.BigEndian.AppendUint64(nil, formatVersion))
+}
+
+// upgradeFormat1 turns a version 1 file, just loaded, into version 2: one
+// transaction indexes every stream's unindexed runs, writes its head,
+// moves the checkpoint to the last position and records the new format.
+// Version 1 could leave a head in journal.streams ahead of journal.index
+// (a deletion wrote the head without indexing the stream's newer records),
+// which version 2's Open would take as indexed; after the upgrade every
+// head is covered.
+func (j *Journal) upgradeFormat1() error {
+	err := update(j.db, func(tx *bbolt.Tx) error {
+		if err := j.flushAll(tx); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(metaFormat, binary.BigEndian.AppendUint64(nil, formatVersion))
+	})
+	if err != nil {
+		return fmt.Errorf("upgrade to format %d: %w", formatVersion, err)
+	}
+	return j.load()
 }
 
 // load (re)builds all in-memory state from the file: heads from
@@ -379,7 +428,7 @@ func initBuckets(tx *bbolt.Tx) error {
 func (j *Journal) load() error {
 	var streams map[string]*streamState
 	w := writerState{}
-	var lastPos uint64
+	var lastPos, format uint64
 	err := view(j.db, func(tx *bbolt.Tx) error {
 		sb := tx.Bucket(bucketStreams)
 		// Sized up front (counting the keys reads the bucket's pages
@@ -404,6 +453,9 @@ func (j *Journal) load() error {
 			return err
 		}
 		meta := tx.Bucket(bucketMeta)
+		if format, err = fileFormat(meta); err != nil {
+			return err
+		}
 		var checkpoint uint64
 		if v := meta.Get(metaCheckpoint); len(v) == 8 {
 			checkpoint = binary.BigEndian.Uint64(v)
@@ -412,6 +464,7 @@ func (j *Journal) load() error {
 			lastPos = binary.BigEndian.Uint64(v)
 		}
 		lastPos = max(lastPos, checkpoint)
+		w.checkpoint = checkpoint
 		c := tx.Bucket(bucketLog).Cursor()
 		first, block, ok := findBlock(c, checkpoint+1)
 		for ok {
@@ -444,6 +497,14 @@ func (j *Journal) load() error {
 					st = newStreamState(string(f.stream))
 					streams[st.name] = st
 				}
+				if format != formatVersion1 && f.version <= st.head {
+					// Indexed already: a checkpoint slice wrote the
+					// stream's entries and head after this record.
+					// (A stream's records follow each other in
+					// version order, so st.head is the stored head
+					// until the first record above it.)
+					continue
+				}
 				st.pending = appendRun(st.pending, run{version: f.version, pos: pos, n: 1})
 				st.head = max(st.head, f.version)
 				st.wHead = st.head
@@ -451,7 +512,6 @@ func (j *Journal) load() error {
 					st.dirty = true
 					w.dirty = append(w.dirty, st)
 				}
-				w.pendingEvents++
 			}
 			lastPos = max(lastPos, first+uint64(n)-1)
 			k, v := c.Next()
@@ -469,6 +529,7 @@ func (j *Journal) load() error {
 		return err
 	}
 	w.nextPos = lastPos + 1
+	j.format = format
 	j.mu.Lock()
 	j.streams = streams
 	j.lastPos = lastPos

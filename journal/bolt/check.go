@@ -140,6 +140,7 @@ type checker struct {
 	rep        journal.CheckReport
 	streams    map[string]*streamCheck
 	checkpoint uint64
+	format     uint64
 	steps      int
 }
 
@@ -214,11 +215,14 @@ func checkTx(ctx context.Context, tx *bbolt.Tx) (journal.CheckReport, error) {
 
 // checkMeta verifies journal.meta and returns the stored last position.
 func (c *checker) checkMeta(meta *bbolt.Bucket) uint64 {
+	c.format = formatVersion
 	switch v := meta.Get(metaFormat); {
 	case v == nil:
 		c.add("", 0, 0, "journal.meta has no format version")
-	case len(v) != 8 || binary.BigEndian.Uint64(v) != formatVersion:
+	case len(v) != 8 || (binary.BigEndian.Uint64(v) != formatVersion && binary.BigEndian.Uint64(v) != formatVersion1):
 		c.add("", 0, 0, "unknown journal format %x", v)
+	default:
+		c.format = binary.BigEndian.Uint64(v)
 	}
 	get := func(key []byte) uint64 {
 		v := meta.Get(key)
@@ -423,18 +427,39 @@ func (c *checker) finishStream(sc *streamCheck) error {
 		case lok && iok && lv == iv:
 			if lp != ip {
 				c.add(sc.name, lv, lp, "journal.index maps this version to position %d, but the log stores it here", ip)
+			} else if c.format != formatVersion1 && iv > max(sc.head, sc.cpMax) {
+				// (A head below cpMax is reported once, above.)
+				c.indexAboveHead(sc, iv, ip)
 			}
 			logCur.next()
 			idxCur.next()
 		case lok && (!iok || lv < iv):
-			if lp <= c.checkpoint {
+			switch {
+			case lp <= c.checkpoint:
 				c.add(sc.name, lv, lp, "record is before the index checkpoint (position %d) but missing from journal.index", c.checkpoint)
+			case c.format != formatVersion1 && sc.known && lv <= sc.head:
+				// Open takes the versions up to the stored head from
+				// journal.index and skips them in the log: this record
+				// would be invisible.
+				c.add(sc.name, lv, lp, "record is at or below the head %d in journal.streams but missing from journal.index", sc.head)
 			}
 			logCur.next()
 		default:
 			c.add(sc.name, iv, ip, "journal.index maps this version to a position that holds no such record")
 			idxCur.next()
 		}
+	}
+}
+
+// indexAboveHead reports an index entry for a version above the stream's
+// stored head: a checkpoint writes a stream's entries and head in one
+// transaction, so the head cannot be behind them (Open would then take
+// the record from both the index and the log).
+func (c *checker) indexAboveHead(sc *streamCheck, version, pos uint64) {
+	if sc.known {
+		c.add(sc.name, version, pos, "journal.index covers this version, above the head %d in journal.streams", sc.head)
+	} else {
+		c.add(sc.name, version, pos, "journal.index covers this version but the stream has no journal.streams entry")
 	}
 }
 

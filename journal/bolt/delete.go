@@ -48,7 +48,7 @@ func (j *Journal) runDelete(r *request) {
 	if to <= st.deletedTo {
 		return
 	}
-	var newPending []run
+	var newPending []run // st's unindexed runs above to
 	err := j.db.Update(func(tx *bbolt.Tx) error {
 		logB := tx.Bucket(bucketLog)
 		var positions []uint64
@@ -92,6 +92,12 @@ func (j *Journal) runDelete(r *request) {
 				newPending = append(newPending, run{version: to + 1, pos: p.pos + skip, n: p.n - skip})
 			}
 		}
+		// The stream's head in journal.streams must not run ahead of
+		// journal.index (Open takes every version up to it from the
+		// index): index its remaining unindexed runs with it.
+		if err := putRuns(idx, st.prefix, newPending); err != nil {
+			return err
+		}
 		if err := putStream(tx.Bucket(bucketStreams), st.name, st.wHead, to); err != nil {
 			return err
 		}
@@ -108,7 +114,7 @@ func (j *Journal) runDelete(r *request) {
 	}
 	j.mu.Lock()
 	st.deletedTo = to
-	st.pending = newPending
+	st.pending = nil
 	j.mu.Unlock()
 }
 
