@@ -69,9 +69,12 @@ type Config struct {
 	MaxBatchEvents int
 	MaxBatchBytes  int
 
-	// IndexEvery is the number of appended events after which a commit
-	// also writes the stream index and heads (see "Deferred index"). It
-	// bounds the log tail Open scans. Zero means DefaultIndexEvery.
+	// IndexEvery is the number of log positions after the index
+	// checkpoint at which a checkpoint round begins: the commits of the
+	// next IndexEvery/2 events then write the stream index and heads, a
+	// slice of the streams each (see "Deferred index"). It bounds the log
+	// tail Open scans (about 1.5×IndexEvery). Zero means
+	// DefaultIndexEvery.
 	IndexEvery int
 
 	// IdempotencyWindow is the number of most recent events of each
@@ -683,7 +686,8 @@ type Stats struct {
 	Commits uint64
 	// Events is the number of events those commits stored.
 	Events uint64
-	// Checkpoints is the number of index checkpoints written with them.
+	// Checkpoints is the number of checkpoint rounds completed (each moved
+	// the checkpoint position; a round spreads over several commits).
 	Checkpoints uint64
 }
 
