@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	bbolt "go.etcd.io/bbolt"
 	bberrors "go.etcd.io/bbolt/errors"
@@ -47,6 +46,7 @@ const (
 	DefaultFileMode          = 0o600
 	DefaultTimeout           = 5 * time.Second
 	DefaultPageSize          = 16 << 10
+	DefaultCachedHeads       = 1 << 18
 )
 
 // Config configures a Journal. The zero value is a durable journal with
@@ -81,6 +81,15 @@ type Config struct {
 	// stream whose ids are compared with a retry appended with Any or
 	// StreamExists. Zero means DefaultIdempotencyWindow; at most 1<<16.
 	IdempotencyWindow int
+
+	// CachedHeads is how many streams' heads are kept in memory besides
+	// those of streams with records not yet in journal.index (which are
+	// always kept). The rest are read from journal.streams when an
+	// append, a deletion or a read needs them, and cached again; the
+	// least recently appended-to are evicted first (a clock over the
+	// cached streams). One cached head costs about 250 bytes plus twice
+	// the stream name. Zero means DefaultCachedHeads.
+	CachedHeads int
 
 	// PageSize is the bbolt page size of a newly created file, a power of
 	// two from 4 KiB to 64 KiB; a file that exists keeps the page size it
@@ -128,6 +137,8 @@ func (c Config) Validate() error {
 		return errors.New("journal/bolt: MaxBatchBytes out of range 0..1 GiB")
 	case c.IndexEvery < 0:
 		return errors.New("journal/bolt: negative IndexEvery")
+	case c.CachedHeads < 0:
+		return errors.New("journal/bolt: negative CachedHeads")
 	case c.IdempotencyWindow < 0 || c.IdempotencyWindow > 1<<16:
 		return errors.New("journal/bolt: IdempotencyWindow out of range 0..65536")
 	case c.Timeout < 0:
@@ -156,6 +167,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PageSize == 0 {
 		c.PageSize = DefaultPageSize
+	}
+	if c.CachedHeads == 0 {
+		c.CachedHeads = DefaultCachedHeads
 	}
 	if c.FileMode == 0 {
 		c.FileMode = DefaultFileMode
@@ -249,6 +263,8 @@ type streamState struct {
 	dirty      bool // in writerState.dirty
 	inRound    bool // in writerState.round, not yet flushed
 	flushed    bool // in writerState.flushed
+	ref        bool // appended to or deleted since the clock hand passed
+	slot       int  // index in writerState.clock
 }
 
 // noFreelistSync is false: Open persists the free list. Benchmarks set it
@@ -433,28 +449,12 @@ func (j *Journal) load() error {
 	w := writerState{}
 	var lastPos, format uint64
 	err := view(j.db, func(tx *bbolt.Tx) error {
+		// Only the streams the log tail names are loaded (with their
+		// stored heads); every other head stays on disk until an append,
+		// a deletion or a read asks for it (heads.go).
 		sb := tx.Bucket(bucketStreams)
-		// Sized up front (counting the keys reads the bucket's pages
-		// once more, much less than growing the map step by step), and
-		// the states, names and prefixes come from large blocks: with a
-		// million streams, Open spent most of its time in map growth,
-		// allocation and the garbage collector (BENCHMARKS.md, issue 12).
-		streams = make(map[string]*streamState, sb.Stats().KeyN)
-		var arena headArena
-		err := sb.ForEach(func(k, v []byte) error {
-			if len(v) != 16 {
-				return &journal.CorruptionError{Stream: string(k), Err: errors.New("malformed stream head entry")}
-			}
-			st := arena.newStream(k)
-			st.head = binary.BigEndian.Uint64(v[0:8])
-			st.deletedTo = binary.BigEndian.Uint64(v[8:16])
-			st.wHead = st.head
-			streams[st.name] = st
-			return nil
-		})
-		if err != nil {
-			return err
-		}
+		streams = make(map[string]*streamState)
+		var err error
 		meta := tx.Bucket(bucketMeta)
 		if format, err = fileFormat(meta); err != nil {
 			return err
@@ -498,6 +498,10 @@ func (j *Journal) load() error {
 				st := streams[string(f.stream)]
 				if st == nil {
 					st = newStreamState(string(f.stream))
+					if st.head, st.deletedTo, _, err = storedHead(sb, st.name); err != nil {
+						return err
+					}
+					st.wHead = st.head
 					streams[st.name] = st
 				}
 				if format != formatVersion1 && f.version <= st.head {
@@ -532,6 +536,11 @@ func (j *Journal) load() error {
 		return err
 	}
 	w.nextPos = lastPos + 1
+	w.clock = make([]*streamState, 0, len(streams))
+	for _, st := range streams {
+		st.slot = len(w.clock)
+		w.clock = append(w.clock, st)
+	}
 	j.format = format
 	j.mu.Lock()
 	j.streams = streams
@@ -543,41 +552,6 @@ func (j *Journal) load() error {
 
 func newStreamState(name string) *streamState {
 	return &streamState{name: name, prefix: streamPrefix(name)}
-}
-
-// headArena hands out the states of the streams load finds, with their
-// names and index prefixes, from blocks instead of three allocations per
-// stream. The blocks are never written again once handed out, so the
-// names may be strings over them.
-type headArena struct {
-	states []streamState
-	bytes  []byte
-}
-
-// newStream returns a new state for the stream named by key (a bbolt key,
-// copied).
-func (a *headArena) newStream(key []byte) *streamState {
-	if len(key) == 0 {
-		return newStreamState("")
-	}
-	if len(a.states) == cap(a.states) {
-		a.states = make([]streamState, 0, 1024)
-	}
-	a.states = a.states[:len(a.states)+1]
-	st := &a.states[len(a.states)-1]
-	if need := 2*len(key) + binary.MaxVarintLen64; cap(a.bytes)-len(a.bytes) < need {
-		a.bytes = make([]byte, 0, max(64<<10, need))
-	}
-	start := len(a.bytes)
-	a.bytes = append(a.bytes, key...)
-	st.name = unsafe.String(&a.bytes[start], len(key))
-	start = len(a.bytes)
-	a.bytes = binary.AppendUvarint(a.bytes, uint64(len(key)))
-	a.bytes = append(a.bytes, key...)
-	// A full slice expression: an append to the prefix must copy it,
-	// never write over the next stream's bytes.
-	st.prefix = a.bytes[start:len(a.bytes):len(a.bytes)]
-	return st
 }
 
 // idKey is the hash of an event id kept in a stream's recent-id ring.
@@ -626,17 +600,17 @@ func (j *Journal) checkOpen(ctx context.Context) error {
 }
 
 // Head returns the highest version ever stored in stream, 0 for a stream
-// never written. It reads memory only.
+// never written. It reads memory, or journal.streams when the stream's head
+// is not cached (Config.CachedHeads).
 func (j *Journal) Head(ctx context.Context, stream string) (uint64, error) {
 	if err := j.checkOpen(ctx); err != nil {
 		return 0, err
 	}
-	j.mu.RLock()
-	defer j.mu.RUnlock()
-	if st := j.streams[stream]; st != nil {
-		return st.head, nil
+	s, ok, err := j.snapshot(stream)
+	if err != nil || !ok {
+		return 0, err
 	}
-	return 0, nil
+	return s.head, nil
 }
 
 // LastPosition returns the position of the newest committed record, 0 for

@@ -20,31 +20,100 @@ import (
 )
 
 // Streams lists every stream ever written, in ascending order of name,
-// with its head and deletion point as last committed. It reads memory
-// only (the heads are kept in memory), so it costs no I/O.
+// with its head and deletion point as last committed. It merges the
+// cached heads with journal.streams, which it reads in chunks, each in its
+// own short read transaction (so a long listing does not hold one open).
 func (j *Journal) Streams(ctx context.Context) iter.Seq2[journal.StreamInfo, error] {
 	return func(yield func(journal.StreamInfo, error) bool) {
 		if err := j.checkOpen(ctx); err != nil {
 			yield(journal.StreamInfo{}, err)
 			return
 		}
+		// The cached streams as they stand now: those not yet in
+		// journal.streams (new, not flushed) are listed from here.
 		j.mu.RLock()
-		infos := make([]journal.StreamInfo, 0, len(j.streams))
+		cached := make([]journal.StreamInfo, 0, len(j.streams))
 		for _, st := range j.streams {
-			if st.head > 0 {
-				infos = append(infos, journal.StreamInfo{Name: st.name, Head: st.head, DeletedTo: st.deletedTo})
-			}
+			cached = append(cached, journal.StreamInfo{Name: st.name, Head: st.head, DeletedTo: st.deletedTo})
 		}
 		j.mu.RUnlock()
-		slices.SortFunc(infos, func(a, b journal.StreamInfo) int { return strings.Compare(a.Name, b.Name) })
-		for i, info := range infos {
-			if i%1024 == 0 {
-				if err := ctx.Err(); err != nil {
-					yield(journal.StreamInfo{}, err)
+		slices.SortFunc(cached, func(a, b journal.StreamInfo) int { return strings.Compare(a.Name, b.Name) })
+		emit := func(info journal.StreamInfo) bool {
+			return info.Head == 0 || yield(info, nil)
+		}
+		var after []byte // last key listed from journal.streams
+		started := false
+		buf := make([]journal.StreamInfo, 0, readChunk)
+		for {
+			if err := j.checkOpen(ctx); err != nil {
+				yield(journal.StreamInfo{}, err)
+				return
+			}
+			buf = buf[:0]
+			more := false
+			// The transaction begins under j.mu.RLock, and a stream
+			// cached at that moment is taken from memory: a stream
+			// not cached then is clean, and the writer cannot change
+			// it before the transaction has begun (heads.go).
+			j.mu.RLock()
+			err := view(j.db, func(tx *bbolt.Tx) error {
+				c := tx.Bucket(bucketStreams).Cursor()
+				var k, v []byte
+				if !started {
+					k, v = c.First()
+				} else if k, v = c.Seek(after); k != nil && string(k) == string(after) {
+					k, v = c.Next()
+				}
+				for ; k != nil; k, v = c.Next() {
+					if len(buf) == readChunk {
+						more = true
+						break
+					}
+					info := journal.StreamInfo{Name: string(k)}
+					if st := j.streams[info.Name]; st != nil {
+						info.Head, info.DeletedTo = st.head, st.deletedTo
+					} else if len(v) == 16 {
+						info.Head, info.DeletedTo = binary.BigEndian.Uint64(v[0:8]), binary.BigEndian.Uint64(v[8:16])
+					} else {
+						return &journal.CorruptionError{Stream: info.Name, Err: errors.New("malformed stream head entry")}
+					}
+					buf = append(buf, info)
+				}
+				return nil
+			})
+			j.mu.RUnlock()
+			if err != nil {
+				yield(journal.StreamInfo{}, readErr(err))
+				return
+			}
+			for _, info := range buf {
+				// Cached streams that sort before this one and are
+				// not in journal.streams.
+				for len(cached) > 0 && cached[0].Name < info.Name {
+					if !emit(cached[0]) {
+						return
+					}
+					cached = cached[1:]
+				}
+				if len(cached) > 0 && cached[0].Name == info.Name {
+					cached = cached[1:]
+				}
+				if !emit(info) {
 					return
 				}
 			}
-			if !yield(info, nil) {
+			if !more {
+				break
+			}
+			started = true
+			after = append(after[:0], buf[len(buf)-1].Name...)
+			if err := ctx.Err(); err != nil {
+				yield(journal.StreamInfo{}, err)
+				return
+			}
+		}
+		for _, info := range cached {
+			if !emit(info) {
 				return
 			}
 		}

@@ -100,6 +100,7 @@ func (j *Journal) runBatch(batch []*request) {
 		(*fn)()
 	}
 	j.publish()
+	j.evict()
 	if stored > 0 {
 		j.commits.Add(1)
 		j.committedEvents.Add(uint64(stored))
@@ -237,7 +238,11 @@ func (j *Journal) writerFrame(logB *bbolt.Bucket, pos uint64) ([]byte, error) {
 // apply checks r against the writer's view and, when accepted, adds its
 // records to the commit block. It returns the number of events added.
 func (j *Journal) apply(tx *bbolt.Tx, logB *bbolt.Bucket, r *request) int {
-	st := j.stream(r.stream)
+	st, err := j.stream(tx, r.stream)
+	if err != nil {
+		r.err = fmt.Errorf("journal/bolt: append to %q: %w", r.stream, err)
+		return 0
+	}
 	head := st.wHead
 	n := uint64(len(r.events))
 	e := r.expected

@@ -53,8 +53,10 @@ func TestCrashChild(t *testing.T) {
 	require.NoError(t, err)
 	// Small checkpoints and batches so kills land around every kind of
 	// commit, including the slices of a checkpoint round (a round of up
-	// to 96 streams spreads over the commits of the next 150 events).
-	j, err := bolt.Open(os.Getenv(envCrashPath), bolt.Config{IndexEvery: 300, MaxBatchEvents: 64})
+	// to 96 streams spreads over the commits of the next 150 events), and
+	// a head cache of 16 of the 96 streams, so that appends keep reading
+	// evicted heads back from the file.
+	j, err := bolt.Open(os.Getenv(envCrashPath), bolt.Config{IndexEvery: 300, MaxBatchEvents: 64, CachedHeads: 16})
 	require.NoError(t, err)
 	ctx := context.Background()
 	var mu sync.Mutex

@@ -41,7 +41,20 @@ func (j *Journal) runDelete(r *request) {
 		return
 	}
 	st := j.streams[r.stream]
-	if st == nil || st.wHead == 0 {
+	if st == nil {
+		// Not cached: load it (only the writer changes it).
+		err := view(j.db, func(tx *bbolt.Tx) error {
+			var err error
+			st, err = j.stream(tx, r.stream)
+			return err
+		})
+		if err != nil {
+			r.err = fmt.Errorf("journal/bolt: delete %q up to %d: %w", r.stream, r.deleteTo, err)
+			return
+		}
+	}
+	st.ref = true
+	if st.wHead == 0 {
 		return
 	}
 	to := min(r.deleteTo, st.wHead)

@@ -11,7 +11,10 @@ import (
 // CorruptRecord flips one byte of the envelope part of the stored record
 // of stream at version, so that reading it fails its checksum. Test only.
 func CorruptRecord(j *Journal, stream string, version uint64) error {
-	s, ok := j.snapshot(stream)
+	s, ok, err := j.snapshot(stream)
+	if err != nil {
+		return err
+	}
 	if !ok {
 		return fmt.Errorf("stream %q unknown", stream)
 	}
@@ -156,4 +159,19 @@ func FileFormat(path string) (uint64, error) {
 		return err
 	})
 	return f, err
+}
+
+// CachedStreams returns how many stream states the journal keeps in
+// memory. Test only.
+func CachedStreams(j *Journal) int {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	return len(j.streams)
+}
+
+// IsCached reports whether stream's state is in memory. Test only.
+func IsCached(j *Journal, stream string) bool {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	return j.streams[stream] != nil
 }

@@ -112,6 +112,11 @@ type writerState struct {
 	flushed     []*streamState
 	runs        []run // scratch of flushStream
 
+	// The cached heads (heads.go): every state in j.streams, in clock
+	// order; hand is where the next eviction scan starts.
+	clock []*streamState
+	hand  int
+
 	// The commit block being built: frames of positions batchStart… in
 	// data, with their end offsets. Reused from batch to batch.
 	batchStart uint64
@@ -271,18 +276,4 @@ func (j *Journal) take(dst []*request) []*request {
 // withdrew r; r must then be ignored.
 func claim(r *request) bool {
 	return r.state.CompareAndSwap(stateQueued, stateTaken)
-}
-
-// stream returns the writer's state of stream, creating (and publishing,
-// with head 0) a new one when needed. Only the writer mutates j.streams,
-// so it reads the map without the lock.
-func (j *Journal) stream(name string) *streamState {
-	if st := j.streams[name]; st != nil {
-		return st
-	}
-	st := newStreamState(name)
-	j.mu.Lock()
-	j.streams[name] = st
-	j.mu.Unlock()
-	return st
 }
