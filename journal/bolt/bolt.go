@@ -663,12 +663,19 @@ type Stats struct {
 	// Checkpoints is the number of checkpoint rounds completed (each moved
 	// the checkpoint position; a round spreads over several commits).
 	Checkpoints uint64
+	// CachedStreams is the number of stream states in memory now: the
+	// streams with records not yet in journal.index and up to
+	// Config.CachedHeads others.
+	CachedStreams int
 }
 
 // Stats returns the journal's counters. Events/Commits is the mean batch
 // size.
 func (j *Journal) Stats() Stats {
-	return Stats{Commits: j.commits.Load(), Events: j.committedEvents.Load(), Checkpoints: j.checkpoints.Load()}
+	j.mu.RLock()
+	cached := len(j.streams)
+	j.mu.RUnlock()
+	return Stats{Commits: j.commits.Load(), Events: j.committedEvents.Load(), Checkpoints: j.checkpoints.Load(), CachedStreams: cached}
 }
 
 // Interface checks.

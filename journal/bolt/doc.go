@@ -166,8 +166,22 @@
 // in the order they were flushed, one entry per flush (split at 1024
 // runs).
 //
-// Every stream's head is kept in memory (roughly 100 bytes per stream plus
-// the name), so Head and the expected-version check never touch the disk.
+// # Stream heads in memory
+//
+// A stream with records not yet in journal.index keeps its state (head,
+// deletion point, unindexed runs) in memory until a checkpoint round
+// flushes it; there are at most about 1.5×IndexEvery such streams. Of
+// the others, at most Config.CachedHeads (default 262,144, roughly 250
+// bytes plus twice the name each) stay cached; after each commit the
+// writer evicts the surplus with a clock (a stream appended to since the
+// hand last passed gets another turn). An append, deletion or read of a
+// stream not cached reads its head from journal.streams (one B+tree
+// lookup; the append then caches it, a read does not), and an Any or
+// StreamExists append reads its recent-id window back from the log. So
+// the expected-version check and Head of hot streams never touch the
+// disk, and memory does not grow with the number of streams: Open loads
+// only the streams the log tail after the checkpoint names, whatever the
+// file holds.
 //
 // # Reads
 //
