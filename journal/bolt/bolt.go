@@ -82,13 +82,16 @@ type Config struct {
 	// StreamExists. Zero means DefaultIdempotencyWindow; at most 1<<16.
 	IdempotencyWindow int
 
-	// CachedHeads is how many streams' heads are kept in memory besides
-	// those of streams with records not yet in journal.index (which are
-	// always kept). The rest are read from journal.streams when an
-	// append, a deletion or a read needs them, and cached again; the
-	// least recently appended-to are evicted first (a clock over the
-	// cached streams). One cached head costs about 250 bytes plus twice
-	// the stream name. Zero means DefaultCachedHeads.
+	// CachedHeads is how many streams' states (head, deletion point) are
+	// kept in memory. Streams with records not yet in journal.index
+	// count towards it but are never evicted (at most about
+	// 1.5×IndexEvery of them), so the cache exceeds CachedHeads only when
+	// there are more of those. The others are read from journal.streams
+	// when an append, a deletion or a read needs them, and cached again
+	// by an append or deletion; the least recently appended-to are
+	// evicted first (a clock over the cached streams). One cached stream
+	// costs about 250 bytes plus twice its name. Zero means
+	// DefaultCachedHeads.
 	CachedHeads int
 
 	// PageSize is the bbolt page size of a newly created file, a power of
@@ -608,7 +611,7 @@ func (j *Journal) Head(ctx context.Context, stream string) (uint64, error) {
 	}
 	s, ok, err := j.snapshot(stream)
 	if err != nil || !ok {
-		return 0, err
+		return 0, readErr(err)
 	}
 	return s.head, nil
 }

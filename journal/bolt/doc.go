@@ -168,13 +168,13 @@
 //
 // # Stream heads in memory
 //
-// A stream with records not yet in journal.index keeps its state (head,
-// deletion point, unindexed runs) in memory until a checkpoint round
-// flushes it; there are at most about 1.5×IndexEvery such streams. Of
-// the others, at most Config.CachedHeads (default 262,144, roughly 250
-// bytes plus twice the name each) stay cached; after each commit the
+// At most Config.CachedHeads stream states (default 262,144, roughly 250
+// bytes plus twice the name each) stay in memory; after each commit the
 // writer evicts the surplus with a clock (a stream appended to since the
-// hand last passed gets another turn). An append, deletion or read of a
+// hand last passed gets another turn). A stream with records not yet in
+// journal.index keeps its state (head, deletion point, unindexed runs)
+// in memory until a checkpoint round flushes it, whatever the budget;
+// there are at most about 1.5×IndexEvery such streams. An append, deletion or read of a
 // stream not cached reads its head from journal.streams (one B+tree
 // lookup; the append then caches it, a read does not), and an Any or
 // StreamExists append reads its recent-id window back from the log. So

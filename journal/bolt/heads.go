@@ -13,10 +13,11 @@ import (
 //
 // j.streams holds the state of every stream with records not yet in
 // journal.index (dirty, in a checkpoint round, or changed by the batch
-// being committed): those cannot leave memory. Of the others ("clean":
+// being committed): those cannot leave memory. Others ("clean":
 // journal.streams holds their head and deletion point, and journal.index
-// covers them up to the head), at most Config.CachedHeads stay; the
-// writer evicts the surplus after each commit with a clock: it sweeps
+// covers them up to the head) stay while j.streams holds at most
+// Config.CachedHeads states; the writer evicts the surplus after each
+// commit with a clock: it sweeps
 // writerState.clock from the hand, clears the ref bit of a stream appended
 // to since it last passed, and evicts the first clean stream whose bit is
 // clear. An evicted stream is read back from journal.streams by the next
@@ -99,10 +100,11 @@ func (st *streamState) clean() bool {
 	return st.pending == nil && len(st.staged) == 0 && !st.dirty && !st.inRound && !st.touched && !st.flushed
 }
 
+// maxEvictSteps bounds the clock steps of one evict.
+const maxEvictSteps = 16384
+
 // evict drops clean streams from memory while more than CachedHeads
-// streams are cached beyond the dirty ones, sweeping at most a few times
-// the surplus per call so that a journal whose cache is full of dirty
-// streams does not spin.
+// streams are cached.
 func (j *Journal) evict() {
 	w := &j.w
 	over := len(w.clock) - j.opts.CachedHeads
@@ -110,7 +112,10 @@ func (j *Journal) evict() {
 		return
 	}
 	var victims []*streamState
-	for steps := min(len(w.clock), 4*over+64); steps > 0 && len(victims) < over; steps-- {
+	// At most a few times the surplus per commit, and never more than
+	// maxEvictSteps: a cache full of dirty streams (a CachedHeads below
+	// their number) must not cost a sweep of all of them per commit.
+	for steps := min(len(w.clock), 4*over+64, maxEvictSteps); steps > 0 && len(victims) < over; steps-- {
 		if w.hand >= len(w.clock) {
 			w.hand = 0
 		}
