@@ -110,3 +110,26 @@ func TestRun_JournalPostgresWithoutDSN_ReportsClientAndServerCPU(t *testing.T) {
 	}
 	require.True(t, found, stdout.String())
 }
+
+func TestRun_OpenTouch_AppendsToEveryStreamAndAHotSet(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"open", "-json", "-events", "600", "-streams", "300", "-batch", "2", "-runs", "1", "-touch", "-cachedheads", "50"}, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	got := map[string]map[string]any{}
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		var r map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &r), sc.Text())
+		got[r["scenario"].(string)] = r
+	}
+	require.Contains(t, got, "touch-every-stream")
+	require.EqualValues(t, 300, got["touch-every-stream"]["events"])
+	require.Contains(t, got, "hot-streams")
+	require.EqualValues(t, 300, got["hot-streams"]["streams"])
+	for _, r := range []map[string]any{got["touch-every-stream"], got["hot-streams"]} {
+		require.Positive(t, r["appends_per_sec"])
+		require.EqualValues(t, 50, r["cached_heads"])
+	}
+	var bad bytes.Buffer
+	require.Equal(t, 2, run([]string{"open", "-cachedheads", "-1"}, &stdout, &bad))
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,6 +49,10 @@ type openConfig struct {
 	dropCaches bool
 	jsonOut    bool
 	profile    profileFlags
+
+	// -touch: after the opens, append to every stream (see touchStreams).
+	touch       bool
+	cachedHeads int
 }
 
 // openResult is one measured open (one JSON object per line with -json).
@@ -66,6 +71,10 @@ type openResult struct {
 	FreePages     int     `json:"free_pages,omitempty"`
 	FreelistBytes int     `json:"freelist_bytes,omitempty"`
 	Seconds       float64 `json:"seconds,omitempty"`
+	// -touch passes.
+	AppendsPerSec float64 `json:"appends_per_sec,omitempty"`
+	CachedHeads   int     `json:"cached_heads,omitempty"`
+	CachedStreams int     `json:"cached_streams,omitempty"`
 }
 
 func parseOpenFlags(args []string, stderr io.Writer) (openConfig, error) {
@@ -80,6 +89,8 @@ func parseOpenFlags(args []string, stderr io.Writer) (openConfig, error) {
 	fs.IntVar(&cfg.runs, "runs", 3, "opens measured")
 	fs.BoolVar(&cfg.dropCaches, "dropcaches", false, "drop the page cache (sync; echo 3 > /proc/sys/vm/drop_caches, root only) before each measured open")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print one JSON object per line instead of a table")
+	fs.BoolVar(&cfg.touch, "touch", false, "after the opens, append one event to every stream and then 200,000 to 10,000 hot streams (NoSync, 256 appenders), reporting appends/s and the heap the journal keeps (bounded by -cachedheads)")
+	fs.IntVar(&cfg.cachedHeads, "cachedheads", 0, "bolt.Config.CachedHeads for -touch (0: the default)")
 	cfg.profile.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: go run ./bench open [flags]\n\n"+
@@ -104,6 +115,8 @@ func parseOpenFlags(args []string, stderr io.Writer) (openConfig, error) {
 		return cfg, errors.New("-data must not be negative")
 	case cfg.runs <= 0:
 		return cfg, errors.New("-runs must be positive")
+	case cfg.cachedHeads < 0:
+		return cfg, errors.New("-cachedheads must not be negative")
 	}
 	return cfg, nil
 }
@@ -221,6 +234,11 @@ func benchOpen(cfg openConfig, stdout, stderr io.Writer) error {
 		r.Scenario, r.Events, r.Streams, r.Ms = "first-read-after-open", last, streams, ms(firstRead)
 		emit(r)
 	}
+	if cfg.touch {
+		if err := touchStreams(path, cfg, emit); err != nil {
+			return err
+		}
+	}
 	if !cfg.jsonOut {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "scenario\trun\tcold\tevents\tstreams\tfile MiB\tms\tcpu ms\theap KiB\t")
@@ -312,4 +330,95 @@ func buildJournal(path string, cfg openConfig) error {
 		return err
 	}
 	return j.Close()
+}
+
+// touchStreams measures appends when the streams outnumber the cached
+// heads (issue 12): one event to every stream of the file (in name order,
+// so nearly every append misses the cache), then 200,000 events to the
+// first 10,000 streams (hot: cached after their first miss). Each pass
+// reports appends/s, the CPU per append and the heap the open journal
+// keeps afterwards.
+func touchStreams(path string, cfg openConfig, emit func(openResult)) error {
+	var names []string
+	var heads []uint64
+	results, err := touchPasses(path, cfg, &names, &heads)
+	if err != nil {
+		return err
+	}
+	// What the journal kept: the heap after each pass less the heap once
+	// it is closed and unreachable (the names and heads are still live).
+	base := liveHeap()
+	for _, r := range results {
+		r.HeapBytes -= base
+		emit(r)
+	}
+	runtime.KeepAlive(names)
+	runtime.KeepAlive(heads)
+	return nil
+}
+
+// touchPasses runs the passes of touchStreams; each result's HeapBytes is
+// the whole live heap after its pass.
+func touchPasses(path string, cfg openConfig, namesOut *[]string, headsOut *[]uint64) ([]openResult, error) {
+	ctx := context.Background()
+	j, err := bolt.Open(path, bolt.Config{NoSync: true, CachedHeads: cfg.cachedHeads})
+	if err != nil {
+		return nil, err
+	}
+	defer j.Close()
+	var names []string
+	var heads []uint64
+	for info, err := range j.Streams(ctx) {
+		if err != nil {
+			return nil, err
+		}
+		names, heads = append(names, info.Name), append(heads, info.Head)
+	}
+	*namesOut, *headsOut = names, heads
+	template := benchEvent(cfg.dataSize)
+	const workers = 256
+	var results []openResult
+	// pass appends rounds events to each stream below limit; worker w
+	// appends to the streams s with s % workers == w, one at a time.
+	pass := func(scenario string, limit, rounds int) error {
+		var mu sync.Mutex
+		var firstErr error
+		start, cpu := time.Now(), cpuTime()
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for range rounds {
+					for s := w; s < limit; s += workers {
+						ev := template
+						ev.ID = orchestrix.NewID()
+						if _, err := j.Append(ctx, names[s], journal.Exact(heads[s]), []orchestrix.Envelope{ev}); err != nil {
+							mu.Lock()
+							firstErr = cmp.Or(firstErr, err)
+							mu.Unlock()
+							return
+						}
+						heads[s]++
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if firstErr != nil {
+			return firstErr
+		}
+		d, c := time.Since(start), cpuTime()-cpu
+		count := limit * rounds
+		results = append(results, openResult{Scenario: scenario, Events: uint64(count), Streams: limit, Ms: ms(d), CPUMs: ms(c),
+			HeapBytes: liveHeap(), AppendsPerSec: float64(count) / d.Seconds(), CachedHeads: cfg.cachedHeads,
+			CachedStreams: j.Stats().CachedStreams})
+		return nil
+	}
+	if err := pass("touch-every-stream", len(names), 1); err != nil {
+		return nil, err
+	}
+	hot := min(len(names), 10_000)
+	if err := pass("hot-streams", hot, 200_000/hot); err != nil {
+		return nil, err
+	}
+	return results, j.Close()
 }

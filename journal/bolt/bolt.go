@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	bbolt "go.etcd.io/bbolt"
 	bberrors "go.etcd.io/bbolt/errors"
@@ -47,6 +46,7 @@ const (
 	DefaultFileMode          = 0o600
 	DefaultTimeout           = 5 * time.Second
 	DefaultPageSize          = 16 << 10
+	DefaultCachedHeads       = 1 << 18
 )
 
 // Config configures a Journal. The zero value is a durable journal with
@@ -69,15 +69,30 @@ type Config struct {
 	MaxBatchEvents int
 	MaxBatchBytes  int
 
-	// IndexEvery is the number of appended events after which a commit
-	// also writes the stream index and heads (see "Deferred index"). It
-	// bounds the log tail Open scans. Zero means DefaultIndexEvery.
+	// IndexEvery is the number of log positions after the index
+	// checkpoint at which a checkpoint round begins: the commits of the
+	// next IndexEvery/2 events then write the stream index and heads, a
+	// slice of the streams each (see "Deferred index"). It bounds the log
+	// tail Open scans (about 1.5×IndexEvery). Zero means
+	// DefaultIndexEvery.
 	IndexEvery int
 
 	// IdempotencyWindow is the number of most recent events of each
 	// stream whose ids are compared with a retry appended with Any or
 	// StreamExists. Zero means DefaultIdempotencyWindow; at most 1<<16.
 	IdempotencyWindow int
+
+	// CachedHeads is how many streams' states (head, deletion point) are
+	// kept in memory. Streams with records not yet in journal.index
+	// count towards it but are never evicted (at most about
+	// 1.5×IndexEvery of them), so the cache exceeds CachedHeads only when
+	// there are more of those. The others are read from journal.streams
+	// when an append, a deletion or a read needs them, and cached again
+	// by an append or deletion; the least recently appended-to are
+	// evicted first (a clock over the cached streams). One cached stream
+	// costs about 250 bytes plus twice its name. Zero means
+	// DefaultCachedHeads.
+	CachedHeads int
 
 	// PageSize is the bbolt page size of a newly created file, a power of
 	// two from 4 KiB to 64 KiB; a file that exists keeps the page size it
@@ -125,6 +140,8 @@ func (c Config) Validate() error {
 		return errors.New("journal/bolt: MaxBatchBytes out of range 0..1 GiB")
 	case c.IndexEvery < 0:
 		return errors.New("journal/bolt: negative IndexEvery")
+	case c.CachedHeads < 0:
+		return errors.New("journal/bolt: negative CachedHeads")
 	case c.IdempotencyWindow < 0 || c.IdempotencyWindow > 1<<16:
 		return errors.New("journal/bolt: IdempotencyWindow out of range 0..65536")
 	case c.Timeout < 0:
@@ -153,6 +170,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PageSize == 0 {
 		c.PageSize = DefaultPageSize
+	}
+	if c.CachedHeads == 0 {
+		c.CachedHeads = DefaultCachedHeads
 	}
 	if c.FileMode == 0 {
 		c.FileMode = DefaultFileMode
@@ -197,6 +217,10 @@ type Journal struct {
 
 	w writerState // owned by the writer goroutine (and Open)
 
+	// format is the file's layout version (formatVersion, or
+	// formatVersion1 until a writable Open upgrades it).
+	format uint64
+
 	// blockSize is the largest journal.log value the writer builds from
 	// several records: half a page, less bbolt's per-element overhead.
 	blockSize int
@@ -240,6 +264,10 @@ type streamState struct {
 	recentLast uint64
 	recentLen  int
 	dirty      bool // in writerState.dirty
+	inRound    bool // in writerState.round, not yet flushed
+	flushed    bool // in writerState.flushed
+	ref        bool // appended to or deleted since the clock hand passed
+	slot       int  // index in writerState.clock
 }
 
 // noFreelistSync is false: Open persists the free list. Benchmarks set it
@@ -296,6 +324,12 @@ func Open(path string, cfg Config) (*Journal, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("journal/bolt: open %s: %w", path, err)
 	}
+	if j.format == formatVersion1 {
+		if err := j.upgradeFormat1(); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("journal/bolt: open %s: %w", path, err)
+		}
+	}
 	go j.writer()
 	return j, nil
 }
@@ -351,10 +385,24 @@ func checkBuckets(tx *bbolt.Tx) error {
 			return fmt.Errorf("%w: no bucket %s (not a journal file)", orchestrix.ErrCorrupt, name)
 		}
 	}
-	if v := tx.Bucket(bucketMeta).Get(metaFormat); v != nil && (len(v) != 8 || binary.BigEndian.Uint64(v) != formatVersion) {
-		return fmt.Errorf("%w: unknown journal format %x", orchestrix.ErrCorrupt, v)
+	_, err := fileFormat(tx.Bucket(bucketMeta))
+	return err
+}
+
+// fileFormat returns the layout version stored in meta: formatVersion, or
+// formatVersion1 for a file written before it (or one that has no format
+// yet).
+func fileFormat(meta *bbolt.Bucket) (uint64, error) {
+	v := meta.Get(metaFormat)
+	if v == nil {
+		return formatVersion1, nil
 	}
-	return nil
+	if len(v) == 8 {
+		if f := binary.BigEndian.Uint64(v); f == formatVersion || f == formatVersion1 {
+			return f, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown journal format %x", orchestrix.ErrCorrupt, v)
 }
 
 func initBuckets(tx *bbolt.Tx) error {
@@ -364,13 +412,36 @@ func initBuckets(tx *bbolt.Tx) error {
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
-	if v := meta.Get(metaFormat); v != nil {
-		if len(v) != 8 || binary.BigEndian.Uint64(v) != formatVersion {
-			return fmt.Errorf("%w: unknown journal format %x", orchestrix.ErrCorrupt, v)
-		}
-		return nil
+	if meta.Get(metaFormat) != nil {
+		_, err := fileFormat(meta) // a version 1 file is upgraded after load
+		return err
+	}
+	if k, _ := tx.Bucket(bucketLog).Cursor().First(); k != nil {
+		// Buckets with records but no format: written by a version
+		// before formats were recorded, which had version 1's layout.
+		return meta.Put(metaFormat, binary.BigEndian.AppendUint64(nil, formatVersion1))
 	}
 	return meta.Put(metaFormat, binary.BigEndian.AppendUint64(nil, formatVersion))
+}
+
+// upgradeFormat1 turns a version 1 file, just loaded, into version 2: one
+// transaction indexes every stream's unindexed runs, writes its head,
+// moves the checkpoint to the last position and records the new format.
+// Version 1 could leave a head in journal.streams ahead of journal.index
+// (a deletion wrote the head without indexing the stream's newer records),
+// which version 2's Open would take as indexed; after the upgrade every
+// head is covered.
+func (j *Journal) upgradeFormat1() error {
+	err := update(j.db, func(tx *bbolt.Tx) error {
+		if err := j.flushAll(tx); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(metaFormat, binary.BigEndian.AppendUint64(nil, formatVersion))
+	})
+	if err != nil {
+		return fmt.Errorf("upgrade to format %d: %w", formatVersion, err)
+	}
+	return j.load()
 }
 
 // load (re)builds all in-memory state from the file: heads from
@@ -379,31 +450,18 @@ func initBuckets(tx *bbolt.Tx) error {
 func (j *Journal) load() error {
 	var streams map[string]*streamState
 	w := writerState{}
-	var lastPos uint64
+	var lastPos, format uint64
 	err := view(j.db, func(tx *bbolt.Tx) error {
+		// Only the streams the log tail names are loaded (with their
+		// stored heads); every other head stays on disk until an append,
+		// a deletion or a read asks for it (heads.go).
 		sb := tx.Bucket(bucketStreams)
-		// Sized up front (counting the keys reads the bucket's pages
-		// once more, much less than growing the map step by step), and
-		// the states, names and prefixes come from large blocks: with a
-		// million streams, Open spent most of its time in map growth,
-		// allocation and the garbage collector (BENCHMARKS.md, issue 12).
-		streams = make(map[string]*streamState, sb.Stats().KeyN)
-		var arena headArena
-		err := sb.ForEach(func(k, v []byte) error {
-			if len(v) != 16 {
-				return &journal.CorruptionError{Stream: string(k), Err: errors.New("malformed stream head entry")}
-			}
-			st := arena.newStream(k)
-			st.head = binary.BigEndian.Uint64(v[0:8])
-			st.deletedTo = binary.BigEndian.Uint64(v[8:16])
-			st.wHead = st.head
-			streams[st.name] = st
-			return nil
-		})
-		if err != nil {
+		streams = make(map[string]*streamState)
+		var err error
+		meta := tx.Bucket(bucketMeta)
+		if format, err = fileFormat(meta); err != nil {
 			return err
 		}
-		meta := tx.Bucket(bucketMeta)
 		var checkpoint uint64
 		if v := meta.Get(metaCheckpoint); len(v) == 8 {
 			checkpoint = binary.BigEndian.Uint64(v)
@@ -412,6 +470,7 @@ func (j *Journal) load() error {
 			lastPos = binary.BigEndian.Uint64(v)
 		}
 		lastPos = max(lastPos, checkpoint)
+		w.checkpoint = checkpoint
 		c := tx.Bucket(bucketLog).Cursor()
 		first, block, ok := findBlock(c, checkpoint+1)
 		for ok {
@@ -442,7 +501,19 @@ func (j *Journal) load() error {
 				st := streams[string(f.stream)]
 				if st == nil {
 					st = newStreamState(string(f.stream))
+					if st.head, st.deletedTo, _, err = storedHead(sb, st.name); err != nil {
+						return err
+					}
+					st.wHead = st.head
 					streams[st.name] = st
+				}
+				if format != formatVersion1 && f.version <= st.head {
+					// Indexed already: a checkpoint slice wrote the
+					// stream's entries and head after this record.
+					// (A stream's records follow each other in
+					// version order, so st.head is the stored head
+					// until the first record above it.)
+					continue
 				}
 				st.pending = appendRun(st.pending, run{version: f.version, pos: pos, n: 1})
 				st.head = max(st.head, f.version)
@@ -451,7 +522,6 @@ func (j *Journal) load() error {
 					st.dirty = true
 					w.dirty = append(w.dirty, st)
 				}
-				w.pendingEvents++
 			}
 			lastPos = max(lastPos, first+uint64(n)-1)
 			k, v := c.Next()
@@ -469,6 +539,12 @@ func (j *Journal) load() error {
 		return err
 	}
 	w.nextPos = lastPos + 1
+	w.clock = make([]*streamState, 0, len(streams))
+	for _, st := range streams {
+		st.slot = len(w.clock)
+		w.clock = append(w.clock, st)
+	}
+	j.format = format
 	j.mu.Lock()
 	j.streams = streams
 	j.lastPos = lastPos
@@ -479,41 +555,6 @@ func (j *Journal) load() error {
 
 func newStreamState(name string) *streamState {
 	return &streamState{name: name, prefix: streamPrefix(name)}
-}
-
-// headArena hands out the states of the streams load finds, with their
-// names and index prefixes, from blocks instead of three allocations per
-// stream. The blocks are never written again once handed out, so the
-// names may be strings over them.
-type headArena struct {
-	states []streamState
-	bytes  []byte
-}
-
-// newStream returns a new state for the stream named by key (a bbolt key,
-// copied).
-func (a *headArena) newStream(key []byte) *streamState {
-	if len(key) == 0 {
-		return newStreamState("")
-	}
-	if len(a.states) == cap(a.states) {
-		a.states = make([]streamState, 0, 1024)
-	}
-	a.states = a.states[:len(a.states)+1]
-	st := &a.states[len(a.states)-1]
-	if need := 2*len(key) + binary.MaxVarintLen64; cap(a.bytes)-len(a.bytes) < need {
-		a.bytes = make([]byte, 0, max(64<<10, need))
-	}
-	start := len(a.bytes)
-	a.bytes = append(a.bytes, key...)
-	st.name = unsafe.String(&a.bytes[start], len(key))
-	start = len(a.bytes)
-	a.bytes = binary.AppendUvarint(a.bytes, uint64(len(key)))
-	a.bytes = append(a.bytes, key...)
-	// A full slice expression: an append to the prefix must copy it,
-	// never write over the next stream's bytes.
-	st.prefix = a.bytes[start:len(a.bytes):len(a.bytes)]
-	return st
 }
 
 // idKey is the hash of an event id kept in a stream's recent-id ring.
@@ -562,17 +603,17 @@ func (j *Journal) checkOpen(ctx context.Context) error {
 }
 
 // Head returns the highest version ever stored in stream, 0 for a stream
-// never written. It reads memory only.
+// never written. It reads memory, or journal.streams when the stream's head
+// is not cached (Config.CachedHeads).
 func (j *Journal) Head(ctx context.Context, stream string) (uint64, error) {
 	if err := j.checkOpen(ctx); err != nil {
 		return 0, err
 	}
-	j.mu.RLock()
-	defer j.mu.RUnlock()
-	if st := j.streams[stream]; st != nil {
-		return st.head, nil
+	s, ok, err := j.snapshot(stream)
+	if err != nil || !ok {
+		return 0, readErr(err)
 	}
-	return 0, nil
+	return s.head, nil
 }
 
 // LastPosition returns the position of the newest committed record, 0 for
@@ -622,14 +663,22 @@ type Stats struct {
 	Commits uint64
 	// Events is the number of events those commits stored.
 	Events uint64
-	// Checkpoints is the number of index checkpoints written with them.
+	// Checkpoints is the number of checkpoint rounds completed (each moved
+	// the checkpoint position; a round spreads over several commits).
 	Checkpoints uint64
+	// CachedStreams is the number of stream states in memory now: the
+	// streams with records not yet in journal.index and up to
+	// Config.CachedHeads others.
+	CachedStreams int
 }
 
 // Stats returns the journal's counters. Events/Commits is the mean batch
 // size.
 func (j *Journal) Stats() Stats {
-	return Stats{Commits: j.commits.Load(), Events: j.committedEvents.Load(), Checkpoints: j.checkpoints.Load()}
+	j.mu.RLock()
+	cached := len(j.streams)
+	j.mu.RUnlock()
+	return Stats{Commits: j.commits.Load(), Events: j.committedEvents.Load(), Checkpoints: j.checkpoints.Load(), CachedStreams: cached}
 }
 
 // Interface checks.

@@ -20,31 +20,100 @@ import (
 )
 
 // Streams lists every stream ever written, in ascending order of name,
-// with its head and deletion point as last committed. It reads memory
-// only (the heads are kept in memory), so it costs no I/O.
+// with its head and deletion point as last committed. It merges the
+// cached heads with journal.streams, which it reads in chunks, each in its
+// own short read transaction (so a long listing does not hold one open).
 func (j *Journal) Streams(ctx context.Context) iter.Seq2[journal.StreamInfo, error] {
 	return func(yield func(journal.StreamInfo, error) bool) {
 		if err := j.checkOpen(ctx); err != nil {
 			yield(journal.StreamInfo{}, err)
 			return
 		}
+		// The cached streams as they stand now: those not yet in
+		// journal.streams (new, not flushed) are listed from here.
 		j.mu.RLock()
-		infos := make([]journal.StreamInfo, 0, len(j.streams))
+		cached := make([]journal.StreamInfo, 0, len(j.streams))
 		for _, st := range j.streams {
-			if st.head > 0 {
-				infos = append(infos, journal.StreamInfo{Name: st.name, Head: st.head, DeletedTo: st.deletedTo})
-			}
+			cached = append(cached, journal.StreamInfo{Name: st.name, Head: st.head, DeletedTo: st.deletedTo})
 		}
 		j.mu.RUnlock()
-		slices.SortFunc(infos, func(a, b journal.StreamInfo) int { return strings.Compare(a.Name, b.Name) })
-		for i, info := range infos {
-			if i%1024 == 0 {
-				if err := ctx.Err(); err != nil {
-					yield(journal.StreamInfo{}, err)
+		slices.SortFunc(cached, func(a, b journal.StreamInfo) int { return strings.Compare(a.Name, b.Name) })
+		emit := func(info journal.StreamInfo) bool {
+			return info.Head == 0 || yield(info, nil)
+		}
+		var after []byte // last key listed from journal.streams
+		started := false
+		buf := make([]journal.StreamInfo, 0, readChunk)
+		for {
+			if err := j.checkOpen(ctx); err != nil {
+				yield(journal.StreamInfo{}, err)
+				return
+			}
+			buf = buf[:0]
+			more := false
+			// The transaction begins under j.mu.RLock, and a stream
+			// cached at that moment is taken from memory: a stream
+			// not cached then is clean, and the writer cannot change
+			// it before the transaction has begun (heads.go).
+			j.mu.RLock()
+			err := view(j.db, func(tx *bbolt.Tx) error {
+				c := tx.Bucket(bucketStreams).Cursor()
+				var k, v []byte
+				if !started {
+					k, v = c.First()
+				} else if k, v = c.Seek(after); k != nil && string(k) == string(after) {
+					k, v = c.Next()
+				}
+				for ; k != nil; k, v = c.Next() {
+					if len(buf) == readChunk {
+						more = true
+						break
+					}
+					info := journal.StreamInfo{Name: string(k)}
+					if st := j.streams[info.Name]; st != nil {
+						info.Head, info.DeletedTo = st.head, st.deletedTo
+					} else if len(v) == 16 {
+						info.Head, info.DeletedTo = binary.BigEndian.Uint64(v[0:8]), binary.BigEndian.Uint64(v[8:16])
+					} else {
+						return &journal.CorruptionError{Stream: info.Name, Err: errors.New("malformed stream head entry")}
+					}
+					buf = append(buf, info)
+				}
+				return nil
+			})
+			j.mu.RUnlock()
+			if err != nil {
+				yield(journal.StreamInfo{}, readErr(err))
+				return
+			}
+			for _, info := range buf {
+				// Cached streams that sort before this one and are
+				// not in journal.streams.
+				for len(cached) > 0 && cached[0].Name < info.Name {
+					if !emit(cached[0]) {
+						return
+					}
+					cached = cached[1:]
+				}
+				if len(cached) > 0 && cached[0].Name == info.Name {
+					cached = cached[1:]
+				}
+				if !emit(info) {
 					return
 				}
 			}
-			if !yield(info, nil) {
+			if !more {
+				break
+			}
+			started = true
+			after = append(after[:0], buf[len(buf)-1].Name...)
+			if err := ctx.Err(); err != nil {
+				yield(journal.StreamInfo{}, err)
+				return
+			}
+		}
+		for _, info := range cached {
+			if !emit(info) {
 				return
 			}
 		}
@@ -140,6 +209,7 @@ type checker struct {
 	rep        journal.CheckReport
 	streams    map[string]*streamCheck
 	checkpoint uint64
+	format     uint64
 	steps      int
 }
 
@@ -214,11 +284,14 @@ func checkTx(ctx context.Context, tx *bbolt.Tx) (journal.CheckReport, error) {
 
 // checkMeta verifies journal.meta and returns the stored last position.
 func (c *checker) checkMeta(meta *bbolt.Bucket) uint64 {
+	c.format = formatVersion
 	switch v := meta.Get(metaFormat); {
 	case v == nil:
 		c.add("", 0, 0, "journal.meta has no format version")
-	case len(v) != 8 || binary.BigEndian.Uint64(v) != formatVersion:
+	case len(v) != 8 || (binary.BigEndian.Uint64(v) != formatVersion && binary.BigEndian.Uint64(v) != formatVersion1):
 		c.add("", 0, 0, "unknown journal format %x", v)
+	default:
+		c.format = binary.BigEndian.Uint64(v)
 	}
 	get := func(key []byte) uint64 {
 		v := meta.Get(key)
@@ -423,18 +496,39 @@ func (c *checker) finishStream(sc *streamCheck) error {
 		case lok && iok && lv == iv:
 			if lp != ip {
 				c.add(sc.name, lv, lp, "journal.index maps this version to position %d, but the log stores it here", ip)
+			} else if c.format != formatVersion1 && iv > max(sc.head, sc.cpMax) {
+				// (A head below cpMax is reported once, above.)
+				c.indexAboveHead(sc, iv, ip)
 			}
 			logCur.next()
 			idxCur.next()
 		case lok && (!iok || lv < iv):
-			if lp <= c.checkpoint {
+			switch {
+			case lp <= c.checkpoint:
 				c.add(sc.name, lv, lp, "record is before the index checkpoint (position %d) but missing from journal.index", c.checkpoint)
+			case c.format != formatVersion1 && sc.known && lv <= sc.head:
+				// Open takes the versions up to the stored head from
+				// journal.index and skips them in the log: this record
+				// would be invisible.
+				c.add(sc.name, lv, lp, "record is at or below the head %d in journal.streams but missing from journal.index", sc.head)
 			}
 			logCur.next()
 		default:
 			c.add(sc.name, iv, ip, "journal.index maps this version to a position that holds no such record")
 			idxCur.next()
 		}
+	}
+}
+
+// indexAboveHead reports an index entry for a version above the stream's
+// stored head: a checkpoint writes a stream's entries and head in one
+// transaction, so the head cannot be behind them (Open would then take
+// the record from both the index and the log).
+func (c *checker) indexAboveHead(sc *streamCheck, version, pos uint64) {
+	if sc.known {
+		c.add(sc.name, version, pos, "journal.index covers this version, above the head %d in journal.streams", sc.head)
+	} else {
+		c.add(sc.name, version, pos, "journal.index covers this version but the stream has no journal.streams entry")
 	}
 }
 

@@ -1,9 +1,11 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -71,9 +73,8 @@ func (j *Journal) runBatch(batch []*request) {
 		fatal = j.putBlocks(logB)
 	}
 	checkpointed := false
-	if fatal == nil && stored > 0 && j.w.pendingEvents >= j.opts.IndexEvery {
-		fatal = j.checkpoint(tx)
-		checkpointed = fatal == nil
+	if fatal == nil && stored > 0 {
+		checkpointed, fatal = j.advanceCheckpoint(tx, stored)
 	}
 	if fatal == nil && accepted > 0 {
 		fatal = j.hooks.check()
@@ -98,7 +99,8 @@ func (j *Journal) runBatch(batch []*request) {
 	if fn := j.hooks.beforePublish.Load(); fn != nil {
 		(*fn)()
 	}
-	j.publish(checkpointed)
+	j.publish()
+	j.evict()
 	if stored > 0 {
 		j.commits.Add(1)
 		j.committedEvents.Add(uint64(stored))
@@ -236,7 +238,11 @@ func (j *Journal) writerFrame(logB *bbolt.Bucket, pos uint64) ([]byte, error) {
 // apply checks r against the writer's view and, when accepted, adds its
 // records to the commit block. It returns the number of events added.
 func (j *Journal) apply(tx *bbolt.Tx, logB *bbolt.Bucket, r *request) int {
-	st := j.stream(r.stream)
+	st, err := j.stream(tx, r.stream)
+	if err != nil {
+		r.err = fmt.Errorf("journal/bolt: append to %q: %w", r.stream, err)
+		return 0
+	}
 	head := st.wHead
 	n := uint64(len(r.events))
 	e := r.expected
@@ -282,11 +288,10 @@ func (j *Journal) apply(tx *bbolt.Tx, logB *bbolt.Bucket, r *request) int {
 		st.touched = true
 		j.w.touched = append(j.w.touched, st)
 	}
-	if !st.dirty {
+	if !st.dirty && !st.inRound {
 		st.dirty = true
 		j.w.dirty = append(j.w.dirty, st)
 	}
-	j.w.pendingEvents += int(n)
 	if st.recent != nil {
 		for i := range r.events {
 			st.remember(first+uint64(i), r.events[i].key)
@@ -297,26 +302,139 @@ func (j *Journal) apply(tx *bbolt.Tx, logB *bbolt.Bucket, r *request) int {
 	return int(n)
 }
 
-// checkpoint writes the runs and heads of every dirty stream to
-// journal.index and journal.streams, and the checkpoint position, in tx.
-func (j *Journal) checkpoint(tx *bbolt.Tx) error {
-	idx := tx.Bucket(bucketIndex)
-	strB := tx.Bucket(bucketStreams)
-	var runs []run
-	for _, st := range j.w.dirty {
-		runs = append(append(runs[:0], st.pending...), st.staged...)
-		for len(runs) > 0 {
-			chunk := runs[:min(len(runs), maxRunsPerEntry)]
-			if err := idx.Put(indexKey(st.prefix, chunk[0].version), encodeEntry(chunk)); err != nil {
-				return fmt.Errorf("checkpoint index: %w", err)
-			}
-			runs = runs[len(chunk):]
+// Checkpoint pacing: a round spreads its streams over the commits that
+// store the next IndexEvery/checkpointSpreadDiv events, and flushes at
+// least minFlushPerCommit of them per commit.
+const (
+	checkpointSpreadDiv = 2
+	minFlushPerCommit   = 16
+)
+
+// advanceCheckpoint does this batch's share of the index checkpoint in tx
+// (stored is the batch's event count) and reports whether it completed a
+// round, moving the checkpoint position.
+//
+// A checkpoint used to be one commit writing the index entries and heads
+// of every stream written since the last one (up to tens of thousands of
+// B+tree puts), and every append of that batch waited for it: it set the
+// p99 latency under load (BENCHMARKS.md, issue 12). Now, once the log
+// holds IndexEvery positions past the checkpoint, a round begins: it
+// takes the streams with unindexed records, sorts them in index key
+// order (consecutive slices then touch neighbouring pages) and flushes a
+// slice of them with each commit, paced so that the round ends within
+// the next IndexEvery/2 stored events. Flushing a stream writes all its
+// runs not yet indexed, the current batch's included, and its head, in
+// the batch's transaction: journal.streams's head of a stream is how far
+// journal.index covers it, so Open skips the records at or below it. The
+// commit that flushes the round's last stream also moves the checkpoint
+// to the last position of the commit that began the round: every record
+// up to there belonged to a stream of the round (streams written only
+// later have nothing unindexed before it), so every one is indexed.
+func (j *Journal) advanceCheckpoint(tx *bbolt.Tx, stored int) (bool, error) {
+	w := &j.w
+	if !w.roundActive {
+		if w.nextPos-1-w.checkpoint < uint64(j.opts.IndexEvery) {
+			return false, nil
 		}
-		if err := putStream(strB, st.name, st.wHead, st.deletedTo); err != nil {
-			return err
+		j.beginRound()
+	} else {
+		w.roundEvents += stored
+	}
+	span := max(j.opts.IndexEvery/checkpointSpreadDiv, 1)
+	n := len(w.round)
+	target := n
+	if w.roundEvents < span {
+		target = int((uint64(n)*uint64(w.roundEvents) + uint64(span) - 1) / uint64(span))
+	}
+	target = min(max(target, w.roundNext+minFlushPerCommit), n)
+	idx, strB := tx.Bucket(bucketIndex), tx.Bucket(bucketStreams)
+	for ; w.roundNext < target; w.roundNext++ {
+		st := w.round[w.roundNext]
+		st.inRound = false
+		if err := j.flushStream(idx, strB, st); err != nil {
+			return false, err
 		}
 	}
-	return tx.Bucket(bucketMeta).Put(metaCheckpoint, binary.BigEndian.AppendUint64(nil, j.w.nextPos-1))
+	if w.roundNext < n {
+		return false, nil
+	}
+	if err := putCheckpoint(tx, w.roundEnd); err != nil {
+		return false, err
+	}
+	w.checkpoint = w.roundEnd
+	clear(w.round)
+	w.round, w.roundNext, w.roundActive = w.round[:0], 0, false
+	return true, nil
+}
+
+// beginRound starts a checkpoint round with the dirty streams; the
+// current batch's positions are part of it.
+func (j *Journal) beginRound() {
+	w := &j.w
+	w.round = append(w.round[:0], w.dirty...)
+	for _, st := range w.round {
+		st.dirty = false
+		st.inRound = true
+	}
+	clear(w.dirty)
+	w.dirty = w.dirty[:0]
+	slices.SortFunc(w.round, func(a, b *streamState) int { return bytes.Compare(a.prefix, b.prefix) })
+	w.roundNext, w.roundEnd, w.roundEvents, w.roundActive = 0, w.nextPos-1, 0, true
+}
+
+// flushStream writes st's runs not yet in journal.index (the published
+// ones and the current batch's) as index entries, and its head, in the
+// transaction of idx and strB. publish then drops its pending runs.
+func (j *Journal) flushStream(idx, strB *bbolt.Bucket, st *streamState) error {
+	runs := append(append(j.w.runs[:0], st.pending...), st.staged...)
+	j.w.runs = runs[:0]
+	if err := putRuns(idx, st.prefix, runs); err != nil {
+		return err
+	}
+	if err := putStream(strB, st.name, st.wHead, st.deletedTo); err != nil {
+		return err
+	}
+	if !st.flushed {
+		st.flushed = true
+		j.w.flushed = append(j.w.flushed, st)
+	}
+	return nil
+}
+
+// flushAll flushes every stream with unindexed records and moves the
+// checkpoint to the last position, in tx: the whole checkpoint in one
+// commit, for Close and the format upgrade.
+func (j *Journal) flushAll(tx *bbolt.Tx) error {
+	w := &j.w
+	idx, strB := tx.Bucket(bucketIndex), tx.Bucket(bucketStreams)
+	for _, list := range [][]*streamState{w.round[w.roundNext:], w.dirty} {
+		for _, st := range list {
+			if err := j.flushStream(idx, strB, st); err != nil {
+				return err
+			}
+		}
+	}
+	return putCheckpoint(tx, w.nextPos-1)
+}
+
+// putRuns writes runs (in version order, not yet indexed) as journal.index
+// entries under prefix, at most maxRunsPerEntry runs per entry.
+func putRuns(idx *bbolt.Bucket, prefix []byte, runs []run) error {
+	for len(runs) > 0 {
+		chunk := runs[:min(len(runs), maxRunsPerEntry)]
+		if err := idx.Put(indexKey(prefix, chunk[0].version), encodeEntry(chunk)); err != nil {
+			return fmt.Errorf("write index entry: %w", err)
+		}
+		runs = runs[len(chunk):]
+	}
+	return nil
+}
+
+func putCheckpoint(tx *bbolt.Tx, pos uint64) error {
+	if err := tx.Bucket(bucketMeta).Put(metaCheckpoint, binary.BigEndian.AppendUint64(nil, pos)); err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	return nil
 }
 
 func putStream(b *bbolt.Bucket, name string, head, deletedTo uint64) error {
@@ -330,17 +448,15 @@ func putStream(b *bbolt.Bucket, name string, head, deletedTo uint64) error {
 }
 
 // publish makes a committed batch visible to readers and wakes watchers.
-func (j *Journal) publish(checkpointed bool) {
+func (j *Journal) publish() {
 	w := &j.w
 	j.mu.Lock()
-	if checkpointed {
-		for _, st := range w.dirty {
-			st.pending = nil
-		}
+	for _, st := range w.flushed {
+		st.pending = nil
 	}
 	for _, st := range w.touched {
 		st.head = st.wHead
-		if !checkpointed {
+		if !st.flushed {
 			st.pending = append(st.pending, st.staged...)
 		}
 	}
@@ -353,23 +469,21 @@ func (j *Journal) publish(checkpointed bool) {
 		st.touched = false
 	}
 	w.touched = w.touched[:0]
-	if checkpointed {
-		for _, st := range w.dirty {
-			st.dirty = false
-		}
-		clear(w.dirty)
-		w.dirty = w.dirty[:0]
-		w.pendingEvents = 0
+	for _, st := range w.flushed {
+		st.flushed = false
 	}
+	clear(w.flushed)
+	w.flushed = w.flushed[:0]
 }
 
-// finalCheckpoint writes the index on Close so that the next Open has no
-// log tail to scan.
+// finalCheckpoint writes the whole index on Close so that the next Open
+// has no log tail to scan.
 func (j *Journal) finalCheckpoint() {
-	if len(j.w.dirty) == 0 || j.w.broken != nil {
+	w := &j.w
+	if w.broken != nil || (len(w.dirty) == 0 && w.roundNext == len(w.round) && w.checkpoint == w.nextPos-1) {
 		return
 	}
-	err := j.db.Update(j.checkpoint)
+	err := j.db.Update(j.flushAll)
 	if err != nil {
 		// Not fatal: Open rebuilds the index from the log.
 		j.log.Warn("journal/bolt: final checkpoint failed", "error", err)

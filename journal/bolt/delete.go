@@ -41,14 +41,27 @@ func (j *Journal) runDelete(r *request) {
 		return
 	}
 	st := j.streams[r.stream]
-	if st == nil || st.wHead == 0 {
+	if st == nil {
+		// Not cached: load it (only the writer changes it).
+		err := view(j.db, func(tx *bbolt.Tx) error {
+			var err error
+			st, err = j.stream(tx, r.stream)
+			return err
+		})
+		if err != nil {
+			r.err = fmt.Errorf("journal/bolt: delete %q up to %d: %w", r.stream, r.deleteTo, err)
+			return
+		}
+	}
+	st.ref = true
+	if st.wHead == 0 {
 		return
 	}
 	to := min(r.deleteTo, st.wHead)
 	if to <= st.deletedTo {
 		return
 	}
-	var newPending []run
+	var newPending []run // st's unindexed runs above to
 	err := j.db.Update(func(tx *bbolt.Tx) error {
 		logB := tx.Bucket(bucketLog)
 		var positions []uint64
@@ -92,6 +105,12 @@ func (j *Journal) runDelete(r *request) {
 				newPending = append(newPending, run{version: to + 1, pos: p.pos + skip, n: p.n - skip})
 			}
 		}
+		// The stream's head in journal.streams must not run ahead of
+		// journal.index (Open takes every version up to it from the
+		// index): index its remaining unindexed runs with it.
+		if err := putRuns(idx, st.prefix, newPending); err != nil {
+			return err
+		}
 		if err := putStream(tx.Bucket(bucketStreams), st.name, st.wHead, to); err != nil {
 			return err
 		}
@@ -108,7 +127,7 @@ func (j *Journal) runDelete(r *request) {
 	}
 	j.mu.Lock()
 	st.deletedTo = to
-	st.pending = newPending
+	st.pending = nil
 	j.mu.Unlock()
 }
 

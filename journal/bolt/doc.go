@@ -90,12 +90,21 @@
 //	                 uvarint(first position) ‖ uvarint(count); the versions
 //	                 are consecutive from the key's version on.
 //	journal.streams  key: stream name; value: 8-byte big-endian head ‖
-//	                 8-byte big-endian deleted-up-to version.
-//	journal.meta     "format" → 1; "checkpoint" → 8-byte big-endian position
+//	                 8-byte big-endian deleted-up-to version. The head
+//	                 stored is also how far journal.index covers the
+//	                 stream: both are written together.
+//	journal.meta     "format" → 2; "checkpoint" → 8-byte big-endian position
 //	                 up to which journal.index and journal.streams reflect
-//	                 journal.log; "lastpos" → highest position ever
-//	                 assigned (written when deletion could remove the last
-//	                 records, so positions are never reused).
+//	                 every record of journal.log (records after it may be
+//	                 indexed too, see "Deferred index"); "lastpos" →
+//	                 highest position ever assigned (written when deletion
+//	                 could remove the last records, so positions are never
+//	                 reused).
+//
+// Files of format 1 (written before checkpoints were spread) are read as
+// such and upgraded to format 2 by the first Open that may write: one
+// transaction indexes every stream and moves the checkpoint to the end.
+// A version that knows only format 1 refuses a format 2 file.
 //
 // A block holds the records of one commit at consecutive positions,
 // starting at its key:
@@ -133,17 +142,46 @@
 //
 // A commit writes only journal.log: a batch of appends to a thousand
 // different streams touches consecutive leaf pages at the end of one
-// bucket instead of a page per stream in an index. The per-stream index and heads are kept in memory as runs
-// (version, position, count) and written to journal.index and
-// journal.streams in a checkpoint, folded into the batch commit once
-// Config.IndexEvery events have accumulated, and on Close. Open reads
-// journal.streams, then scans journal.log after the checkpoint to rebuild
-// the runs. A stream's index entries therefore cover its events in the
-// order they were checkpointed, one entry per stream per checkpoint (split
-// at 1024 runs).
+// bucket instead of a page per stream in an index. The per-stream index
+// is kept in memory as runs (version, position, count) and written to
+// journal.index and journal.streams by a checkpoint spread over commits.
+// Once the log holds Config.IndexEvery positions past the checkpoint, a
+// round begins: it takes the streams that have records not yet indexed,
+// in index key order, and each commit that stores events also flushes a
+// slice of them (every unindexed run of the stream, that commit's
+// included, and its head), paced so that the round ends within the next
+// IndexEvery/2 stored events and at least 16 streams per commit. The
+// commit that flushes the round's last stream moves the checkpoint to the
+// last position of the commit that began the round. So no commit carries
+// the whole checkpoint (it used to be one commit every IndexEvery events
+// writing every stream written since the last one, and it set the p99
+// latency under load), and Open scans at most about 1.5×IndexEvery
+// positions plus two batches. Close flushes everything in one commit.
 //
-// Every stream's head is kept in memory (roughly 100 bytes per stream plus
-// the name), so Head and the expected-version check never touch the disk.
+// Open reads journal.streams, then scans journal.log after the checkpoint
+// to rebuild the runs, skipping each record whose version is at or below
+// its stream's stored head (a round indexed it already). A deletion
+// indexes the stream's remaining runs in its own transaction, so a head
+// is never ahead of the index. A stream's index entries cover its events
+// in the order they were flushed, one entry per flush (split at 1024
+// runs).
+//
+// # Stream heads in memory
+//
+// At most Config.CachedHeads stream states (default 262,144, roughly 250
+// bytes plus twice the name each) stay in memory; after each commit the
+// writer evicts the surplus with a clock (a stream appended to since the
+// hand last passed gets another turn). A stream with records not yet in
+// journal.index keeps its state (head, deletion point, unindexed runs)
+// in memory until a checkpoint round flushes it, whatever the budget;
+// there are at most about 1.5×IndexEvery such streams. An append, deletion or read of a
+// stream not cached reads its head from journal.streams (one B+tree
+// lookup; the append then caches it, a read does not), and an Any or
+// StreamExists append reads its recent-id window back from the log. So
+// the expected-version check and Head of hot streams never touch the
+// disk, and memory does not grow with the number of streams: Open loads
+// only the streams the log tail after the checkpoint names, whatever the
+// file holds.
 //
 // # Reads
 //

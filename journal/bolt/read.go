@@ -178,23 +178,6 @@ func readErr(err error) error {
 	return err
 }
 
-// snapshot is a reader's copy of a stream's published state.
-type snapshot struct {
-	st              *streamState
-	head, deletedTo uint64
-	pending         []run
-}
-
-func (j *Journal) snapshot(stream string) (snapshot, bool) {
-	j.mu.RLock()
-	defer j.mu.RUnlock()
-	st := j.streams[stream]
-	if st == nil {
-		return snapshot{}, false
-	}
-	return snapshot{st: st, head: st.head, deletedTo: st.deletedTo, pending: st.pending}, true
-}
-
 // deletedIn returns how far st is deleted as seen by tx (the published
 // value may lag behind a deletion that tx already sees).
 func deletedIn(tx *bbolt.Tx, s snapshot) uint64 {
@@ -217,7 +200,11 @@ func (j *Journal) Read(ctx context.Context, stream string, from, to uint64, limi
 		if limit <= 0 || from > to {
 			return
 		}
-		s, ok := j.snapshot(stream)
+		s, ok, err := j.snapshot(stream)
+		if err != nil {
+			yield(journal.Record{}, readErr(err))
+			return
+		}
 		if !ok {
 			return
 		}

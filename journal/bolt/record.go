@@ -24,8 +24,19 @@ var (
 	metaLastPos    = []byte("lastpos")
 )
 
-// formatVersion is the layout version stored under meta "format".
-const formatVersion = 1
+// formatVersion is the layout version stored under meta "format". In
+// version 2 a stream's head in journal.streams is also how far
+// journal.index covers it: a checkpoint writes a stream's index entries
+// and its head together, a slice of the streams per commit, so records
+// after the checkpoint position may already be indexed (Open skips them by
+// their version). Version 1 files (every stream indexed only up to the
+// checkpoint position, heads possibly ahead of the index after a
+// deletion) are read as such and upgraded by the first Open that may
+// write (formatVersion1Upgrade).
+const (
+	formatVersion  = 2
+	formatVersion1 = 1
+)
 
 // maxRunsPerEntry bounds the runs stored in one journal.index entry.
 const maxRunsPerEntry = 1024

@@ -91,11 +91,31 @@ type event struct {
 
 // writerState is owned by the writer goroutine.
 type writerState struct {
-	nextPos       uint64
-	dirty         []*streamState // streams with runs not yet in journal.index
-	pendingEvents int
-	touched       []*streamState // streams changed by the current batch
-	broken        error          // set when reloading after a failed commit failed
+	nextPos uint64
+	touched []*streamState // streams changed by the current batch
+	broken  error          // set when reloading after a failed commit failed
+
+	// The spread checkpoint (commit.go, advanceCheckpoint). checkpoint is
+	// the committed meta "checkpoint". dirty holds the streams with
+	// records not yet in journal.index that are not in the round; round
+	// the streams a checkpoint round is writing, in index key order, of
+	// which round[roundNext:] are still to be flushed; when all are, the
+	// checkpoint moves to roundEnd. flushed lists the streams the current
+	// batch flushed.
+	checkpoint  uint64
+	dirty       []*streamState
+	round       []*streamState
+	roundNext   int
+	roundEnd    uint64
+	roundEvents int // events stored since the round began
+	roundActive bool
+	flushed     []*streamState
+	runs        []run // scratch of flushStream
+
+	// The cached heads (heads.go): every state in j.streams, in clock
+	// order; hand is where the next eviction scan starts.
+	clock []*streamState
+	hand  int
 
 	// The commit block being built: frames of positions batchStart… in
 	// data, with their end offsets. Reused from batch to batch.
@@ -256,18 +276,4 @@ func (j *Journal) take(dst []*request) []*request {
 // withdrew r; r must then be ignored.
 func claim(r *request) bool {
 	return r.state.CompareAndSwap(stateQueued, stateTaken)
-}
-
-// stream returns the writer's state of stream, creating (and publishing,
-// with head 0) a new one when needed. Only the writer mutates j.streams,
-// so it reads the map without the lock.
-func (j *Journal) stream(name string) *streamState {
-	if st := j.streams[name]; st != nil {
-		return st
-	}
-	st := newStreamState(name)
-	j.mu.Lock()
-	j.streams[name] = st
-	j.mu.Unlock()
-	return st
 }
