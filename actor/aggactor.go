@@ -237,6 +237,7 @@ func (a *aggActor[S, C, E]) Receive(c proto.Context) {
 		}
 		a.shutdown = m.done
 		a.released = m.release
+		a.setDirect(false)
 		a.maybeFinish(c)
 	case *proto.Started:
 		a.self = c.Self()
@@ -279,7 +280,17 @@ func (a *aggActor[S, C, E]) restore() error {
 	a.snapMark, a.snapSaved = rb.snapshotVersion, rb.snapshotVersion
 	a.dedup = rb.dedup
 	a.ready = true
+	a.setDirect(a.shutdown == nil)
 	return nil
+}
+
+// setDirect tells route whether senders may run this actor's commands on
+// their own goroutines (see mailbox): only while it is ready and not
+// stopping, so that neither a recovery nor a stop runs on a caller.
+func (a *aggActor[S, C, E]) setDirect(on bool) {
+	if a.e != nil && a.e.mb != nil {
+		a.e.mb.direct.Store(on)
+	}
 }
 
 // ---- commands ----
@@ -616,6 +627,7 @@ func (a *aggActor[S, C, E]) failAll(cause error) {
 	a.state, a.pstate, a.version, a.pversion = zero, zero, 0, 0
 	a.dedup = dedupCache[E]{}
 	a.ready = false
+	a.setDirect(false)
 	a.observe(telemetry.Observation{Kind: telemetry.Restarted, Err: cause})
 }
 
