@@ -130,12 +130,21 @@ func (m *mailbox) claim(msg any) bool {
 // mailbox idle. Called only after claim returned true.
 func (m *mailbox) runInline(own any) {
 	m.inline(own)
-	if m.systems.Load() > 0 || m.users.Load() > 0 {
-		go m.process() // still ours: hand it over
-		return
+	if m.systems.Load() == 0 && m.users.Load() == 0 {
+		if testHookBeforeRelease != nil {
+			testHookBeforeRelease(m)
+		}
+		if !m.release() {
+			return
+		}
+		// A message arrived as it went idle, and release took it back.
 	}
-	m.release()
+	go m.process() // still ours: hand over what is left
 }
+
+// testHookBeforeRelease, when set by a test, runs just before an inline
+// run marks its drained mailbox idle.
+var testHookBeforeRelease func(*mailbox)
 
 func (m *mailbox) inline(own any) {
 	var msg any

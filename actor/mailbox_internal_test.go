@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	proto "github.com/asynkron/protoactor-go/actor"
 	"github.com/stretchr/testify/assert"
@@ -88,7 +89,11 @@ func newTestMailbox(want int) (*mailbox, *recInvoker) {
 
 func (r *recInvoker) wait(t *testing.T) {
 	t.Helper()
-	<-r.done // the test's own deadline ends a hang
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("messages left unhandled")
+	}
 }
 
 // A command whose sender wins an idle mailbox is handled on the sender's
@@ -269,4 +274,61 @@ func TestMPSCQueue_FIFOAcrossProducers(t *testing.T) {
 		next[pi[0]]++
 	}
 	assert.Nil(t, q.pop())
+}
+
+// Claims, inline runs and ordinary posts racing on one mailbox: every
+// message is handled exactly once and none is left in a queue nobody runs
+// (a lost wake-up would leave some until the deadline).
+func TestMailbox_ConcurrentClaimsAndPosts_NothingStranded(t *testing.T) {
+	const producers, each = 8, 3000
+	m, inv := newTestMailbox(producers * each)
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if (p+i)%2 == 0 {
+					msg := &testCmd{i}
+					if m.claim(msg) {
+						m.runInline(msg)
+					}
+				} else {
+					m.PostUserMessage(&testOther{i})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-inv.done:
+	case <-time.After(10 * time.Second):
+		inv.mu.Lock()
+		defer inv.mu.Unlock()
+		t.Fatalf("%d of %d messages handled; status %d, %d queued", len(inv.got), producers*each, m.status.Load(), m.users.Load())
+	}
+	assert.Equal(t, mbIdle, m.status.Load())
+	assert.Zero(t, m.UserMessageCount())
+}
+
+// A message posted while an inline run is marking its drained mailbox
+// idle (its poster saw the mailbox running and left it to the runner) is
+// handled: the run takes the mailbox back and hands it to a goroutine.
+func TestMailbox_PostWhileInlineRunReleases_Handled(t *testing.T) {
+	m, inv := newTestMailbox(2)
+	late := &testOther{2}
+	testHookBeforeRelease = func(m *mailbox) {
+		testHookBeforeRelease = nil
+		m.PostUserMessage(late) // loses the race for the mailbox
+	}
+	t.Cleanup(func() { testHookBeforeRelease = nil })
+	own := &testCmd{1}
+	require.True(t, m.claim(own))
+	m.runInline(own)
+	select {
+	case <-inv.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the message posted during the release was never handled")
+	}
+	assert.Equal(t, []any{own, late}, inv.got)
 }
