@@ -64,6 +64,10 @@ const (
 	mbRunning
 )
 
+// inlineCommands switches the inline path on for systems started
+// afterwards; only the package's benchmarks turn it off, to compare.
+var inlineCommands = true
+
 // inlineMax bounds the messages one inline run handles: the sender's own
 // command and the few that arrived just before it.
 const inlineMax = 16
@@ -115,21 +119,49 @@ func (m *mailbox) schedule() {
 	}
 }
 
+// claimed is how claim left a command.
+type claimed int8
+
+const (
+	// claimLost: msg is queued and the mailbox's current runner handles it.
+	claimLost claimed = iota
+	// claimQueued: msg is queued behind others and the sender won the
+	// mailbox: it must call runInline.
+	claimQueued
+	// claimDirect: the sender won an idle mailbox with nothing queued;
+	// msg was not queued: it must call runInline, which handles msg first.
+	claimDirect
+)
+
 // claim posts msg, a command whose sender waits for it, and reports
-// whether the sender won the mailbox: then it must call runInline(msg)
-// (after releasing any lock it holds), and until it does nothing else
-// runs the mailbox. Otherwise the mailbox's current runner handles msg.
-func (m *mailbox) claim(msg any) bool {
+// whether the sender won the mailbox (then it must call runInline(msg, c)
+// after releasing any lock it holds, and until it does nothing else runs
+// the mailbox). An idle mailbox with nothing queued is won without
+// queueing msg at all. Otherwise the mailbox's current runner handles
+// msg.
+func (m *mailbox) claim(msg any) claimed {
+	if m.users.Load() == 0 && m.systems.Load() == 0 && m.status.CompareAndSwap(mbIdle, mbRunning) {
+		if m.users.Load() == 0 && m.systems.Load() == 0 && !m.suspended.Load() {
+			return claimDirect
+		}
+		m.user.push(msg)
+		m.users.Add(1)
+		return claimQueued
+	}
 	m.user.push(msg)
 	m.users.Add(1)
-	return m.status.CompareAndSwap(mbIdle, mbRunning)
+	if m.status.CompareAndSwap(mbIdle, mbRunning) {
+		return claimQueued
+	}
+	return claimLost
 }
 
 // runInline handles the queue on the calling goroutine up to and including
 // own (see mailbox), then hands what is left to a goroutine or marks the
-// mailbox idle. Called only after claim returned true.
-func (m *mailbox) runInline(own any) {
-	m.inline(own)
+// mailbox idle. Called only after claim returned c, claimQueued or
+// claimDirect.
+func (m *mailbox) runInline(own any, c claimed) {
+	m.inline(own, c == claimDirect)
 	if m.systems.Load() == 0 && m.users.Load() == 0 {
 		if testHookBeforeRelease != nil {
 			testHookBeforeRelease(m)
@@ -146,13 +178,18 @@ func (m *mailbox) runInline(own any) {
 // run marks its drained mailbox idle.
 var testHookBeforeRelease func(*mailbox)
 
-func (m *mailbox) inline(own any) {
+func (m *mailbox) inline(own any, direct bool) {
 	var msg any
 	defer func() {
 		if r := recover(); r != nil {
 			m.invoker.EscalateFailure(r, msg)
 		}
 	}()
+	if direct {
+		msg = own
+		m.invoker.InvokeUserMessage(own)
+		return
+	}
 	for range inlineMax {
 		if m.held != nil || m.systems.Load() > 0 || m.suspended.Load() {
 			return

@@ -101,8 +101,8 @@ func (r *recInvoker) wait(t *testing.T) {
 func TestMailbox_ClaimedCommand_RunsOnSendersGoroutine(t *testing.T) {
 	m, inv := newTestMailbox(1)
 	own := &testCmd{1}
-	require.True(t, m.claim(own))
-	m.runInline(own)
+	require.Equal(t, claimDirect, m.claim(own))
+	m.runInline(own, claimDirect)
 	inv.wait(t)
 	assert.Equal(t, []any{own}, inv.got)
 	assert.Equal(t, []uint64{goid()}, inv.on)
@@ -118,7 +118,7 @@ func TestMailbox_ClaimWhileRunning_LeftToTheRunner(t *testing.T) {
 	first := &testOther{1}
 	m.PostUserMessage(first) // a goroutine runs it and blocks in the gate
 	own := &testCmd{2}
-	assert.False(t, m.claim(own))
+	assert.Equal(t, claimLost, m.claim(own))
 	close(inv.gate)
 	inv.wait(t)
 	assert.Equal(t, []any{first, own}, inv.got)
@@ -138,10 +138,10 @@ func TestMailbox_InlineRun_HandsOtherMessagesToAGoroutine(t *testing.T) {
 	m.user.push(other)
 	m.users.Add(1)
 	own, later := &testCmd{2}, &testCmd{3}
-	require.True(t, m.claim(own))
+	require.Equal(t, claimQueued, m.claim(own))
 	m.user.push(later)
 	m.users.Add(1)
-	m.runInline(own) // returns although other is blocked in the gate
+	m.runInline(own, claimQueued) // returns although other is blocked in the gate
 	close(inv.gate)
 	inv.wait(t)
 	assert.Equal(t, []any{other, own, later}, inv.got)
@@ -155,10 +155,10 @@ func TestMailbox_InlineRun_StopsAfterOwnCommand(t *testing.T) {
 	before, own, after := &testCmd{1}, &testCmd{2}, &testCmd{3}
 	m.user.push(before)
 	m.users.Add(1)
-	require.True(t, m.claim(own))
+	require.Equal(t, claimQueued, m.claim(own))
 	m.user.push(after)
 	m.users.Add(1)
-	m.runInline(own)
+	m.runInline(own, claimQueued)
 	inv.wait(t)
 	me := goid()
 	assert.Equal(t, []any{before, own, after}, inv.got)
@@ -177,8 +177,8 @@ func TestMailbox_InlinePanic_EscalatedAndQueueSuspended(t *testing.T) {
 			bad, next := &testCmd{1}, &testCmd{2}
 			inv.panics = bad
 			if inline {
-				require.True(t, m.claim(bad))
-				m.runInline(bad)
+				require.Equal(t, claimDirect, m.claim(bad))
+				m.runInline(bad, claimDirect)
 			} else {
 				m.PostUserMessage(bad)
 			}
@@ -203,8 +203,8 @@ func TestMailbox_SystemMessagePending_InlineRunHandsOver(t *testing.T) {
 	m.sysMu.Unlock()
 	m.systems.Add(1)
 	own := &testCmd{1}
-	require.True(t, m.claim(own))
-	m.runInline(own)
+	require.Equal(t, claimQueued, m.claim(own))
+	m.runInline(own, claimQueued)
 	inv.wait(t)
 	assert.Equal(t, []any{sysMsg, own}, inv.got)
 	assert.NotContains(t, inv.on, goid())
@@ -242,8 +242,8 @@ func TestMailbox_ProtoactorActor_PanicInlineRestartsActor(t *testing.T) {
 		runtime.Gosched()
 	}
 	bad := &testCmd{1}
-	require.True(t, e.mb.claim(bad))
-	e.mb.runInline(bad)
+	require.Equal(t, claimDirect, e.mb.claim(bad))
+	e.mb.runInline(bad, claimDirect)
 	proc.SendUserMessage(pid, &testCmd{2})
 	assert.Equal(t, "restarting", <-seen)
 	assert.Equal(t, "started", <-seen)
@@ -290,8 +290,8 @@ func TestMailbox_ConcurrentClaimsAndPosts_NothingStranded(t *testing.T) {
 			for i := range each {
 				if (p+i)%2 == 0 {
 					msg := &testCmd{i}
-					if m.claim(msg) {
-						m.runInline(msg)
+					if c := m.claim(msg); c != claimLost {
+						m.runInline(msg, c)
 					}
 				} else {
 					m.PostUserMessage(&testOther{i})
@@ -323,8 +323,8 @@ func TestMailbox_PostWhileInlineRunReleases_Handled(t *testing.T) {
 	}
 	t.Cleanup(func() { testHookBeforeRelease = nil })
 	own := &testCmd{1}
-	require.True(t, m.claim(own))
-	m.runInline(own)
+	require.Equal(t, claimDirect, m.claim(own))
+	m.runInline(own, claimDirect)
 	select {
 	case <-inv.done:
 	case <-time.After(10 * time.Second):

@@ -40,6 +40,9 @@ type System struct {
 	// dedup bounds the aggregates' dedup caches (from DedupWindow and
 	// DedupMaxEntries).
 	dedup dedupLimits
+	// inline: senders may run their commands themselves (see mailbox);
+	// inlineCommands when the system started.
+	inline bool
 
 	// bg is cancelled by Shutdown when its context ends, to give up on
 	// appends and saves still running.
@@ -89,6 +92,7 @@ func NewSystem(cfg Config) (*System, error) {
 		tracer:   telemetryhooks.Tracer(cfg.TracerProvider),
 		timed:    cfg.Observer != nil || cfg.Metrics != nil,
 		dedup:    dedupLimits{window: int64(cfg.DedupWindow), max: cfg.DedupMaxEntries},
+		inline:   inlineCommands,
 		bg:       bg,
 		cancelBG: cancel,
 		kinds:    make(map[string]kindRuntime),
@@ -353,11 +357,11 @@ func (s *System) route(r *router, id string, msg any, props *proto.Props, maxAct
 	}
 	if e := sh.m[id]; e != nil {
 		e.sent.Add(1)
-		if mb := e.mb; inline && mb != nil && mb.direct.Load() {
-			claimed := mb.claim(msg)
+		if mb := e.mb; inline && s.inline && mb != nil && mb.direct.Load() {
+			c := mb.claim(msg)
 			sh.mu.RUnlock()
-			if claimed {
-				mb.runInline(msg)
+			if c != claimLost {
+				mb.runInline(msg, c)
 			}
 			return nil
 		}
