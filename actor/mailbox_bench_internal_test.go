@@ -32,6 +32,18 @@ func BenchmarkSend_ManyAggregates(b *testing.B) {
 	}
 }
 
+// BenchmarkSend_HotAggregate is BenchmarkSend_ManyAggregates with every
+// sender on one account, where the mailbox is almost never idle.
+func BenchmarkSend_HotAggregate(b *testing.B) {
+	for _, inline := range []bool{false, true} {
+		b.Run(fmt.Sprintf("inline=%v", inline), func(b *testing.B) {
+			defer func(was bool) { inlineCommands = was }(inlineCommands)
+			inlineCommands = inline
+			benchManyAggregates(b, 1)
+		})
+	}
+}
+
 func benchManyAggregates(b *testing.B, aggregates int) {
 	j, err := bolt.Open(filepath.Join(b.TempDir(), "journal.db"), bolt.Config{NoSync: true})
 	if err != nil {
