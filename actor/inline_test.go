@@ -15,8 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrix/orchestrix/actor"
+	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/internal/banktest"
 	"github.com/orchestrix/orchestrix/journal/bolt"
+	memjournal "github.com/orchestrix/orchestrix/journal/mem"
 )
 
 // goroutineID returns the calling goroutine's id, read from its stack
@@ -120,4 +122,64 @@ func TestHandle_Send_HotAggregates_WriterNeverDecides(t *testing.T) {
 	}
 	assert.Equal(t, int64(senders*each), acked.Load())
 	assert.Equal(t, acked.Load(), total)
+}
+
+// A command that arrives while its aggregate's append is in flight makes
+// the aggregate hot: later commands are decided on its mailbox goroutine,
+// not inline by their senders, until its batches drain.
+func TestHandle_Send_CommandDuringAppend_LaterCommandsNotInline(t *testing.T) {
+	base, err := memjournal.New(memjournal.Config{})
+	require.NoError(t, err)
+	g := newGate(base)
+	env := actortest.NewSystem(t, actortest.WithJournal(base), actortest.WithConfig(func(c *actor.Config) { c.Journal = g }))
+	type decision struct {
+		amount int64
+		on     uint64
+	}
+	decided := make(chan decision, 8)
+	def := banktest.Accounts()
+	decide := def.Decide
+	def.Decide = func(s banktest.Account, c banktest.Command) ([]banktest.Event, error) {
+		if d, ok := c.(banktest.Deposit); ok {
+			decided <- decision{d.Amount, goroutineID()}
+		}
+		return decide(s, c)
+	}
+	h := register(t, env, def)
+	ctx := ctxT(t)
+	_, err = h.Send(ctx, "a", banktest.OpenAccount{Owner: "o"})
+	require.NoError(t, err)
+
+	g.Hold()
+	// sendOn sends a deposit from a new goroutine and returns that
+	// goroutine's id and the decision, once made.
+	sendOn := func(amount int64) (sender uint64, d decision, reply chan sendResult) {
+		ids := make(chan uint64, 1)
+		reply = make(chan sendResult, 1)
+		go func() {
+			ids <- goroutineID()
+			res, err := h.Send(ctx, "a", banktest.Deposit{Amount: amount})
+			reply <- sendResult{res, err}
+		}()
+		return <-ids, <-decided, reply
+	}
+	_, _, r1 := sendOn(1) // its append is held
+	g.waitEntered(t)
+	_, _, r2 := sendOn(2) // arrives during the append: makes it hot
+	// Let the run that decided deposit 2 end, so that the mailbox is idle
+	// (State is handled on a mailbox goroutine after it).
+	_, _, err = h.State(ctx, "a")
+	require.NoError(t, err)
+	for range 100 {
+		runtime.Gosched()
+	}
+	s3, d3, r3 := sendOn(3) // hot: the mailbox goroutine decides it
+	assert.NotEqual(t, s3, d3.on, "a hot aggregate's command decided inline")
+	g.release <- nil
+	g.waitEntered(t) // the batch of deposits 2 and 3
+	g.Open()
+	g.release <- nil
+	for _, r := range []chan sendResult{r1, r2, r3} {
+		require.NoError(t, recv(t, r).err)
+	}
 }
