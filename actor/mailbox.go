@@ -313,12 +313,10 @@ func (q *mpscQueue) push(v any) {
 	if prev == nil {
 		// First push: the queue starts at its stub (set lazily so that
 		// a zero mpscQueue is ready to use).
-		prev = q.initStub()
+		prev = &q.stub
 	}
 	prev.next.Store(n)
 }
-
-func (q *mpscQueue) initStub() *qnode { return &q.stub }
 
 func (q *mpscQueue) pop() any {
 	tail := q.tail
@@ -330,6 +328,11 @@ func (q *mpscQueue) pop() any {
 		return nil
 	}
 	q.tail = next
+	if tail == &q.stub {
+		// The stub lives as long as the mailbox: unlinked, so that it
+		// does not keep every node pushed since reachable.
+		tail.next.Store(nil)
+	}
 	v := next.val
 	next.val = nil
 	return v

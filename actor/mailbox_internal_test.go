@@ -332,3 +332,17 @@ func TestMailbox_PostWhileInlineRunReleases_Handled(t *testing.T) {
 	}
 	assert.Equal(t, []any{own, late}, inv.got)
 }
+
+// Popped nodes are garbage: the queue's stub, which lives as long as the
+// mailbox, does not keep the chain of every node pushed since reachable.
+func TestMPSCQueue_PoppedNodesNotRetained(t *testing.T) {
+	var q mpscQueue
+	for i := range 3 {
+		q.push(i)
+	}
+	for range 3 {
+		require.NotNil(t, q.pop())
+	}
+	assert.Nil(t, q.stub.next.Load())
+	assert.Nil(t, q.tail.val)
+}
