@@ -33,9 +33,11 @@ import (
 // journal's writer, timers and Shutdown never run application code (they
 // post the ordinary way), and no snapshot save, passivation or shutdown
 // runs on a caller's goroutine. route offers the inline path only while
-// the aggregate is ready (recovered) and not stopping (see direct), so a
-// recovery's journal reads run on a caller only in a race with a journal
-// failure.
+// the aggregate is ready (recovered), not stopping and not hot (see
+// direct and aggActor.updateDirect), so a recovery's journal reads run on
+// a caller only in a race with a journal failure, and a hot aggregate's
+// mailbox goroutine keeps draining its queue as before. A command that
+// finds the mailbox idle and empty is not even queued (claimDirect).
 type mailbox struct {
 	user   mpscQueue
 	status atomic.Int32 // mbIdle or mbRunning: who runs the mailbox
