@@ -60,6 +60,11 @@ type aggActor[S, C, E any] struct {
 	snapSaved    uint64 // version of the newest snapshot known saved
 	snapInFlight bool
 
+	// direct mirrors the mailbox's direct flag (see updateDirect); hot
+	// is set when a command arrives while an append is in flight, and
+	// cleared when no batch is left.
+	direct, hot bool
+
 	shutdown chan struct{}
 	// released: the shutdown is a cluster release (this member no longer
 	// owns the id), so refused commands are told to run on the owner.
@@ -194,6 +199,7 @@ func (a *aggActor[S, C, E]) commandDone(start time.Time, version uint64, events 
 func (a *aggActor[S, C, E]) Receive(c proto.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	defer a.updateDirect()
 	defer func() {
 		// Our own code should not panic; if it does, fail what is
 		// pending and start over from the journal rather than let the
@@ -282,6 +288,20 @@ func (a *aggActor[S, C, E]) restore() error {
 	return nil
 }
 
+// updateDirect tells route whether senders may run this actor's commands
+// on their own goroutines (see mailbox): only while it is ready, not
+// stopping, and not hot. So neither a recovery nor a stop runs on a
+// caller, and a hot aggregate (commands arriving while its append is in
+// flight, its mailbox rarely idle) is run by its mailbox goroutine as
+// before. Called with a.mu held after each message and inline completion.
+func (a *aggActor[S, C, E]) updateDirect() {
+	on := a.ready && a.shutdown == nil && !a.hot
+	if on != a.direct && a.e != nil && a.e.mb != nil {
+		a.direct = on
+		a.e.mb.direct.Store(on)
+	}
+}
+
 // ---- commands ----
 
 func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
@@ -301,6 +321,9 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 			replyTo(m.reply, Result[E]{}, err)
 			return
 		}
+	}
+	if a.inFlight {
+		a.hot = true
 	}
 	now := a.sys().cfg.Clock.Now()
 	lim := a.sys().dedup
@@ -417,8 +440,11 @@ func (a *aggActor[S, C, E]) popBatch() {
 	n := copy(a.batches, a.batches[1:])
 	a.batches[n] = nil
 	a.batches = a.batches[:n]
-	if n == 0 && cap(a.batches) > 4 {
-		a.batches = nil
+	if n == 0 {
+		a.hot = false
+		if cap(a.batches) > 4 {
+			a.batches = nil
+		}
 	}
 }
 
@@ -491,6 +517,7 @@ func (a *aggActor[S, C, E]) completeInline(b *batch[S, E], base uint64, res jour
 		return false
 	}
 	defer a.mu.Unlock()
+	defer a.updateDirect()
 	if a.shutdown != nil || len(a.batches) != 1 || a.batches[0] != b ||
 		res.FirstVersion != base+1 || res.LastVersion != b.endVersion || a.snapshotDue(b.endVersion) {
 		return false
@@ -609,7 +636,7 @@ func (a *aggActor[S, C, E]) failAll(cause error) {
 	}
 	var zero S
 	clear(a.batches)
-	a.batches, a.inFlight = a.batches[:0], false
+	a.batches, a.inFlight, a.hot = a.batches[:0], false, false
 	if a.pending != nil {
 		a.pending.reset()
 	}

@@ -84,6 +84,19 @@
 //
 // Routing has no central mailbox: aggregate ids map to actor PIDs in a
 // sharded table, and a command goes straight to its aggregate's mailbox.
+// Aggregate actors are protoactor-go actors with a mailbox of the
+// runtime's own (installed through protoactor's Props.WithMailbox): it
+// keeps the default mailbox's behaviour (system messages first, FIFO user
+// messages, suspension and escalation of a panic to the supervisor), and
+// adds one path: when Send or Dispatch finds its aggregate recovered,
+// idle and not hot (no command arrived while its append was in flight),
+// the calling goroutine handles the command itself instead of starting a
+// goroutine for it, and hands anything queued behind it to a goroutine as
+// usual. Only commands whose sender waits run this way; the
+// journal's completions, snapshots, passivation, Shutdown, Tell and State
+// always go through a goroutine, so the journal's writer never runs
+// application code, no snapshot I/O runs on a caller, and a recovery
+// does only when a journal failure races with the command.
 //
 // StateAt and StateAtTime rebuild past states from snapshots and the
 // journal without touching the live actor.

@@ -179,7 +179,7 @@ func (h *Handle[S, C, E]) dispatchLocal(ctx context.Context, cmd aggregate.Comma
 		msg.start = h.sys.cfg.Clock.Now()
 	}
 	reply := msg.reply
-	if err := h.sys.route(h.routes, cmd.AggregateID, msg, h.props, h.sys.cfg.MaxActive); err != nil {
+	if err := h.sys.route(h.routes, cmd.AggregateID, msg, h.props, h.sys.cfg.MaxActive, true); err != nil {
 		h.recycle(msg)
 		return fail(err)
 	}
@@ -230,7 +230,7 @@ func (h *Handle[S, C, E]) Tell(id string, cmd C, opts ...SendOption) error {
 	if h.sys.timed {
 		msg.start = h.sys.cfg.Clock.Now()
 	}
-	if err := h.sys.route(h.routes, id, msg, h.props, h.sys.cfg.MaxActive); err != nil {
+	if err := h.sys.route(h.routes, id, msg, h.props, h.sys.cfg.MaxActive, false); err != nil {
 		return &CommandError{Kind: h.kind, AggregateID: id, CommandID: c.ID, Err: err}
 	}
 	return nil
@@ -266,7 +266,7 @@ func (h *Handle[S, C, E]) State(ctx context.Context, id string) (S, uint64, erro
 func (h *Handle[S, C, E]) stateLocal(ctx context.Context, id string) (S, uint64, error) {
 	var zero S
 	reply := make(chan stateReply[S], 1)
-	if err := h.sys.route(h.routes, id, &stateMsg[S]{reply: reply}, h.props, h.sys.cfg.MaxActive); err != nil {
+	if err := h.sys.route(h.routes, id, &stateMsg[S]{reply: reply}, h.props, h.sys.cfg.MaxActive, false); err != nil {
 		return zero, 0, fmt.Errorf("actor: state of %s %q: %w", h.kind, id, err)
 	}
 	select {
@@ -335,6 +335,9 @@ type cmdMsg[C, E any] struct {
 	// Config.Metrics is set).
 	start time.Time
 }
+
+// inlineOK: a command may be handled on a sender's goroutine (see mailbox).
+func (*cmdMsg[C, E]) inlineOK() {}
 
 type cmdReply[E any] struct {
 	res Result[E]

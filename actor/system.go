@@ -40,6 +40,9 @@ type System struct {
 	// dedup bounds the aggregates' dedup caches (from DedupWindow and
 	// DedupMaxEntries).
 	dedup dedupLimits
+	// inline: senders may run their commands themselves (see mailbox);
+	// inlineCommands when the system started.
+	inline bool
 
 	// bg is cancelled by Shutdown when its context ends, to give up on
 	// appends and saves still running.
@@ -89,6 +92,7 @@ func NewSystem(cfg Config) (*System, error) {
 		tracer:   telemetryhooks.Tracer(cfg.TracerProvider),
 		timed:    cfg.Observer != nil || cfg.Metrics != nil,
 		dedup:    dedupLimits{window: int64(cfg.DedupWindow), max: cfg.DedupMaxEntries},
+		inline:   inlineCommands,
 		bg:       bg,
 		cancelBG: cancel,
 		kinds:    make(map[string]kindRuntime),
@@ -134,7 +138,7 @@ func Register[S, C, E any](sys *System, def aggregate.Definition[S, C, E]) (*Han
 	h := &Handle[S, C, E]{sys: sys, def: aggexec.Of(def), kind: def.Kind}
 	h.routes = newRouter(def.Kind)
 	h.props = proto.PropsFromProducer(func() proto.Actor { return &aggActor[S, C, E]{h: h} },
-		proto.WithMailbox(proto.UnboundedLockfree()))
+		proto.WithMailbox(newMailbox))
 	sys.kinds[def.Kind] = h
 	return h, nil
 }
@@ -305,6 +309,9 @@ type entry struct {
 	// thousands of actors are active). Messages go to the mailbox in
 	// the same way as through the PID.
 	proc proto.Process
+	// mb is the actor's mailbox (set when the entry's initMsg is posted,
+	// before the entry is published), for route's inline path.
+	mb *mailbox
 	// sent counts messages routed to the actor; received (written only by
 	// the actor) counts those it has handled. The actor removes its entry
 	// only under the shard's write lock and only when they are equal, so
@@ -333,8 +340,11 @@ func (r *router) shardOf(id string) *shard {
 var errClosedSend = orchestrix.ErrClosed
 
 // route delivers msg to the actor of id, spawning it from props when
-// absent (under the shard's write lock).
-func (s *System) route(r *router, id string, msg any, props *proto.Props, maxActive int) error {
+// absent (under the shard's write lock). With inline set (a command whose
+// sender waits for its reply) and the actor ready and idle, the calling
+// goroutine runs the actor for it once the shard's lock is released (see
+// mailbox).
+func (s *System) route(r *router, id string, msg any, props *proto.Props, maxActive int, inline bool) error {
 	sh := r.shardOf(id)
 	sh.mu.RLock()
 	if s.closed.Load() {
@@ -347,6 +357,14 @@ func (s *System) route(r *router, id string, msg any, props *proto.Props, maxAct
 	}
 	if e := sh.m[id]; e != nil {
 		e.sent.Add(1)
+		if mb := e.mb; inline && s.inline && mb != nil && mb.direct.Load() {
+			c := mb.claim(msg)
+			sh.mu.RUnlock()
+			if c != claimLost {
+				mb.runInline(msg, c)
+			}
+			return nil
+		}
 		e.send(msg)
 		sh.mu.RUnlock()
 		return nil
