@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/cluster/internal/wire"
-	"github.com/orchestrix/orchestrix/internal/clusterseam"
 )
 
 // announce answers the next request the blackHole got, a confirmation
@@ -268,17 +266,7 @@ func TestServer_BatchRepliesAsCommandsFinish(t *testing.T) {
 	sys := proto.NewActorSystem()
 	defer sys.Shutdown()
 	k := gateKind{gate: make(chan struct{}), blocked: make(chan struct{})}
-	cfg := Config{RequestTimeout: time.Minute, Logger: slog.Default()}.withDefaults()
-	c := &manualClock{}
-	m := &Member{cfg: cfg, proto: sys, kinds: map[string]clusterseam.Kind{"k": k},
-		f: newFence(c.now, cfg.PauseThreshold, cfg.SettlePeriod)}
-	m.bg, m.stopBG = context.WithCancel(context.Background())
-	defer m.stopBG()
-	m.work = newWorkers(time.Minute, m.bg.Done())
-	ep := newEpoch(1)
-	ep.ok.Store(true)
-	close(ep.settled)
-	m.cur.Store(&view{self: m.addr(), pl: newPlacement([]peer{{id: "self", addr: m.addr(), kinds: []string{"k"}}}), ep: ep})
+	m := soloMember(t, sys, "k", k)
 	srv := sys.Root.Spawn(proto.PropsFromProducer(func() proto.Actor { return &server{m: m} }))
 	cp := capture{got: make(chan any, 16)}
 	from, _ := sys.ProcessRegistry.Add(cp, "capture")

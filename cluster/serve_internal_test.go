@@ -41,17 +41,7 @@ func TestServer_SlowCommand_DoesNotHoldUpOthers(t *testing.T) {
 	sys := proto.NewActorSystem()
 	defer sys.Shutdown()
 	k := gateKind{gate: make(chan struct{}), blocked: make(chan struct{})}
-	cfg := Config{RequestTimeout: time.Minute, Logger: slog.Default()}.withDefaults()
-	c := &manualClock{}
-	m := &Member{cfg: cfg, proto: sys, kinds: map[string]clusterseam.Kind{"k": k},
-		f: newFence(c.now, cfg.PauseThreshold, cfg.SettlePeriod)}
-	m.bg, m.stopBG = context.WithCancel(context.Background())
-	defer m.stopBG()
-	m.work = newWorkers(time.Minute, m.bg.Done())
-	ep := newEpoch(1)
-	ep.ok.Store(true)
-	close(ep.settled)
-	m.cur.Store(&view{self: m.addr(), pl: newPlacement([]peer{{id: "self", addr: m.addr(), kinds: []string{"k"}}}), ep: ep})
+	m := soloMember(t, sys, "k", k)
 	pid := sys.Root.Spawn(proto.PropsFromProducer(func() proto.Actor { return &server{m: m} }))
 
 	slow := sys.Root.RequestFuture(pid, &wire.CommandRequest{Kind: "k", AggregateId: "a", Command: []byte("block")}, time.Minute)
@@ -70,4 +60,23 @@ func TestServer_SlowCommand_DoesNotHoldUpOthers(t *testing.T) {
 	if r, ok := v.(*wire.CommandReply); err != nil || !ok || r.GetVersion() != 1 {
 		t.Fatalf("reply to the slow request: %#v, %v", v, err)
 	}
+}
+
+// soloMember is a member on sys that is the only member of its view and
+// hosts kind, served by k: it owns every id of kind, and no network is
+// involved. Its background work stops when the test ends.
+func soloMember(t testing.TB, sys *proto.ActorSystem, kind string, k clusterseam.Kind) *Member {
+	t.Helper()
+	cfg := Config{RequestTimeout: time.Minute, Logger: slog.Default()}.withDefaults()
+	c := &manualClock{}
+	m := &Member{cfg: cfg, proto: sys, kinds: map[string]clusterseam.Kind{kind: k},
+		f: newFence(c.now, cfg.PauseThreshold, cfg.SettlePeriod)}
+	m.bg, m.stopBG = context.WithCancel(context.Background())
+	t.Cleanup(m.stopBG)
+	m.work = newWorkers(time.Minute, m.bg.Done())
+	ep := newEpoch(1)
+	ep.ok.Store(true)
+	close(ep.settled)
+	m.cur.Store(&view{self: m.addr(), pl: newPlacement([]peer{{id: "self", addr: m.addr(), kinds: []string{kind}}}), ep: ep})
+	return m
 }
