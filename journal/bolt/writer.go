@@ -110,7 +110,8 @@ type writerState struct {
 	roundEvents int // events stored since the round began
 	roundActive bool
 	flushed     []*streamState
-	runs        []run // scratch of flushStream
+	runs        []run      // scratch of flushStream
+	vals        valueArena // keys and values of flushStream
 
 	// The cached heads (heads.go): every state in j.streams, in clock
 	// order; hand is where the next eviction scan starts.
