@@ -47,6 +47,7 @@ func (j *Journal) runBatch(batch []*request) {
 	}
 	// The previous transaction has ended: its values may be overwritten.
 	j.w.vals.reset()
+	begin := time.Now()
 	tx, err := j.db.Begin(true)
 	if err != nil {
 		finish(0, err)
@@ -81,6 +82,8 @@ func (j *Journal) runBatch(batch []*request) {
 	if fatal == nil && accepted > 0 {
 		fatal = j.hooks.check()
 	}
+	built := time.Now()
+	j.buildNs.Add(int64(built.Sub(begin)))
 	switch {
 	case fatal != nil:
 		_ = tx.Rollback()
@@ -97,6 +100,8 @@ func (j *Journal) runBatch(batch []*request) {
 			return
 		}
 	}
+	committed := time.Now()
+	j.commitNs.Add(int64(committed.Sub(built)))
 	finish(stored, nil)
 	if fn := j.hooks.beforePublish.Load(); fn != nil {
 		(*fn)()
@@ -111,6 +116,7 @@ func (j *Journal) runBatch(batch []*request) {
 		}
 	}
 	completeAll(live)
+	j.answerNs.Add(int64(time.Since(committed)))
 }
 
 // maxCommitLinks bounds the links of one commit span.

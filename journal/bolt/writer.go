@@ -35,6 +35,7 @@ import (
 	"context"
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
@@ -204,7 +205,9 @@ func (j *Journal) writer() {
 		} else {
 			j.runBatch(batch)
 			if len(batch) > 1 {
+				start := time.Now()
 				j.settle()
+				j.settleNs.Add(int64(time.Since(start)))
 			}
 		}
 		clear(batch)
