@@ -228,6 +228,9 @@ func TestBatch_DeadLetterIsNotDelivered(t *testing.T) {
 	if a := <-errc; a != notDelivered {
 		t.Fatalf("a batched command that met a dead letter: %v, want not delivered", a)
 	}
+	if n := inboxLen(m); n != 0 {
+		t.Fatalf("%d commands still await a reply in the inbox after a dead letter ended them", n)
+	}
 }
 
 // A batched command pending at a member that dies (the view drops it and
@@ -310,4 +313,143 @@ func TestServer_BatchRepliesAsCommandsFinish(t *testing.T) {
 			t.Fatalf("a drained member's reply %d: %v; want NOT_OWNER under its seq", i, rep)
 		}
 	}
+}
+
+// inboxLen is how many commands await a reply in m's reply inbox.
+func inboxLen(m *Member) int {
+	m.inbox.mu.Lock()
+	defer m.inbox.mu.Unlock()
+	return len(m.inbox.items)
+}
+
+// Every batch names the member's one reply inbox (reply_to), and its
+// commands carry seqs unique across batches, so the peer can answer the
+// commands of several batches in one message sent there; each caller
+// gets its own reply. A reply that comes again later is dropped, and
+// nothing stays registered or awaited once all ended.
+func TestBatch_RepliesToSeveralBatchesGoTogetherToTheInbox(t *testing.T) {
+	m, h := batchMember(t)
+	announce(t, m, h, featureBit(wire.Feature_FEATURE_COMMAND_BATCH))
+	type res struct {
+		v   any
+		a   attempt
+		err error
+	}
+	send := func(i int) chan res {
+		out := make(chan res, 1)
+		req := &wire.CommandRequest{Kind: "k", AggregateId: fmt.Sprint("a", i), CommandId: fmt.Sprint("cmd-", i)}
+		go func() {
+			// Bounded, so that a reply lost on the way fails the test.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			v, a, err := m.requestVia(ctx, peerAddr, func() (<-chan any, func()) { return m.sendBatched(peerAddr, req) })
+			out <- res{v, a, err}
+		}()
+		return out
+	}
+	out0 := send(0)
+	env0 := <-h.got
+	out1 := send(1)
+	env1 := <-h.got
+	b0, ok0 := env0.Message.(*wire.CommandBatch)
+	b1, ok1 := env1.Message.(*wire.CommandBatch)
+	if !ok0 || !ok1 || len(b0.GetCommands()) != 1 || len(b1.GetCommands()) != 1 {
+		t.Fatalf("sent %v and %v, want two batches of one command", env0.Message, env1.Message)
+	}
+	seq0, seq1 := b0.GetCommands()[0].GetSeq(), b1.GetCommands()[0].GetSeq()
+	if b0.GetReplyTo() == "" || b0.GetReplyTo() != b1.GetReplyTo() || seq0 == 0 || seq1 == 0 || seq0 == seq1 {
+		t.Fatalf("batches name reply_to %q and %q with seqs %d and %d; want the same inbox and distinct seqs", b0.GetReplyTo(), b1.GetReplyTo(), seq0, seq1)
+	}
+	if n := inboxLen(m); n != 2 {
+		t.Fatalf("%d commands await a reply in the inbox, want 2", n)
+	}
+	inbox := proto.NewPID(env0.Sender.GetAddress(), b0.GetReplyTo())
+	both := &wire.CommandBatchReply{Replies: []*wire.CommandReply{{Version: 101, Seq: seq1}, {Version: 100, Seq: seq0}}}
+	m.root().Send(inbox, both)
+	for i, out := range []chan res{out0, out1} {
+		r := <-out
+		cr, ok := r.v.(*wire.CommandReply)
+		if r.err != nil || r.a != delivered || !ok || cr.GetVersion() != uint64(100+i) {
+			t.Fatalf("command %d: got %v, %v, %v; want its own reply (version %d)", i, r.v, r.a, r.err, 100+i)
+		}
+	}
+	m.root().Send(inbox, both) // late duplicates: nobody awaits them
+	for _, env := range []*proto.MessageEnvelope{env0, env1} {
+		if _, ok := m.proto.ProcessRegistry.Get(env.Sender); ok {
+			t.Fatalf("the batch's slot %v is still registered after its command ended", env.Sender)
+		}
+	}
+	if n := inboxLen(m); n != 0 {
+		t.Fatalf("%d commands still await a reply in the inbox after all ended", n)
+	}
+}
+
+// The serving side sends the replies headed to one caller inbox together,
+// whichever of that caller's batches they answer, to the inbox and not to
+// the batches' own senders; its entry for the inbox goes once nothing is
+// left to send.
+func TestServer_RepliesToOneInboxGoTogether(t *testing.T) {
+	sys := proto.NewActorSystem()
+	defer sys.Shutdown()
+	m := soloMember(t, sys, "k", gateKind{})
+	srv := sys.Root.Spawn(proto.PropsFromProducer(func() proto.Actor { return &server{m: m} }))
+	inbox, slot1, slot2 := capture{got: make(chan any, 16)}, capture{got: make(chan any, 16)}, capture{got: make(chan any, 16)}
+	inboxPID, _ := sys.ProcessRegistry.Add(inbox, "inbox")
+	from1, _ := sys.ProcessRegistry.Add(slot1, "slot1")
+	from2, _ := sys.ProcessRegistry.Add(slot2, "slot2")
+
+	// Hold the inbox's replies as if a flush were running, so that the
+	// replies of both batches are queued when it runs.
+	rb := m.replies.get(m, inboxPID)
+	rb.mu.Lock()
+	rb.busy = true
+	rb.mu.Unlock()
+	sys.Root.RequestWithCustomSender(srv, &wire.CommandBatch{ReplyTo: "inbox", Commands: []*wire.CommandRequest{
+		{Kind: "k", AggregateId: "a", Seq: 7}}}, from1)
+	sys.Root.RequestWithCustomSender(srv, &wire.CommandBatch{ReplyTo: "inbox", Commands: []*wire.CommandRequest{
+		{Kind: "k", AggregateId: "b", Seq: 9}, {Kind: "k", AggregateId: "c", Seq: 8}}}, from2)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		rb.mu.Lock()
+		n := len(rb.ready)
+		rb.mu.Unlock()
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) || len(slot1.got)+len(slot2.got) > 0 {
+			t.Fatalf("%d replies queued for the inbox, want the 3 of both batches (their senders got %d and %d messages)",
+				n, len(slot1.got), len(slot2.got))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	rb.flush()
+	var v any
+	select {
+	case v = <-inbox.got:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the inbox got nothing (the batches' senders got %d and %d messages)", len(slot1.got), len(slot2.got))
+	}
+	r, ok := v.(*wire.CommandBatchReply)
+	if !ok || len(r.GetReplies()) != 3 {
+		t.Fatalf("the inbox got %v; want one message with the replies of both batches", v)
+	}
+	seqs := map[uint32]bool{}
+	for _, rep := range r.GetReplies() {
+		if rep.GetCode() != wire.Code_OK || rep.GetVersion() != 2 {
+			t.Fatalf("reply %v", rep)
+		}
+		seqs[rep.GetSeq()] = true
+	}
+	if !seqs[7] || !seqs[8] || !seqs[9] {
+		t.Fatalf("replies under seqs %v, want 7, 8 and 9", seqs)
+	}
+	if len(slot1.got) != 0 || len(slot2.got) != 0 {
+		t.Fatal("a batch's own sender got a reply though the batch named an inbox")
+	}
+	m.replies.mu.Lock()
+	left := len(m.replies.by)
+	m.replies.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d reply routes listed after everything was sent", left)
+	}
+	m.serving.Wait() // every reply handed to the transport
 }
