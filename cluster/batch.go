@@ -12,8 +12,8 @@ import (
 
 // This file coalesces the commands this member sends to the same member
 // into one wire message (wire.CommandBatch), and the replies it sends back
-// to one caller into as few wire.CommandBatchReply messages as finish
-// together, whichever of that caller's batches they answer.
+// to one caller's batch into as few wire.CommandBatchReply messages as
+// finish together.
 //
 // Each remote command otherwise costs its own protoactor-go envelope on
 // both sides (marshalled and unmarshalled by type name, a mailbox post to
@@ -29,25 +29,13 @@ import (
 // not held up; under load, the commands of the callers that ran during
 // that one pass of the scheduler go together. Nothing waits on a timer.
 //
-// Replies: a member's commands awaiting a reply are numbered by one
-// counter (seq, never 0, unique among those awaiting), and every batch
-// names the member's reply inbox (CommandBatch.reply_to), one registered
-// process for all its batches. The serving member gathers the replies
-// headed to the same inbox, whichever batch they answer, and sends them
-// together (the commands of several batches typically finish in the same
-// group commit of its journal); the inbox hands each to its command by
-// seq. Each batch still goes with a registered slot of its own as its
-// sender, which receives a dead letter for that batch (and the replies of
-// a member of a build that ignores reply_to, handed on by seq too).
-//
 // What does not change: each command keeps its own id, and its caller
 // keeps its own deadline, pending-target tracking and outcome (request in
-// member.go): a reply comes back to its caller by the command's seq, a
-// caller that gives up abandons only its own command (a late reply is
-// dropped: its seq no longer maps to it), a dead letter (the target has
-// no request actor) ends each command of the batch as not delivered, and
-// a target that dies ends each one with orchestrix.ErrOutcomeUnknown
-// through the pending set.
+// member.go): a reply comes back to its caller by the command's seq in its
+// batch, a caller that gives up abandons only its own command (a late
+// reply is dropped), a dead letter (the target has no request actor) ends
+// each command of the batch as not delivered, and a target that dies ends
+// each one with orchestrix.ErrOutcomeUnknown through the pending set.
 //
 // Rolling upgrade: a member of an older build crashes on a protobuf type
 // it does not know, so a member sends batches only to a peer that
@@ -193,10 +181,7 @@ type outbox struct {
 // batchItem is one command waiting in an outbox or sent in a batch.
 type batchItem struct {
 	req   *wire.CommandRequest
-	inbox *replyInbox
 	reply chan any // buffered (1): its *wire.CommandReply, or a *proto.DeadLetterResponse
-	// seq is its number in the inbox once its batch is sent (0 before).
-	seq atomic.Uint32
 	// done is set once by whoever ends the item first: its reply (or a
 	// dead letter) arriving, or its caller abandoning it.
 	done atomic.Bool
@@ -231,7 +216,7 @@ func (o *outboxes) get(addr string) *outbox {
 // its reply arrives on and the function that abandons it (call it once
 // the request ended, whatever the outcome), like sendRequest.
 func (m *Member) sendBatched(addr string, req *wire.CommandRequest) (<-chan any, func()) {
-	it := &batchItem{req: req, inbox: &m.inbox, reply: make(chan any, 1)}
+	it := &batchItem{req: req, reply: make(chan any, 1)}
 	ob := m.outboxes.get(addr)
 	ob.mu.Lock()
 	ob.queue = append(ob.queue, it)
@@ -304,121 +289,33 @@ func (m *Member) flushOutbox(addr string, ob *outbox, inline bool) {
 	}
 }
 
-// replyInbox is the registered process that takes the replies to every
-// batch this member sends (CommandBatch.reply_to), and the commands
-// awaiting them by seq.
-type replyInbox struct {
-	once  sync.Once
-	self  *proto.PID
-	mu    sync.Mutex
-	next  uint32
-	items map[uint32]*batchItem
-}
-
-// id returns the inbox's process id, registering it the first time.
-func (in *replyInbox) id(reg *proto.ProcessRegistryValue) string {
-	in.once.Do(func() {
-		in.self, _ = reg.Add(in, "orchestrix-replies"+reg.NextId())
-	})
-	return in.self.GetId()
-}
-
-// add numbers it with a seq that no other command awaiting a reply holds
-// (never 0) and returns it. The counter wraps after 2^32 commands: a reply
-// that late (to an abandoned command) would be handed to the command that
-// took its seq again; replies come within RequestTimeout, so it is not.
-func (in *replyInbox) add(it *batchItem) uint32 {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.items == nil {
-		in.items = map[uint32]*batchItem{}
-	}
-	for {
-		in.next++
-		if _, taken := in.items[in.next]; in.next != 0 && !taken {
-			break
-		}
-	}
-	in.items[in.next] = it
-	return in.next
-}
-
-// take removes and returns the command awaiting the reply seq (nil if
-// none: it ended already).
-func (in *replyInbox) take(seq uint32) *batchItem {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	it := in.items[seq]
-	delete(in.items, seq)
-	return it
-}
-
-// forget removes it if it still awaits a reply under seq.
-func (in *replyInbox) forget(seq uint32, it *batchItem) {
-	if seq == 0 {
-		return
-	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.items[seq] == it {
-		delete(in.items, seq)
-	}
-}
-
-// deliver hands each reply of r to its command.
-func (in *replyInbox) deliver(r *wire.CommandBatchReply) {
-	for _, rep := range r.GetReplies() {
-		if it := in.take(rep.GetSeq()); it != nil {
-			it.deliver(rep)
-		}
-	}
-}
-
-func (in *replyInbox) SendUserMessage(_ *proto.PID, message any) {
-	_, msg, _ := proto.UnwrapEnvelope(message)
-	if r, ok := msg.(*wire.CommandBatchReply); ok {
-		in.deliver(r)
-	}
-}
-
-func (in *replyInbox) SendSystemMessage(*proto.PID, any) {}
-
-func (in *replyInbox) Stop(*proto.PID) {}
-
-// batchSlot is a registered process, the sender of one batch: it receives
-// a dead letter for the batch (and replies from a member that ignores
-// reply_to, handed on by seq). It unregisters itself once every item has
-// ended.
+// batchSlot is a registered process that receives the replies to one
+// batch (one or more CommandBatchReply, or a dead letter) and hands each
+// to its item. It unregisters itself once every item has ended.
 type batchSlot struct {
-	items []*batchItem
+	items []*batchItem // index seq-1
 	left  atomic.Int64 // items not yet ended
 	reg   *proto.ProcessRegistryValue
 	self  *proto.PID
-	inbox *replyInbox
 }
 
 func (m *Member) sendBatch(pid *proto.PID, items []*batchItem) {
-	reg := m.proto.ProcessRegistry
-	s := &batchSlot{items: items, reg: reg, inbox: &m.inbox}
+	s := &batchSlot{items: items, reg: m.proto.ProcessRegistry}
 	s.left.Store(int64(len(items)))
-	msg := &wire.CommandBatch{Commands: make([]*wire.CommandRequest, 0, len(items)), ReplyTo: m.inbox.id(reg)}
-	for _, it := range items {
-		seq := m.inbox.add(it)
-		it.seq.Store(seq)
+	msg := &wire.CommandBatch{Commands: make([]*wire.CommandRequest, 0, len(items))}
+	for i, it := range items {
 		// A copy: the caller's request may be sent again (a retry) while
 		// this one is in flight.
 		r := &wire.CommandRequest{Kind: it.req.GetKind(), AggregateId: it.req.GetAggregateId(),
-			CommandId: it.req.GetCommandId(), Command: it.req.GetCommand(), Seq: seq}
+			CommandId: it.req.GetCommandId(), Command: it.req.GetCommand(), Seq: uint32(i + 1)}
 		msg.Commands = append(msg.Commands, r)
 	}
-	s.self, _ = reg.Add(s, "orchestrix-batch"+reg.NextId())
+	s.self, _ = s.reg.Add(s, "orchestrix-batch"+s.reg.NextId())
 	for _, it := range items {
 		it.slot.Store(s)
 		if it.done.Load() {
-			// Abandoned meanwhile: its caller may not have seen the slot
-			// or the seq.
+			// Abandoned meanwhile: its caller may not have seen the slot.
 			it.release()
-			m.inbox.forget(it.seq.Load(), it)
 		}
 	}
 	m.root().RequestWithCustomSender(pid, msg, s.self)
@@ -428,10 +325,9 @@ func (m *Member) sendBatch(pid *proto.PID, items []*batchItem) {
 // dropped.
 func (it *batchItem) abandon() {
 	if it.done.CompareAndSwap(false, true) {
-		// sendBatch stores the slot and seq before it reads done, and this
-		// reads them after setting done: one of the two sees the other.
+		// sendBatch stores the slot before it reads done, and this reads
+		// the slot after setting done: one of the two sees the other.
 		it.release()
-		it.inbox.forget(it.seq.Load(), it)
 	}
 }
 
@@ -442,8 +338,17 @@ func (it *batchItem) release() {
 	}
 }
 
-// deliver ends the item with msg, unless it ended already.
-func (it *batchItem) deliver(msg any) {
+func (s *batchSlot) ended() {
+	if s.left.Add(-1) == 0 {
+		s.reg.Remove(s.self)
+	}
+}
+
+func (s *batchSlot) deliver(i int, msg any) {
+	if i < 0 || i >= len(s.items) {
+		return
+	}
+	it := s.items[i]
 	if !it.done.CompareAndSwap(false, true) {
 		return
 	}
@@ -451,22 +356,17 @@ func (it *batchItem) deliver(msg any) {
 	it.release()
 }
 
-func (s *batchSlot) ended() {
-	if s.left.Add(-1) == 0 {
-		s.reg.Remove(s.self)
-	}
-}
-
 func (s *batchSlot) SendUserMessage(_ *proto.PID, message any) {
 	_, msg, _ := proto.UnwrapEnvelope(message)
 	switch r := msg.(type) {
 	case *wire.CommandBatchReply:
-		s.inbox.deliver(r)
+		for _, rep := range r.GetReplies() {
+			s.deliver(int(rep.GetSeq())-1, rep)
+		}
 	case *proto.DeadLetterResponse:
 		// The target has no request actor: none of the batch ran.
-		for _, it := range s.items {
-			s.inbox.forget(it.seq.Load(), it)
-			it.deliver(r)
+		for i := range s.items {
+			s.deliver(i, r)
 		}
 	}
 }
@@ -477,72 +377,22 @@ func (s *batchSlot) Stop(*proto.PID) {}
 
 // ---- serving side ----
 
-// replyBatch gathers replies headed to one process (a caller's reply
-// inbox, or the sender of one batch from a member that names none) and
-// sends them as they finish: the worker whose reply finds no flush
-// running flushes (yielding the processor once first, as flushOutbox
-// does, so that the replies finishing together go together) until none is
-// left.
+// replyBatch gathers the replies to one CommandBatch and sends them to its
+// sender as they finish: the worker whose reply finds no flush running
+// flushes (yielding the processor once first, as flushOutbox does, so
+// that the replies finishing together go together) until none is left.
 type replyBatch struct {
 	m      *Member
 	sender *proto.PID
-	routes *replyRoutes // where it is listed by key (nil: one batch's own)
-	key    string
 	mu     sync.Mutex
 	ready  []*wire.CommandReply
 	busy   bool
 }
 
-// replyRoutes lists the replyBatch of each caller inbox that has replies
-// being gathered; an entry goes once its flush finds nothing left.
-type replyRoutes struct {
-	mu sync.Mutex
-	by map[string]*replyBatch
-}
-
-func (rr *replyRoutes) get(m *Member, to *proto.PID) *replyBatch {
-	key := to.GetAddress() + "/" + to.GetId()
-	rr.mu.Lock()
-	defer rr.mu.Unlock()
-	if rr.by == nil {
-		rr.by = map[string]*replyBatch{}
-	}
-	rb := rr.by[key]
-	if rb == nil {
-		rb = &replyBatch{m: m, sender: to, routes: rr, key: key}
-		rr.by[key] = rb
-	}
-	return rb
-}
-
-// dropIdle removes rb's entry if nothing is queued or being sent. A worker
-// that took rb before still uses it (it then flushes it itself); replies
-// after go through a new entry.
-func (rr *replyRoutes) dropIdle(rb *replyBatch) {
-	rr.mu.Lock()
-	defer rr.mu.Unlock()
-	if rr.by[rb.key] != rb {
-		return
-	}
-	rb.mu.Lock()
-	idle := !rb.busy && len(rb.ready) == 0
-	rb.mu.Unlock()
-	if idle {
-		delete(rr.by, rb.key)
-	}
-}
-
 // serveBatch serves each command of b on a worker of its own (as single
-// requests are served), answering to b's reply_to at the sender's address
-// (with the replies to the sender's other batches) or, when b names none,
-// to sender.
+// requests are served), answering to sender.
 func (m *Member) serveBatch(sender *proto.PID, b *wire.CommandBatch) {
-	var rb *replyBatch
-	if to := b.GetReplyTo(); to != "" {
-		rb = m.replies.get(m, proto.NewPID(sender.GetAddress(), to))
-	} else {
-		rb = &replyBatch{m: m, sender: sender}
-	}
+	rb := &replyBatch{m: m, sender: sender}
 	for _, req := range b.GetCommands() {
 		m.serving.Add(1) // done once its reply is handed to the transport
 		m.work.run(func() {
@@ -582,9 +432,6 @@ func (rb *replyBatch) flush() {
 		if len(ready) == 0 {
 			rb.busy = false
 			rb.mu.Unlock()
-			if rb.routes != nil {
-				rb.routes.dropIdle(rb)
-			}
 			return
 		}
 		rb.mu.Unlock()

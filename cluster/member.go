@@ -78,11 +78,6 @@ type Member struct {
 	caps     capabilities
 	outboxes outboxes
 	noBatch  bool
-	// inbox takes the replies to the batches this member sends; replies
-	// coalesces, on the serving side, the replies headed to each caller's
-	// inbox (batch.go).
-	inbox   replyInbox
-	replies replyRoutes
 
 	closeOnce sync.Once
 }

@@ -185,10 +185,8 @@ type CommandRequest struct {
 	// command is the command in Orchestrix's binary envelope form
 	// (actor.Handle.EncodeCommand).
 	Command []byte `protobuf:"bytes,4,opt,name=command,proto3" json:"command,omitempty"`
-	// seq identifies the command inside a CommandBatch (not 0; unique
-	// among the sender's commands awaiting a reply, not only inside the
-	// batch); its reply carries the same seq. 0 (unset) in a request sent
-	// alone.
+	// seq numbers the command inside a CommandBatch (from 1); its reply
+	// carries the same seq. 0 (unset) in a request sent alone.
 	Seq           uint32 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -360,15 +358,8 @@ func (x *CommandReply) GetSeq() uint32 {
 // FEATURE_COMMAND_BATCH in a HandoffReply: a member of an older build
 // does not know this type (protoactor-go would crash it).
 type CommandBatch struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Commands []*CommandRequest      `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
-	// reply_to, when set, is the id of a process at the sender's address
-	// that takes the replies to this batch's commands: the receiver may then
-	// send replies to several batches of that sender in one
-	// CommandBatchReply, told apart by their seqs. The batch's sender PID
-	// still receives a dead letter, and the replies of a member of a build
-	// that ignores this field (they are handed on by seq as well).
-	ReplyTo       string `protobuf:"bytes,2,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Commands      []*CommandRequest      `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -410,16 +401,8 @@ func (x *CommandBatch) GetCommands() []*CommandRequest {
 	return nil
 }
 
-func (x *CommandBatch) GetReplyTo() string {
-	if x != nil {
-		return x.ReplyTo
-	}
-	return ""
-}
-
-// CommandBatchReply carries replies to commands of one CommandBatch (or,
-// sent to its reply_to, of several batches of one sender), each with its
-// request's seq. The receiver answers a batch with one or more of
+// CommandBatchReply carries replies to commands of one CommandBatch, each
+// with its request's seq. The receiver answers a batch with one or more of
 // them, as its commands finish (a slow command does not hold up the
 // others' replies).
 type CommandBatchReply struct {
@@ -926,10 +909,9 @@ const file_wire_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x1a\n" +
 	"\bposition\x18\x05 \x01(\x04R\bposition\x12\x1c\n" +
 	"\tduplicate\x18\x06 \x01(\bR\tduplicate\x12\x10\n" +
-	"\x03seq\x18\a \x01(\rR\x03seq\"n\n" +
+	"\x03seq\x18\a \x01(\rR\x03seq\"S\n" +
 	"\fCommandBatch\x12C\n" +
-	"\bcommands\x18\x01 \x03(\v2'.orchestrix.cluster.wire.CommandRequestR\bcommands\x12\x19\n" +
-	"\breply_to\x18\x02 \x01(\tR\areplyTo\"T\n" +
+	"\bcommands\x18\x01 \x03(\v2'.orchestrix.cluster.wire.CommandRequestR\bcommands\"T\n" +
 	"\x11CommandBatchReply\x12?\n" +
 	"\areplies\x18\x01 \x03(\v2%.orchestrix.cluster.wire.CommandReplyR\areplies\"o\n" +
 	"\fStateRequest\x12\x12\n" +
