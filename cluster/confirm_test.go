@@ -168,7 +168,7 @@ func TestBlockedMemberFencesUnconfirmed(t *testing.T) {
 	for i, p := range peers {
 		mt := p.metrics(t)
 		if n := mt[`orchestrix_cluster_self_fences_total{reason=paused}`] + mt[`orchestrix_cluster_self_fences_total{reason=unconfirmed}`]; n > 0 {
-			t.Logf("peer %d fenced itself %v time(s) during the test (paused %v, unconfirmed %v): a starved machine",
+			t.Logf("peer %d fenced itself %v time(s) since it started (paused %v, unconfirmed %v): a starved machine",
 				i+1, n, mt[`orchestrix_cluster_self_fences_total{reason=paused}`], mt[`orchestrix_cluster_self_fences_total{reason=unconfirmed}`])
 		}
 	}
