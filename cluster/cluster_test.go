@@ -426,7 +426,7 @@ func launchMember(t *testing.T, i int, httpAddr string, vars []string) *member {
 			t.Logf("member %d: %d data race report(s) entirely inside protoactor-go (upstream, not ours)", i, upstream)
 		}
 		if t.Failed() {
-			t.Logf("log of member %d (%s):\n%s", i, mb.address, tail(string(b), 4000))
+			t.Logf("log of member %d (%s):\n%s", i, mb.address, tail(withoutGossipNoise(string(b)), 4000))
 		}
 	})
 	return mb
@@ -449,6 +449,27 @@ func (mb *member) waitMembers(t *testing.T, n int, name string) {
 		mb.address = r.Address
 		return r.Members == n && !r.Fenced
 	})
+}
+
+// withoutGossipNoise drops protoactor-go's repeated warning about gossip
+// from a member it blocked (several a second, for as long as the blocked
+// member runs), which would fill a failed test's log tail and hide the
+// member's own lines; it says how many it dropped.
+func withoutGossipNoise(s string) string {
+	lines := strings.SplitAfter(s, "\n")
+	kept, dropped := lines[:0], 0
+	for _, l := range lines {
+		if strings.Contains(l, "Got gossip request from unknown member") {
+			dropped++
+			continue
+		}
+		kept = append(kept, l)
+	}
+	out := strings.Join(kept, "")
+	if dropped > 0 {
+		out += fmt.Sprintf("(%d lines \"Got gossip request from unknown member\" left out)\n", dropped)
+	}
+	return out
 }
 
 func tail(s string, n int) string {
