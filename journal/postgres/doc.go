@@ -78,7 +78,13 @@
 // batch, and throughput grows with the batch size instead of being
 // bounded by one round trip per event. Up to two batches are in flight
 // at once (never sharing a stream): while one commits, the next is
-// planned, encoded and sent, and waits for the lock on the server. There
+// planned, encoded and sent, and waits for the lock on the server. When
+// other writers commit to the same schema (the other members of a
+// cluster), the lock is never idle anyway and a second batch would only
+// split this writer's appends into smaller commits, so the writer keeps
+// one batch in flight while the positions around its own commits show
+// others' commits to be more than a quarter of its own
+// (Config.MaxInFlight fixes the number instead). There
 // is no timer: an idle journal commits a lone append at once, and under
 // load a batch is whatever queued while the previous ones committed.
 // Stats reports the number of batches and events.

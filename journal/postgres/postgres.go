@@ -58,6 +58,15 @@ type Config struct {
 	// a notification was lost. Zero means DefaultPollInterval.
 	PollInterval time.Duration
 
+	// MaxInFlight is how many batches may be committing at once. Zero
+	// means adaptive: two while this Journal's commits are the only ones
+	// in the schema, one while other writers' commits (other cluster
+	// members, other processes) interleave with them, since every commit
+	// holds the schema's position lock and a second batch would then only
+	// split this writer's appends into smaller commits (see the package
+	// doc, "Group commit").
+	MaxInFlight int
+
 	// MaxConns is the size of the connection pool Open creates (ignored
 	// by New). Zero means pgxpool's default.
 	MaxConns int32
@@ -86,6 +95,8 @@ func (c Config) Validate() error {
 		return errors.New("journal/postgres: Config.WriteTimeout is negative")
 	case c.PollInterval < 0:
 		return errors.New("journal/postgres: Config.PollInterval is negative")
+	case c.MaxInFlight < 0:
+		return errors.New("journal/postgres: Config.MaxInFlight is negative")
 	case c.MaxConns < 0:
 		return errors.New("journal/postgres: Config.MaxConns is negative")
 	}
@@ -132,6 +143,8 @@ type Journal struct {
 	inFlight  map[string]struct{} // streams of the batches being committed
 	running   int                 // batches being committed
 	completed uint64              // batches finished since Open
+
+	inFlightMax *inFlightGauge // how many batches may be committing at once
 
 	// heads caches stream heads as of the last batch that touched them.
 	headsMu sync.Mutex
@@ -225,14 +238,15 @@ func newJournal(ctx context.Context, pool *pgxpool.Pool, cfg Config, ownPool boo
 			versionRange: x(sqlVersionRange), byIDs: x(sqlByIDs), read: x(sqlRead),
 			readAll: x(sqlReadAll), del: x(sqlDelete), lastPosition: x(sqlLastPosition), lock: x(sqlLock),
 		},
-		heads:      make(map[string]uint64),
-		inFlight:   make(map[string]struct{}),
-		closedCh:   make(chan struct{}),
-		runCtx:     runCtx,
-		cancelRun:  cancel,
-		writerDone: make(chan struct{}),
-		listenDone: make(chan struct{}),
-		changed:    make(chan struct{}),
+		heads:       make(map[string]uint64),
+		inFlight:    make(map[string]struct{}),
+		inFlightMax: newInFlightGauge(cfg.MaxInFlight),
+		closedCh:    make(chan struct{}),
+		runCtx:      runCtx,
+		cancelRun:   cancel,
+		writerDone:  make(chan struct{}),
+		listenDone:  make(chan struct{}),
+		changed:     make(chan struct{}),
 	}
 	j.cond = sync.NewCond(&j.mu)
 	if last, err := j.LastPosition(ctx); err == nil {
@@ -263,11 +277,14 @@ type Stats struct {
 	// Commits is the number of committed batches; Events the number of
 	// events they stored. Events/Commits is the mean batch size.
 	Commits, Events uint64
+	// InFlight is how many batches may be committing at once now:
+	// Config.MaxInFlight, or the adaptive limit's current value.
+	InFlight int
 }
 
 // Stats returns the journal's commit counters.
 func (j *Journal) Stats() Stats {
-	return Stats{Commits: j.commits.Load(), Events: j.events.Load()}
+	return Stats{Commits: j.commits.Load(), Events: j.events.Load(), InFlight: j.inFlightMax.max()}
 }
 
 // Schema returns the schema holding the journal's tables.

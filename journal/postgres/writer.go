@@ -195,15 +195,9 @@ func (j *Journal) prepare(stream string, expected journal.ExpectedVersion, event
 	return p, nil
 }
 
-// maxInFlight is how many batches may be committing at once. With two,
-// the next batch is planned, encoded and sent while the previous one
-// commits, and waits for the position lock on the server instead of
-// leaving it idle for a round trip. In-flight batches never share a
-// stream, so they can commit in either order.
-const maxInFlight = 2
-
 // runWriter is the group-commit loop: it forms batches and starts their
-// commits, at most maxInFlight at a time.
+// commits, at most j.inFlightMax.max() at a time (inflight.go). In-flight
+// batches never share a stream, so they can commit in either order.
 func (j *Journal) runWriter() {
 	defer close(j.writerDone)
 	var carry []*pending
@@ -215,7 +209,7 @@ func (j *Journal) runWriter() {
 		j.mu.Lock()
 		for {
 			canCarry := len(carry) > 0 && j.completed != stuckAt
-			if j.running < maxInFlight && (len(j.queue) > 0 || canCarry) {
+			if j.running < j.inFlightMax.max() && (len(j.queue) > 0 || canCarry) {
 				break
 			}
 			if j.closing && len(j.queue) == 0 && len(carry) == 0 && j.running == 0 {
@@ -787,6 +781,7 @@ func (j *Journal) succeed(writes []*pending, first uint64) {
 	// Before any reply, so that a caller's WaitFor or LastPosition after
 	// its Append returns sees at least its own commit.
 	j.advance(first + n - 1)
+	j.inFlightMax.observe(first, first+n-1)
 	pos := first
 	for _, p := range writes {
 		k := uint64(len(p.ids))
