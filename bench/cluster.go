@@ -90,6 +90,9 @@ type clusterResult struct {
 	RemoteP50us float64 `json:"remote_p50_us,omitempty"`
 	// EventsPerCommit is the journal's mean batch size (all members').
 	EventsPerCommit float64 `json:"events_per_commit,omitempty"`
+	// InFlight lists each member's journal batches-in-flight limit at the
+	// end of the load.
+	InFlight []int `json:"in_flight,omitempty"`
 	// CPUusPerCommand is the CPU time (user + system) per command of the
 	// process (single) or of all members together (cluster);
 	// ServerCPUusPerCommand the PostgreSQL server's, when it can be read.
@@ -337,6 +340,9 @@ type loadReply struct {
 	// Commits and Events: the member's journal batches during the load.
 	Commits uint64 `json:"commits,omitempty"`
 	Events  uint64 `json:"events,omitempty"`
+	// InFlight is the member's journal's batches-in-flight limit at the
+	// end of the load (journal/postgres adapts it to other writers).
+	InFlight int `json:"in_flight,omitempty"`
 	// CPUNs is the member process's CPU time (user + system) during the
 	// load: its own senders' and what it served for the other members.
 	CPUNs int64 `json:"cpu_ns,omitempty"`
@@ -359,6 +365,7 @@ func clusterThroughput(ctx context.Context, ms []*localcluster.Member, shares []
 	}
 	var all, local, remoteLat loadResult
 	var remote, attempts, commits, events uint64
+	var inFlight []int
 	var cpu time.Duration
 	var firstErr string
 	var longest float64
@@ -375,6 +382,7 @@ func clusterThroughput(ctx context.Context, ms []*localcluster.Member, shares []
 		remote += r.Remote
 		attempts += r.Done + r.Failed
 		commits += r.Commits
+		inFlight = append(inFlight, r.InFlight)
 		events += r.Events
 		cpu += time.Duration(r.CPUNs)
 		longest = max(longest, r.Seconds)
@@ -397,7 +405,7 @@ func clusterThroughput(ctx context.Context, ms []*localcluster.Member, shares []
 		CommandsPerSec: all.perSec(), P50us: all.percentileUs(0.5), P99us: all.percentileUs(0.99),
 		RemoteShare: float64(remote) / float64(attempts), Errors: all.failed,
 		LocalP50us: local.percentileUs(0.5), RemoteP50us: remoteLat.percentileUs(0.5),
-		CPUusPerCommand: perCommandUs(cpu, all.done)}
+		CPUusPerCommand: perCommandUs(cpu, all.done), InFlight: inFlight}
 	if commits > 0 {
 		r.EventsPerCommit = float64(events) / float64(commits)
 	}
@@ -690,7 +698,7 @@ func (b *benchMember) load(_ context.Context, req loadRequest) (loadReply, error
 	after, cpu := b.j.Stats(), cpuTime()-cpu0
 	out := loadReply{CPUNs: int64(cpu), Done: res.done, Failed: res.failed, Remote: remote.Load(), Seconds: res.elapsed.Seconds(),
 		LocalUs: slices.Concat(local...), RemoteUs: slices.Concat(remoteUs...),
-		Commits: after.Commits - before.Commits, Events: after.Events - before.Events}
+		Commits: after.Commits - before.Commits, Events: after.Events - before.Events, InFlight: after.InFlight}
 	if res.firstErr != nil {
 		out.FirstErr = res.firstErr.Error()
 	}
