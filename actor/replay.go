@@ -3,8 +3,10 @@ package actor
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -71,6 +73,12 @@ func (h *Handle[S, C, E]) rebuild(ctx context.Context, id string, to uint64, unt
 	}
 
 	reg := h.sys.cfg.Registry
+	read, borrowed := h.replayReader()
+	// recBorrowed: the records step sees are borrowed (the inline loop
+	// over a BorrowedReader), so what it keeps must be copied; lastCmd is
+	// the last causation id it copied, reused while events repeat it.
+	recBorrowed := false
+	var lastCmd string
 	evolve := h.def.Evolve
 	var evolveErr error
 	apply := func(s S, e E) (next S) {
@@ -99,6 +107,12 @@ func (h *Handle[S, C, E]) rebuild(ctx context.Context, id string, to uint64, unt
 		if lim.on() && rec.Envelope.CausationID != "" {
 			if at := rec.Envelope.Time.UnixNano(); at >= cutoff {
 				cmdID := rec.Envelope.CausationID
+				if recBorrowed {
+					if cmdID != lastCmd {
+						lastCmd = strings.Clone(cmdID)
+					}
+					cmdID = lastCmd
+				}
 				out.dedup.addEvent(cmdID, idTag(cmdID), ev, rec.Version, rec.Position, at, lim)
 			}
 		}
@@ -125,7 +139,8 @@ func (h *Handle[S, C, E]) rebuild(ctx context.Context, id string, to uint64, unt
 	next := from
 	n := 0
 	stopped := false
-	for rec, err := range h.sys.cfg.Journal.Read(ctx, stream, from, to, math.MaxInt) {
+	recBorrowed = borrowed
+	for rec, err := range read(ctx, stream, from, to, math.MaxInt) {
 		if err != nil {
 			return out, err
 		}
@@ -143,12 +158,39 @@ func (h *Handle[S, C, E]) rebuild(ctx context.Context, id string, to uint64, unt
 			break
 		}
 	}
+	recBorrowed = false // decodeParallel hands step records of its own
 	if !stopped && n == parallelReplayAfter && next <= to && runtime.GOMAXPROCS(0) > 1 {
-		if err := h.decodeParallel(ctx, stream, next, to, step); err != nil {
+		if err := h.decodeParallel(ctx, read, borrowed, stream, next, to, step); err != nil {
 			return out, err
 		}
 	}
 	return out, nil
+}
+
+// readFunc is the signature of journal.Journal.Read and
+// journal.BorrowedReader.ReadBorrowed.
+type readFunc func(ctx context.Context, stream string, from, to uint64, max int) iter.Seq2[journal.Record, error]
+
+// replayReader returns how recovery reads a stream, and whether that read
+// yields borrowed records (journal.BorrowedReader). Borrowed records are
+// used only when the registry's codec is orchestrix.JSONCodec, whose
+// decoding copies everything it keeps out of the payload (strings, byte
+// slices, raw messages), so a decoded event never points into the
+// journal's buffer; recovery copies the few attributes it keeps itself
+// (the causation ids of the dedup window). With any other codec (which
+// might keep slices of its input) recovery reads owned records with Read.
+// Upcasters registered with the registry see borrowed payloads too: they
+// must not keep their input (they return a new payload, or the input
+// itself for the codec to decode).
+func (h *Handle[S, C, E]) replayReader() (readFunc, bool) {
+	j := h.sys.cfg.Journal
+	if br, ok := j.(journal.BorrowedReader); ok {
+		switch h.sys.cfg.Registry.Codec().(type) {
+		case orchestrix.JSONCodec, *orchestrix.JSONCodec:
+			return br.ReadBorrowed, true
+		}
+	}
+	return j.Read, false
 }
 
 // dedupFrom returns the version recovery reads from so that it sees every
@@ -201,6 +243,9 @@ const parallelReplayAfter = 2048
 // replayChunk is a run of records decoded together by one worker.
 type replayChunk struct {
 	recs []journal.Record
+	// data holds the payloads of recs when the read is borrowed (see
+	// ownRecord); recycled with the chunk.
+	data []byte
 	vals []any
 	errs []error
 	err  error // read error ending the stream
@@ -232,10 +277,47 @@ func (c *replayChunk) decode(reg *orchestrix.Registry) bool {
 
 const replayChunkSize = 256
 
-// decodeParallel reads stream from..to and decodes the records on
-// GOMAXPROCS workers, handing them to step in version order. It stops
-// when step says so or returns an error.
-func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, stream string, from, to uint64,
+// ownRecord appends to c a copy of the borrowed record rec holding what
+// recovery uses of it: version, position, time, and what the registry
+// decodes (type, schema version, content type, subject, payload), plus the
+// causation id. The payload is copied into c.data, one buffer for the
+// chunk; strings equal to those of prev (the previous record copied) are
+// shared with it instead of copied again. The other attributes are left
+// empty.
+func (c *replayChunk) ownRecord(rec *journal.Record, prev *journal.Record) {
+	src, p := &rec.Envelope, &prev.Envelope
+	own := func(s, last string) string {
+		if s == last {
+			return last
+		}
+		return strings.Clone(s)
+	}
+	off := len(c.data)
+	c.data = append(c.data, src.Data...)
+	r := journal.Record{Stream: rec.Stream, Version: rec.Version, Position: rec.Position}
+	r.Envelope = orchestrix.Envelope{
+		SpecVersion:     src.SpecVersion,
+		Type:            own(src.Type, p.Type),
+		Subject:         own(src.Subject, p.Subject),
+		Time:            src.Time,
+		DataContentType: own(src.DataContentType, p.DataContentType),
+		SchemaVersion:   src.SchemaVersion,
+		Sequence:        src.Sequence,
+		CausationID:     own(src.CausationID, p.CausationID),
+	}
+	if src.Data != nil {
+		r.Envelope.Data = c.data[off:len(c.data):len(c.data)]
+	}
+	c.recs = append(c.recs, r)
+	*prev = r
+}
+
+// decodeParallel reads stream from..to with read and decodes the records
+// on GOMAXPROCS workers, handing them to step in version order. It stops
+// when step says so or returns an error. When read yields borrowed
+// records, the reader copies what recovery needs of each into its chunk
+// (ownRecord) before handing it on.
+func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, read readFunc, borrowed bool, stream string, from, to uint64,
 	step func(journal.Record, any, error) (bool, error)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -276,7 +358,7 @@ func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, stream string, fro
 		newChunk := func() *replayChunk {
 			select {
 			case c := <-free:
-				c.recs, c.done = c.recs[:0], make(chan struct{})
+				c.recs, c.data, c.done = c.recs[:0], c.data[:0], make(chan struct{})
 				c.claimed.Store(false)
 				return c
 			default:
@@ -284,7 +366,8 @@ func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, stream string, fro
 			}
 		}
 		c := newChunk()
-		for rec, err := range h.sys.cfg.Journal.Read(ctx, stream, from, to, math.MaxInt) {
+		var prev journal.Record // the last record ownRecord copied
+		for rec, err := range read(ctx, stream, from, to, math.MaxInt) {
 			if err != nil {
 				if len(c.recs) > 0 && !send(c) {
 					return
@@ -294,7 +377,11 @@ func (h *Handle[S, C, E]) decodeParallel(ctx context.Context, stream string, fro
 				send(e)
 				return
 			}
-			c.recs = append(c.recs, rec)
+			if borrowed {
+				c.ownRecord(&rec, &prev)
+			} else {
+				c.recs = append(c.recs, rec)
+			}
 			if len(c.recs) == replayChunkSize {
 				if !send(c) {
 					return
