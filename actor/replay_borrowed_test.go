@@ -62,7 +62,7 @@ func (s *scribbleJournal) ReadBorrowed(ctx context.Context, stream string, from,
 // records: the state (with a string from the payload), and the dedup
 // cache rebuilt from the events' causation ids, come out right although
 // every record's buffer is overwritten after use — for a short stream
-// (decoded inline) and a long one (the parallel decoder's copies).
+// and one longer than the runtime decodes inline from an owned Read.
 func TestAggregate_Recovery_BorrowedReader_KeepsNothingOfTheRecords(t *testing.T) {
 	mj, err := memjournal.New(memjournal.Config{})
 	require.NoError(t, err)
@@ -126,4 +126,28 @@ func TestAggregate_Recovery_BorrowedReader_KeepsNothingOfTheRecords(t *testing.T
 		assert.Equal(t, uint64(tc.n), head, "%s: no retry was applied", tc.id)
 	}
 	assert.Positive(t, j.borrowedReads.Load(), "recovery did not take the borrowed read")
+}
+
+// otherJSON is a codec that is not orchestrix.JSONCodec (a codec recovery
+// knows nothing about might keep slices of its input).
+type otherJSON struct{ orchestrix.JSONCodec }
+
+// With a codec other than JSONCodec, recovery does not lend the journal's
+// buffers to it: it reads owned records.
+func TestAggregate_Recovery_OtherCodec_DoesNotBorrow(t *testing.T) {
+	mj, err := memjournal.New(memjournal.Config{})
+	require.NoError(t, err)
+	j := &scribbleJournal{Journal: mj}
+	env := actortest.NewSystem(t, actortest.WithoutSnapshots(), actortest.WithBackend(j),
+		actortest.WithConfig(func(c *actor.Config) { c.Registry = orchestrix.NewRegistry(orchestrix.WithCodec(otherJSON{})) }))
+	ctx := ctxT(t)
+	h := register(t, env, banktest.Accounts())
+	_, err = h.Send(ctx, "a1", banktest.OpenAccount{Owner: "ada"})
+	require.NoError(t, err)
+	env.Restart()
+	h = register(t, env, banktest.Accounts())
+	state, _, err := h.State(ctx, "a1")
+	require.NoError(t, err)
+	assert.Equal(t, "ada", state.Owner)
+	assert.Zero(t, j.borrowedReads.Load(), "recovery lent borrowed records to a codec other than JSONCodec")
 }
