@@ -145,13 +145,7 @@ func (h *Handle[S, C, E]) rebuild(ctx context.Context, id string, to uint64, unt
 	n := 0
 	stopped := false
 	parallel := runtime.GOMAXPROCS(0) > 1 && !borrowed
-	limit := math.MaxInt
-	if parallel {
-		// The inline read asks for no more than it decodes, so that a
-		// journal reading in chunks fetches nothing it then discards.
-		limit = parallelReplayAfter
-	}
-	for rec, err := range read(ctx, stream, from, to, limit) {
+	for rec, err := range read(ctx, stream, from, to, math.MaxInt) {
 		if err != nil {
 			return out, err
 		}
@@ -165,7 +159,9 @@ func (h *Handle[S, C, E]) rebuild(ctx context.Context, id string, to uint64, unt
 			break
 		}
 		next = rec.Version + 1
-		n++
+		if n++; n == parallelReplayAfter && parallel && next <= to {
+			break
+		}
 	}
 	if !stopped && parallel && n == parallelReplayAfter && next <= to {
 		if err := h.decodeParallel(ctx, stream, next, to, step); err != nil {
@@ -189,7 +185,9 @@ type readFunc func(ctx context.Context, stream string, from, to uint64, max int)
 // might keep slices of its input) recovery reads owned records with Read.
 // Upcasters registered with the registry see borrowed payloads too: they
 // must not keep their input (they return a new payload, or the input
-// itself for the codec to decode).
+// itself for the codec to decode). The journal may hold a connection
+// while the loop runs, so Evolve runs with one held (it is meant to be a
+// quick pure function anyway).
 func (h *Handle[S, C, E]) replayReader() (readFunc, bool) {
 	j := h.sys.cfg.Journal
 	if br, ok := j.(journal.BorrowedReader); ok {
