@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"iter"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -138,6 +140,56 @@ func BenchmarkJournal_AppendIndexCost(b *testing.B) {
 			b.ReportMetric(float64(cpu1-cpu0)/float64(time.Microsecond)/float64(b.N), "server-us/event")
 			b.ReportMetric(float64(wal)/float64(b.N), "WAL-B/event")
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkJournal_ReadStream compares Read and ReadBorrowed over one
+// stream of 10,000 events (one op reads all of them; the server shares the
+// machine, so read allocs/op and the client's share of ns/op). Run with
+//
+//	go test ./journal/postgres -run '^$' -bench ReadStream -benchmem
+func BenchmarkJournal_ReadStream(b *testing.B) {
+	ctx := context.Background()
+	j, err := postgres.Open(ctx, pgtest.DSN(b), postgres.Config{MaxConns: 4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	const n = 10000
+	payload := []byte(`{"amount":1,"memo":"` + strings.Repeat("m", 170) + `"}`)
+	for written := 0; written < n; written += 1000 {
+		evs := make([]orchestrix.Envelope, 1000)
+		for i := range evs {
+			evs[i] = orchestrix.Envelope{ID: orchestrix.NewID(), Source: "/bench", Type: "bench.Deposited", Subject: "hot",
+				Time: time.Now(), CausationID: orchestrix.NewID(), DataContentType: "application/json", Data: payload}
+		}
+		if _, err := j.Append(ctx, "acct-hot", journal.Exact(uint64(written)), evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reads := map[string]func() iter.Seq2[journal.Record, error]{
+		"Read":         func() iter.Seq2[journal.Record, error] { return j.Read(ctx, "acct-hot", 1, n, n) },
+		"ReadBorrowed": func() iter.Seq2[journal.Record, error] { return j.ReadBorrowed(ctx, "acct-hot", 1, n, n) },
+	}
+	for _, name := range []string{"Read", "ReadBorrowed"} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			var bytes int
+			for b.Loop() {
+				got := 0
+				for rec, err := range reads[name]() {
+					if err != nil {
+						b.Fatal(err)
+					}
+					bytes += len(rec.Envelope.Data)
+					got++
+				}
+				if got != n {
+					b.Fatalf("read %d events, want %d", got, n)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
 		})
 	}
 }
