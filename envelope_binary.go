@@ -201,6 +201,21 @@ func appendString(b []byte, s string) []byte {
 // with data. Data's capacity equals its length, so appending to it does not
 // touch the other fields. Time is returned in UTC and SpecVersion is "1.0".
 func (e *Envelope) UnmarshalBinary(data []byte) error {
+	return e.unmarshalBinary(data, false)
+}
+
+// UnmarshalBinaryBorrowed is UnmarshalBinary without the copy: the string
+// fields and Data of e point into data itself, so e is valid only while
+// data is neither modified nor reused, and whoever keeps a field beyond
+// that must copy it (strings.Clone, bytes.Clone). It allocates nothing
+// unless there are extensions. It is meant for readers that decode a
+// record straight from a buffer they own for a moment, such as a database
+// driver's row buffer during one row; the same errors as UnmarshalBinary.
+func (e *Envelope) UnmarshalBinaryBorrowed(data []byte) error {
+	return e.unmarshalBinary(data, true)
+}
+
+func (e *Envelope) unmarshalBinary(data []byte, borrow bool) error {
 	if len(data) < 2 {
 		return corruptf("binary envelope of %d bytes is truncated", len(data))
 	}
@@ -290,11 +305,15 @@ func (e *Envelope) UnmarshalBinary(data []byte) error {
 		return corruptf("%d trailing bytes after binary envelope", len(data)-pos)
 	}
 
-	// Second pass: copy the input once and point every field into the
-	// copy. The copy is never written to again, except that the caller may
-	// write to Data, whose bytes (the last field) no string overlaps.
-	buf := make([]byte, len(data))
-	copy(buf, data)
+	// Second pass: copy the input once (unless borrowing) and point every
+	// field into the copy. The copy is never written to again, except that
+	// the caller may write to Data, whose bytes (the last field) no string
+	// overlaps.
+	buf := data
+	if !borrow {
+		buf = make([]byte, len(data))
+		copy(buf, data)
+	}
 	str := func(s span) string {
 		if s.n == 0 {
 			return ""

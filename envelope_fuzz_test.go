@@ -108,8 +108,15 @@ func FuzzEnvelopeBinary(f *testing.F) {
 	f.Add([]byte{1, 0})
 	f.Add([]byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var e orchestrix.Envelope
-		if err := e.UnmarshalBinary(in); err != nil {
+		var e, borrowed orchestrix.Envelope
+		err := e.UnmarshalBinary(in)
+		// The borrowing decoder accepts and rejects exactly the same input
+		// and decodes the same envelope.
+		if berr := borrowed.UnmarshalBinaryBorrowed(in); (berr == nil) != (err == nil) ||
+			(err != nil && berr.Error() != err.Error()) || (err == nil && !envelopesEqual(e, borrowed)) {
+			t.Fatalf("UnmarshalBinaryBorrowed() = %+v, %v; UnmarshalBinary() = %+v, %v", borrowed, berr, e, err)
+		}
+		if err != nil {
 			if !errors.Is(err, orchestrix.ErrCorrupt) {
 				t.Fatalf("UnmarshalBinary() error %v does not match ErrCorrupt", err)
 			}

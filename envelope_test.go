@@ -188,6 +188,32 @@ func TestEnvelope_UnmarshalBinary_DoesNotAliasInput(t *testing.T) {
 	}
 }
 
+func TestEnvelope_UnmarshalBinaryBorrowed_AliasesInputWithoutAllocating(t *testing.T) {
+	b, err := typicalEnvelope().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out orchestrix.Envelope
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := out.UnmarshalBinaryBorrowed(b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("UnmarshalBinaryBorrowed allocated %v times per call, want 0", allocs)
+	}
+	if !envelopesEqual(out, typicalEnvelope()) {
+		t.Fatalf("UnmarshalBinaryBorrowed() = %+v, want %+v", out, typicalEnvelope())
+	}
+	// Overwriting the input shows through: the envelope is borrowed.
+	for i := range b {
+		b[i] = 'z'
+	}
+	if want := typicalEnvelope(); out.ID == want.ID || string(out.Data) == string(want.Data) {
+		t.Fatalf("UnmarshalBinaryBorrowed copied its input: %+v", out)
+	}
+}
+
 func TestEnvelope_MarshalBinary_InvalidEnvelope_ReturnsErrInvalidEnvelope(t *testing.T) {
 	_, err := orchestrix.Envelope{Source: "s", Type: "t"}.MarshalBinary()
 	if !errors.Is(err, orchestrix.ErrInvalidEnvelope) {

@@ -68,7 +68,12 @@
 // An aggregate is activated by its first message. It recovers from the
 // newest snapshot that loads and decodes (older ones, then a full replay,
 // are the fallbacks), then replays the events after it, decoding them
-// through the Registry so that upcasters apply. At most
+// through the Registry so that upcasters apply. When the journal lends its
+// records (journal.BorrowedReader, as journal/postgres does) and the
+// registry's codec is orchestrix.JSONCodec, each event is decoded straight
+// from the journal's read buffer and nothing of the record is kept but the
+// decoded event (and, copied, the causation ids of the dedup window);
+// otherwise long streams are decoded by a pool of workers. At most
 // Config.MaxConcurrentRecoveries recoveries run at once. A snapshot is saved
 // every Definition.SnapshotEvery events and on passivation; events before a
 // snapshot are deleted only when Definition.DeleteEventsOnSnapshot says so.

@@ -122,6 +122,28 @@ type AsyncAppender interface {
 		done func(AppendResult, error)) error
 }
 
+// BorrowedReader is an optional interface of a Journal that can read a
+// stream without copying each record out of its own buffer. The aggregate
+// runtime (package actor) replays streams through it when the journal has
+// it: it keeps only the decoded event, so the copy Read makes of every
+// record is wasted there. Backends that implement it assert so at compile
+// time (var _ journal.BorrowedReader = (*Journal)(nil)).
+type BorrowedReader interface {
+	Journal
+
+	// ReadBorrowed returns what Read returns, with the same bounds,
+	// order and errors, except that a yielded record is borrowed: the
+	// strings of its Envelope (all but Record.Stream) and Envelope.Data
+	// may point into the journal's read buffer, valid only until the
+	// loop body returns — the next iteration, or the end of the loop,
+	// reuses that memory. The caller must copy whatever it keeps
+	// (strings.Clone, bytes.Clone) and must not write to Data. The
+	// journal may hold a connection or a read transaction for the
+	// duration of the loop, so the body should be quick and must not
+	// wait on anything that needs the journal to make progress.
+	ReadBorrowed(ctx context.Context, stream string, from, to uint64, max int) iter.Seq2[Record, error]
+}
+
 // Deleter is implemented by journals that can delete a stream's events.
 type Deleter interface {
 	// DeleteTo deletes the events of stream with version <= to (to above

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -122,6 +123,35 @@ func collect(seq iter.Seq2[journal.Record, error]) ([]journal.Record, error) {
 }
 
 var errYieldAfterError = errors.New("element after error")
+
+// collectBorrowed is collect for journal.BorrowedReader: each record is
+// copied (its envelope through the binary form) inside the loop body,
+// while it is valid.
+func collectBorrowed(seq iter.Seq2[journal.Record, error]) ([]journal.Record, error) {
+	var recs []journal.Record
+	var firstErr error
+	for rec, err := range seq {
+		if firstErr != nil {
+			return recs, fmt.Errorf("journaltest: iterator yielded after its error %v: %w", firstErr, errYieldAfterError)
+		}
+		if err != nil {
+			firstErr = err
+			continue
+		}
+		b, err := rec.Envelope.AppendBinary(nil)
+		if err != nil {
+			return recs, fmt.Errorf("journaltest: copying borrowed record %d: %w", rec.Version, err)
+		}
+		seq := rec.Envelope.Sequence
+		if err := rec.Envelope.UnmarshalBinary(b); err != nil {
+			return recs, fmt.Errorf("journaltest: copying borrowed record %d: %w", rec.Version, err)
+		}
+		rec.Envelope.Sequence = seq
+		rec.Stream = strings.Clone(rec.Stream)
+		recs = append(recs, rec)
+	}
+	return recs, firstErr
+}
 
 // versions returns the versions of recs.
 func versions(recs []journal.Record) []uint64 {

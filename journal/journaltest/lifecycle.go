@@ -186,6 +186,14 @@ func runCorruption(t *testing.T, newJournal Factory) {
 			assert.Less(t, r.Version, uint64(2), "Read returned a record at or after the corrupt one")
 		}
 
+		if br, ok := e.j.(journal.BorrowedReader); ok {
+			recs, err := collectBorrowed(br.ReadBorrowed(e.ctx, "corrupt", 1, math.MaxUint64, math.MaxInt))
+			requireCorrupt(t, err, "corrupt", "ReadBorrowed")
+			for _, r := range recs {
+				assert.Less(t, r.Version, uint64(2), "ReadBorrowed returned a record at or after the corrupt one")
+			}
+		}
+
 		recs, err = collect(e.j.ReadAll(e.ctx, 0, math.MaxInt))
 		requireCorrupt(t, err, "corrupt", "ReadAll")
 		for _, r := range recs {

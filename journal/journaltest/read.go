@@ -63,8 +63,45 @@ func runReplay(t *testing.T, newJournal Factory) {
 				assert.Equal(t, replayStream, r.Stream)
 				assert.Equal(t, evs[r.Version-1].ID, r.Envelope.ID, "v%d carries the event appended at that version", r.Version)
 			}
+			if br, ok := e.j.(journal.BorrowedReader); ok {
+				borrowed, err := collectBorrowed(br.ReadBorrowed(e.ctx, replayStream, tc.from, tc.to, tc.max))
+				require.NoError(t, err)
+				assert.Equal(t, got, borrowed, "ReadBorrowed returns what Read returns")
+			}
 		})
 	}
+
+	t.Run("BorrowedLongStreamAndStopEarly", func(t *testing.T) {
+		e := newEnv(t, newJournal)
+		br, ok := e.j.(journal.BorrowedReader)
+		if !ok {
+			t.Skip("journaltest: the journal is not a journal.BorrowedReader")
+		}
+		// Long enough to span several queries or transactions of a
+		// backend that reads in chunks.
+		const n = 10000
+		e.fill("borrowed-long", n, 1000)
+		want := e.read("borrowed-long", 1, math.MaxUint64, math.MaxInt)
+		got, err := collectBorrowed(br.ReadBorrowed(e.ctx, "borrowed-long", 1, math.MaxUint64, math.MaxInt))
+		require.NoError(t, err)
+		require.Equal(t, len(want), len(got))
+		assert.Equal(t, want, got)
+		got, err = collectBorrowed(br.ReadBorrowed(e.ctx, "borrowed-long", 4000, 9000, 4500))
+		require.NoError(t, err)
+		assert.Equal(t, want[3999:8499], got)
+
+		var seen []uint64
+		for r, err := range br.ReadBorrowed(e.ctx, "borrowed-long", 1, math.MaxUint64, math.MaxInt) {
+			require.NoError(t, err)
+			if seen = append(seen, r.Version); len(seen) == 3 {
+				break
+			}
+		}
+		assert.Equal(t, []uint64{1, 2, 3}, seen)
+		// The journal stays usable after an abandoned iteration.
+		e.appendOK("borrowed-long", journal.Exact(n), newEvents(1))
+		assert.Equal(t, uint64(n+1), e.head("borrowed-long"))
+	})
 
 	t.Run("VersionsAndPositionsIncrease", func(t *testing.T) {
 		e, _ := setupReplay(t, newJournal)

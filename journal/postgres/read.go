@@ -55,6 +55,78 @@ func (j *Journal) Read(ctx context.Context, stream string, from, to uint64, max 
 	}
 }
 
+var _ journal.BorrowedReader = (*Journal)(nil)
+
+// readBorrowedChunk is how many records one query of ReadBorrowed asks
+// for. Rows are decoded and yielded as they arrive, so the server keeps
+// sending while the caller works; the bound only caps what a loop that
+// stops early makes the connection drain.
+const readBorrowedChunk = 4096
+
+// ReadBorrowed is Read without copying records: each record is decoded in
+// place from the row buffer of the connection and yielded before the next
+// row is read, so it is valid only until the loop body returns. A
+// connection is held while a chunk of up to readBorrowedChunk rows is
+// being consumed. See journal.BorrowedReader.
+func (j *Journal) ReadBorrowed(ctx context.Context, stream string, from, to uint64, max int) iter.Seq2[journal.Record, error] {
+	return func(yield func(journal.Record, error) bool) {
+		if err := j.check(ctx); err != nil {
+			yield(journal.Record{}, err)
+			return
+		}
+		if max <= 0 || from > to || from > math.MaxInt64 {
+			return
+		}
+		lo, hi := clampInt64(from), clampInt64(to)
+		var crcs crcScratch
+		for remaining := max; remaining > 0; {
+			n := min(remaining, readBorrowedChunk)
+			rows, err := j.pool.Query(ctx, j.sql.read, stream, lo, hi, n)
+			if err != nil {
+				yield(journal.Record{}, j.wrapDB(ctx, "read", err))
+				return
+			}
+			got, last, more, err := yieldRows(ctx, rows, stream, &crcs, yield)
+			if err != nil {
+				var ce *journal.CorruptionError
+				if !errors.As(err, &ce) && !errors.Is(err, ctx.Err()) {
+					err = j.wrapDB(ctx, "read", err)
+				}
+				yield(journal.Record{}, err)
+				return
+			}
+			if !more || got < n || last >= uint64(hi) {
+				return
+			}
+			lo = int64(last) + 1
+			remaining -= got
+		}
+	}
+}
+
+// yieldRows decodes the rows in place and yields each before reading the
+// next. It returns how many it yielded, the version of the last, whether
+// the caller wants more, and the error that ended the rows (not yielded).
+func yieldRows(ctx context.Context, rows pgx.Rows, stream string, crcs *crcScratch, yield func(journal.Record, error) bool) (n int, last uint64, more bool, err error) {
+	defer rows.Close()
+	raw := rawColumns(rows.FieldDescriptions())
+	var r journal.Record
+	for rows.Next() {
+		if err := ctx.Err(); err != nil {
+			return n, last, false, err
+		}
+		r = journal.Record{}
+		if err := decodeRow(rows, raw, stream, crcs, true, &r); err != nil {
+			return n, last, false, err
+		}
+		n, last = n+1, r.Version
+		if !yield(r, nil) {
+			return n, last, false, nil
+		}
+	}
+	return n, last, true, rows.Err()
+}
+
 // ReadAll returns committed records of all streams with position >= from,
 // in commit order, at most max of them. See journal.Journal.
 func (j *Journal) ReadAll(ctx context.Context, from uint64, max int) iter.Seq2[journal.Record, error] {
@@ -129,51 +201,71 @@ func (j *Journal) readChunks(ctx context.Context, stream string, max int, want u
 // record: the records before it are returned with a
 // *journal.CorruptionError. Rows of stream (when not "") share its
 // string.
-//
-// When the server sends the five columns with the types the schema gives
-// them and the numbers and bytes in binary format (the usual case), they
-// are read from the rows' raw values: the record's bytes go straight to
-// the checksum and to Envelope.UnmarshalBinary (which copies them)
-// instead of through a []byte that Scan would allocate and fill first.
-// Any other format is read with Scan.
 func scanRecords(rows pgx.Rows, recs []journal.Record, stream string) ([]journal.Record, error) {
 	defer rows.Close()
 	raw := rawColumns(rows.FieldDescriptions())
 	var crcs crcScratch
 	for rows.Next() {
 		var r journal.Record
-		var record []byte
-		var crc int64
-		if vals := rows.RawValues(); raw && len(vals) == 5 && len(vals[0]) == 8 && vals[1] != nil && len(vals[2]) == 8 && vals[3] != nil && len(vals[4]) == 8 {
-			r.Position = binary.BigEndian.Uint64(vals[0])
-			r.Version = binary.BigEndian.Uint64(vals[2])
-			if string(vals[1]) == stream {
-				r.Stream = stream
-			} else {
-				r.Stream = string(vals[1])
-			}
-			record, crc = vals[3], int64(binary.BigEndian.Uint64(vals[4]))
-		} else {
-			// Scan's destinations escape: only this path pays for them.
-			var position, version, sum int64
-			var name string
-			var data []byte
-			if err := rows.Scan(&position, &name, &version, &data, &sum); err != nil {
-				return recs, err
-			}
-			r.Position, r.Stream, r.Version, record, crc = uint64(position), name, uint64(version), data, sum
+		if err := decodeRow(rows, raw, stream, &crcs, false, &r); err != nil {
+			return recs, err
 		}
-		if got := crcs.checksum(r.Stream, r.Version, record); got != crc {
-			return recs, &journal.CorruptionError{Stream: r.Stream, Version: r.Version, Position: r.Position,
-				Err: fmt.Errorf("checksum mismatch: stored %08x, computed %08x", uint32(crc), uint32(got))}
-		}
-		if err := r.Envelope.UnmarshalBinary(record); err != nil {
-			return recs, &journal.CorruptionError{Stream: r.Stream, Version: r.Version, Position: r.Position, Err: err}
-		}
-		r.Envelope.Sequence = r.Version
 		recs = append(recs, r)
 	}
 	return recs, rows.Err()
+}
+
+// decodeRow decodes the current row of rows into r, checking its
+// checksum; a record that does not match or decode is a
+// *journal.CorruptionError. raw is rawColumns of the rows' fields.
+//
+// When the server sends the five columns with the types the schema gives
+// them and the numbers and bytes in binary format (the usual case), they
+// are read from the rows' raw values: the record's bytes go straight to
+// the checksum and to the envelope decoder instead of through a []byte
+// that Scan would allocate and fill first. With borrow the envelope is
+// decoded in place (Envelope.UnmarshalBinaryBorrowed), so r is valid only
+// until the next call of rows.Next; otherwise it is a copy. Any other
+// format is read with Scan, whose values r may keep.
+func decodeRow(rows pgx.Rows, raw bool, stream string, crcs *crcScratch, borrow bool, r *journal.Record) error {
+	var record []byte
+	var crc int64
+	if vals := rows.RawValues(); raw && len(vals) == 5 && len(vals[0]) == 8 && vals[1] != nil && len(vals[2]) == 8 && vals[3] != nil && len(vals[4]) == 8 {
+		r.Position = binary.BigEndian.Uint64(vals[0])
+		r.Version = binary.BigEndian.Uint64(vals[2])
+		if string(vals[1]) == stream {
+			r.Stream = stream
+		} else {
+			r.Stream = string(vals[1])
+		}
+		record, crc = vals[3], int64(binary.BigEndian.Uint64(vals[4]))
+	} else {
+		// Scan's destinations escape: only this path pays for them. Its
+		// bytes are the row's own, so they need no second copy.
+		var position, version, sum int64
+		var name string
+		var data []byte
+		if err := rows.Scan(&position, &name, &version, &data, &sum); err != nil {
+			return err
+		}
+		r.Position, r.Stream, r.Version, record, crc = uint64(position), name, uint64(version), data, sum
+		borrow = true
+	}
+	if got := crcs.checksum(r.Stream, r.Version, record); got != crc {
+		return &journal.CorruptionError{Stream: r.Stream, Version: r.Version, Position: r.Position,
+			Err: fmt.Errorf("checksum mismatch: stored %08x, computed %08x", uint32(crc), uint32(got))}
+	}
+	var err error
+	if borrow {
+		err = r.Envelope.UnmarshalBinaryBorrowed(record)
+	} else {
+		err = r.Envelope.UnmarshalBinary(record)
+	}
+	if err != nil {
+		return &journal.CorruptionError{Stream: r.Stream, Version: r.Version, Position: r.Position, Err: err}
+	}
+	r.Envelope.Sequence = r.Version
+	return nil
 }
 
 // rawColumns reports whether fds are sqlRead's columns (position, stream,
