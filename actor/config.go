@@ -93,10 +93,10 @@ type Config struct {
 	// newest DedupMaxEntries is not recognised: the window is then
 	// effectively shorter on that aggregate.
 	//
-	// An entry costs about 80 bytes in the aggregate's chunks of entries
+	// An entry costs about 90 bytes in the aggregate's chunks of entries
 	// (allocated as the cache grows, up to 64 entries each, and released
 	// whole once their entries expired), plus about 20 in the hash index an
-	// aggregate keeps past 16 entries, besides the command id and the
+	// aggregate keeps past 128 entries, besides the command id and the
 	// command's events, which it keeps alive for the duplicate Result: at
 	// the cap about 1 MiB per aggregate plus ids and events. Expired
 	// entries are dropped when the aggregate next takes a command (a cache

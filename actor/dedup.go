@@ -44,22 +44,32 @@ type dedupEntry[E any] struct {
 // (A ring that doubled, as before, allocated and copied about twice the
 // entries it ended with, all of them memory the GC scans.)
 //
-// A small cache is searched by scanning the id hashes; from dedupIndexAt
+// A small cache is searched by scanning the id hashes, which each chunk
+// keeps in an array of their own (8 to a cache line); from dedupIndexAt
 // entries an index from id hash to sequence number is kept as well (a
 // busy aggregate remembers thousands). The index holds no pointers
 // (nothing for the GC to scan) and maps each hash to the newest entry
 // with it; a hit whose id differs (two ids with one hash) falls back to
 // the scan, so hash collisions cost time, never a wrong answer.
 type dedupCache[E any] struct {
-	chunks  [][]dedupEntry[E] // in commit order; a chunk's len is its filled part
+	chunks  []dedupChunk[E]   // in commit order
 	off     int               // slot of the oldest entry in chunks[0]
 	n       int               // entries remembered
 	headSeq uint64            // sequence number of the oldest entry
 	index   map[uint64]uint64 // id hash → sequence number of its newest entry; non-nil while n > dedupIndexAt
 }
 
-// dedupIndexAt is the number of entries above which a map index is kept.
-const dedupIndexAt = 16
+// dedupChunk is a run of entries and, apart, their id hashes: a lookup
+// scans the hashes, 8 to a cache line, without touching the entries.
+// len(tags) == len(ents) is the filled part.
+type dedupChunk[E any] struct {
+	tags []uint64
+	ents []dedupEntry[E]
+}
+
+// dedupIndexAt is the number of entries above which a map index is kept:
+// below it, scanning the hashes is cheaper than keeping the map.
+const dedupIndexAt = 128
 
 // dedupChunkMax is the largest chunk, in entries.
 const dedupChunkMax = 64
@@ -70,7 +80,7 @@ func (d *dedupCache[E]) len() int { return d.n }
 func (d *dedupCache[E]) slots() int {
 	s := 0
 	for _, c := range d.chunks {
-		s += cap(c)
+		s += cap(c.ents)
 	}
 	return s
 }
@@ -82,19 +92,19 @@ func (d *dedupCache[E]) at(i int) *dedupEntry[E] {
 	}
 	i += d.off
 	for _, c := range d.chunks {
-		if i < len(c) {
-			return &c[i]
+		if i < len(c.ents) {
+			return &c.ents[i]
 		}
-		i -= len(c)
+		i -= len(c.ents)
 	}
 	return nil
 }
 
 // oldest and newest return the first and last entry; n must be > 0.
-func (d *dedupCache[E]) oldest() *dedupEntry[E] { return &d.chunks[0][d.off] }
+func (d *dedupCache[E]) oldest() *dedupEntry[E] { return &d.chunks[0].ents[d.off] }
 
 func (d *dedupCache[E]) newest() *dedupEntry[E] {
-	c := d.chunks[len(d.chunks)-1]
+	c := d.chunks[len(d.chunks)-1].ents
 	return &c[len(c)-1]
 }
 
@@ -102,9 +112,11 @@ func (d *dedupCache[E]) newest() *dedupEntry[E] {
 func (d *dedupCache[E]) scan(id string, tag uint64) *dedupEntry[E] {
 	from := d.off
 	for _, c := range d.chunks {
-		for i := from; i < len(c); i++ {
-			if e := &c[i]; e.tag == tag && e.res.CommandID == id {
-				return e
+		for i := from; i < len(c.tags); i++ {
+			if c.tags[i] == tag {
+				if e := &c.ents[i]; e.res.CommandID == id {
+					return e
+				}
 			}
 		}
 		from = 0
@@ -158,6 +170,7 @@ func (d *dedupCache[E]) dropOldest() {
 		}
 	}
 	*e = dedupEntry[E]{}
+	d.chunks[0].tags[d.off] = 0
 	d.headSeq++
 	d.n--
 	d.off++
@@ -167,10 +180,10 @@ func (d *dedupCache[E]) dropOldest() {
 		*d = dedupCache[E]{headSeq: d.headSeq}
 		return
 	}
-	if c := d.chunks[0]; d.off == len(c) {
+	if c := d.chunks[0]; d.off == len(c.ents) {
 		// The oldest chunk is used up (it is full: entries remain, so a
 		// later chunk exists). Release it.
-		d.chunks[0] = nil
+		d.chunks[0] = dedupChunk[E]{}
 		d.chunks = d.chunks[1:]
 		d.off = 0
 	}
@@ -201,16 +214,18 @@ func (d *dedupCache[E]) addNew(r Result[E], tag uint64, at int64, lim dedupLimit
 		d.dropOldest()
 	}
 	k := len(d.chunks)
-	if k == 0 || len(d.chunks[k-1]) == cap(d.chunks[k-1]) {
+	if k == 0 || len(d.chunks[k-1].ents) == cap(d.chunks[k-1].ents) {
 		// A new chunk, sized to the entries remembered (the cache
 		// doubles in room as a ring would), at most dedupChunkMax and
 		// never more than the cap: the chunks hold at most
 		// lim.max + 2*dedupChunkMax entries.
 		size := min(dedupChunkMax, lim.max, max(1, d.n))
-		d.chunks = append(d.chunks, make([]dedupEntry[E], 0, size))
+		d.chunks = append(d.chunks, dedupChunk[E]{tags: make([]uint64, 0, size), ents: make([]dedupEntry[E], 0, size)})
 		k++
 	}
-	d.chunks[k-1] = append(d.chunks[k-1], dedupEntry[E]{res: r, tag: tag, at: at})
+	c := &d.chunks[k-1]
+	c.tags = append(c.tags, tag)
+	c.ents = append(c.ents, dedupEntry[E]{res: r, tag: tag, at: at})
 	seq := d.headSeq + uint64(d.n)
 	d.n++
 	if d.index != nil {
@@ -220,8 +235,8 @@ func (d *dedupCache[E]) addNew(r Result[E], tag uint64, at int64, lim dedupLimit
 		seq := d.headSeq
 		from := d.off
 		for _, c := range d.chunks {
-			for i := from; i < len(c); i++ {
-				d.index[c[i].tag] = seq // in order: the newest of a hash wins
+			for i := from; i < len(c.tags); i++ {
+				d.index[c.tags[i]] = seq // in order: the newest of a hash wins
 				seq++
 			}
 			from = 0

@@ -24,7 +24,7 @@ func has(d *dedupCache[int], i int, cutoff int64) bool {
 // The cap bounds the ring (its memory) and evicts oldest first, with and
 // without the map index.
 func TestDedupCache_CapEvictsOldestFirstAndBoundsTheRing(t *testing.T) {
-	for _, max := range []int{5, 100} {
+	for _, max := range []int{5, 3 * dedupIndexAt} {
 		lim := dedupLimits{window: 1 << 62, max: max}
 		var d dedupCache[int]
 		addN(&d, 0, 3*max+7, func(int) int64 { return 0 }, lim)
@@ -83,7 +83,7 @@ func TestDedupCache_AddEventFoldsConsecutiveEvents(t *testing.T) {
 // index maps a hash to its newest entry and a mismatch falls back to a
 // scan.
 func TestDedupCache_HashCollisionsAreToldApartByID(t *testing.T) {
-	for _, n := range []int{4, 40} { // without and with the index
+	for _, n := range []int{4, dedupIndexAt + 40} { // without and with the index
 		lim := dedupLimits{window: 1 << 62, max: n}
 		var d dedupCache[int]
 		const tag = 42 // every id gets the same hash
@@ -119,7 +119,7 @@ func TestDedupCache_HashCollisionsAreToldApartByID(t *testing.T) {
 	}
 	// Expiry alone (nothing added after it) drops the older of two
 	// colliding ids; the newer stays found.
-	for _, n := range []int{4, 40} {
+	for _, n := range []int{4, dedupIndexAt + 40} {
 		lim := dedupLimits{window: 10, max: 1000}
 		var d dedupCache[int]
 		d.add(Result[int]{CommandID: "old", Version: 1}, 42, 0, lim)
