@@ -21,6 +21,13 @@ import (
 // drawn in blocks to save system calls. NewID is safe for concurrent use
 // and never fails.
 func NewID() string {
+	var out [36]byte
+	putNewID(&out)
+	return string(out[:])
+}
+
+// putNewID writes a new UUIDv7 (see NewID) in its canonical form to out.
+func putNewID(out *[36]byte) {
 	var u [16]byte
 	ms, seq := nextV7Clock(uint64(time.Now().UnixMilli()))
 	u[0] = byte(ms >> 40)
@@ -33,7 +40,7 @@ func NewID() string {
 	u[7] = byte(seq)
 	random8(u[8:])
 	u[8] = 0x80 | u[8]&0x3f // RFC 9562 variant
-	return formatUUID(&u)
+	putUUID(out, &u)
 }
 
 // v7Clock holds the timestamp (milliseconds, high 52 bits) and counter (low
@@ -86,9 +93,8 @@ func random8(dst []byte) {
 	randomBlocks.Put(b)
 }
 
-// formatUUID writes u as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.
-func formatUUID(u *[16]byte) string {
-	var out [36]byte
+// putUUID writes u to out as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.
+func putUUID(out *[36]byte, u *[16]byte) {
 	j := 0
 	for i, c := range u {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
@@ -99,5 +105,4 @@ func formatUUID(u *[16]byte) string {
 		out[j+1] = hexDigits[c&0x0f]
 		j += 2
 	}
-	return string(out[:])
 }

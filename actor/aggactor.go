@@ -44,6 +44,10 @@ type aggActor[S, C, E any] struct {
 	e    *entry
 	id   string
 	self *proto.PID
+	// stream is the aggregate's journal stream name, made on its first
+	// append and reused by every later one (one allocation per actor
+	// instead of one per append).
+	stream string
 
 	ready    bool
 	state    S // committed
@@ -457,7 +461,10 @@ func (a *aggActor[S, C, E]) launch(b *batch[S, E]) {
 	b.launched = true
 	a.inFlight = true
 	base := a.version
-	stream := a.h.Stream(a.id)
+	if a.stream == "" {
+		a.stream = a.h.Stream(a.id)
+	}
+	stream := a.stream
 	self, proc := a.self, a.e.proc
 	sys.workers.Add(1)
 	if aj, ok := sys.cfg.Journal.(journal.AsyncAppender); ok && sys.cfg.AppendTimeout <= 0 {

@@ -93,13 +93,15 @@ type Config struct {
 	// newest DedupMaxEntries is not recognised: the window is then
 	// effectively shorter on that aggregate.
 	//
-	// An entry costs about 80 bytes in the aggregate's ring, plus about 30
-	// in the map index an aggregate keeps past 16 entries, besides the
-	// command id and the command's events, which it keeps alive for the
-	// duplicate Result: at the cap about 1 MiB per aggregate plus ids and
-	// events. Expired entries are dropped when the aggregate next takes a
-	// command (a ring that emptied out is released), and all of them when
-	// it is passivated. Recovery from a snapshot reads back at most
+	// An entry costs about 90 bytes in the aggregate's chunks of entries
+	// (allocated as the cache grows, up to 64 entries each, and released
+	// whole once their entries expired), plus about 20 in the hash index an
+	// aggregate keeps past 128 entries, besides the command id and the
+	// command's events, which it keeps alive for the duplicate Result: at
+	// the cap about 1 MiB per aggregate plus ids and events. Expired
+	// entries are dropped when the aggregate next takes a command (a cache
+	// that emptied out is released), and all of them when it is
+	// passivated. Recovery from a snapshot reads back at most
 	// DedupMaxEntries events from before the snapshot (fewer commands are
 	// restored when commands there have several events). Zero means
 	// DefaultDedupMaxEntries (10,000); negative is invalid.

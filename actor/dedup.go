@@ -32,41 +32,114 @@ type dedupEntry[E any] struct {
 }
 
 // dedupCache remembers the results of an aggregate's recent commands in
-// commit order, in a ring that grows by doubling up to the cap: entries
-// leave it when they are older than the window or, once the cap is
-// reached, oldest first. A small cache is searched by scanning the id
-// hashes; from dedupIndexAt entries a map from id to sequence number is
-// kept as well (a busy aggregate remembers thousands).
+// commit order: entries leave it when they are older than the window or,
+// once the cap is reached, oldest first.
+//
+// The entries live in a queue of chunks, filled in order and released
+// whole once every entry in them has left, so that remembering a command
+// never copies the older entries and costs no allocation but a new chunk
+// now and then. Chunks grow with the cache (1, 1, 2, 4, … up to
+// dedupChunkMax entries): an aggregate that remembers one command holds
+// one entry, a busy one allocates about once per dedupChunkMax commands.
+// (A ring that doubled, as before, allocated and copied about twice the
+// entries it ended with, all of them memory the GC scans.)
+//
+// A small cache is searched by scanning the id hashes, which each chunk
+// keeps in an array of their own (8 to a cache line); from dedupIndexAt
+// entries an index from id hash to sequence number is kept as well (a
+// busy aggregate remembers thousands). The index holds no pointers
+// (nothing for the GC to scan) and maps each hash to the newest entry
+// with it; a hit whose id differs (two ids with one hash) falls back to
+// the scan, so hash collisions cost time, never a wrong answer.
 type dedupCache[E any] struct {
-	ring    []dedupEntry[E]
-	head    int               // slot of the oldest entry
+	chunks  []dedupChunk[E]   // in commit order
+	off     int               // slot of the oldest entry in chunks[0]
 	n       int               // entries remembered
 	headSeq uint64            // sequence number of the oldest entry
-	index   map[string]uint64 // id → sequence number; non-nil while n > dedupIndexAt
+	index   map[uint64]uint64 // id hash → sequence number of its newest entry; non-nil while n > dedupIndexAt
 }
 
-// dedupIndexAt is the number of entries above which a map index is kept.
-const dedupIndexAt = 16
+// dedupChunk is a run of entries and, apart, their id hashes: a lookup
+// scans the hashes, 8 to a cache line, without touching the entries.
+// len(tags) == len(ents) is the filled part.
+type dedupChunk[E any] struct {
+	tags []uint64
+	ents []dedupEntry[E]
+}
+
+// dedupIndexAt is the number of entries above which a map index is kept:
+// below it, scanning the hashes is cheaper than keeping the map.
+const dedupIndexAt = 128
+
+// dedupChunkMax is the largest chunk, in entries.
+const dedupChunkMax = 64
 
 func (d *dedupCache[E]) len() int { return d.n }
 
-func (d *dedupCache[E]) at(i int) *dedupEntry[E] { return &d.ring[(d.head+i)%len(d.ring)] }
+// slots is the number of entries the chunks have room for, used or not.
+func (d *dedupCache[E]) slots() int {
+	s := 0
+	for _, c := range d.chunks {
+		s += cap(c.ents)
+	}
+	return s
+}
+
+// at returns the i-th oldest entry, nil unless 0 <= i < n.
+func (d *dedupCache[E]) at(i int) *dedupEntry[E] {
+	if i < 0 || i >= d.n {
+		return nil
+	}
+	i += d.off
+	for _, c := range d.chunks {
+		if i < len(c.ents) {
+			return &c.ents[i]
+		}
+		i -= len(c.ents)
+	}
+	return nil
+}
+
+// oldest and newest return the first and last entry; n must be > 0.
+func (d *dedupCache[E]) oldest() *dedupEntry[E] { return &d.chunks[0].ents[d.off] }
+
+func (d *dedupCache[E]) newest() *dedupEntry[E] {
+	c := d.chunks[len(d.chunks)-1].ents
+	return &c[len(c)-1]
+}
+
+// scan returns the entry of command id (hash tag), searching every entry.
+func (d *dedupCache[E]) scan(id string, tag uint64) *dedupEntry[E] {
+	from := d.off
+	for _, c := range d.chunks {
+		for i := from; i < len(c.tags); i++ {
+			if c.tags[i] == tag {
+				if e := &c.ents[i]; e.res.CommandID == id {
+					return e
+				}
+			}
+		}
+		from = 0
+	}
+	return nil
+}
 
 // find returns the entry of command id (whose hash is tag), if remembered.
 func (d *dedupCache[E]) find(id string, tag uint64) *dedupEntry[E] {
-	if d.index != nil {
-		seq, ok := d.index[id]
-		if !ok {
-			return nil
-		}
-		return d.at(int(seq - d.headSeq))
+	if d.n == 0 {
+		return nil
 	}
-	for i := range d.n {
-		if e := d.at(i); e.tag == tag && e.res.CommandID == id {
+	if d.index != nil {
+		seq, ok := d.index[tag]
+		if !ok {
+			return nil // no entry has this hash
+		}
+		if e := d.at(int(seq - d.headSeq)); e != nil && e.res.CommandID == id {
 			return e
 		}
+		// Another id with the same hash is newer: the rare collision.
 	}
-	return nil
+	return d.scan(id, tag)
 }
 
 // get returns the remembered result of command id, whose hash is tag,
@@ -84,47 +157,39 @@ func (d *dedupCache[E]) get(id string, tag uint64, cutoff int64) (Result[E], boo
 // cutoff. Times only go back when the clock does; an entry behind a newer
 // one then stays until that one expires, but get still checks its time.
 func (d *dedupCache[E]) expire(cutoff int64) {
-	for d.n > 0 && d.ring[d.head].at < cutoff {
+	for d.n > 0 && d.oldest().at < cutoff {
 		d.dropOldest()
 	}
-	d.maybeShrink()
 }
 
 func (d *dedupCache[E]) dropOldest() {
-	e := &d.ring[d.head]
+	e := d.oldest()
 	if d.index != nil {
-		delete(d.index, e.res.CommandID)
+		if seq, ok := d.index[e.tag]; ok && seq == d.headSeq {
+			delete(d.index, e.tag) // no newer entry has its hash
+		}
 	}
 	*e = dedupEntry[E]{}
-	d.head = (d.head + 1) % len(d.ring)
+	d.chunks[0].tags[d.off] = 0
 	d.headSeq++
 	d.n--
+	d.off++
+	if d.n == 0 {
+		// An emptied cache keeps nothing, so that an aggregate that was
+		// busy and went quiet does not keep its peak memory.
+		*d = dedupCache[E]{headSeq: d.headSeq}
+		return
+	}
+	if c := d.chunks[0]; d.off == len(c.ents) {
+		// The oldest chunk is used up (it is full: entries remain, so a
+		// later chunk exists). Release it.
+		d.chunks[0] = dedupChunk[E]{}
+		d.chunks = d.chunks[1:]
+		d.off = 0
+	}
 	if d.index != nil && d.n <= dedupIndexAt/2 {
 		d.index = nil // hysteresis: rebuilt only past dedupIndexAt again
 	}
-}
-
-// maybeShrink releases most of a ring that emptied out, so that an
-// aggregate that was busy and went quiet does not keep its peak memory.
-func (d *dedupCache[E]) maybeShrink() {
-	if d.n == 0 {
-		if len(d.ring) > 4 {
-			*d = dedupCache[E]{headSeq: d.headSeq}
-		}
-		return
-	}
-	if len(d.ring) > 64 && d.n < len(d.ring)/4 {
-		d.resize(2 * d.n)
-	}
-}
-
-// resize moves the entries, oldest first, to a ring of size c >= n.
-func (d *dedupCache[E]) resize(c int) {
-	ring := make([]dedupEntry[E], c)
-	for i := range d.n {
-		ring[i] = *d.at(i)
-	}
-	d.ring, d.head = ring, 0
 }
 
 // add remembers r (whose command id hashes to tag), committed at at,
@@ -142,25 +207,39 @@ func (d *dedupCache[E]) add(r Result[E], tag uint64, at int64, lim dedupLimits) 
 // left the window by at, and the oldest entry when lim.max are
 // remembered.
 func (d *dedupCache[E]) addNew(r Result[E], tag uint64, at int64, lim dedupLimits) {
-	for d.n > 0 && d.ring[d.head].at < lim.cutoff(at) {
+	for d.n > 0 && d.oldest().at < lim.cutoff(at) {
 		d.dropOldest()
 	}
 	for d.n >= lim.max {
 		d.dropOldest()
 	}
-	if d.n == len(d.ring) {
-		// Grow by doubling, but never past the cap.
-		d.resize(min(lim.max, max(1, 2*d.n)))
+	k := len(d.chunks)
+	if k == 0 || len(d.chunks[k-1].ents) == cap(d.chunks[k-1].ents) {
+		// A new chunk, sized to the entries remembered (the cache
+		// doubles in room as a ring would), at most dedupChunkMax and
+		// never more than the cap: the chunks hold at most
+		// lim.max + 2*dedupChunkMax entries.
+		size := min(dedupChunkMax, lim.max, max(1, d.n))
+		d.chunks = append(d.chunks, dedupChunk[E]{tags: make([]uint64, 0, size), ents: make([]dedupEntry[E], 0, size)})
+		k++
 	}
+	c := &d.chunks[k-1]
+	c.tags = append(c.tags, tag)
+	c.ents = append(c.ents, dedupEntry[E]{res: r, tag: tag, at: at})
 	seq := d.headSeq + uint64(d.n)
-	*d.at(d.n) = dedupEntry[E]{res: r, tag: tag, at: at}
 	d.n++
 	if d.index != nil {
-		d.index[r.CommandID] = seq
+		d.index[tag] = seq
 	} else if d.n > dedupIndexAt {
-		d.index = make(map[string]uint64, 2*d.n)
-		for i := range d.n {
-			d.index[d.at(i).res.CommandID] = d.headSeq + uint64(i)
+		d.index = make(map[uint64]uint64, 2*d.n)
+		seq := d.headSeq
+		from := d.off
+		for _, c := range d.chunks {
+			for i := from; i < len(c.tags); i++ {
+				d.index[c.tags[i]] = seq // in order: the newest of a hash wins
+				seq++
+			}
+			from = 0
 		}
 	}
 }
@@ -170,7 +249,7 @@ func (d *dedupCache[E]) addNew(r Result[E], tag uint64, at int64, lim dedupLimit
 // are one command, so an event of the newest entry's command extends it.
 func (d *dedupCache[E]) addEvent(id string, tag uint64, ev E, version, position uint64, at int64, lim dedupLimits) {
 	if d.n > 0 {
-		if e := d.at(d.n - 1); e.tag == tag && e.res.CommandID == id {
+		if e := d.newest(); e.tag == tag && e.res.CommandID == id {
 			e.res.Events = append(e.res.Events, ev)
 			e.res.Version, e.res.Position = version, position
 			return

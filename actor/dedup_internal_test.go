@@ -24,12 +24,15 @@ func has(d *dedupCache[int], i int, cutoff int64) bool {
 // The cap bounds the ring (its memory) and evicts oldest first, with and
 // without the map index.
 func TestDedupCache_CapEvictsOldestFirstAndBoundsTheRing(t *testing.T) {
-	for _, max := range []int{5, 100} {
+	for _, max := range []int{5, 3 * dedupIndexAt} {
 		lim := dedupLimits{window: 1 << 62, max: max}
 		var d dedupCache[int]
 		addN(&d, 0, 3*max+7, func(int) int64 { return 0 }, lim)
 		assert.Equal(t, max, d.len())
-		assert.LessOrEqual(t, len(d.ring), max, "the ring never grows past the cap")
+		assert.LessOrEqual(t, d.slots(), max+2*dedupChunkMax, "the chunks never grow past the cap (plus two chunks)")
+		if max <= dedupChunkMax {
+			assert.LessOrEqual(t, d.slots(), 2*max, "a small cap bounds the chunks to twice the cap")
+		}
 		assert.Equal(t, max > dedupIndexAt, d.index != nil)
 		if d.index != nil {
 			assert.Len(t, d.index, max)
@@ -55,11 +58,11 @@ func TestDedupCache_WindowExpiresAndReleasesMemory(t *testing.T) {
 	assert.False(t, has(&d, 899, lim.cutoff(now)))
 	assert.True(t, has(&d, 900, lim.cutoff(now)))
 	assert.Equal(t, 101, d.len(), "expired entries were dropped")
-	assert.LessOrEqual(t, len(d.ring), 256, "the ring shrank")
+	assert.LessOrEqual(t, d.slots(), 101+2*dedupChunkMax, "chunks whose entries expired were released")
 	assert.NotNil(t, d.index)
 	assert.False(t, has(&d, 1000, lim.cutoff(1000)))
 	assert.Zero(t, d.len())
-	assert.Nil(t, d.ring, "an emptied cache holds no ring")
+	assert.Nil(t, d.chunks, "an emptied cache holds no chunks")
 }
 
 // Recovery folds consecutive events of one command into one entry.
@@ -73,4 +76,89 @@ func TestDedupCache_AddEventFoldsConsecutiveEvents(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, Result[int]{CommandID: "a", Events: []int{1, 2}, Version: 2, Position: 11}, r)
 	assert.Equal(t, 2, d.len())
+}
+
+// Two ids with the same hash are told apart by their ids, with and
+// without the index, also as the older of them leaves the cache: the
+// index maps a hash to its newest entry and a mismatch falls back to a
+// scan.
+func TestDedupCache_HashCollisionsAreToldApartByID(t *testing.T) {
+	for _, n := range []int{4, dedupIndexAt + 40} { // without and with the index
+		lim := dedupLimits{window: 1 << 62, max: n}
+		var d dedupCache[int]
+		const tag = 42 // every id gets the same hash
+		for i := range n {
+			id := fmt.Sprint("c", i)
+			d.add(Result[int]{CommandID: id, Version: uint64(i)}, tag, 0, lim)
+		}
+		require.Equal(t, n, d.len(), "an id with a known hash is still new")
+		for i := range n {
+			r, ok := d.get(fmt.Sprint("c", i), tag, 0)
+			require.True(t, ok, "c%d (n %d)", i, n)
+			assert.Equal(t, uint64(i), r.Version)
+		}
+		_, ok := d.get("other", tag, 0)
+		assert.False(t, ok, "an unknown id with a known hash")
+		// At the cap, each add drops the oldest, which shares its hash
+		// with every newer entry: the newer ones stay found.
+		for i := n; i < 2*n; i++ {
+			id := fmt.Sprint("c", i)
+			d.add(Result[int]{CommandID: id, Version: uint64(i)}, tag, 0, lim)
+			_, ok := d.get(fmt.Sprint("c", i-n), tag, 0)
+			assert.False(t, ok, "c%d was dropped", i-n)
+			for k := i - n + 1; k <= i; k++ {
+				r, ok := d.get(fmt.Sprint("c", k), tag, 0)
+				require.True(t, ok, "c%d after adding c%d (n %d)", k, i, n)
+				assert.Equal(t, uint64(k), r.Version)
+			}
+		}
+		// A different hash is not found through the colliding ones.
+		id := fmt.Sprint("c", 2*n-1)
+		_, ok = d.get(id, tag+1, 0)
+		assert.False(t, ok)
+	}
+	// Expiry alone (nothing added after it) drops the older of two
+	// colliding ids; the newer stays found.
+	for _, n := range []int{4, dedupIndexAt + 40} {
+		lim := dedupLimits{window: 10, max: 1000}
+		var d dedupCache[int]
+		d.add(Result[int]{CommandID: "old", Version: 1}, 42, 0, lim)
+		for i := range n {
+			d.add(Result[int]{CommandID: fmt.Sprint("x", i), Version: uint64(i)}, uint64(1000+i), 5, lim)
+		}
+		d.add(Result[int]{CommandID: "new", Version: 2}, 42, 5, lim)
+		_, ok := d.get("old", 42, lim.cutoff(12)) // drops the entry at 0
+		assert.False(t, ok)
+		require.Equal(t, n+1, d.len())
+		r, ok := d.get("new", 42, lim.cutoff(12))
+		require.True(t, ok, "n %d", n)
+		assert.Equal(t, uint64(2), r.Version)
+	}
+}
+
+// A cache at its cap remembers a command without copying or allocating
+// per command: one chunk every dedupChunkMax commands.
+func TestDedupCache_AddAtCapAllocatesOncePerChunk(t *testing.T) {
+	lim := dedupLimits{window: 1 << 62, max: 1000}
+	var d dedupCache[int]
+	ids := make([]string, 5000)
+	for i := range ids {
+		ids[i] = fmt.Sprint("c", i)
+	}
+	for i := range 2000 {
+		d.addNew(Result[int]{CommandID: ids[i], Version: uint64(i)}, idTag(ids[i]), 0, lim)
+	}
+	i := 2000
+	allocs := testing.AllocsPerRun(2000, func() {
+		d.addNew(Result[int]{CommandID: ids[i], Version: uint64(i)}, idTag(ids[i]), 0, lim)
+		i++
+	})
+	assert.LessOrEqual(t, allocs, 2.0/dedupChunkMax, "allocations per command at the cap")
+	assert.Equal(t, 1000, d.len())
+	// Entries stay where they were put: adding never moves them.
+	mid := d.at(500)
+	for k := range 3 * dedupChunkMax {
+		d.addNew(Result[int]{CommandID: ids[i+k], Version: 1}, idTag(ids[i+k]), 0, lim)
+	}
+	assert.Same(t, mid, d.at(500-3*dedupChunkMax))
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package orchestrix_test
+
+const raceOn = false
