@@ -69,6 +69,10 @@ func TestHandle_Send_ReadyIdleAggregate_DecidedOnSendersGoroutine(t *testing.T) 
 	_, err := h.Send(ctx, "a", banktest.OpenAccount{Owner: "o"})
 	require.NoError(t, err)
 	for range 3 {
+		// The actor's goroutine may still be finishing the run that
+		// answered the last command: a command sent before it lets go is
+		// queued for it, not run inline.
+		actor.AwaitIdle(t, h, "a")
 		_, err = h.Send(ctx, "a", banktest.Deposit{Amount: 1})
 		require.NoError(t, err)
 	}
