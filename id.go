@@ -21,13 +21,6 @@ import (
 // drawn in blocks to save system calls. NewID is safe for concurrent use
 // and never fails.
 func NewID() string {
-	var out [36]byte
-	putNewID(&out)
-	return string(out[:])
-}
-
-// putNewID writes a new UUIDv7 (see NewID) in its canonical form to out.
-func putNewID(out *[36]byte) {
 	var u [16]byte
 	ms, seq := nextV7Clock(uint64(time.Now().UnixMilli()))
 	u[0] = byte(ms >> 40)
@@ -40,7 +33,7 @@ func putNewID(out *[36]byte) {
 	u[7] = byte(seq)
 	random8(u[8:])
 	u[8] = 0x80 | u[8]&0x3f // RFC 9562 variant
-	putUUID(out, &u)
+	return formatUUID(&u)
 }
 
 // v7Clock holds the timestamp (milliseconds, high 52 bits) and counter (low
@@ -93,8 +86,9 @@ func random8(dst []byte) {
 	randomBlocks.Put(b)
 }
 
-// putUUID writes u to out as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.
-func putUUID(out *[36]byte, u *[16]byte) {
+// formatUUID writes u as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.
+func formatUUID(u *[16]byte) string {
+	var out [36]byte
 	j := 0
 	for i, c := range u {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
@@ -105,4 +99,5 @@ func putUUID(out *[36]byte, u *[16]byte) {
 		out[j+1] = hexDigits[c&0x0f]
 		j += 2
 	}
+	return string(out[:])
 }

@@ -21,10 +21,6 @@ import (
 type Registry struct {
 	codec Codec
 	newID func() string
-	// idSet: WithIDFunc replaced NewID. jsonWithID: the codec is JSONCodec
-	// and ids are NewID's, so that an event's id and payload share one
-	// allocation (marshalJSONWithID).
-	idSet, jsonWithID bool
 
 	mu     sync.RWMutex
 	byName map[string]*registration
@@ -64,7 +60,6 @@ func WithIDFunc(newID func() string) RegistryOption {
 	return func(r *Registry) {
 		if newID != nil {
 			r.newID = newID
-			r.idSet = true
 		}
 	}
 }
@@ -81,7 +76,6 @@ func NewRegistry(opts ...RegistryOption) *Registry {
 	for _, opt := range opts {
 		opt(r)
 	}
-	r.jsonWithID = isJSONCodec(r.codec) && !r.idSet
 	return r
 }
 
@@ -255,10 +249,7 @@ func (r *Registry) marshal(ctx context.Context, subject string, v any, forSubjec
 		return Envelope{}, err
 	}
 	var data []byte
-	id := ""
-	if r.jsonWithID {
-		id, data, err = marshalJSONWithID(v)
-	} else if sc, ok := r.codec.(SubjectCodec); ok && forSubject {
+	if sc, ok := r.codec.(SubjectCodec); ok && forSubject {
 		data, err = sc.EncodeFor(ctx, subject, v)
 	} else {
 		data, err = r.codec.Encode(v)
@@ -266,11 +257,8 @@ func (r *Registry) marshal(ctx context.Context, subject string, v any, forSubjec
 	if err != nil {
 		return Envelope{}, fmt.Errorf("orchestrix: encoding %q: %w", reg.name, err)
 	}
-	if id == "" {
-		id = r.newID()
-	}
 	return Envelope{
-		ID:              id,
+		ID:              r.newID(),
 		SpecVersion:     SpecVersion,
 		Type:            reg.name,
 		Subject:         subject,

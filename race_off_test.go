@@ -1,5 +1,0 @@
-//go:build !race
-
-package orchestrix_test
-
-const raceOn = false
