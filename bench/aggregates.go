@@ -28,6 +28,7 @@ import (
 	"github.com/orchestrix/orchestrix/actor"
 	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/journal"
+	"github.com/orchestrix/orchestrix/journal/bolt"
 	"github.com/orchestrix/orchestrix/snapshot"
 	snapbolt "github.com/orchestrix/orchestrix/snapshot/bolt"
 	snappg "github.com/orchestrix/orchestrix/snapshot/postgres"
@@ -88,7 +89,11 @@ type aggResult struct {
 	BytesPerAgg    float64 `json:"bytes_per_aggregate,omitempty"`
 	// EventsPerCommit is the journal's mean group-commit size.
 	EventsPerCommit float64 `json:"events_per_commit,omitempty"`
-	Errors          uint64  `json:"errors,omitempty"`
+	// WriterMsPerCommit is, on bbolt, where the journal writer's time
+	// went per commit during the run (bolt.Stats): build, commit,
+	// answer, settle.
+	WriterMsPerCommit map[string]float64 `json:"writer_ms_per_commit,omitempty"`
+	Errors            uint64             `json:"errors,omitempty"`
 	// CPUusPerCommand is this process's CPU time (user + system) per
 	// command; on PostgreSQL the server's CPU is not included.
 	CPUusPerCommand float64 `json:"cpu_us_per_command,omitempty"`
@@ -472,6 +477,11 @@ func runtimeThroughput(stores aggStores, dir, name string, aggs, senders int, d 
 			return aggResult{}, err
 		}
 	}
+	bj, _ := st.j.(*bolt.Journal)
+	var before bolt.Stats
+	if bj != nil {
+		before = bj.Stats()
+	}
 	cpu := startCPU(stores.cfg.serverCPU)
 	load := closedLoop(senders, d, func(_ int, _ uint64, rng *rand.Rand) error {
 		_, err := h.Send(ctx, ids[rng.IntN(len(ids))], benchDeposit{Amount: 1})
@@ -482,10 +492,29 @@ func runtimeThroughput(stores aggStores, dir, name string, aggs, senders int, d 
 	}
 	r := latencyResult(fmt.Sprintf("%s-%d", name, senders), aggs, senders, load)
 	cpu.stop(&r)
+	if bj != nil {
+		r.WriterMsPerCommit = writerPhases(before, bj.Stats())
+	}
 	if commits, events := st.stats(); commits > 0 {
 		r.EventsPerCommit = float64(events) / float64(commits)
 	}
 	return r, nil
+}
+
+// writerPhases is the mean time per commit the bbolt writer spent in
+// each phase between two Stats, in milliseconds.
+func writerPhases(a, b bolt.Stats) map[string]float64 {
+	n := float64(b.Commits - a.Commits)
+	if n == 0 {
+		return nil
+	}
+	ms := func(d time.Duration) float64 { return math.Round(float64(d)/1e6/n*1000) / 1000 }
+	return map[string]float64{
+		"build":  ms(b.BuildTime - a.BuildTime),
+		"commit": ms(b.CommitTime - a.CommitTime),
+		"answer": ms(b.AnswerTime - a.AnswerTime),
+		"settle": ms(b.SettleTime - a.SettleTime),
+	}
 }
 
 // warmUp activates every aggregate of ids with one command each, from up

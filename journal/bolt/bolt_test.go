@@ -334,6 +334,35 @@ func TestJournal_Stats_CountsGroupCommits(t *testing.T) {
 	require.LessOrEqual(t, s.Commits, uint64(50))
 }
 
+// TestJournal_Stats_AttributesWriterTime injects known delays into the
+// build phase (the beforeCommit hook) and into the answer phase (a
+// completion function) and checks that each lands in its total (lower
+// bounds only: nothing here depends on how fast the machine is).
+func TestJournal_Stats_AttributesWriterTime(t *testing.T) {
+	const delay = 20 * time.Millisecond
+	ctx := context.Background()
+	j, _ := openTemp(t, bolt.Config{})
+	defer j.Close()
+	bolt.SetBeforeCommit(j, func() error { time.Sleep(delay); return nil })
+	_, err := j.Append(ctx, "a", journal.NoStream, newEvents(1))
+	require.NoError(t, err)
+	s := j.Stats()
+	require.GreaterOrEqual(t, s.BuildTime, delay)
+	require.Positive(t, s.CommitTime)
+
+	bolt.SetBeforeCommit(j, nil)
+	done := make(chan struct{})
+	require.NoError(t, j.AppendAsync(ctx, "b", journal.NoStream, newEvents(1), func(journal.AppendResult, error) {
+		time.Sleep(delay)
+		close(done)
+	}))
+	<-done
+	require.NoError(t, j.Close()) // the writer has finished the batch
+	s2 := j.Stats()
+	require.GreaterOrEqual(t, s2.AnswerTime-s.AnswerTime, delay)
+	require.Equal(t, uint64(2), s2.Commits)
+}
+
 func TestJournal_Read_CorruptRecordAfterReopen_ReportsCorruption(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "journal.db")

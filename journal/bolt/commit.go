@@ -45,6 +45,9 @@ func (j *Journal) runBatch(batch []*request) {
 	if j.tracer != nil || j.opts.Metrics != nil {
 		finish = j.observeCommit(live, events, time.Now())
 	}
+	// The previous transaction has ended: its values may be overwritten.
+	j.w.vals.reset()
+	begin := time.Now()
 	tx, err := j.db.Begin(true)
 	if err != nil {
 		finish(0, err)
@@ -79,6 +82,8 @@ func (j *Journal) runBatch(batch []*request) {
 	if fatal == nil && accepted > 0 {
 		fatal = j.hooks.check()
 	}
+	built := time.Now()
+	j.buildNs.Add(int64(built.Sub(begin)))
 	switch {
 	case fatal != nil:
 		_ = tx.Rollback()
@@ -95,6 +100,8 @@ func (j *Journal) runBatch(batch []*request) {
 			return
 		}
 	}
+	committed := time.Now()
+	j.commitNs.Add(int64(committed.Sub(built)))
 	finish(stored, nil)
 	if fn := j.hooks.beforePublish.Load(); fn != nil {
 		(*fn)()
@@ -109,6 +116,7 @@ func (j *Journal) runBatch(batch []*request) {
 		}
 	}
 	completeAll(live)
+	j.answerNs.Add(int64(time.Since(committed)))
 }
 
 // maxCommitLinks bounds the links of one commit span.
@@ -385,14 +393,29 @@ func (j *Journal) beginRound() {
 // flushStream writes st's runs not yet in journal.index (the published
 // ones and the current batch's) as index entries, and its head, in the
 // transaction of idx and strB. publish then drops its pending runs.
+//
+// Its keys and values cost no allocation: keys are built in a scratch
+// buffer (bbolt copies a key on Put) and values are carved from
+// j.w.vals, which is reset only before the next transaction begins
+// (bbolt refers to a value until the transaction ends).
 func (j *Journal) flushStream(idx, strB *bbolt.Bucket, st *streamState) error {
 	runs := append(append(j.w.runs[:0], st.pending...), st.staged...)
 	j.w.runs = runs[:0]
-	if err := putRuns(idx, st.prefix, runs); err != nil {
-		return err
+	a := &j.w.vals
+	for len(runs) > 0 {
+		chunk := runs[:min(len(runs), maxRunsPerEntry)]
+		a.key = binary.BigEndian.AppendUint64(append(a.key[:0], st.prefix...), chunk[0].version)
+		if err := idx.Put(a.key, a.entry(chunk)); err != nil {
+			return fmt.Errorf("write index entry: %w", err)
+		}
+		runs = runs[len(chunk):]
 	}
-	if err := putStream(strB, st.name, st.wHead, st.deletedTo); err != nil {
-		return err
+	v := a.take(16)
+	binary.BigEndian.PutUint64(v[0:8], st.wHead)
+	binary.BigEndian.PutUint64(v[8:16], st.deletedTo)
+	a.key = append(a.key[:0], st.name...)
+	if err := strB.Put(a.key, v); err != nil {
+		return fmt.Errorf("write stream head: %w", err)
 	}
 	if !st.flushed {
 		st.flushed = true
@@ -406,6 +429,7 @@ func (j *Journal) flushStream(idx, strB *bbolt.Bucket, st *streamState) error {
 // commit, for Close and the format upgrade.
 func (j *Journal) flushAll(tx *bbolt.Tx) error {
 	w := &j.w
+	w.vals.reset() // tx has just begun: no transaction refers to the arena
 	idx, strB := tx.Bucket(bucketIndex), tx.Bucket(bucketStreams)
 	for _, list := range [][]*streamState{w.round[w.roundNext:], w.dirty} {
 		for _, st := range list {
@@ -416,6 +440,55 @@ func (j *Journal) flushAll(tx *bbolt.Tx) error {
 	}
 	return putCheckpoint(tx, w.nextPos-1)
 }
+
+// valueArena holds the values a transaction puts into journal.index and
+// journal.streams while flushing streams (flushStream). bbolt copies a
+// key on Put but keeps referring to the value until the transaction
+// ends, so values are carved from a chunk whose memory is reused only
+// after reset, which the writer calls before it begins the next
+// transaction that flushes. Chunks replaced while a transaction is open
+// are left to the garbage collector. Writer-only.
+type valueArena struct {
+	chunk []byte
+	key   []byte // scratch for keys
+}
+
+// arenaChunk is the size of a fresh chunk: a commit of a checkpoint
+// round flushes a few hundred streams, some 30 bytes of values each.
+const arenaChunk = 32 << 10
+
+// room makes sure the current chunk has n bytes free.
+func (a *valueArena) room(n int) {
+	if cap(a.chunk)-len(a.chunk) < n {
+		a.chunk = make([]byte, 0, max(n, arenaChunk))
+	}
+}
+
+// take returns n bytes of the arena.
+func (a *valueArena) take(n int) []byte {
+	a.room(n)
+	l := len(a.chunk)
+	a.chunk = a.chunk[:l+n]
+	return a.chunk[l : l+n : l+n]
+}
+
+// entry returns runs encoded as a journal.index value (encodeEntry's
+// encoding) in the arena.
+func (a *valueArena) entry(runs []run) []byte {
+	a.room(2 * binary.MaxVarintLen64 * len(runs))
+	l := len(a.chunk)
+	b := a.chunk
+	for _, r := range runs {
+		b = binary.AppendUvarint(b, r.pos)
+		b = binary.AppendUvarint(b, r.n)
+	}
+	a.chunk = b // within capacity: still the same chunk
+	return b[l:len(b):len(b)]
+}
+
+// reset makes the arena's memory reusable; call it only when no open
+// transaction has put values from it.
+func (a *valueArena) reset() { a.chunk = a.chunk[:0] }
 
 // putRuns writes runs (in version order, not yet indexed) as journal.index
 // entries under prefix, at most maxRunsPerEntry runs per entry.
@@ -447,6 +520,10 @@ func putStream(b *bbolt.Bucket, name string, head, deletedTo uint64) error {
 	return nil
 }
 
+// pendingCap is the capacity of a stream's pending runs when its first
+// run after a flush is published.
+const pendingCap = 4
+
 // publish makes a committed batch visible to readers and wakes watchers.
 func (j *Journal) publish() {
 	w := &j.w
@@ -457,6 +534,11 @@ func (j *Journal) publish() {
 	for _, st := range w.touched {
 		st.head = st.wHead
 		if !st.flushed {
+			if st.pending == nil && len(st.staged) < pendingCap {
+				// A stream appended to once per commit gets a run
+				// per commit: start with room for a few.
+				st.pending = make([]run, 0, pendingCap)
+			}
 			st.pending = append(st.pending, st.staged...)
 		}
 	}

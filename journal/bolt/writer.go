@@ -35,6 +35,7 @@ import (
 	"context"
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/journal"
@@ -110,7 +111,8 @@ type writerState struct {
 	roundEvents int // events stored since the round began
 	roundActive bool
 	flushed     []*streamState
-	runs        []run // scratch of flushStream
+	runs        []run      // scratch of flushStream
+	vals        valueArena // keys and values of flushStream
 
 	// The cached heads (heads.go): every state in j.streams, in clock
 	// order; hand is where the next eviction scan starts.
@@ -203,7 +205,9 @@ func (j *Journal) writer() {
 		} else {
 			j.runBatch(batch)
 			if len(batch) > 1 {
+				start := time.Now()
 				j.settle()
+				j.settleNs.Add(int64(time.Since(start)))
 			}
 		}
 		clear(batch)
