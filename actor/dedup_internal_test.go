@@ -18,7 +18,7 @@ func addN(d *dedupCache[int], from, to int, at func(i int) int64, lim dedupLimit
 func has(d *dedupCache[int], i int, cutoff int64) bool {
 	id := fmt.Sprint("c", i)
 	r, ok := d.get(id, idTag(id), cutoff)
-	return ok && r.Version == uint64(i)
+	return ok && r.res.Version == uint64(i)
 }
 
 // The cap bounds the ring (its memory) and evicts oldest first, with and
@@ -74,8 +74,23 @@ func TestDedupCache_AddEventFoldsConsecutiveEvents(t *testing.T) {
 	d.addEvent("b", idTag("b"), 3, 3, 12, 6, lim)
 	r, ok := d.get("a", idTag("a"), 0)
 	require.True(t, ok)
-	assert.Equal(t, Result[int]{CommandID: "a", Events: []int{1, 2}, Version: 2, Position: 11}, r)
+	assert.Equal(t, dedupHit[int]{res: Result[int]{CommandID: "a", Version: 2, Position: 11}, events: 2}, r)
+	assert.Equal(t, uint64(1), r.first())
 	assert.Equal(t, 2, d.len())
+
+	// Under keep (events deleted on snapshot) the events themselves are
+	// kept too.
+	lim.keep = true
+	var k dedupCache[int]
+	k.addEvent("a", idTag("a"), 1, 1, 10, 5, lim)
+	k.addEvent("a", idTag("a"), 2, 2, 11, 5, lim)
+	k.addEvent("b", idTag("b"), 3, 3, 12, 6, lim)
+	r, ok = k.get("a", idTag("a"), 0)
+	require.True(t, ok)
+	assert.Equal(t, dedupHit[int]{res: Result[int]{CommandID: "a", Events: []int{1, 2}, Version: 2, Position: 11}, events: 2, kept: true}, r)
+	r, ok = k.get("b", idTag("b"), 0)
+	require.True(t, ok)
+	assert.Equal(t, []int{3}, r.res.Events)
 }
 
 // Two ids with the same hash are told apart by their ids, with and
@@ -95,7 +110,7 @@ func TestDedupCache_HashCollisionsAreToldApartByID(t *testing.T) {
 		for i := range n {
 			r, ok := d.get(fmt.Sprint("c", i), tag, 0)
 			require.True(t, ok, "c%d (n %d)", i, n)
-			assert.Equal(t, uint64(i), r.Version)
+			assert.Equal(t, uint64(i), r.res.Version)
 		}
 		_, ok := d.get("other", tag, 0)
 		assert.False(t, ok, "an unknown id with a known hash")
@@ -109,7 +124,7 @@ func TestDedupCache_HashCollisionsAreToldApartByID(t *testing.T) {
 			for k := i - n + 1; k <= i; k++ {
 				r, ok := d.get(fmt.Sprint("c", k), tag, 0)
 				require.True(t, ok, "c%d after adding c%d (n %d)", k, i, n)
-				assert.Equal(t, uint64(k), r.Version)
+				assert.Equal(t, uint64(k), r.res.Version)
 			}
 		}
 		// A different hash is not found through the colliding ones.
@@ -132,7 +147,7 @@ func TestDedupCache_HashCollisionsAreToldApartByID(t *testing.T) {
 		require.Equal(t, n+1, d.len())
 		r, ok := d.get("new", 42, lim.cutoff(12))
 		require.True(t, ok, "n %d", n)
-		assert.Equal(t, uint64(2), r.Version)
+		assert.Equal(t, uint64(2), r.res.Version)
 	}
 }
 
