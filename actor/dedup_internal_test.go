@@ -177,3 +177,70 @@ func TestDedupCache_AddAtCapAllocatesOncePerChunk(t *testing.T) {
 	}
 	assert.Same(t, mid, d.at(500-3*dedupChunkMax))
 }
+
+// Ids of every stored form (canonical UUID as 16 bytes, an uppercase UUID
+// and a long id in the chunk's arena, short ids inline), all with one
+// forced hash, are told apart by the ids themselves, with and without the
+// index, and an id that differs from a remembered one only in case or in
+// its last byte is not found.
+func TestDedupCache_HashCollisionsAcrossIDForms(t *testing.T) {
+	ids := []string{
+		"0190a5b4-0000-7000-8000-00000000000a",
+		"0190A5B4-0000-7000-8000-00000000000A",
+		"0190a5b4-0000-7000-8000-00000000000b",
+		"a-command-id-longer-than-16-bytes",
+		"a-command-id-longer-than-16-bytez",
+		"short",
+		"shore",
+		"0123456789abcdef",
+		"",
+	}
+	absent := []string{
+		"0190a5b4-0000-7000-8000-00000000000c",
+		"0190a5b4-0000-7000-8000-00000000000A",
+		"0190a5b4_0000-7000-8000-00000000000a",
+		"a-command-id-longer-than-16-byteS",
+		"shor",
+		"0123456789abcdeg",
+	}
+	for _, n := range []int{1, 40} { // padding before: without and with the index
+		lim := dedupLimits{window: 1 << 62, max: 1000}
+		var d dedupCache[int]
+		for i := range n {
+			id := fmt.Sprint("pad", i)
+			d.add(Result[int]{CommandID: id}, idTag(id), 0, lim)
+		}
+		const tag = 7
+		for i, id := range ids {
+			d.add(Result[int]{CommandID: id, Version: uint64(100 + i), Events: make([]int, i)}, tag, 0, lim)
+		}
+		require.Equal(t, n+len(ids), d.len(), "every id is new")
+		for i, id := range ids {
+			r, ok := d.get(id, tag, 0)
+			require.True(t, ok, "%q (n %d)", id, n)
+			assert.Equal(t, dedupHit[int]{res: Result[int]{CommandID: id, Version: uint64(100 + i)}, events: i}, r, "%q", id)
+		}
+		for _, id := range absent {
+			_, ok := d.get(id, tag, 0)
+			assert.False(t, ok, "%q (n %d)", id, n)
+		}
+	}
+}
+
+func TestParseUUID_CanonicalLowercaseOnly(t *testing.T) {
+	u, ok := parseUUID("0190a5b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b")
+	require.True(t, ok)
+	assert.Equal(t, [16]byte{0x01, 0x90, 0xa5, 0xb4, 0x1c, 0x2d, 0x7e, 0x3f, 0x8a, 0x9b, 0x0c, 0x1d, 0x2e, 0x3f, 0x4a, 0x5b}, u)
+	for _, id := range []string{
+		"0190A5B4-1c2d-7e3f-8a9b-0c1d2e3f4a5b",
+		"0190a5b41c2d7e3f8a9b0c1d2e3f4a5b",
+		"0190a5b4-1c2d-7e3f-8a9b-0c1d2e3f4a5",
+		"0190a5b4-1c2d-7e3f-8a9b-0c1d2e3f4a5bb",
+		"0190a5b4-1c2d-7e3f-8a9b_0c1d2e3f4a5b",
+		"0190a5b4-1c2d-7e3f-8a9b-0c1d2e3f4a5g",
+		"{190a5b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b",
+	} {
+		_, ok := parseUUID(id)
+		assert.False(t, ok, id)
+	}
+}
