@@ -335,6 +335,12 @@ func (d *dedupCache[E]) add(r Result[E], tag uint64, at int64, lim dedupLimits) 
 // left the window by at, and the oldest entry when lim.max are
 // remembered. It keeps r's events only under lim.keep.
 func (d *dedupCache[E]) addNew(r Result[E], tag uint64, at int64, lim dedupLimits) {
+	d.addCounted(r, len(r.Events), tag, at, lim)
+}
+
+// addCounted is addNew for a command of events events (r.Events is not
+// read unless lim.keep).
+func (d *dedupCache[E]) addCounted(r Result[E], events int, tag uint64, at int64, lim dedupLimits) {
 	for d.n > 0 && d.oldest().at < lim.cutoff(at) {
 		d.dropOldest()
 	}
@@ -352,7 +358,7 @@ func (d *dedupCache[E]) addNew(r Result[E], tag uint64, at int64, lim dedupLimit
 		k++
 	}
 	c := &d.chunks[k-1]
-	c.e = append(c.e, dedupEntry{tag: tag, at: at, version: r.Version, position: r.Position, events: uint32(len(r.Events))})
+	c.e = append(c.e, dedupEntry{tag: tag, at: at, version: r.Version, position: r.Position, events: uint32(events)})
 	c.setID(&c.e[len(c.e)-1], r.CommandID)
 	seq := d.headSeq + uint64(d.n)
 	d.n++
@@ -393,7 +399,14 @@ func (d *dedupCache[E]) addEvent(id string, tag uint64, ev E, version, position 
 			return
 		}
 	}
-	d.add(Result[E]{CommandID: id, Events: []E{ev}, Version: version, Position: position}, tag, at, lim)
+	if _, e := d.find(id, tag); e != nil {
+		return
+	}
+	r := Result[E]{CommandID: id, Version: version, Position: position}
+	if lim.keep {
+		r.Events = []E{ev}
+	}
+	d.addCounted(r, 1, tag, at, lim)
 }
 
 // pendingSet holds the commands that were accepted and are waiting for
