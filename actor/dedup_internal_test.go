@@ -2,6 +2,7 @@ package actor
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -243,4 +244,21 @@ func TestParseUUID_CanonicalLowercaseOnly(t *testing.T) {
 		_, ok := parseUUID(id)
 		assert.False(t, ok, id)
 	}
+}
+
+// A dedup entry holds no pointers (the GC neither scans nor marks the
+// chunks), and stays small.
+func TestDedupEntry_HasNoPointers(t *testing.T) {
+	typ := reflect.TypeOf(dedupEntry{})
+	for i := range typ.NumField() {
+		switch k := typ.Field(i).Type.Kind(); k {
+		case reflect.Uint64, reflect.Int64, reflect.Uint32, reflect.Array:
+			if k == reflect.Array {
+				assert.Equal(t, reflect.Uint8, typ.Field(i).Type.Elem().Kind(), typ.Field(i).Name)
+			}
+		default:
+			t.Errorf("field %s is a %v", typ.Field(i).Name, k)
+		}
+	}
+	assert.LessOrEqual(t, typ.Size(), uintptr(56))
 }
