@@ -159,6 +159,30 @@ func TestAggregate_Dedup_DuplicateReadsItsEventsBack(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, version, v, "no duplicate was executed")
 	assert.Equal(t, int(version), st.N)
+
+	// After a restart the entries come from recovery (consecutive events
+	// of one command folded into one entry): the same answers. (Commands
+	// without events are remembered only while the aggregate stays
+	// active: recovery knows commands by their events.)
+	require.NoError(t, r.sys.Shutdown(ctx))
+	sys, err := actor.NewSystem(actor.Config{Journal: r.mj, Clock: actortest.NewManualClock(time.Time{})})
+	require.NoError(t, err)
+	t.Cleanup(func() { sys.Shutdown(context.Background()) })
+	h, err := actor.Register(sys, tallyDef())
+	require.NoError(t, err)
+	for i, id := range ids {
+		if len(orig[i].Events) == 0 {
+			continue
+		}
+		dup, err := h.Send(ctx, "t1", tallyAdd{N: 9, Note: "retry"}, actor.WithCommandID(id))
+		require.NoError(t, err, "%s after a restart", id)
+		assert.True(t, dup.Duplicate, id)
+		dup.Duplicate = false
+		assert.Equal(t, orig[i], dup, "%s after a restart", id)
+	}
+	_, v, err = h.State(ctx, "t1")
+	require.NoError(t, err)
+	assert.Equal(t, version, v, "no duplicate was executed after the restart")
 }
 
 // A duplicate whose events cannot be read back gets an error and is not
