@@ -277,7 +277,7 @@ func (a *aggActor[S, C, E]) restore() error {
 	}
 	defer func() { <-sys.sem }()
 	start := sys.cfg.Clock.Now()
-	rb, err := a.h.rebuild(sys.bg, a.id, math.MaxUint64, nil, sys.dedup)
+	rb, err := a.h.rebuild(sys.bg, a.id, math.MaxUint64, nil, a.dedupLim())
 	a.observe(telemetry.Observation{Kind: telemetry.Recovered, Version: rb.version, SnapshotVersion: rb.snapshotVersion,
 		Events: rb.replayed, Duration: sys.cfg.Clock.Now().Sub(start), Err: err})
 	if err != nil {
@@ -330,14 +330,18 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 		a.hot = true
 	}
 	now := a.sys().cfg.Clock.Now()
-	lim := a.sys().dedup
+	lim := a.dedupLim()
 	var tag uint64
 	if lim.on() {
 		tag = idTag(cmd.ID)
-		if r, ok := a.dedup.get(cmd.ID, tag, lim.cutoff(now.UnixNano())); ok {
-			r.Duplicate = true
-			a.commandDone(m.start, r.Version, 0, telemetry.OutcomeDuplicate, nil)
-			replyTo(m.reply, r, nil)
+		if hit, ok := a.dedup.get(cmd.ID, tag, lim.cutoff(now.UnixNano())); ok {
+			r, err := a.dedupResult(hit)
+			outcome := telemetry.OutcomeDuplicate
+			if err != nil {
+				outcome = outcomeOf(err)
+			}
+			a.commandDone(m.start, hit.res.Version, 0, outcome, err)
+			replyTo(m.reply, r, err)
 			return
 		}
 		if p := a.pending.get(cmd.ID, tag); p != nil {
@@ -593,7 +597,7 @@ func (a *aggActor[S, C, E]) finish(p *pendingCmd[E]) {
 	if a.pending != nil && a.pending.len() > 0 {
 		a.pending.remove(p)
 	}
-	if lim := a.sys().dedup; p.err == nil && lim.on() {
+	if lim := a.dedupLim(); p.err == nil && lim.on() {
 		// A success was looked up when it arrived and, when it had
 		// events, was in the pending set since: its id is new.
 		a.dedup.addNew(p.res, p.tag, p.at, lim)

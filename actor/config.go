@@ -93,12 +93,16 @@ type Config struct {
 	// newest DedupMaxEntries is not recognised: the window is then
 	// effectively shorter on that aggregate.
 	//
-	// An entry costs about 90 bytes in the aggregate's chunks of entries
+	// An entry costs 56 bytes in the aggregate's chunks of entries
 	// (allocated as the cache grows, up to 64 entries each, and released
 	// whole once their entries expired), plus about 20 in the hash index an
-	// aggregate keeps past 128 entries, besides the command id and the
-	// command's events, which it keeps alive for the duplicate Result: at
-	// the cap about 1 MiB per aggregate plus ids and events. Expired
+	// aggregate keeps past 16 entries; a command id is kept inside the
+	// entry when it is a canonical UUID or at most 16 bytes, beside it
+	// otherwise. Entries hold no pointers (nothing for the GC to scan) and
+	// not the command's events: a duplicate reads them back from the
+	// journal, as recovery would (unless Definition.DeleteEventsOnSnapshot
+	// is set: then the events are kept, since they may be deleted within
+	// the window). At the cap about 750 KiB per aggregate. Expired
 	// entries are dropped when the aggregate next takes a command (a cache
 	// that emptied out is released), and all of them when it is
 	// passivated. Recovery from a snapshot reads back at most

@@ -1,6 +1,10 @@
 package actor
 
-import "hash/maphash"
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"math"
+)
 
 // idSeed hashes command ids for the dedup structures. Hashes only speed up
 // comparisons: every hit is confirmed by comparing the ids themselves.
@@ -10,10 +14,14 @@ func idTag(id string) uint64 { return maphash.String(idSeed, id) }
 
 // dedupLimits bound what a dedupCache remembers: commands committed within
 // window (nanoseconds, measured on Config.Clock), at most max of them.
-// window <= 0 means deduplication is off.
+// window <= 0 means deduplication is off. keep makes the cache keep each
+// command's events (see dedupCache): set for aggregates whose definition
+// deletes events on snapshot, whose events may leave the journal while
+// their commands are still remembered.
 type dedupLimits struct {
 	window int64
 	max    int
+	keep   bool
 }
 
 func (l dedupLimits) on() bool { return l.window > 0 && l.max > 0 }
@@ -21,19 +29,131 @@ func (l dedupLimits) on() bool { return l.window > 0 && l.max > 0 }
 // cutoff is the oldest commit time still inside the window at now.
 func (l dedupLimits) cutoff(now int64) int64 { return now - l.window }
 
-// dedupEntry is one remembered command: its result, the hash of its id and
-// the time of its events (the clock reading the command was decided at,
-// which is also the Time of its events in the journal, so a recovered entry
-// expires exactly when the live one would have).
-type dedupEntry[E any] struct {
-	res Result[E]
-	tag uint64
-	at  int64 // unix nanoseconds
+// dedupEntry is one remembered command, without pointers (the GC does not
+// scan the chunks that hold entries): the hash of its id and the id itself
+// (see id), the time of its events (the clock reading the command was
+// decided at, which is also the Time of its events in the journal, so a
+// recovered entry expires exactly when the live one would have), and its
+// Result but for the events: Version, Position and the number of events,
+// which are the versions version-events+1 … version of the aggregate's
+// stream. A duplicate reads them back from the journal (dedupEvents).
+type dedupEntry struct {
+	tag      uint64
+	at       int64 // unix nanoseconds
+	version  uint64
+	position uint64
+	events   uint32
+	// idLen and id hold the command id: an id of up to 16 bytes in id
+	// itself (idLen its length); a canonical UUID (lowercase, 36 bytes) as
+	// its 16 bytes (idLen idUUID); any other id in its chunk's ids, from
+	// the offset in id's first 4 bytes (idLen its length).
+	idLen uint32
+	id    [16]byte
 }
+
+// idUUID is dedupEntry.idLen of an id kept as a UUID's 16 bytes.
+const idUUID = math.MaxUint32
+
+// dedupChunk is a run of entries, and the ids longer than 16 bytes that
+// are not canonical UUIDs (nil while there are none).
+type dedupChunk struct {
+	e   []dedupEntry // its len is its filled part
+	ids []byte
+}
+
+// setID stores id in e, in c's ids when it has to.
+func (c *dedupChunk) setID(e *dedupEntry, id string) {
+	if len(id) <= len(e.id) {
+		e.idLen = uint32(len(id))
+		copy(e.id[:], id)
+		return
+	}
+	if u, ok := parseUUID(id); ok {
+		e.idLen, e.id = idUUID, u
+		return
+	}
+	if c.ids == nil {
+		c.ids = make([]byte, 0, cap(c.e)*len(id))
+	}
+	binary.LittleEndian.PutUint32(e.id[:4], uint32(len(c.ids)))
+	e.idLen = uint32(len(id))
+	c.ids = append(c.ids, id...)
+}
+
+// hasID reports whether e (an entry of c) is the entry of command id.
+func (c *dedupChunk) hasID(e *dedupEntry, id string) bool {
+	switch {
+	case e.idLen == idUUID:
+		u, ok := parseUUID(id)
+		return ok && u == e.id
+	case int(e.idLen) != len(id):
+		return false
+	case e.idLen <= uint32(len(e.id)):
+		return string(e.id[:e.idLen]) == id
+	default:
+		off := binary.LittleEndian.Uint32(e.id[:4])
+		return string(c.ids[off:off+e.idLen]) == id
+	}
+}
+
+// parseUUID returns the 16 bytes of id if it is a UUID in canonical form
+// (lowercase hex, dashes at 8, 13, 18 and 23): the form that turns back
+// into the same string, so that two ids are equal exactly when their
+// bytes are.
+func parseUUID(id string) (u [16]byte, ok bool) {
+	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
+		return u, false
+	}
+	j := 0
+	for i := 0; i < 36; i += 2 {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i++
+		}
+		hi, lo := hexVal(id[i]), hexVal(id[i+1])
+		if hi > 15 || lo > 15 {
+			return u, false
+		}
+		u[j] = hi<<4 | lo
+		j++
+	}
+	return u, true
+}
+
+// hexVal is the value of a lowercase hex digit, 255 for anything else.
+func hexVal(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return 255
+}
+
+// dedupHit is what the cache remembers of a command: its Result without
+// the events (which events says how many there were), unless the cache
+// keeps events (dedupLimits.keep): then res.Events holds them, and kept
+// is set.
+type dedupHit[E any] struct {
+	res    Result[E]
+	events int
+	kept   bool
+}
+
+// first is the version of the command's first event (events > 0).
+func (h dedupHit[E]) first() uint64 { return h.res.Version - uint64(h.events) + 1 }
 
 // dedupCache remembers the results of an aggregate's recent commands in
 // commit order: entries leave it when they are older than the window or,
 // once the cap is reached, oldest first.
+//
+// The entries hold no pointers (see dedupEntry): a remembered command
+// costs about 56 bytes of entry, plus its id when that is neither a
+// canonical UUID nor of at most 16 bytes, plus its slot in the index, and
+// nothing for the GC to scan or mark. The events a command produced are
+// not kept but read back from the journal on the rare duplicate, as a
+// restarted aggregate's recovery would read them. Only under
+// dedupLimits.keep (events deleted on snapshot) are they kept, in kept.
 //
 // The entries live in a queue of chunks, filled in order and released
 // whole once every entry in them has left, so that remembering a command
@@ -41,35 +161,24 @@ type dedupEntry[E any] struct {
 // now and then. Chunks grow with the cache (1, 1, 2, 4, … up to
 // dedupChunkMax entries): an aggregate that remembers one command holds
 // one entry, a busy one allocates about once per dedupChunkMax commands.
-// (A ring that doubled, as before, allocated and copied about twice the
-// entries it ended with, all of them memory the GC scans.)
 //
-// A small cache is searched by scanning the id hashes, which each chunk
-// keeps in an array of their own (8 to a cache line); from dedupIndexAt
+// A small cache is searched by scanning the id hashes; from dedupIndexAt
 // entries an index from id hash to sequence number is kept as well (a
 // busy aggregate remembers thousands). The index holds no pointers
 // (nothing for the GC to scan) and maps each hash to the newest entry
 // with it; a hit whose id differs (two ids with one hash) falls back to
 // the scan, so hash collisions cost time, never a wrong answer.
 type dedupCache[E any] struct {
-	chunks  []dedupChunk[E]   // in commit order
+	chunks  []dedupChunk      // in commit order
 	off     int               // slot of the oldest entry in chunks[0]
 	n       int               // entries remembered
 	headSeq uint64            // sequence number of the oldest entry
 	index   map[uint64]uint64 // id hash → sequence number of its newest entry; non-nil while n > dedupIndexAt
+	kept    map[uint64][]E    // sequence number → events, under dedupLimits.keep only
 }
 
-// dedupChunk is a run of entries and, apart, their id hashes: a lookup
-// scans the hashes, 8 to a cache line, without touching the entries.
-// len(tags) == len(ents) is the filled part.
-type dedupChunk[E any] struct {
-	tags []uint64
-	ents []dedupEntry[E]
-}
-
-// dedupIndexAt is the number of entries above which a map index is kept:
-// below it, scanning the hashes is cheaper than keeping the map.
-const dedupIndexAt = 128
+// dedupIndexAt is the number of entries above which a map index is kept.
+const dedupIndexAt = 16
 
 // dedupChunkMax is the largest chunk, in entries.
 const dedupChunkMax = 64
@@ -80,77 +189,94 @@ func (d *dedupCache[E]) len() int { return d.n }
 func (d *dedupCache[E]) slots() int {
 	s := 0
 	for _, c := range d.chunks {
-		s += cap(c.ents)
+		s += cap(c.e)
 	}
 	return s
 }
 
-// at returns the i-th oldest entry, nil unless 0 <= i < n.
-func (d *dedupCache[E]) at(i int) *dedupEntry[E] {
+// locate returns the chunk and slot of the i-th oldest entry; c is nil
+// unless 0 <= i < n.
+func (d *dedupCache[E]) locate(i int) (c *dedupChunk, slot int) {
 	if i < 0 || i >= d.n {
-		return nil
+		return nil, 0
 	}
 	i += d.off
-	for _, c := range d.chunks {
-		if i < len(c.ents) {
-			return &c.ents[i]
+	for k := range d.chunks {
+		if c := &d.chunks[k]; i < len(c.e) {
+			return c, i
 		}
-		i -= len(c.ents)
+		i -= len(d.chunks[k].e)
+	}
+	return nil, 0
+}
+
+// at returns the i-th oldest entry, nil unless 0 <= i < n.
+func (d *dedupCache[E]) at(i int) *dedupEntry {
+	if c, slot := d.locate(i); c != nil {
+		return &c.e[slot]
 	}
 	return nil
 }
 
 // oldest and newest return the first and last entry; n must be > 0.
-func (d *dedupCache[E]) oldest() *dedupEntry[E] { return &d.chunks[0].ents[d.off] }
+func (d *dedupCache[E]) oldest() *dedupEntry { return &d.chunks[0].e[d.off] }
 
-func (d *dedupCache[E]) newest() *dedupEntry[E] {
-	c := d.chunks[len(d.chunks)-1].ents
-	return &c[len(c)-1]
+func (d *dedupCache[E]) newest() (*dedupChunk, *dedupEntry) {
+	c := &d.chunks[len(d.chunks)-1]
+	return c, &c.e[len(c.e)-1]
 }
 
-// scan returns the entry of command id (hash tag), searching every entry.
-func (d *dedupCache[E]) scan(id string, tag uint64) *dedupEntry[E] {
+// scan returns the sequence number and entry of command id (hash tag),
+// searching every entry.
+func (d *dedupCache[E]) scan(id string, tag uint64) (uint64, *dedupEntry) {
 	from := d.off
-	for _, c := range d.chunks {
-		for i := from; i < len(c.tags); i++ {
-			if c.tags[i] == tag {
-				if e := &c.ents[i]; e.res.CommandID == id {
-					return e
-				}
+	seq := d.headSeq
+	for k := range d.chunks {
+		c := &d.chunks[k]
+		for i := from; i < len(c.e); i++ {
+			if e := &c.e[i]; e.tag == tag && c.hasID(e, id) {
+				return seq, e
 			}
+			seq++
 		}
 		from = 0
 	}
-	return nil
+	return 0, nil
 }
 
-// find returns the entry of command id (whose hash is tag), if remembered.
-func (d *dedupCache[E]) find(id string, tag uint64) *dedupEntry[E] {
+// find returns the sequence number and entry of command id (whose hash is
+// tag), if remembered.
+func (d *dedupCache[E]) find(id string, tag uint64) (uint64, *dedupEntry) {
 	if d.n == 0 {
-		return nil
+		return 0, nil
 	}
 	if d.index != nil {
 		seq, ok := d.index[tag]
 		if !ok {
-			return nil // no entry has this hash
+			return 0, nil // no entry has this hash
 		}
-		if e := d.at(int(seq - d.headSeq)); e != nil && e.res.CommandID == id {
-			return e
+		if c, slot := d.locate(int(seq - d.headSeq)); c != nil && c.hasID(&c.e[slot], id) {
+			return seq, &c.e[slot]
 		}
 		// Another id with the same hash is newer: the rare collision.
 	}
 	return d.scan(id, tag)
 }
 
-// get returns the remembered result of command id, whose hash is tag,
-// unless it was committed before cutoff. It first forgets the entries
-// older than cutoff.
-func (d *dedupCache[E]) get(id string, tag uint64, cutoff int64) (Result[E], bool) {
+// get returns what is remembered of command id, whose hash is tag, unless
+// it was committed before cutoff. It first forgets the entries older than
+// cutoff.
+func (d *dedupCache[E]) get(id string, tag uint64, cutoff int64) (dedupHit[E], bool) {
 	d.expire(cutoff)
-	if e := d.find(id, tag); e != nil && e.at >= cutoff {
-		return e.res, true
+	seq, e := d.find(id, tag)
+	if e == nil || e.at < cutoff {
+		return dedupHit[E]{}, false
 	}
-	return Result[E]{}, false
+	h := dedupHit[E]{res: Result[E]{CommandID: id, Version: e.version, Position: e.position}, events: int(e.events)}
+	if d.kept != nil {
+		h.res.Events, h.kept = d.kept[seq], true
+	}
+	return h, true
 }
 
 // expire forgets the oldest entries while they were committed before
@@ -169,8 +295,10 @@ func (d *dedupCache[E]) dropOldest() {
 			delete(d.index, e.tag) // no newer entry has its hash
 		}
 	}
-	*e = dedupEntry[E]{}
-	d.chunks[0].tags[d.off] = 0
+	if d.kept != nil {
+		delete(d.kept, d.headSeq)
+	}
+	*e = dedupEntry{}
 	d.headSeq++
 	d.n--
 	d.off++
@@ -180,10 +308,10 @@ func (d *dedupCache[E]) dropOldest() {
 		*d = dedupCache[E]{headSeq: d.headSeq}
 		return
 	}
-	if c := d.chunks[0]; d.off == len(c.ents) {
+	if c := d.chunks[0]; d.off == len(c.e) {
 		// The oldest chunk is used up (it is full: entries remain, so a
 		// later chunk exists). Release it.
-		d.chunks[0] = dedupChunk[E]{}
+		d.chunks[0] = dedupChunk{}
 		d.chunks = d.chunks[1:]
 		d.off = 0
 	}
@@ -195,7 +323,7 @@ func (d *dedupCache[E]) dropOldest() {
 // add remembers r (whose command id hashes to tag), committed at at,
 // unless its id is already remembered.
 func (d *dedupCache[E]) add(r Result[E], tag uint64, at int64, lim dedupLimits) {
-	if d.find(r.CommandID, tag) != nil {
+	if _, e := d.find(r.CommandID, tag); e != nil {
 		return
 	}
 	d.addNew(r, tag, at, lim)
@@ -205,8 +333,14 @@ func (d *dedupCache[E]) add(r Result[E], tag uint64, at int64, lim dedupLimits) 
 // was looked up when the command arrived and was pending since (a retry
 // meanwhile would have joined it as a duplicate). It forgets entries that
 // left the window by at, and the oldest entry when lim.max are
-// remembered.
+// remembered. It keeps r's events only under lim.keep.
 func (d *dedupCache[E]) addNew(r Result[E], tag uint64, at int64, lim dedupLimits) {
+	d.addCounted(r, len(r.Events), tag, at, lim)
+}
+
+// addCounted is addNew for a command of events events (r.Events is not
+// read unless lim.keep).
+func (d *dedupCache[E]) addCounted(r Result[E], events int, tag uint64, at int64, lim dedupLimits) {
 	for d.n > 0 && d.oldest().at < lim.cutoff(at) {
 		d.dropOldest()
 	}
@@ -214,20 +348,26 @@ func (d *dedupCache[E]) addNew(r Result[E], tag uint64, at int64, lim dedupLimit
 		d.dropOldest()
 	}
 	k := len(d.chunks)
-	if k == 0 || len(d.chunks[k-1].ents) == cap(d.chunks[k-1].ents) {
+	if k == 0 || len(d.chunks[k-1].e) == cap(d.chunks[k-1].e) {
 		// A new chunk, sized to the entries remembered (the cache
 		// doubles in room as a ring would), at most dedupChunkMax and
 		// never more than the cap: the chunks hold at most
 		// lim.max + 2*dedupChunkMax entries.
 		size := min(dedupChunkMax, lim.max, max(1, d.n))
-		d.chunks = append(d.chunks, dedupChunk[E]{tags: make([]uint64, 0, size), ents: make([]dedupEntry[E], 0, size)})
+		d.chunks = append(d.chunks, dedupChunk{e: make([]dedupEntry, 0, size)})
 		k++
 	}
 	c := &d.chunks[k-1]
-	c.tags = append(c.tags, tag)
-	c.ents = append(c.ents, dedupEntry[E]{res: r, tag: tag, at: at})
+	c.e = append(c.e, dedupEntry{tag: tag, at: at, version: r.Version, position: r.Position, events: uint32(events)})
+	c.setID(&c.e[len(c.e)-1], r.CommandID)
 	seq := d.headSeq + uint64(d.n)
 	d.n++
+	if lim.keep {
+		if d.kept == nil {
+			d.kept = make(map[uint64][]E)
+		}
+		d.kept[seq] = r.Events
+	}
 	if d.index != nil {
 		d.index[tag] = seq
 	} else if d.n > dedupIndexAt {
@@ -235,8 +375,8 @@ func (d *dedupCache[E]) addNew(r Result[E], tag uint64, at int64, lim dedupLimit
 		seq := d.headSeq
 		from := d.off
 		for _, c := range d.chunks {
-			for i := from; i < len(c.tags); i++ {
-				d.index[c.tags[i]] = seq // in order: the newest of a hash wins
+			for i := from; i < len(c.e); i++ {
+				d.index[c.e[i].tag] = seq // in order: the newest of a hash wins
 				seq++
 			}
 			from = 0
@@ -249,13 +389,24 @@ func (d *dedupCache[E]) addNew(r Result[E], tag uint64, at int64, lim dedupLimit
 // are one command, so an event of the newest entry's command extends it.
 func (d *dedupCache[E]) addEvent(id string, tag uint64, ev E, version, position uint64, at int64, lim dedupLimits) {
 	if d.n > 0 {
-		if e := d.newest(); e.tag == tag && e.res.CommandID == id {
-			e.res.Events = append(e.res.Events, ev)
-			e.res.Version, e.res.Position = version, position
+		if c, e := d.newest(); e.tag == tag && c.hasID(e, id) {
+			e.events++
+			e.version, e.position = version, position
+			if d.kept != nil {
+				seq := d.headSeq + uint64(d.n) - 1
+				d.kept[seq] = append(d.kept[seq], ev)
+			}
 			return
 		}
 	}
-	d.add(Result[E]{CommandID: id, Events: []E{ev}, Version: version, Position: position}, tag, at, lim)
+	if _, e := d.find(id, tag); e != nil {
+		return
+	}
+	r := Result[E]{CommandID: id, Version: version, Position: position}
+	if lim.keep {
+		r.Events = []E{ev}
+	}
+	d.addCounted(r, 1, tag, at, lim)
 }
 
 // pendingSet holds the commands that were accepted and are waiting for

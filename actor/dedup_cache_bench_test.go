@@ -1,12 +1,16 @@
 package actor
 
-import "testing"
+import (
+	"runtime"
+	"testing"
+)
 
 // BenchmarkDedupCache_ManyAggregates is the dedup work of one command in
 // the many-aggregates scenario, alone: 10,000 aggregates' caches, each
 // command looked up (a miss) and then remembered, on an aggregate drawn
 // at random, with the default window and cap. cpu-ns/op includes the
-// GC's work on what the caches keep (getrusage).
+// GC's work on what the caches keep (getrusage); live-B/entry is the heap
+// the caches hold per remembered command at the end.
 //
 //	go test -run XXX -bench DedupCache_ManyAggregates -benchtime 2000000x ./actor
 func BenchmarkDedupCache_ManyAggregates(b *testing.B) {
@@ -16,6 +20,7 @@ func BenchmarkDedupCache_ManyAggregates(b *testing.B) {
 	buf := []byte("0190a5b4-0000-7000-8000-000000000000")
 	x := uint64(0x9E3779B97F4A7C15)
 	b.ReportAllocs()
+	heap0 := liveHeap()
 	cpu0 := rusage()
 	b.ResetTimer()
 	for i := range b.N {
@@ -37,6 +42,20 @@ func BenchmarkDedupCache_ManyAggregates(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(rusage()-cpu0)/float64(b.N), "cpu-ns/op")
+	entries := 0
+	for i := range caches {
+		entries += caches[i].len()
+	}
+	b.ReportMetric(float64(liveHeap()-heap0)/float64(entries), "live-B/entry")
+	runtime.KeepAlive(caches)
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }
 
 type benchEvent struct {

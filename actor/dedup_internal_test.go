@@ -2,6 +2,7 @@ package actor
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -18,7 +19,7 @@ func addN(d *dedupCache[int], from, to int, at func(i int) int64, lim dedupLimit
 func has(d *dedupCache[int], i int, cutoff int64) bool {
 	id := fmt.Sprint("c", i)
 	r, ok := d.get(id, idTag(id), cutoff)
-	return ok && r.Version == uint64(i)
+	return ok && r.res.Version == uint64(i)
 }
 
 // The cap bounds the ring (its memory) and evicts oldest first, with and
@@ -74,8 +75,23 @@ func TestDedupCache_AddEventFoldsConsecutiveEvents(t *testing.T) {
 	d.addEvent("b", idTag("b"), 3, 3, 12, 6, lim)
 	r, ok := d.get("a", idTag("a"), 0)
 	require.True(t, ok)
-	assert.Equal(t, Result[int]{CommandID: "a", Events: []int{1, 2}, Version: 2, Position: 11}, r)
+	assert.Equal(t, dedupHit[int]{res: Result[int]{CommandID: "a", Version: 2, Position: 11}, events: 2}, r)
+	assert.Equal(t, uint64(1), r.first())
 	assert.Equal(t, 2, d.len())
+
+	// Under keep (events deleted on snapshot) the events themselves are
+	// kept too.
+	lim.keep = true
+	var k dedupCache[int]
+	k.addEvent("a", idTag("a"), 1, 1, 10, 5, lim)
+	k.addEvent("a", idTag("a"), 2, 2, 11, 5, lim)
+	k.addEvent("b", idTag("b"), 3, 3, 12, 6, lim)
+	r, ok = k.get("a", idTag("a"), 0)
+	require.True(t, ok)
+	assert.Equal(t, dedupHit[int]{res: Result[int]{CommandID: "a", Events: []int{1, 2}, Version: 2, Position: 11}, events: 2, kept: true}, r)
+	r, ok = k.get("b", idTag("b"), 0)
+	require.True(t, ok)
+	assert.Equal(t, []int{3}, r.res.Events)
 }
 
 // Two ids with the same hash are told apart by their ids, with and
@@ -95,7 +111,7 @@ func TestDedupCache_HashCollisionsAreToldApartByID(t *testing.T) {
 		for i := range n {
 			r, ok := d.get(fmt.Sprint("c", i), tag, 0)
 			require.True(t, ok, "c%d (n %d)", i, n)
-			assert.Equal(t, uint64(i), r.Version)
+			assert.Equal(t, uint64(i), r.res.Version)
 		}
 		_, ok := d.get("other", tag, 0)
 		assert.False(t, ok, "an unknown id with a known hash")
@@ -109,7 +125,7 @@ func TestDedupCache_HashCollisionsAreToldApartByID(t *testing.T) {
 			for k := i - n + 1; k <= i; k++ {
 				r, ok := d.get(fmt.Sprint("c", k), tag, 0)
 				require.True(t, ok, "c%d after adding c%d (n %d)", k, i, n)
-				assert.Equal(t, uint64(k), r.Version)
+				assert.Equal(t, uint64(k), r.res.Version)
 			}
 		}
 		// A different hash is not found through the colliding ones.
@@ -132,7 +148,7 @@ func TestDedupCache_HashCollisionsAreToldApartByID(t *testing.T) {
 		require.Equal(t, n+1, d.len())
 		r, ok := d.get("new", 42, lim.cutoff(12))
 		require.True(t, ok, "n %d", n)
-		assert.Equal(t, uint64(2), r.Version)
+		assert.Equal(t, uint64(2), r.res.Version)
 	}
 }
 
@@ -161,4 +177,88 @@ func TestDedupCache_AddAtCapAllocatesOncePerChunk(t *testing.T) {
 		d.addNew(Result[int]{CommandID: ids[i+k], Version: 1}, idTag(ids[i+k]), 0, lim)
 	}
 	assert.Same(t, mid, d.at(500-3*dedupChunkMax))
+}
+
+// Ids of every stored form (canonical UUID as 16 bytes, an uppercase UUID
+// and a long id in the chunk's arena, short ids inline), all with one
+// forced hash, are told apart by the ids themselves, with and without the
+// index, and an id that differs from a remembered one only in case or in
+// its last byte is not found.
+func TestDedupCache_HashCollisionsAcrossIDForms(t *testing.T) {
+	ids := []string{
+		"0190a5b4-0000-7000-8000-00000000000a",
+		"0190A5B4-0000-7000-8000-00000000000A",
+		"0190a5b4-0000-7000-8000-00000000000b",
+		"a-command-id-longer-than-16-bytes",
+		"a-command-id-longer-than-16-bytez",
+		"short",
+		"shore",
+		"0123456789abcdef",
+		"",
+	}
+	absent := []string{
+		"0190a5b4-0000-7000-8000-00000000000c",
+		"0190a5b4-0000-7000-8000-00000000000A",
+		"0190a5b4_0000-7000-8000-00000000000a",
+		"a-command-id-longer-than-16-byteS",
+		"shor",
+		"0123456789abcdeg",
+	}
+	for _, n := range []int{1, 40} { // padding before: without and with the index
+		lim := dedupLimits{window: 1 << 62, max: 1000}
+		var d dedupCache[int]
+		for i := range n {
+			id := fmt.Sprint("pad", i)
+			d.add(Result[int]{CommandID: id}, idTag(id), 0, lim)
+		}
+		const tag = 7
+		for i, id := range ids {
+			d.add(Result[int]{CommandID: id, Version: uint64(100 + i), Events: make([]int, i)}, tag, 0, lim)
+		}
+		require.Equal(t, n+len(ids), d.len(), "every id is new")
+		for i, id := range ids {
+			r, ok := d.get(id, tag, 0)
+			require.True(t, ok, "%q (n %d)", id, n)
+			assert.Equal(t, dedupHit[int]{res: Result[int]{CommandID: id, Version: uint64(100 + i)}, events: i}, r, "%q", id)
+		}
+		for _, id := range absent {
+			_, ok := d.get(id, tag, 0)
+			assert.False(t, ok, "%q (n %d)", id, n)
+		}
+	}
+}
+
+func TestParseUUID_CanonicalLowercaseOnly(t *testing.T) {
+	u, ok := parseUUID("0190a5b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b")
+	require.True(t, ok)
+	assert.Equal(t, [16]byte{0x01, 0x90, 0xa5, 0xb4, 0x1c, 0x2d, 0x7e, 0x3f, 0x8a, 0x9b, 0x0c, 0x1d, 0x2e, 0x3f, 0x4a, 0x5b}, u)
+	for _, id := range []string{
+		"0190A5B4-1c2d-7e3f-8a9b-0c1d2e3f4a5b",
+		"0190a5b41c2d7e3f8a9b0c1d2e3f4a5b",
+		"0190a5b4-1c2d-7e3f-8a9b-0c1d2e3f4a5",
+		"0190a5b4-1c2d-7e3f-8a9b-0c1d2e3f4a5bb",
+		"0190a5b4-1c2d-7e3f-8a9b_0c1d2e3f4a5b",
+		"0190a5b4-1c2d-7e3f-8a9b-0c1d2e3f4a5g",
+		"{190a5b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b",
+	} {
+		_, ok := parseUUID(id)
+		assert.False(t, ok, id)
+	}
+}
+
+// A dedup entry holds no pointers (the GC neither scans nor marks the
+// chunks), and stays small.
+func TestDedupEntry_HasNoPointers(t *testing.T) {
+	typ := reflect.TypeOf(dedupEntry{})
+	for i := range typ.NumField() {
+		switch k := typ.Field(i).Type.Kind(); k {
+		case reflect.Uint64, reflect.Int64, reflect.Uint32, reflect.Array:
+			if k == reflect.Array {
+				assert.Equal(t, reflect.Uint8, typ.Field(i).Type.Elem().Kind(), typ.Field(i).Name)
+			}
+		default:
+			t.Errorf("field %s is a %v", typ.Field(i).Name, k)
+		}
+	}
+	assert.LessOrEqual(t, typ.Size(), uintptr(56))
 }
