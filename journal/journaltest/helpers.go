@@ -107,19 +107,7 @@ func (e *env) readAll(from uint64, max int) []journal.Record {
 // collect drains seq, stopping at the first error. It reports an error if
 // seq yields anything after an error (errors must come last).
 func collect(seq iter.Seq2[journal.Record, error]) ([]journal.Record, error) {
-	var recs []journal.Record
-	var firstErr error
-	for rec, err := range seq {
-		if firstErr != nil {
-			return recs, fmt.Errorf("journaltest: iterator yielded after its error %v: %w", firstErr, errYieldAfterError)
-		}
-		if err != nil {
-			firstErr = err
-			continue
-		}
-		recs = append(recs, rec)
-	}
-	return recs, firstErr
+	return collectWith(seq, nil)
 }
 
 var errYieldAfterError = errors.New("element after error")
@@ -128,6 +116,12 @@ var errYieldAfterError = errors.New("element after error")
 // copied (its envelope through the binary form) inside the loop body,
 // while it is valid.
 func collectBorrowed(seq iter.Seq2[journal.Record, error]) ([]journal.Record, error) {
+	return collectWith(seq, copyBorrowed)
+}
+
+// collectWith is collect, passing each record through keep (when not nil)
+// inside the loop body.
+func collectWith(seq iter.Seq2[journal.Record, error], keep func(journal.Record) (journal.Record, error)) ([]journal.Record, error) {
 	var recs []journal.Record
 	var firstErr error
 	for rec, err := range seq {
@@ -138,19 +132,29 @@ func collectBorrowed(seq iter.Seq2[journal.Record, error]) ([]journal.Record, er
 			firstErr = err
 			continue
 		}
-		b, err := rec.Envelope.AppendBinary(nil)
-		if err != nil {
-			return recs, fmt.Errorf("journaltest: copying borrowed record %d: %w", rec.Version, err)
+		if keep != nil {
+			if rec, err = keep(rec); err != nil {
+				return recs, err
+			}
 		}
-		seq := rec.Envelope.Sequence
-		if err := rec.Envelope.UnmarshalBinary(b); err != nil {
-			return recs, fmt.Errorf("journaltest: copying borrowed record %d: %w", rec.Version, err)
-		}
-		rec.Envelope.Sequence = seq
-		rec.Stream = strings.Clone(rec.Stream)
 		recs = append(recs, rec)
 	}
 	return recs, firstErr
+}
+
+// copyBorrowed returns a copy of rec that owns all its memory.
+func copyBorrowed(rec journal.Record) (journal.Record, error) {
+	b, err := rec.Envelope.AppendBinary(nil)
+	if err != nil {
+		return rec, fmt.Errorf("journaltest: copying borrowed record %d: %w", rec.Version, err)
+	}
+	seq := rec.Envelope.Sequence
+	if err := rec.Envelope.UnmarshalBinary(b); err != nil {
+		return rec, fmt.Errorf("journaltest: copying borrowed record %d: %w", rec.Version, err)
+	}
+	rec.Envelope.Sequence = seq
+	rec.Stream = strings.Clone(rec.Stream)
+	return rec, nil
 }
 
 // versions returns the versions of recs.

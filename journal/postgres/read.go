@@ -31,18 +31,28 @@ func clampInt64(v uint64) int64 {
 	return int64(v)
 }
 
+// readBounds starts Read and ReadBorrowed: it yields the error of a
+// closed journal or done context, and returns the version bounds as
+// bigints, or ok false when there is nothing to read.
+func (j *Journal) readBounds(ctx context.Context, from, to uint64, max int, yield func(journal.Record, error) bool) (lo, hi int64, ok bool) {
+	if err := j.check(ctx); err != nil {
+		yield(journal.Record{}, err)
+		return 0, 0, false
+	}
+	if max <= 0 || from > to || from > math.MaxInt64 {
+		return 0, 0, false
+	}
+	return clampInt64(from), clampInt64(to), true
+}
+
 // Read returns the events of stream with from <= version <= to, in version
 // order, at most max of them. See journal.Journal.
 func (j *Journal) Read(ctx context.Context, stream string, from, to uint64, max int) iter.Seq2[journal.Record, error] {
 	return func(yield func(journal.Record, error) bool) {
-		if err := j.check(ctx); err != nil {
-			yield(journal.Record{}, err)
+		lo, hi, ok := j.readBounds(ctx, from, to, max, yield)
+		if !ok {
 			return
 		}
-		if max <= 0 || from > to || from > math.MaxInt64 {
-			return
-		}
-		lo, hi := clampInt64(from), clampInt64(to)
 		j.readChunks(ctx, stream, max, uint64(hi-lo)+1, yield, func(n int) (pgx.Rows, error) {
 			return j.pool.Query(ctx, j.sql.read, stream, lo, hi, n)
 		}, func(last journal.Record) bool {
@@ -70,14 +80,10 @@ const readBorrowedChunk = 4096
 // being consumed. See journal.BorrowedReader.
 func (j *Journal) ReadBorrowed(ctx context.Context, stream string, from, to uint64, max int) iter.Seq2[journal.Record, error] {
 	return func(yield func(journal.Record, error) bool) {
-		if err := j.check(ctx); err != nil {
-			yield(journal.Record{}, err)
+		lo, hi, ok := j.readBounds(ctx, from, to, max, yield)
+		if !ok {
 			return
 		}
-		if max <= 0 || from > to || from > math.MaxInt64 {
-			return
-		}
-		lo, hi := clampInt64(from), clampInt64(to)
 		var crcs crcScratch
 		for remaining := max; remaining > 0; {
 			n := min(remaining, readBorrowedChunk)
