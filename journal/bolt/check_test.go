@@ -138,13 +138,20 @@ func TestCheckFile_MissingIndexEntry(t *testing.T) {
 		deleteIndexOf(t, tx, "b")
 		return nil
 	})
+	requireStreamProblems(t, path, "b", 1, 3, "missing from journal.index")
+}
+
+// requireStreamProblems checks the file at path and requires exactly n
+// problems, on versions first…first+n-1 of stream, each with detail.
+func requireStreamProblems(t *testing.T, path, stream string, first uint64, n int, detail string) {
+	t.Helper()
 	rep, err := bolt.CheckFile(context.Background(), path, time.Second)
 	require.NoError(t, err)
-	require.Len(t, rep.Problems, 3, problemText(rep))
+	require.Len(t, rep.Problems, n, problemText(rep))
 	for i, p := range rep.Problems {
-		assert.Equal(t, "b", p.Stream)
-		assert.Equal(t, uint64(i+1), p.Version)
-		assert.Contains(t, p.Detail, "missing from journal.index")
+		assert.Equal(t, stream, p.Stream)
+		assert.Equal(t, first+uint64(i), p.Version)
+		assert.Contains(t, p.Detail, detail)
 	}
 }
 

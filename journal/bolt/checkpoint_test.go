@@ -192,16 +192,9 @@ func TestCheckFile_RecordAtOrBelowHeadMissingFromIndex(t *testing.T) {
 		deleteIndexOf(t, tx, "b")
 		// Move the checkpoint back to 0: the rule about records before
 		// the checkpoint no longer applies, the head rule does.
-		return tx.Bucket([]byte("journal.meta")).Put([]byte("checkpoint"), binary.BigEndian.AppendUint64(nil, 0))
+		return resetCheckpoint(tx)
 	})
-	rep, err := bolt.CheckFile(context.Background(), path, time.Second)
-	require.NoError(t, err)
-	require.Len(t, rep.Problems, 3, problemText(rep))
-	for i, p := range rep.Problems {
-		assert.Equal(t, "b", p.Stream)
-		assert.Equal(t, uint64(i+1), p.Version)
-		assert.Contains(t, p.Detail, "at or below the head 3 in journal.streams but missing from journal.index")
-	}
+	requireStreamProblems(t, path, "b", 1, 3, "at or below the head 3 in journal.streams but missing from journal.index")
 }
 
 // TestCheckFile_IndexAboveHead: a checkpoint writes a stream's index
@@ -217,14 +210,12 @@ func TestCheckFile_IndexAboveHead(t *testing.T) {
 		if err := tx.Bucket([]byte("journal.streams")).Put([]byte("b"), v); err != nil {
 			return err
 		}
-		return tx.Bucket([]byte("journal.meta")).Put([]byte("checkpoint"), binary.BigEndian.AppendUint64(nil, 0))
+		return resetCheckpoint(tx)
 	})
-	rep, err := bolt.CheckFile(context.Background(), path, time.Second)
-	require.NoError(t, err)
-	require.Len(t, rep.Problems, 2, problemText(rep))
-	for i, p := range rep.Problems {
-		assert.Equal(t, "b", p.Stream)
-		assert.Equal(t, uint64(i+2), p.Version)
-		assert.Contains(t, p.Detail, "journal.index covers this version, above the head 1")
-	}
+	requireStreamProblems(t, path, "b", 2, 2, "journal.index covers this version, above the head 1")
+}
+
+// resetCheckpoint moves the file's checkpoint position back to 0.
+func resetCheckpoint(tx *bbolt.Tx) error {
+	return tx.Bucket([]byte("journal.meta")).Put([]byte("checkpoint"), binary.BigEndian.AppendUint64(nil, 0))
 }
