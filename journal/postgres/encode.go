@@ -75,6 +75,7 @@ type appendParams struct {
 	arrays [12]arrayWriter
 	values [13][]byte
 	crc    crcScratch
+	wire   wireBuffer // the outgoing messages (wire.go)
 }
 
 // Element type OIDs of journal_append's array parameters, in order

@@ -723,7 +723,12 @@ func (j *Journal) insert(ctx context.Context, q querier, writes []*pending) (uin
 		if err != nil {
 			return err
 		}
-		rr := c.PgConn().ExecPrepared(ctx, sd.Name, values, binaryFormats[:], binaryFormats[:1])
+		pc := c.PgConn()
+		if ps.wire.reserveOn(pc, bindSize(sd.Name, values)) {
+			defer ps.wire.releaseFrom(pc)
+		}
+		// The statement's description is known: no Describe message.
+		rr := pc.ExecStatement(ctx, sd, values, binaryFormats[:], binaryFormats[:1])
 		rows := 0
 		var got []byte
 		for rr.NextRow() {
