@@ -139,6 +139,8 @@ type Journal struct {
 	mu        sync.Mutex
 	cond      *sync.Cond
 	queue     []*pending
+	carry     []*pending                    // queued appends the last batch could not take
+	watches   map[<-chan struct{}]*ctxWatch // AppendAsync contexts of queued appends (ctxwatch.go)
 	closing   bool
 	inFlight  map[string]struct{} // streams of the batches being committed
 	running   int                 // batches being committed
@@ -240,6 +242,7 @@ func newJournal(ctx context.Context, pool *pgxpool.Pool, cfg Config, ownPool boo
 		},
 		heads:       make(map[string]uint64),
 		inFlight:    make(map[string]struct{}),
+		watches:     make(map[<-chan struct{}]*ctxWatch),
 		inFlightMax: newInFlightGauge(cfg.MaxInFlight),
 		closedCh:    make(chan struct{}),
 		runCtx:      runCtx,

@@ -46,7 +46,9 @@ type pending struct {
 	state    atomicState
 	done     chan outcome                      // Append's answer; nil for AppendAsync
 	cb       func(journal.AppendResult, error) // AppendAsync's done function
-	stopCtx  func() bool                       // stops AppendAsync's context watch
+	ctx      context.Context                   // AppendAsync's context, when it can end
+	ctxDone  <-chan struct{}                   // ctx.Done(), the key of its watch
+	watched  bool                              // counted in j.watches[ctxDone] (j.mu)
 	answer   outcome                           // AppendAsync's outcome, delivered by runBatch
 	answered bool                              // answer is set
 
@@ -123,32 +125,22 @@ func (j *Journal) AppendAsync(ctx context.Context, stream string, expected journ
 		return err
 	}
 	p.cb = done
-	if ctx.Done() != nil {
-		// Set up before the writer can see p, so that reply never races
-		// with this assignment.
-		p.stopCtx = context.AfterFunc(ctx, func() {
-			if p.state.cas(stateQueued, stateAbandoned) {
-				done(journal.AppendResult{}, ctx.Err())
-			}
-		})
+	if d := ctx.Done(); d != nil {
+		p.ctx, p.ctxDone = ctx, d
 	}
-	if err := j.enqueue(p); err != nil {
-		if p.stopCtx != nil && !p.stopCtx() {
-			// The context ended first and done has been called with its
-			// error: the append is answered, as if it had been queued.
-			return nil
-		}
-		return err
-	}
-	return nil
+	return j.enqueue(p)
 }
 
-// enqueue hands p to the writer, or reports ErrClosed.
+// enqueue hands p to the writer, or reports ErrClosed. An AppendAsync
+// append whose context can end is watched while it is queued (ctxwatch.go).
 func (j *Journal) enqueue(p *pending) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closing {
 		return orchestrix.ErrClosed
+	}
+	if p.ctxDone != nil {
+		j.watchCtx(p)
 	}
 	j.queue = append(j.queue, p)
 	j.cond.Signal()
@@ -200,29 +192,28 @@ func (j *Journal) prepare(stream string, expected journal.ExpectedVersion, event
 // batches never share a stream, so they can commit in either order.
 func (j *Journal) runWriter() {
 	defer close(j.writerDone)
-	var carry []*pending
-	// stuckAt is the completion count at which carry could not form a
+	// stuckAt is the completion count at which j.carry could not form a
 	// batch (all its streams in flight); noStuck when it could.
 	const noStuck = ^uint64(0)
 	stuckAt := noStuck
 	for {
 		j.mu.Lock()
 		for {
-			canCarry := len(carry) > 0 && j.completed != stuckAt
+			canCarry := len(j.carry) > 0 && j.completed != stuckAt
 			if j.running < j.inFlightMax.max() && (len(j.queue) > 0 || canCarry) {
 				break
 			}
-			if j.closing && len(j.queue) == 0 && len(carry) == 0 && j.running == 0 {
+			if j.closing && len(j.queue) == 0 && len(j.carry) == 0 && j.running == 0 {
 				j.mu.Unlock()
 				return
 			}
 			j.cond.Wait()
 		}
-		reqs := append(carry, j.queue...)
+		reqs := append(j.carry, j.queue...)
 		clear(j.queue)
 		j.queue = j.queue[:0]
 		var batch []*pending
-		batch, carry = j.selectBatch(reqs)
+		batch, j.carry = j.selectBatch(reqs)
 		if len(batch) == 0 {
 			stuckAt = j.completed
 		} else {
@@ -277,9 +268,6 @@ func (j *Journal) runBatch(batch []*pending) {
 	j.mu.Unlock()
 	for _, p := range batch {
 		if p.cb != nil && p.answered {
-			if p.stopCtx != nil {
-				p.stopCtx()
-			}
 			p.cb(p.answer.res, p.answer.err)
 		}
 	}
@@ -298,6 +286,7 @@ func (j *Journal) selectBatch(reqs []*pending) (batch, carry []*pending) {
 			carry = append(carry, p)
 			continue
 		}
+		j.unwatchCtx(p)
 		if !p.state.cas(stateQueued, stateTaken) {
 			continue // abandoned by its caller
 		}
