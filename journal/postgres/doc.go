@@ -71,7 +71,11 @@
 // trip and one transaction. The call's parameters (one array per column)
 // are encoded straight into PostgreSQL's binary array format in buffers
 // reused from batch to batch, and sent with the statement prepared once
-// per connection. The function locks journal_position, verifies
+// per connection (its known description spares a Describe message); the
+// Bind message itself is written into a buffer of the batch slot that is
+// also reused, instead of pgx's write buffer, which pgx shrinks back to
+// 1 KiB after every larger message and would regrow by doubling for each
+// batch (wire.go). The function locks journal_position, verifies
 // that each stream's head is still the one the writer planned with while
 // moving it (one UPDATE of the existing streams' heads, one INSERT of the
 // new streams), inserts every event with unnest, sends a NOTIFY with the
@@ -172,5 +176,10 @@
 // Config.WriteTimeout), so a returned context error always means "not
 // stored". AppendAsync follows the same rules and reports through its
 // done function: the aggregate runtime (package actor) uses it, which
-// spares a goroutine and a mailbox trip per append.
+// spares a goroutine and a mailbox trip per append. Its queued appends
+// are watched per context Done channel, not per append: one
+// context.AfterFunc serves every queued append whose context shares that
+// channel (the runtime's all derive from one context of its system), and
+// when it fires every such append still queued is answered with its
+// context's error (ctxwatch.go).
 package postgres

@@ -71,3 +71,37 @@ func TestWireBuffer_HandedOverAndReclaimed(t *testing.T) {
 		t.Fatal("a 100-byte batch was given a buffer of its own")
 	}
 }
+
+// BenchmarkBindMessage encodes and writes one batch's Bind, Execute and
+// Sync as insert does, through pgx's frontend alone ("pgx": its write
+// buffer regrows from 1 KiB for every batch) and with the batch slot's
+// buffer handed over ("slot"). Run with
+//
+//	go test ./journal/postgres -run '^$' -bench BindMessage -benchmem
+func BenchmarkBindMessage(b *testing.B) {
+	writes := benchWrites()
+	var ps appendParams
+	values := ps.encode("chan", writes)
+	for _, slot := range []bool{false, true} {
+		name := map[bool]string{false: "pgx", true: "slot"}[slot]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			fe := pgproto3.NewFrontend(bytes.NewReader(nil), io.Discard)
+			var w wireBuffer
+			for b.Loop() {
+				reserved := slot && w.reserve(fe, bindSize("s", values))
+				fe.SendBind(&pgproto3.Bind{PreparedStatement: "s", ParameterFormatCodes: binaryFormats[:],
+					Parameters: values, ResultFormatCodes: binaryFormats[:1]})
+				fe.SendExecute(&pgproto3.Execute{})
+				fe.SendSync(&pgproto3.Sync{})
+				if err := fe.Flush(); err != nil {
+					b.Fatal(err)
+				}
+				if reserved {
+					w.release(fe)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(writes)), "ns/event")
+		})
+	}
+}
