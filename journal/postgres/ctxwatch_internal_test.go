@@ -116,3 +116,48 @@ func TestContextWatch_DroppedWhenQueueEmpties(t *testing.T) {
 		cancel()
 	}
 }
+
+// BenchmarkContextWatch compares what watching one queued append's
+// context costs: an AfterFunc per append, registered and stopped
+// ("per-append", the writer's way before), against counting the append on
+// the shared watch of its Done channel under the queue's lock
+// ("shared"). Every append's context is a value over one cancellable
+// context, as the aggregate runtime's are; appends are watched from
+// several goroutines at once. Run with
+//
+//	go test ./journal/postgres -run '^$' -bench ContextWatch -benchmem
+func BenchmarkContextWatch(b *testing.B) {
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.Run("per-append", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				ctx := context.WithValue(parent, ctxKey{}, 1)
+				stop := context.AfterFunc(ctx, func() {})
+				stop()
+			}
+		})
+	})
+	b.Run("shared", func(b *testing.B) {
+		b.ReportAllocs()
+		j := queueOnly()
+		// One append stays queued, as under load: the watch lives on.
+		keep := &pending{}
+		keep.ctx, keep.ctxDone = parent, parent.Done()
+		j.mu.Lock()
+		j.watchCtx(keep)
+		j.mu.Unlock()
+		b.RunParallel(func(pb *testing.PB) {
+			var p pending
+			for pb.Next() {
+				ctx := context.WithValue(parent, ctxKey{}, 1)
+				p.ctx, p.ctxDone = ctx, ctx.Done()
+				j.mu.Lock()
+				j.watchCtx(&p)
+				j.unwatchCtx(&p)
+				j.mu.Unlock()
+			}
+		})
+	})
+}
