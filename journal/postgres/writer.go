@@ -230,10 +230,15 @@ func (j *Journal) runWriter() {
 // runBatch commits batch and tells the writer loop it is done.
 func (j *Journal) runBatch(batch []*pending) {
 	start := time.Now()
-	events, links := 0, make([]trace.Link, 0, len(batch))
-	for _, p := range batch {
+	// Links only for appends that carry a trace: a slice sized for the
+	// whole batch up front cost ~90 bytes per event when none does.
+	events, links := 0, []trace.Link(nil)
+	for i, p := range batch {
 		events += len(p.records)
 		if l, ok := telemetry.LinkFromTraceParent(p.traceTP); ok {
+			if links == nil {
+				links = make([]trace.Link, 0, len(batch)-i)
+			}
 			links = append(links, l)
 		}
 	}
