@@ -78,6 +78,15 @@ type appendParams struct {
 	wire   wireBuffer // the outgoing messages (wire.go)
 }
 
+// size is the memory ps's buffers hold.
+func (ps *appendParams) size() int {
+	n := cap(ps.wire.buf)
+	for i := range ps.arrays {
+		n += cap(ps.arrays[i].buf)
+	}
+	return n
+}
+
 // Element type OIDs of journal_append's array parameters, in order
 // ($2 … $13; $1 is the channel name, text).
 var appendParamOIDs = [12]uint32{

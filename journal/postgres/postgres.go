@@ -148,6 +148,8 @@ type Journal struct {
 
 	inFlightMax *inFlightGauge // how many batches may be committing at once
 
+	params chan *appendParams // insert's buffers, kept between batches (writer.go)
+
 	// heads caches stream heads as of the last batch that touched them.
 	headsMu sync.Mutex
 	heads   map[string]uint64
@@ -250,6 +252,7 @@ func newJournal(ctx context.Context, pool *pgxpool.Pool, cfg Config, ownPool boo
 		writerDone:  make(chan struct{}),
 		listenDone:  make(chan struct{}),
 		changed:     make(chan struct{}),
+		params:      make(chan *appendParams, keptParams(cfg.MaxInFlight)),
 	}
 	j.cond = sync.NewCond(&j.mu)
 	if last, err := j.LastPosition(ctx); err == nil {

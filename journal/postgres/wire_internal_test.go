@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"io"
+	"runtime"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -103,5 +104,38 @@ func BenchmarkBindMessage(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(writes)), "ns/event")
 		})
+	}
+}
+
+// insert's buffers are kept by the Journal from batch to batch (a
+// sync.Pool loses them at every collection): as many sets as batches can
+// be in flight plus one, never one that grew past maxKeptParamBytes.
+func TestParams_KeptBetweenBatches(t *testing.T) {
+	j := &Journal{params: make(chan *appendParams, keptParams(0))}
+	var sets []*appendParams
+	for range keptParams(0) + 1 {
+		sets = append(sets, j.getParams())
+	}
+	for _, ps := range sets {
+		ps.arrays[0].buf = make([]byte, 0, 1000)
+		j.putParams(ps)
+	}
+	runtime.GC()
+	for i := range keptParams(0) {
+		if got := j.getParams(); got != sets[i] {
+			t.Fatalf("set %d of buffers was not kept for the next batch", i)
+		}
+	}
+	if got := j.getParams(); got == sets[len(sets)-1] {
+		t.Fatal("more sets kept than batches can be in flight plus one")
+	}
+	big := j.getParams()
+	big.wire.buf = make([]byte, 0, maxKeptParamBytes+1)
+	j.putParams(big)
+	if got := j.getParams(); got == big {
+		t.Fatal("a set larger than maxKeptParamBytes was kept")
+	}
+	if keptParams(4) != 5 {
+		t.Fatalf("MaxInFlight 4 keeps %d sets, want 5", keptParams(4))
 	}
 }
