@@ -219,15 +219,20 @@ func (a *aggActor[S, C, E]) Receive(c proto.Context) {
 		a.id, a.e = m.id, m.e
 		a.observe(telemetry.Observation{Kind: telemetry.Activated})
 	case *cmdMsg[C, E]:
-		a.routed(true)
-		a.onCommand(c, m)
+		// One clock reading for the command: its arrival (lastActive)
+		// and its decision (see onCommand).
+		now := a.sys().cfg.Clock.Now()
+		a.routed(false)
+		a.e.lastActive.Store(now.UnixNano())
+		a.onCommand(c, m, now)
 		a.maybeFinish(c) // a stopping actor refused it: maybe the last one routed
 	case *stateMsg[S]:
 		a.routed(true)
 		a.onState(m)
 		a.maybeFinish(c)
 	case *appendDone[S, E]:
-		a.touch()
+		// Not a touch: the append's commands stamped lastActive when they
+		// arrived, and the actor cannot passivate with an append in flight.
 		a.onAppendDone(c, m)
 	case *snapshotDone:
 		a.onSnapshotDone(c, m)
@@ -308,7 +313,11 @@ func (a *aggActor[S, C, E]) updateDirect() {
 
 // ---- commands ----
 
-func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
+// onCommand decides m's command. now is the clock reading taken when
+// Receive got m: it is the command's decision time (its events' Time and
+// dedup entry time, the dedup window's end for its lookup) unless the
+// actor first recovers, which takes a reading of its own after recovery.
+func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E], now time.Time) {
 	cmd := m.cmd
 	if a.shutdown != nil {
 		err := orchestrix.ErrClosed
@@ -325,11 +334,11 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 			replyTo(m.reply, Result[E]{}, err)
 			return
 		}
+		now = a.sys().cfg.Clock.Now() // recovery took its time
 	}
 	if a.inFlight {
 		a.hot = true
 	}
-	now := a.sys().cfg.Clock.Now()
 	lim := a.dedupLim()
 	var tag uint64
 	if lim.on() {
@@ -542,7 +551,10 @@ func (a *aggActor[S, C, E]) completeInline(b *batch[S, E], base uint64, res jour
 			a.failAll(fmt.Errorf("actor: internal error: %v", r))
 		}
 	}()
-	a.touch()
+	// No touch (lastActive) either, as for an appendDone message: the
+	// commands stamped it when they arrived; this saves the journal's
+	// goroutine a clock reading per batch.
+	//
 	// There is no proto.Context here (we are on the journal's goroutine,
 	// not in Receive), so c is nil. onAppendDone uses c only to stop the
 	// actor, through maybeFinish, which does nothing unless a shutdown is
