@@ -512,14 +512,17 @@ func (a *aggActor[S, C, E]) launch(b *batch[S, E]) {
 // appended is the completion function of b's AppendAsync, called on the
 // journal's goroutine: it completes b in place when it can (see
 // completeInline) and otherwise posts b's own appendDone message.
-// Everything it needs is read first: once b is completed or posted, the
-// actor may recycle b and another actor may reuse it.
+// What it needs of b is read first: once b is completed or posted, the
+// actor may recycle b and another actor may reuse it. The actor's pid and
+// process (fixed before its first command) are read only when b is
+// posted, so that an inline completion does not load the routing entry.
 func (a *aggActor[S, C, E]) appended(b *batch[S, E], res journal.AppendResult, err error) {
-	sys, self, proc, base := a.sys(), a.self, a.e.proc, b.done.base
+	sys, base := a.sys(), b.done.base
 	if err == nil && a.completeInline(b, base, res) {
 		sys.workers.Done()
 		return
 	}
+	self, proc := a.self, a.e.proc
 	b.done.res, b.done.err = res, err
 	proc.SendUserMessage(self, &b.done)
 	sys.workers.Done()
