@@ -25,7 +25,7 @@ func has(d *dedupCache[int], i int, cutoff int64) bool {
 // The cap bounds the ring (its memory) and evicts oldest first, with and
 // without the map index.
 func TestDedupCache_CapEvictsOldestFirstAndBoundsTheRing(t *testing.T) {
-	for _, max := range []int{5, 3 * dedupIndexAt} {
+	for _, max := range []int{dedupIndexAt - 1, 5, 3 * dedupIndexAt, 48} {
 		lim := dedupLimits{window: 1 << 62, max: max}
 		var d dedupCache[int]
 		addN(&d, 0, 3*max+7, func(int) int64 { return 0 }, lim)

@@ -128,7 +128,7 @@ func TestDedupCache_MatchesModel_RandomOps(t *testing.T) {
 		"upper-collide": func(id string) uint64 { return idTag(id)&0x3_ffff_ffff | 0xabc0_0000_0000_0000 },
 	}
 	for name, tag := range tags {
-		for _, max := range []int{3, dedupIndexAt + 1, 100, 700} {
+		for _, max := range []int{3, dedupIndexAt + 1, 16, 100, 700} {
 			t.Run(fmt.Sprintf("%s/max=%d", name, max), func(t *testing.T) {
 				for s := range uint64(2) {
 					seed := s*1000 + uint64(max)
