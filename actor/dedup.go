@@ -10,7 +10,11 @@ import (
 // comparisons: every hit is confirmed by comparing the ids themselves.
 var idSeed = maphash.MakeSeed()
 
-func idTag(id string) uint64 { return maphash.String(idSeed, id) }
+func idTag(id string) uint64 { return maphash.String(idSeed, id) & idTagMask }
+
+// idTagMask is a test hook: a test narrows it (SetIDTagMask) to make
+// command ids' hashes collide.
+var idTagMask = ^uint64(0)
 
 // dedupLimits bound what a dedupCache remembers: commands committed within
 // window (nanoseconds, measured on Config.Clock), at most max of them.
