@@ -57,7 +57,7 @@ type aggActor[S, C, E any] struct {
 
 	batches  []*batch[S, E]
 	inFlight bool
-	pending  *pendingSet[E] // accepted commands not yet answered, for dedup (nil until the first)
+	pending  pendingSet[E] // accepted commands not yet answered, for dedup
 	dedup    dedupCache[E]
 
 	snapMark     uint64 // version of the last snapshot attempt
@@ -401,9 +401,6 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E], now time
 	b.cmds = append(b.cmds, p)
 	b.endState, b.endVersion = a.pstate, a.pversion
 	if p.err == nil && lim.on() {
-		if a.pending == nil {
-			a.pending = new(pendingSet[E])
-		}
 		a.pending.add(p)
 	}
 	if a.inFlight {
@@ -609,7 +606,7 @@ func (a *aggActor[S, C, E]) finish(p *pendingCmd[E]) {
 		return
 	}
 	p.answered = true
-	if a.pending != nil && a.pending.len() > 0 {
+	if a.pending.len() > 0 {
 		a.pending.remove(p)
 	}
 	if lim := a.dedupLim(); p.err == nil && lim.on() {
@@ -663,9 +660,7 @@ func (a *aggActor[S, C, E]) failAll(cause error) {
 	var zero S
 	clear(a.batches)
 	a.batches, a.inFlight, a.hot = a.batches[:0], false, false
-	if a.pending != nil {
-		a.pending.reset()
-	}
+	a.pending.reset()
 	a.state, a.pstate, a.version, a.pversion = zero, zero, 0, 0
 	a.dedup = dedupCache[E]{}
 	a.ready = false

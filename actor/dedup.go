@@ -437,11 +437,14 @@ func (d *dedupCache[E]) addEvent(id string, tag uint64, ev E, version, position 
 // command still in flight. Commands leave it in the order they entered
 // (batches complete in order), so removal is O(1); lookups scan the id
 // hashes, and a map index is added only while many commands are queued
-// (a hot aggregate).
+// (a hot aggregate). The first command queued is held in the set itself
+// (one), so that an aggregate that is not hot, with one command at a time
+// in flight, touches no other memory for it.
 type pendingSet[E any] struct {
 	q     []pendingRef[E]
 	head  int
 	index map[string]*pendingCmd[E] // non-nil while the set is large
+	one   [1]pendingRef[E]          // q's storage while it needs no more
 }
 
 type pendingRef[E any] struct {
@@ -474,6 +477,16 @@ func (s *pendingSet[E]) add(p *pendingCmd[E]) {
 		n := copy(s.q, s.q[s.head:])
 		clear(s.q[n:])
 		s.q, s.head = s.q[:n], 0
+	}
+	switch {
+	case s.q == nil:
+		s.q = s.one[:0]
+	case len(s.q) == cap(s.q) && cap(s.q) == len(s.one):
+		// Outgrowing one: to the heap, and one forgets its command.
+		q := make([]pendingRef[E], len(s.q), 4)
+		copy(q, s.q)
+		s.one = [1]pendingRef[E]{}
+		s.q = q
 	}
 	s.q = append(s.q, pendingRef[E]{tag: p.tag, p: p})
 	if s.index != nil {

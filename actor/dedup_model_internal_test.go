@@ -281,3 +281,50 @@ func reachable(x *dedupIndex, w uint64) bool {
 	}
 	return false
 }
+
+// The pending set finds exactly the commands added and not yet removed,
+// through random adds and removals (mostly oldest first, as batches
+// complete, sometimes another), across its first command held in the set
+// itself, its queue on the heap and its map index; and once it outgrew
+// its inline slot, that slot keeps no command alive.
+func TestPendingSet_MatchesModel_RandomOps(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var s pendingSet[int]
+	var live []*pendingCmd[int] // in arrival order
+	next := 0
+	for step := range 20000 {
+		switch {
+		case len(live) == 0 || rng.IntN(100) < 50 && len(live) < 3*pendingIndexAt:
+			id := fmt.Sprint("p", next)
+			next++
+			p := &pendingCmd[int]{tag: idTag(id) & 7, res: Result[int]{CommandID: id}}
+			s.add(p)
+			live = append(live, p)
+		default:
+			i := 0
+			if rng.IntN(10) == 0 {
+				i = rng.IntN(len(live))
+			}
+			s.remove(live[i])
+			live = slices.Delete(live, i, i+1)
+		}
+		require.Equal(t, len(live), s.len(), "step %d", step)
+		if cap(s.q) > 1 {
+			require.Nil(t, s.one[0].p, "step %d: the inline slot keeps a command", step)
+		}
+		for _, p := range live {
+			require.Same(t, p, s.get(p.res.CommandID, p.tag), "step %d: %s", step, p.res.CommandID)
+		}
+		for k := range 3 {
+			id := fmt.Sprint("p", next+k) // never added yet
+			require.Nil(t, s.get(id, idTag(id)&7))
+		}
+		if step > 0 && step%5000 == 0 {
+			for len(live) > 0 {
+				s.remove(live[0])
+				live = live[1:]
+			}
+			require.Zero(t, s.len())
+		}
+	}
+}
