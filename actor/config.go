@@ -54,12 +54,13 @@ type Config struct {
 	// Empty means DefaultSource.
 	Source string
 
-	// IdleTimeout is how long an aggregate may go without messages before
-	// it is passivated (snapshotted when a store is configured, then
-	// stopped). Zero means DefaultIdleTimeout; negative disables idle
-	// passivation. The clock is checked every IdleTimeout/2, so an idle
-	// aggregate is passivated between IdleTimeout and 1.5×IdleTimeout
-	// after its last message.
+	// IdleTimeout is how long an aggregate may go without commands or
+	// state requests before it is passivated (snapshotted when a store is
+	// configured, then stopped); the time counts from the arrival of the
+	// last one, and never while an append is in flight. Zero means
+	// DefaultIdleTimeout; negative disables idle passivation. The clock
+	// is checked every IdleTimeout/2, so an idle aggregate is passivated
+	// between IdleTimeout and 1.5×IdleTimeout after its last message.
 	IdleTimeout time.Duration
 
 	// MaxActive caps the number of active aggregates of each kind; when a
