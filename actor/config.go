@@ -97,7 +97,7 @@ type Config struct {
 	// An entry costs 56 bytes in the aggregate's chunks of entries
 	// (allocated as the cache grows, up to 64 entries each, and released
 	// whole once their entries expired), plus 16 to 32 in the hash index
-	// an aggregate keeps past 4 entries (8-byte slots, a quarter to a
+	// an aggregate keeps past 16 entries (8-byte slots, a quarter to a
 	// half of them in use; up to 64 while a cache shrinks); a command id is kept inside the
 	// entry when it is a canonical UUID or at most 16 bytes, beside it
 	// otherwise. Entries hold no pointers (nothing for the GC to scan) and

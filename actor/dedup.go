@@ -182,10 +182,13 @@ type dedupCache[E any] struct {
 	kept    map[uint64][]E // sequence number → events, under dedupLimits.keep only
 }
 
-// dedupIndexAt is the number of entries above which an index is kept:
-// scanning touches a cache line per entry (56 bytes each), a lookup in
-// the index one or two.
-const dedupIndexAt = 4
+// dedupIndexAt is the number of entries above which an index is kept.
+// Below it a lookup scans the entries (56 bytes each, a cache line per
+// entry); an index from 5 entries (tables from 16 slots) made lookups
+// cheaper but added a table allocation per doubling and an insert per
+// command, and measured worse in the many-aggregates scenario, whose
+// aggregates remember tens of commands (BENCHMARKS.md).
+const dedupIndexAt = 16
 
 // dedupChunkMax is the largest chunk, in entries.
 const dedupChunkMax = 64

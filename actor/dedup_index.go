@@ -27,7 +27,7 @@ type dedupIndex struct {
 }
 
 // dedupIndexMin is the smallest table, in slots.
-const dedupIndexMin = 16
+const dedupIndexMin = 64
 
 // dedupMaxLive bounds the entries of one cache (whatever the configured
 // cap), so that sequence numbers modulo 2^32 stay unambiguous in the
