@@ -57,7 +57,7 @@ type aggActor[S, C, E any] struct {
 
 	batches  []*batch[S, E]
 	inFlight bool
-	pending  *pendingSet[E] // accepted commands not yet answered, for dedup (nil until the first)
+	pending  pendingSet[E] // accepted commands not yet answered, for dedup
 	dedup    dedupCache[E]
 
 	snapMark     uint64 // version of the last snapshot attempt
@@ -219,15 +219,20 @@ func (a *aggActor[S, C, E]) Receive(c proto.Context) {
 		a.id, a.e = m.id, m.e
 		a.observe(telemetry.Observation{Kind: telemetry.Activated})
 	case *cmdMsg[C, E]:
-		a.routed(true)
-		a.onCommand(c, m)
+		// One clock reading for the command: its arrival (lastActive)
+		// and its decision (see onCommand).
+		now := a.sys().cfg.Clock.Now()
+		a.routed(false)
+		a.e.lastActive.Store(now.UnixNano())
+		a.onCommand(c, m, now)
 		a.maybeFinish(c) // a stopping actor refused it: maybe the last one routed
 	case *stateMsg[S]:
 		a.routed(true)
 		a.onState(m)
 		a.maybeFinish(c)
 	case *appendDone[S, E]:
-		a.touch()
+		// Not a touch: the append's commands stamped lastActive when they
+		// arrived, and the actor cannot passivate with an append in flight.
 		a.onAppendDone(c, m)
 	case *snapshotDone:
 		a.onSnapshotDone(c, m)
@@ -308,7 +313,11 @@ func (a *aggActor[S, C, E]) updateDirect() {
 
 // ---- commands ----
 
-func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
+// onCommand decides m's command. now is the clock reading taken when
+// Receive got m: it is the command's decision time (its events' Time and
+// dedup entry time, the dedup window's end for its lookup) unless the
+// actor first recovers, which takes a reading of its own after recovery.
+func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E], now time.Time) {
 	cmd := m.cmd
 	if a.shutdown != nil {
 		err := orchestrix.ErrClosed
@@ -325,11 +334,11 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 			replyTo(m.reply, Result[E]{}, err)
 			return
 		}
+		now = a.sys().cfg.Clock.Now() // recovery took its time
 	}
 	if a.inFlight {
 		a.hot = true
 	}
-	now := a.sys().cfg.Clock.Now()
 	lim := a.dedupLim()
 	var tag uint64
 	if lim.on() {
@@ -392,9 +401,6 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E]) {
 	b.cmds = append(b.cmds, p)
 	b.endState, b.endVersion = a.pstate, a.pversion
 	if p.err == nil && lim.on() {
-		if a.pending == nil {
-			a.pending = new(pendingSet[E])
-		}
 		a.pending.add(p)
 	}
 	if a.inFlight {
@@ -503,14 +509,17 @@ func (a *aggActor[S, C, E]) launch(b *batch[S, E]) {
 // appended is the completion function of b's AppendAsync, called on the
 // journal's goroutine: it completes b in place when it can (see
 // completeInline) and otherwise posts b's own appendDone message.
-// Everything it needs is read first: once b is completed or posted, the
-// actor may recycle b and another actor may reuse it.
+// What it needs of b is read first: once b is completed or posted, the
+// actor may recycle b and another actor may reuse it. The actor's pid and
+// process (fixed before its first command) are read only when b is
+// posted, so that an inline completion does not load the routing entry.
 func (a *aggActor[S, C, E]) appended(b *batch[S, E], res journal.AppendResult, err error) {
-	sys, self, proc, base := a.sys(), a.self, a.e.proc, b.done.base
+	sys, base := a.sys(), b.done.base
 	if err == nil && a.completeInline(b, base, res) {
 		sys.workers.Done()
 		return
 	}
+	self, proc := a.self, a.e.proc
 	b.done.res, b.done.err = res, err
 	proc.SendUserMessage(self, &b.done)
 	sys.workers.Done()
@@ -542,7 +551,10 @@ func (a *aggActor[S, C, E]) completeInline(b *batch[S, E], base uint64, res jour
 			a.failAll(fmt.Errorf("actor: internal error: %v", r))
 		}
 	}()
-	a.touch()
+	// No touch (lastActive) either, as for an appendDone message: the
+	// commands stamped it when they arrived; this saves the journal's
+	// goroutine a clock reading per batch.
+	//
 	// There is no proto.Context here (we are on the journal's goroutine,
 	// not in Receive), so c is nil. onAppendDone uses c only to stop the
 	// actor, through maybeFinish, which does nothing unless a shutdown is
@@ -594,7 +606,7 @@ func (a *aggActor[S, C, E]) finish(p *pendingCmd[E]) {
 		return
 	}
 	p.answered = true
-	if a.pending != nil && a.pending.len() > 0 {
+	if a.pending.len() > 0 {
 		a.pending.remove(p)
 	}
 	if lim := a.dedupLim(); p.err == nil && lim.on() {
@@ -648,9 +660,7 @@ func (a *aggActor[S, C, E]) failAll(cause error) {
 	var zero S
 	clear(a.batches)
 	a.batches, a.inFlight, a.hot = a.batches[:0], false, false
-	if a.pending != nil {
-		a.pending.reset()
-	}
+	a.pending.reset()
 	a.state, a.pstate, a.version, a.pversion = zero, zero, 0, 0
 	a.dedup = dedupCache[E]{}
 	a.ready = false

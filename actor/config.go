@@ -54,12 +54,13 @@ type Config struct {
 	// Empty means DefaultSource.
 	Source string
 
-	// IdleTimeout is how long an aggregate may go without messages before
-	// it is passivated (snapshotted when a store is configured, then
-	// stopped). Zero means DefaultIdleTimeout; negative disables idle
-	// passivation. The clock is checked every IdleTimeout/2, so an idle
-	// aggregate is passivated between IdleTimeout and 1.5×IdleTimeout
-	// after its last message.
+	// IdleTimeout is how long an aggregate may go without commands or
+	// state requests before it is passivated (snapshotted when a store is
+	// configured, then stopped); the time counts from the arrival of the
+	// last one, and never while an append is in flight. Zero means
+	// DefaultIdleTimeout; negative disables idle passivation. The clock
+	// is checked every IdleTimeout/2, so an idle aggregate is passivated
+	// between IdleTimeout and 1.5×IdleTimeout after its last message.
 	IdleTimeout time.Duration
 
 	// MaxActive caps the number of active aggregates of each kind; when a
@@ -95,8 +96,9 @@ type Config struct {
 	//
 	// An entry costs 56 bytes in the aggregate's chunks of entries
 	// (allocated as the cache grows, up to 64 entries each, and released
-	// whole once their entries expired), plus about 20 in the hash index an
-	// aggregate keeps past 16 entries; a command id is kept inside the
+	// whole once their entries expired), plus 16 to 32 in the hash index
+	// an aggregate keeps past 16 entries (8-byte slots, a quarter to a
+	// half of them in use; up to 64 while a cache shrinks); a command id is kept inside the
 	// entry when it is a canonical UUID or at most 16 bytes, beside it
 	// otherwise. Entries hold no pointers (nothing for the GC to scan) and
 	// not the command's events: a duplicate reads them back from the
@@ -108,7 +110,8 @@ type Config struct {
 	// passivated. Recovery from a snapshot reads back at most
 	// DedupMaxEntries events from before the snapshot (fewer commands are
 	// restored when commands there have several events). Zero means
-	// DefaultDedupMaxEntries (10,000); negative is invalid.
+	// DefaultDedupMaxEntries (10,000); negative or more than 2^30 is
+	// invalid.
 	DedupMaxEntries int
 
 	// MaxBatchEvents caps the events of one journal append (a command
@@ -160,8 +163,8 @@ func (c Config) Validate() error {
 	if c.MaxConcurrentRecoveries < 0 {
 		errs = append(errs, fmt.Errorf("MaxConcurrentRecoveries %d is negative", c.MaxConcurrentRecoveries))
 	}
-	if c.DedupMaxEntries < 0 {
-		errs = append(errs, fmt.Errorf("DedupMaxEntries %d is negative", c.DedupMaxEntries))
+	if c.DedupMaxEntries < 0 || c.DedupMaxEntries > dedupMaxLive {
+		errs = append(errs, fmt.Errorf("DedupMaxEntries %d is outside 0..%d", c.DedupMaxEntries, dedupMaxLive))
 	}
 	if c.MaxBatchEvents < 0 {
 		errs = append(errs, fmt.Errorf("MaxBatchEvents %d is negative", c.MaxBatchEvents))

@@ -10,7 +10,11 @@ import (
 // comparisons: every hit is confirmed by comparing the ids themselves.
 var idSeed = maphash.MakeSeed()
 
-func idTag(id string) uint64 { return maphash.String(idSeed, id) }
+func idTag(id string) uint64 { return maphash.String(idSeed, id) & idTagMask }
+
+// idTagMask is a test hook: a test narrows it (SetIDTagMask) to make
+// command ids' hashes collide.
+var idTagMask = ^uint64(0)
 
 // dedupLimits bound what a dedupCache remembers: commands committed within
 // window (nanoseconds, measured on Config.Clock), at most max of them.
@@ -162,22 +166,28 @@ func (h dedupHit[E]) first() uint64 { return h.res.Version - uint64(h.events) + 
 // dedupChunkMax entries): an aggregate that remembers one command holds
 // one entry, a busy one allocates about once per dedupChunkMax commands.
 //
-// A small cache is searched by scanning the id hashes; from dedupIndexAt
+// A small cache is searched by scanning the id hashes; past dedupIndexAt
 // entries an index from id hash to sequence number is kept as well (a
-// busy aggregate remembers thousands). The index holds no pointers
-// (nothing for the GC to scan) and maps each hash to the newest entry
-// with it; a hit whose id differs (two ids with one hash) falls back to
-// the scan, so hash collisions cost time, never a wrong answer.
+// busy aggregate remembers thousands): a pointer-free hash table with a
+// slot for every entry (see dedupIndex), so that an id not found there is
+// not remembered, and one found there is confirmed by its entry's hash
+// and id. Hash collisions cost time, never a wrong answer.
 type dedupCache[E any] struct {
-	chunks  []dedupChunk      // in commit order
-	off     int               // slot of the oldest entry in chunks[0]
-	n       int               // entries remembered
-	headSeq uint64            // sequence number of the oldest entry
-	index   map[uint64]uint64 // id hash → sequence number of its newest entry; non-nil while n > dedupIndexAt
-	kept    map[uint64][]E    // sequence number → events, under dedupLimits.keep only
+	chunks  []dedupChunk   // in commit order
+	off     int            // slot of the oldest entry in chunks[0]
+	n       int            // entries remembered
+	headSeq uint64         // sequence number of the oldest entry
+	headAt  int64          // the oldest entry's time (its at), when n > 0
+	index   dedupIndex     // a slot per entry while n > dedupIndexAt (slots nil otherwise)
+	kept    map[uint64][]E // sequence number → events, under dedupLimits.keep only
 }
 
-// dedupIndexAt is the number of entries above which a map index is kept.
+// dedupIndexAt is the number of entries above which an index is kept.
+// Below it a lookup scans the entries (56 bytes each, a cache line per
+// entry); an index from 5 entries (tables from 16 slots) made lookups
+// cheaper but added a table allocation per doubling and an insert per
+// command, and measured worse in the many-aggregates scenario, whose
+// aggregates remember tens of commands (BENCHMARKS.md).
 const dedupIndexAt = 16
 
 // dedupChunkMax is the largest chunk, in entries.
@@ -250,17 +260,28 @@ func (d *dedupCache[E]) find(id string, tag uint64) (uint64, *dedupEntry) {
 	if d.n == 0 {
 		return 0, nil
 	}
-	if d.index != nil {
-		seq, ok := d.index[tag]
-		if !ok {
-			return 0, nil // no entry has this hash
-		}
-		if c, slot := d.locate(int(seq - d.headSeq)); c != nil && c.hasID(&c.e[slot], id) {
-			return seq, &c.e[slot]
-		}
-		// Another id with the same hash is newer: the rare collision.
+	x := &d.index
+	if x.slots == nil {
+		return d.scan(id, tag)
 	}
-	return d.scan(id, tag)
+	// Every entry has a slot: the probe ends at an empty slot with every
+	// candidate checked.
+	hi, m := dedupHi(tag), x.mask()
+	for i := x.home(hi); ; i = (i + 1) & m {
+		w := x.slots[i]
+		if w == 0 {
+			return 0, nil
+		}
+		if uint32(w>>32) != hi {
+			continue
+		}
+		seq := seqOf(w, d.headSeq)
+		if c, slot := d.locate(int(seq - d.headSeq)); c != nil {
+			if e := &c.e[slot]; e.tag == tag && c.hasID(e, id) {
+				return seq, e
+			}
+		}
+	}
 }
 
 // get returns what is remembered of command id, whose hash is tag, unless
@@ -283,17 +304,18 @@ func (d *dedupCache[E]) get(id string, tag uint64, cutoff int64) (dedupHit[E], b
 // cutoff. Times only go back when the clock does; an entry behind a newer
 // one then stays until that one expires, but get still checks its time.
 func (d *dedupCache[E]) expire(cutoff int64) {
-	for d.n > 0 && d.oldest().at < cutoff {
+	for d.n > 0 && d.headAt < cutoff {
 		d.dropOldest()
 	}
 }
 
 func (d *dedupCache[E]) dropOldest() {
 	e := d.oldest()
-	if d.index != nil {
-		if seq, ok := d.index[e.tag]; ok && seq == d.headSeq {
-			delete(d.index, e.tag) // no newer entry has its hash
-		}
+	if d.index.slots != nil && !d.index.remove(e.tag, d.headSeq) {
+		// Cannot happen (every entry has a slot). Should it, drop the
+		// index rather than trust it: find scans until the next add
+		// rebuilds it from the entries.
+		d.index = dedupIndex{}
 	}
 	if d.kept != nil {
 		delete(d.kept, d.headSeq)
@@ -315,8 +337,9 @@ func (d *dedupCache[E]) dropOldest() {
 		d.chunks = d.chunks[1:]
 		d.off = 0
 	}
-	if d.index != nil && d.n <= dedupIndexAt/2 {
-		d.index = nil // hysteresis: rebuilt only past dedupIndexAt again
+	d.headAt = d.oldest().at
+	if d.index.slots != nil && d.n <= dedupIndexAt/2 {
+		d.index = dedupIndex{} // hysteresis: rebuilt only past dedupIndexAt again
 	}
 }
 
@@ -341,10 +364,10 @@ func (d *dedupCache[E]) addNew(r Result[E], tag uint64, at int64, lim dedupLimit
 // addCounted is addNew for a command of events events (r.Events is not
 // read unless lim.keep).
 func (d *dedupCache[E]) addCounted(r Result[E], events int, tag uint64, at int64, lim dedupLimits) {
-	for d.n > 0 && d.oldest().at < lim.cutoff(at) {
+	for d.n > 0 && d.headAt < lim.cutoff(at) {
 		d.dropOldest()
 	}
-	for d.n >= lim.max {
+	for d.n >= min(lim.max, dedupMaxLive) {
 		d.dropOldest()
 	}
 	k := len(d.chunks)
@@ -361,6 +384,9 @@ func (d *dedupCache[E]) addCounted(r Result[E], events int, tag uint64, at int64
 	c.e = append(c.e, dedupEntry{tag: tag, at: at, version: r.Version, position: r.Position, events: uint32(events)})
 	c.setID(&c.e[len(c.e)-1], r.CommandID)
 	seq := d.headSeq + uint64(d.n)
+	if d.n == 0 {
+		d.headAt = at
+	}
 	d.n++
 	if lim.keep {
 		if d.kept == nil {
@@ -368,15 +394,15 @@ func (d *dedupCache[E]) addCounted(r Result[E], events int, tag uint64, at int64
 		}
 		d.kept[seq] = r.Events
 	}
-	if d.index != nil {
-		d.index[tag] = seq
+	if d.index.slots != nil {
+		d.index.insert(tag, seq)
 	} else if d.n > dedupIndexAt {
-		d.index = make(map[uint64]uint64, 2*d.n)
+		d.index.init(d.n)
 		seq := d.headSeq
 		from := d.off
 		for _, c := range d.chunks {
 			for i := from; i < len(c.e); i++ {
-				d.index[c.e[i].tag] = seq // in order: the newest of a hash wins
+				d.index.insert(c.e[i].tag, seq)
 				seq++
 			}
 			from = 0
@@ -414,11 +440,14 @@ func (d *dedupCache[E]) addEvent(id string, tag uint64, ev E, version, position 
 // command still in flight. Commands leave it in the order they entered
 // (batches complete in order), so removal is O(1); lookups scan the id
 // hashes, and a map index is added only while many commands are queued
-// (a hot aggregate).
+// (a hot aggregate). The first command queued is held in the set itself
+// (one), so that an aggregate that is not hot, with one command at a time
+// in flight, touches no other memory for it.
 type pendingSet[E any] struct {
 	q     []pendingRef[E]
 	head  int
 	index map[string]*pendingCmd[E] // non-nil while the set is large
+	one   [1]pendingRef[E]          // q's storage while it needs no more
 }
 
 type pendingRef[E any] struct {
@@ -451,6 +480,16 @@ func (s *pendingSet[E]) add(p *pendingCmd[E]) {
 		n := copy(s.q, s.q[s.head:])
 		clear(s.q[n:])
 		s.q, s.head = s.q[:n], 0
+	}
+	switch {
+	case s.q == nil:
+		s.q = s.one[:0]
+	case len(s.q) == cap(s.q) && cap(s.q) == len(s.one):
+		// Outgrowing one: to the heap, and one forgets its command.
+		q := make([]pendingRef[E], len(s.q), 4)
+		copy(q, s.q)
+		s.one = [1]pendingRef[E]{}
+		s.q = q
 	}
 	s.q = append(s.q, pendingRef[E]{tag: p.tag, p: p})
 	if s.index != nil {

@@ -62,3 +62,41 @@ type benchEvent struct {
 	Amount int64
 	Memo   string
 }
+
+// BenchmarkDedupCache_HotAggregate is the dedup work of one command on a
+// hot aggregate: one cache at the default cap (10,000 entries, each add
+// forgets the oldest), each command looked up (a miss) and remembered.
+//
+//	go test -run XXX -bench DedupCache_HotAggregate ./actor
+func BenchmarkDedupCache_HotAggregate(b *testing.B) {
+	lim := dedupLimits{window: int64(DefaultDedupWindow), max: DefaultDedupMaxEntries}
+	var d dedupCache[benchEvent]
+	buf := []byte("0190a5b4-0000-7000-8000-000000000000")
+	ids := make([]string, 1<<16)
+	for i := range ids {
+		for k, v := len(buf)-1, i; k > len(buf)-13; k, v = k-1, v>>4 {
+			buf[k] = "0123456789abcdef"[v&15]
+		}
+		ids[i] = string(buf)
+	}
+	events := []benchEvent{{Amount: 1, Memo: "m"}}
+	i := 0
+	add := func() {
+		id := ids[i%len(ids)]
+		tag := idTag(id)
+		now := int64(i) * 1000
+		if _, ok := d.get(id, tag, lim.cutoff(now)); ok {
+			b.Fatal("a new id was found")
+		}
+		d.addNew(Result[benchEvent]{CommandID: id, Events: events, Version: uint64(i)}, tag, now, lim)
+		i++
+	}
+	for range 2 * lim.max {
+		add()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		add()
+	}
+}

@@ -25,7 +25,7 @@ func has(d *dedupCache[int], i int, cutoff int64) bool {
 // The cap bounds the ring (its memory) and evicts oldest first, with and
 // without the map index.
 func TestDedupCache_CapEvictsOldestFirstAndBoundsTheRing(t *testing.T) {
-	for _, max := range []int{5, 3 * dedupIndexAt} {
+	for _, max := range []int{dedupIndexAt - 1, 5, 3 * dedupIndexAt, 48} {
 		lim := dedupLimits{window: 1 << 62, max: max}
 		var d dedupCache[int]
 		addN(&d, 0, 3*max+7, func(int) int64 { return 0 }, lim)
@@ -34,9 +34,9 @@ func TestDedupCache_CapEvictsOldestFirstAndBoundsTheRing(t *testing.T) {
 		if max <= dedupChunkMax {
 			assert.LessOrEqual(t, d.slots(), 2*max, "a small cap bounds the chunks to twice the cap")
 		}
-		assert.Equal(t, max > dedupIndexAt, d.index != nil)
-		if d.index != nil {
-			assert.Len(t, d.index, max)
+		assert.Equal(t, max > dedupIndexAt, d.index.slots != nil)
+		if d.index.slots != nil {
+			assert.Equal(t, max, d.index.n)
 		}
 		for i := 0; i < 3*max+7; i++ {
 			assert.Equal(t, i >= 2*max+7, has(&d, i, 0), "c%d (cap %d)", i, max)
@@ -60,7 +60,7 @@ func TestDedupCache_WindowExpiresAndReleasesMemory(t *testing.T) {
 	assert.True(t, has(&d, 900, lim.cutoff(now)))
 	assert.Equal(t, 101, d.len(), "expired entries were dropped")
 	assert.LessOrEqual(t, d.slots(), 101+2*dedupChunkMax, "chunks whose entries expired were released")
-	assert.NotNil(t, d.index)
+	assert.NotNil(t, d.index.slots)
 	assert.False(t, has(&d, 1000, lim.cutoff(1000)))
 	assert.Zero(t, d.len())
 	assert.Nil(t, d.chunks, "an emptied cache holds no chunks")

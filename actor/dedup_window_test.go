@@ -224,4 +224,12 @@ func TestConfig_Validate_NegativeDedupMaxEntries(t *testing.T) {
 	_, err = actor.NewSystem(actor.Config{Journal: j, DedupMaxEntries: -1})
 	require.ErrorIs(t, err, actor.ErrInvalidConfig)
 	assert.ErrorContains(t, err, "DedupMaxEntries")
+	// More than 2^30 remembered commands per aggregate is refused too
+	// (the dedup index numbers entries modulo 2^32).
+	_, err = actor.NewSystem(actor.Config{Journal: j, DedupMaxEntries: 1<<30 + 1})
+	require.ErrorIs(t, err, actor.ErrInvalidConfig)
+	assert.ErrorContains(t, err, "DedupMaxEntries")
+	sys, err := actor.NewSystem(actor.Config{Journal: j, DedupMaxEntries: 1 << 30})
+	require.NoError(t, err)
+	require.NoError(t, sys.Close())
 }

@@ -30,3 +30,12 @@ func AwaitIdle[S, C, E any](t testing.TB, h *Handle[S, C, E], id string) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// SetIDTagMask narrows the hashes of command ids to mask's bits (so that
+// they collide in the dedup structures) until the test ends. Call it
+// before starting the test's systems, whose cleanups then run first.
+func SetIDTagMask(t testing.TB, mask uint64) {
+	old := idTagMask
+	idTagMask = mask
+	t.Cleanup(func() { idTagMask = old })
+}

@@ -318,8 +318,9 @@ type entry struct {
 	// no routed message is ever left in a stopped mailbox.
 	sent     atomic.Uint64
 	received uint64
-	// lastActive is the clock time (UnixNano) of the last message the
-	// actor handled.
+	// lastActive is the clock time (UnixNano) of the last command or state
+	// request the actor handled (of its activation before any): the
+	// completion of an append does not restamp it.
 	lastActive  atomic.Int64
 	passivating atomic.Bool
 }
