@@ -491,7 +491,11 @@ func (s *server) Receive(c proto.Context) {
 	var serve func() any
 	switch msg := c.Message().(type) {
 	case *wire.CommandRequest:
-		serve = func() any { return m.serveCommand(msg) }
+		serve = func() any {
+			ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
+			defer cancel()
+			return m.serveCommand(ctx, msg)
+		}
 	case *wire.CommandBatch:
 		if m.noBatch {
 			return // as a member of an older build (which would crash)
@@ -538,13 +542,13 @@ func (m *Member) check(kind, id string) (clusterseam.Kind, wire.Code, string) {
 	return k, wire.Code_OK, ""
 }
 
-func (m *Member) serveCommand(req *wire.CommandRequest) *wire.CommandReply {
+// serveCommand runs req on this member, within ctx (whose deadline is
+// RequestTimeout from when the request arrived).
+func (m *Member) serveCommand(ctx context.Context, req *wire.CommandRequest) *wire.CommandReply {
 	k, code, msg := m.check(req.GetKind(), req.GetAggregateId())
 	if code != wire.Code_OK {
 		return &wire.CommandReply{Code: code, Message: msg}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
-	defer cancel()
 	r, err := k.ServeCommand(ctx, req.GetCommand())
 	if err != nil {
 		if errors.Is(err, actor.ErrUnknownCommandType) {
