@@ -405,13 +405,16 @@ func (m *Member) serveBatch(sender *proto.PID, b *wire.CommandBatch) {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
 	var left atomic.Int64
 	left.Store(int64(len(cmds)))
+	finished := func() {
+		if left.Add(-1) == 0 {
+			cancel()
+		}
+	}
 	for _, req := range cmds {
 		m.serving.Add(1) // done once its reply is handed to the transport
 		m.work.run(func() {
 			r := m.serveCommand(ctx, req)
-			if left.Add(-1) == 0 {
-				cancel()
-			}
+			finished()
 			r.Seq = req.GetSeq()
 			rb.add(r)
 		})
