@@ -241,11 +241,7 @@ func (m *Member) sendBatched(addr string, req *wire.CommandRequest) (<-chan any,
 func (m *Member) flushOutbox(addr string, ob *outbox, inline bool) {
 	pid := proto.NewPID(addr, serverName)
 	for {
-		gather(func() (int, bool) {
-			ob.mu.Lock()
-			defer ob.mu.Unlock()
-			return len(ob.queue), len(ob.queue) >= maxBatchCommands
-		})
+		runtime.Gosched()
 		ob.mu.Lock()
 		items := ob.queue
 		n, size := 0, 0
@@ -391,7 +387,6 @@ type replyBatch struct {
 	sender *proto.PID
 	mu     sync.Mutex
 	ready  []*wire.CommandReply
-	unsent int // replies of the batch not sent yet (ready included)
 	busy   bool
 }
 
@@ -406,7 +401,7 @@ func (m *Member) serveBatch(sender *proto.PID, b *wire.CommandBatch) {
 	if len(cmds) == 0 {
 		return
 	}
-	rb := &replyBatch{m: m, sender: sender, unsent: len(cmds)}
+	rb := &replyBatch{m: m, sender: sender}
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
 	var left atomic.Int64
 	left.Store(int64(len(cmds)))
@@ -448,15 +443,10 @@ func (rb *replyBatch) add(r *wire.CommandReply) {
 
 func (rb *replyBatch) flush() {
 	for {
-		gather(func() (int, bool) {
-			rb.mu.Lock()
-			defer rb.mu.Unlock()
-			return len(rb.ready), len(rb.ready) >= rb.unsent
-		})
+		runtime.Gosched()
 		rb.mu.Lock()
 		ready := rb.ready
 		rb.ready = nil
-		rb.unsent -= len(ready)
 		if len(ready) == 0 {
 			rb.busy = false
 			rb.mu.Unlock()
@@ -467,32 +457,5 @@ func (rb *replyBatch) flush() {
 		for range ready {
 			rb.m.serving.Done()
 		}
-	}
-}
-
-// maxGatherYields bounds how many times gather yields the processor.
-const maxGatherYields = 8
-
-// gather yields the processor (runtime.Gosched) so that the goroutines
-// already runnable add to what is about to be sent (commands to an
-// outbox, replies to a batch's reply), and yields again as long as the
-// last yield added something, at most maxGatherYields times. count
-// reports how much is waiting, and whether that is all there can be
-// (gathering stops then). With nothing else runnable the first yield
-// returns at once and adds nothing: a lone command or reply goes after
-// one yield, as before. Nothing waits on a timer.
-func gather(count func() (n int, full bool)) {
-	n, full := count()
-	for range maxGatherYields {
-		if full {
-			return
-		}
-		runtime.Gosched()
-		var m int
-		m, full = count()
-		if m == n {
-			return
-		}
-		n = m
 	}
 }
