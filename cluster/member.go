@@ -542,8 +542,10 @@ func (m *Member) check(kind, id string) (clusterseam.Kind, wire.Code, string) {
 	return k, wire.Code_OK, ""
 }
 
-// serveCommand runs req on this member, within ctx (whose deadline is
-// RequestTimeout from when the request arrived).
+// serveCommand runs req on this member, within ctx, whose deadline is
+// RequestTimeout from when the request arrived, as the caller's is from
+// when it sent it (a wait in check for a handoff round counts against it:
+// the caller has given up by then too, with an unknown outcome).
 func (m *Member) serveCommand(ctx context.Context, req *wire.CommandRequest) *wire.CommandReply {
 	k, code, msg := m.check(req.GetKind(), req.GetAggregateId())
 	if code != wire.Code_OK {
