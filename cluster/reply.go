@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"sync"
 	"time"
 
 	proto "github.com/asynkron/protoactor-go/actor"
@@ -59,34 +58,14 @@ func (m *Member) sendRequest(pid *proto.PID, msg any) (<-chan any, func()) {
 
 // workers runs tasks on goroutines that stay for a while after their task
 // ended, to take the next one (see the top of this file).
-//
-// The idle workers form a stack: the one that went idle last takes the
-// next task. Under load the same few workers are reused, with their stacks
-// already grown through the serving call chain, while the rest of the
-// pool stays idle and ends; a task is handed over on the worker's own
-// channel (no select over shared channels, no timer reset per task). A
-// janitor goroutine ends the workers idle for a whole tick of idle/2
-// (so between idle/2 and idle after their last task), and all idle ones
-// once done is closed.
 type workers struct {
-	idle time.Duration
-	done <-chan struct{} // closed: idle workers end at once
-
-	mu   sync.Mutex
-	free []*worker // idle, the most recently idle last
-	tick uint64    // janitor ticks so far
-}
-
-// worker is one goroutine of a workers pool.
-type worker struct {
-	task chan func() // buffered (1); closed: end
-	tick uint64      // workers.tick when it went idle
+	tasks chan func() // unbuffered: a send succeeds only to an idle worker
+	idle  time.Duration
+	done  <-chan struct{} // closed: idle workers end at once
 }
 
 func newWorkers(idle time.Duration, done <-chan struct{}) *workers {
-	w := &workers{idle: idle, done: done}
-	go w.janitor()
-	return w
+	return &workers{tasks: make(chan func()), idle: idle, done: done}
 }
 
 // run runs f on an idle worker, or on a new goroutine when none is idle
@@ -96,67 +75,25 @@ func (w *workers) run(f func()) {
 		go f()
 		return
 	}
-	w.mu.Lock()
-	if n := len(w.free); n > 0 {
-		wk := w.free[n-1]
-		w.free[n-1] = nil
-		w.free = w.free[:n-1]
-		w.mu.Unlock()
-		wk.task <- f // buffered, and only run sends to a worker it took off the stack
-		return
-	}
-	w.mu.Unlock()
-	go w.loop(&worker{task: make(chan func(), 1)}, f)
-}
-
-func (w *workers) loop(wk *worker, f func()) {
-	for {
-		f()
-		w.mu.Lock()
-		select {
-		case <-w.done:
-			w.mu.Unlock()
-			return
-		default:
-		}
-		wk.tick = w.tick
-		w.free = append(w.free, wk)
-		w.mu.Unlock()
-		var ok bool
-		if f, ok = <-wk.task; !ok {
-			return
-		}
+	select {
+	case w.tasks <- f:
+	default:
+		go w.loop(f)
 	}
 }
 
-// janitor ends the workers that stayed idle for a whole tick, and every
-// idle worker once done is closed.
-func (w *workers) janitor() {
-	t := time.NewTicker(max(w.idle/2, time.Millisecond))
+func (w *workers) loop(f func()) {
+	f()
+	t := time.NewTimer(w.idle)
 	defer t.Stop()
 	for {
 		select {
+		case f = <-w.tasks:
+			f()
+			t.Reset(w.idle) // no drain needed since Go 1.23
 		case <-t.C:
-			w.mu.Lock()
-			w.tick++
-			// The oldest idle workers are at the bottom of the stack.
-			n := 0
-			for n < len(w.free) && w.tick-w.free[n].tick >= 2 {
-				close(w.free[n].task)
-				n++
-			}
-			if n > 0 {
-				w.free = append(w.free[:0], w.free[n:]...)
-				clear(w.free[len(w.free):cap(w.free)])
-			}
-			w.mu.Unlock()
+			return
 		case <-w.done:
-			w.mu.Lock()
-			for _, wk := range w.free {
-				close(wk.task)
-			}
-			w.free = nil
-			w.mu.Unlock()
 			return
 		}
 	}

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -91,95 +90,4 @@ func TestWorkers_RunConcurrentlyAndReuse(t *testing.T) {
 	ran := make(chan struct{})
 	w.run(func() { close(ran) })
 	<-ran
-}
-
-// freeWorkers returns the pool's idle workers, bottom of the stack first.
-func freeWorkers(w *workers) []*worker {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.free)
-}
-
-// waitFree waits until the pool holds n idle workers.
-func waitFree(t *testing.T, w *workers, n int) []*worker {
-	t.Helper()
-	for range 10000 {
-		if f := freeWorkers(w); len(f) == n {
-			return f
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("the pool never held %d idle workers (it holds %d)", n, len(freeWorkers(w)))
-	return nil
-}
-
-// The worker that went idle last takes the next task (its stack is the
-// one most likely grown already), and the others stay idle.
-func TestWorkers_LastIdleTakesTheNextTask(t *testing.T) {
-	done := make(chan struct{})
-	defer close(done)
-	w := newWorkers(time.Hour, done)
-	gates := []chan struct{}{make(chan struct{}), make(chan struct{}), make(chan struct{})}
-	for _, g := range gates {
-		w.run(func() { <-g })
-	}
-	var idle []*worker
-	for i, g := range gates {
-		close(g)
-		idle = waitFree(t, w, i+1)
-	}
-	ran := make(chan struct{})
-	w.run(func() { close(ran) })
-	<-ran
-	rest := waitFree(t, w, 3)
-	if rest[0] != idle[0] || rest[1] != idle[1] || rest[2] != idle[2] {
-		t.Fatalf("idle workers after one task: %p; want %p (the last idle one took it and went back on top)", rest, idle)
-	}
-	w.mu.Lock()
-	w.free = w.free[:2] // take the top one off the stack by hand: the next task must go to the one below
-	w.mu.Unlock()
-	top := idle[2]
-	defer close(top.task)
-	ran = make(chan struct{})
-	w.run(func() { close(ran) })
-	<-ran
-	if f := waitFree(t, w, 2); f[0] != idle[0] || f[1] != idle[1] {
-		t.Fatalf("idle workers: %p; want %p", f, idle[:2])
-	}
-}
-
-// Idle workers end once they stayed idle for a while, and all of them
-// when done is closed; the pool still runs tasks afterwards.
-func TestWorkers_IdleWorkersEnd(t *testing.T) {
-	done := make(chan struct{})
-	w := newWorkers(20*time.Millisecond, done)
-	ran := make(chan struct{})
-	w.run(func() { close(ran) })
-	<-ran
-	waitFree(t, w, 1)
-	waitFree(t, w, 0) // the janitor ended it
-	for range 3 {
-		ran = make(chan struct{})
-		w.run(func() { close(ran) })
-		<-ran
-	}
-	long := newWorkers(time.Hour, done)
-	gates := []chan struct{}{make(chan struct{}), make(chan struct{})}
-	for _, g := range gates {
-		long.run(func() { <-g })
-	}
-	for _, g := range gates {
-		close(g)
-	}
-	idle := waitFree(t, long, 2)
-	close(done)
-	waitFree(t, long, 0)
-	for _, wk := range idle {
-		if _, ok := <-wk.task; ok {
-			t.Fatal("an idle worker's channel got a task after done was closed")
-		}
-	}
-	ran = make(chan struct{})
-	long.run(func() { close(ran) })
-	<-ran // a task after done still runs, on a goroutine that then ends
 }
