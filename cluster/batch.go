@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -391,30 +390,13 @@ type replyBatch struct {
 }
 
 // serveBatch serves each command of b on a worker of its own (as single
-// requests are served), answering to sender. The commands arrived
-// together, so they share one context whose deadline is RequestTimeout
-// from now, the deadline each would get alone (one timer per batch
-// instead of one per command); it is cancelled once the last of them
-// has finished.
+// requests are served), answering to sender.
 func (m *Member) serveBatch(sender *proto.PID, b *wire.CommandBatch) {
-	cmds := b.GetCommands()
-	if len(cmds) == 0 {
-		return
-	}
 	rb := &replyBatch{m: m, sender: sender}
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
-	var left atomic.Int64
-	left.Store(int64(len(cmds)))
-	finished := func() {
-		if left.Add(-1) == 0 {
-			cancel()
-		}
-	}
-	for _, req := range cmds {
+	for _, req := range b.GetCommands() {
 		m.serving.Add(1) // done once its reply is handed to the transport
 		m.work.run(func() {
-			r := m.serveCommand(ctx, req)
-			finished()
+			r := m.serveCommand(req)
 			r.Seq = req.GetSeq()
 			rb.add(r)
 		})

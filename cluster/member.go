@@ -491,11 +491,7 @@ func (s *server) Receive(c proto.Context) {
 	var serve func() any
 	switch msg := c.Message().(type) {
 	case *wire.CommandRequest:
-		serve = func() any {
-			ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
-			defer cancel()
-			return m.serveCommand(ctx, msg)
-		}
+		serve = func() any { return m.serveCommand(msg) }
 	case *wire.CommandBatch:
 		if m.noBatch {
 			return // as a member of an older build (which would crash)
@@ -542,15 +538,13 @@ func (m *Member) check(kind, id string) (clusterseam.Kind, wire.Code, string) {
 	return k, wire.Code_OK, ""
 }
 
-// serveCommand runs req on this member, within ctx, whose deadline is
-// RequestTimeout from when the request arrived, as the caller's is from
-// when it sent it (a wait in check for a handoff round counts against it:
-// the caller has given up by then too, with an unknown outcome).
-func (m *Member) serveCommand(ctx context.Context, req *wire.CommandRequest) *wire.CommandReply {
+func (m *Member) serveCommand(req *wire.CommandRequest) *wire.CommandReply {
 	k, code, msg := m.check(req.GetKind(), req.GetAggregateId())
 	if code != wire.Code_OK {
 		return &wire.CommandReply{Code: code, Message: msg}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
+	defer cancel()
 	r, err := k.ServeCommand(ctx, req.GetCommand())
 	if err != nil {
 		if errors.Is(err, actor.ErrUnknownCommandType) {

@@ -22,8 +22,8 @@ import (
 // must not hold up others). Starting one per request grows a fresh stack
 // through the whole serving call chain every time; a workers pool keeps
 // the goroutines that finished for a while and hands them the next
-// request instead, the most recently idle first. Its size is not bounded:
-// when no worker is idle, a new one starts, exactly as before.
+// request instead. Its size is not bounded: when no worker is idle, a new
+// one starts, exactly as before.
 
 // replySlot is a registered process that receives the one reply to a
 // request sent with its PID as the sender.
