@@ -12,6 +12,7 @@ import (
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/cluster/internal/wire"
+	"github.com/orchestrix/orchestrix/internal/clusterseam"
 )
 
 // announce answers the next request the blackHole got, a confirmation
@@ -308,6 +309,57 @@ func TestServer_BatchRepliesAsCommandsFinish(t *testing.T) {
 	for i, rep := range r.GetReplies() {
 		if rep.GetCode() != wire.Code_NOT_OWNER || rep.GetSeq() != uint32(i+1) {
 			t.Fatalf("a drained member's reply %d: %v; want NOT_OWNER under its seq", i, rep)
+		}
+	}
+}
+
+// deadlineKind records the deadline of the context each command is
+// served with.
+type deadlineKind struct {
+	clusterseam.Kind
+	got chan time.Time // the zero time: no deadline
+}
+
+func (k deadlineKind) ServeCommand(ctx context.Context, _ []byte) (clusterseam.CommandReply, error) {
+	dl, _ := ctx.Deadline()
+	k.got <- dl
+	return clusterseam.CommandReply{Version: 1}, ctx.Err()
+}
+
+// Every command of a batch is served within RequestTimeout of the batch's
+// arrival, as it would be alone (the commands share one context).
+func TestServer_BatchCommandsKeepTheRequestDeadline(t *testing.T) {
+	sys := proto.NewActorSystem()
+	defer sys.Shutdown()
+	k := deadlineKind{got: make(chan time.Time, 3)}
+	m := soloMember(t, sys, "k", k)
+	srv := sys.Root.Spawn(proto.PropsFromProducer(func() proto.Actor { return &server{m: m} }))
+	cp := capture{got: make(chan any, 16)}
+	from, _ := sys.ProcessRegistry.Add(cp, "capture")
+
+	before := time.Now()
+	sys.Root.RequestWithCustomSender(srv, &wire.CommandBatch{Commands: []*wire.CommandRequest{
+		{Kind: "k", AggregateId: "a", Seq: 1}, {Kind: "k", AggregateId: "b", Seq: 2}, {Kind: "k", AggregateId: "c", Seq: 3},
+	}}, from)
+	var replies int
+	for replies < 3 {
+		r, ok := (<-cp.got).(*wire.CommandBatchReply)
+		if !ok {
+			t.Fatalf("answered %T", r)
+		}
+		for _, rep := range r.GetReplies() {
+			if rep.GetCode() != wire.Code_OK {
+				t.Fatalf("reply %v: the command's context had ended", rep)
+			}
+		}
+		replies += len(r.GetReplies())
+	}
+	after := time.Now()
+	for range 3 {
+		dl := <-k.got
+		if dl.Before(before.Add(m.cfg.RequestTimeout)) || dl.After(after.Add(m.cfg.RequestTimeout)) {
+			t.Fatalf("a batch's command was served with deadline %v; want RequestTimeout (%v) after its arrival, between %v and %v",
+				dl, m.cfg.RequestTimeout, before.Add(m.cfg.RequestTimeout), after.Add(m.cfg.RequestTimeout))
 		}
 	}
 }
