@@ -56,16 +56,19 @@ type encPlain struct {
 }
 
 type encTags struct {
-	Renamed   int     `json:"renamed"`
-	Skipped   int     `json:"-"`
-	Dash      int     `json:"-,"`
-	NoName    bool    `json:",omitempty"`
-	BadName   string  `json:"bad\"name"`
-	HTMLName  uint8   `json:"a<b>&c"`
-	Unicode   float32 `json:"été"`
-	Space     int8    `json:"with space"`
-	Untagged  uint16
-	unexposed int   //nolint:unused // checked to be left out
+	Renamed int `json:"renamed"`
+	Skipped int `json:"-"`
+	//lint:ignore SA5008 the "-," tag (a field named "-") is one of the cases under test
+	Dash   int  `json:"-,"`
+	NoName bool `json:",omitempty"`
+	//lint:ignore SA5008 an invalid name (the Go name is used) is one of the cases under test
+	BadName  string  `json:"bad\"name"`
+	HTMLName uint8   `json:"a<b>&c"`
+	Unicode  float32 `json:"été"`
+	Space    int8    `json:"with space"`
+	Untagged uint16
+	//lint:ignore U1000 the unexported field is what the check must leave out
+	unexposed int
 	Punct     int32 `json:"!#$%()*+-./:;=?@[]^_{|}~"`
 	Sep       int   `json:"a\u2028b"`
 	BadRune   int   `json:"a\x01b"`
