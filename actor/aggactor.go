@@ -139,8 +139,10 @@ func (h *Handle[S, C, E]) recycleBatch(b *batch[S, E]) {
 	h.batches.Put(b)
 }
 
-// maxRecycledPayloads bounds the payload buffer a recycled batch keeps.
-const maxRecycledPayloads = 16 << 10
+// maxRecycledPayloads bounds the payload buffer a recycled batch keeps:
+// enough for a full batch (DefaultMaxBatchEvents) of small events, so that
+// a hot aggregate's batches do not grow their buffers again each time.
+const maxRecycledPayloads = 256 << 10
 
 // newCmd returns storage for the next command of b.
 func (b *batch[S, E]) newCmd() *pendingCmd[E] {
