@@ -186,6 +186,26 @@ func TestCompileJSON_Table(t *testing.T) {
 	}
 }
 
+// TestAppendMarshalString_EveryByteAtEveryOffset puts each byte value,
+// and multi-byte sequences, at each position of longer ASCII text (where
+// strings are checked 8 bytes at a time) and compares with json.Marshal.
+func TestAppendMarshalString_EveryByteAtEveryOffset(t *testing.T) {
+	inserts := []string{"\u2028", "\u2029", "é", "🎉", "\xff", "\xe2\x82", "\xed\xa0\x80"}
+	for c := range 256 {
+		inserts = append(inserts, string([]byte{byte(c)}))
+	}
+	base := "abcdefghijklmnopqrstuvwxyz0123"
+	for _, in := range inserts {
+		for at := 0; at <= len(base); at++ {
+			s := base[:at] + in + base[at:]
+			want, _ := json.Marshal(s)
+			if got := appendMarshalString(nil, s); !bytes.Equal(got, want) {
+				t.Fatalf("%q:\ncompiled %s\njson     %s", s, got, want)
+			}
+		}
+	}
+}
+
 type encRecursive struct {
 	Next *encRecursive
 }
@@ -375,7 +395,7 @@ func randomType(rng *rand.Rand, depth int) reflect.Type {
 }
 
 var randomStrings = []string{
-	"", "a", "memo", "<>&", `"\`, "\x00\n\t\x1f\x7f", "é", "中文", "🎉", "\u2028", "\u2029", "\xff", "\xc3", "\xe2\x82", "/", " ",
+	"", "a", "memo", "abcdefghijklmnopq", "0123456789 ABCDEF~!", strings.Repeat("m", 33), "<>&", `"\`, "\x00\n\t\x1f\x7f", "é", "中文", "🎉", "\u2028", "\u2029", "\xff", "\xc3", "\xe2\x82", "/", " ",
 }
 
 // fillRandom sets v (settable) to a random value of its type.
