@@ -438,33 +438,27 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
-// jsonSafeWord reports whether the 8 bytes of s from i on are all ASCII
-// bytes that json.Marshal writes unescaped (jsonSafe), testing them
-// together: s is viewed as bytes (read only) so that the 8 bytes are one
-// load.
-func jsonSafeWord(s string, i int) bool {
-	x := binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s), len(s))[i:])
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	// The high bit of a byte of (v - ones) & ^v is set where that byte of
-	// v is zero (a borrow can set it above a zero byte too, but then there
-	// is a zero byte anyway); likewise with 0x20 for bytes below 0x20.
-	bad := x                    // non-ASCII
-	bad |= (x - 0x20*ones) & ^x // below 0x20
+// jsonUnsafeBytes returns, for 8 bytes read as a little-endian word, a
+// word whose high bit is set in some byte when one of the 8 is not a
+// byte json.Marshal writes unescaped (jsonSafe): non-ASCII, below 0x20,
+// a quote, a backslash, <, > or &. The high bit of (v - ones) & ^v is set
+// in a byte where v's byte is zero (a borrow can set it above a zero
+// byte too, but then there is a zero byte anyway); likewise with 0x20
+// for bytes below 0x20.
+func jsonUnsafeBytes(x uint64) uint64 {
+	const ones = 0x0101010101010101
 	q, bs, lt, gt, amp := x^'"'*ones, x^'\\'*ones, x^'<'*ones, x^'>'*ones, x^'&'*ones
-	bad |= (q - ones) & ^q
-	bad |= (bs - ones) & ^bs
-	bad |= (lt - ones) & ^lt
-	bad |= (gt - ones) & ^gt
-	bad |= (amp - ones) & ^amp
-	return bad&highs == 0
+	return x | (x-0x20*ones)&^x | (q-ones)&^q | (bs-ones)&^bs | (lt-ones)&^lt | (gt-ones)&^gt | (amp-ones)&^amp
 }
 
 // appendMarshalString writes s as a JSON string the way json.Marshal does.
 func appendMarshalString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
+	// s viewed as bytes (read only), so that 8 of them are one load.
+	bs := unsafe.Slice(unsafe.StringData(s), len(s))
 	for i := 0; i < len(s); {
-		for i+8 <= len(s) && jsonSafeWord(s, i) {
+		for i+8 <= len(bs) && jsonUnsafeBytes(binary.LittleEndian.Uint64(bs[i:]))&0x8080808080808080 == 0 {
 			i += 8
 		}
 		if i >= len(s) {
