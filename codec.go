@@ -32,6 +32,17 @@ type Codec interface {
 // two could accept different inputs (fields of type json.Number or with
 // the ",string" option) are always decoded by json.Unmarshal. Decode
 // itself is json.Unmarshal.
+//
+// Such a Registry also encodes without json.Marshal where it can: Register
+// compiles an encoder for a type made of booleans, numbers, strings,
+// structs, pointers, slices and arrays, which writes json.Marshal's bytes
+// exactly (HTML escaping, float format, invalid UTF-8 as U+FFFD,
+// omitempty, tag names) without reflection per call, and which
+// Registry.AppendMarshalFor writes into the caller's buffer. A type with a
+// MarshalJSON or MarshalText method anywhere in it, a map, an interface,
+// an embedded struct field, or the ",string" or ",omitzero" tag options is
+// encoded by json.Marshal, as is any value json.Marshal refuses (its error
+// is returned). Encode itself is json.Marshal.
 type JSONCodec struct{}
 
 var _ Codec = JSONCodec{}

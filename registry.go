@@ -8,7 +8,9 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Registry maps Go payload types to stable type names and schema versions,
@@ -25,6 +27,18 @@ type Registry struct {
 	mu     sync.RWMutex
 	byName map[string]*registration
 	byType map[reflect.Type]*registration
+
+	// types is what Marshal looks payload types up in without a lock: a
+	// map replaced (never modified) under mu by Register, holding each
+	// registered type T and *T.
+	types atomic.Pointer[map[reflect.Type]typeEntry]
+}
+
+// typeEntry is the registration of a Go type T, reached from T or from *T
+// (ptr set).
+type typeEntry struct {
+	reg *registration
+	ptr bool
 }
 
 // registration is what the registry knows about one type. Its fields are
@@ -39,6 +53,11 @@ type registration struct {
 	fast bool
 	// upcasters[v] turns a payload at version v into version v+1.
 	upcasters map[int]func([]byte) ([]byte, error)
+	// encode is the compiled JSON encoder of the type (json_encode.go),
+	// nil when the type is left to json.Marshal; boxedPtr: an interface
+	// holding a value of the type points to it (boxedByPointer).
+	encode   jsonEncoder
+	boxedPtr bool
 }
 
 // RegistryOption configures NewRegistry.
@@ -159,6 +178,8 @@ func Register[T any](r *Registry, name string, opts ...RegisterOption) error {
 		version:   cfg.version,
 		fast:      fastJSONSafe(typ),
 		upcasters: make(map[int]func([]byte) ([]byte, error)),
+		encode:    compileJSON(typ),
+		boxedPtr:  boxedByPointer(typ),
 	}
 	reg.decode = func(c Codec, data []byte) (any, error) {
 		var v T
@@ -175,6 +196,14 @@ func Register[T any](r *Registry, name string, opts ...RegisterOption) error {
 	}
 	r.byName[name] = reg
 	r.byType[typ] = reg
+	types := make(map[reflect.Type]typeEntry, 2*len(r.byType))
+	for t, reg := range r.byType {
+		types[t] = typeEntry{reg: reg}
+		if pt := reflect.PointerTo(t); r.byType[pt] == nil {
+			types[pt] = typeEntry{reg: reg, ptr: true}
+		}
+	}
+	r.types.Store(&types)
 	return nil
 }
 
@@ -183,30 +212,38 @@ func Register[T any](r *Registry, name string, opts ...RegisterOption) error {
 func (reg *registration) fastJSON(c Codec) bool { return reg.fast && isJSONCodec(c) }
 
 // lookupValue finds the registration for the dynamic type of v, or of *v
-// when v is a non-nil pointer to a registered type.
+// when v is a non-nil pointer to a registered type, and returns the
+// payload as a T.
 func (r *Registry) lookupValue(v any) (*registration, any, error) {
-	if v == nil {
-		return nil, nil, fmt.Errorf("%w: nil payload", ErrUnknownEventType)
+	reg, ptr, err := r.lookupType(v)
+	if err != nil {
+		return nil, nil, err
 	}
-	typ := reflect.TypeOf(v)
-	r.mu.RLock()
-	reg, ok := r.byType[typ]
-	if !ok && typ.Kind() == reflect.Pointer {
-		reg, ok = r.byType[typ.Elem()]
-		if ok {
-			rv := reflect.ValueOf(v)
-			if rv.IsNil() {
-				r.mu.RUnlock()
-				return nil, nil, fmt.Errorf("%w: nil %v", ErrUnknownEventType, typ)
-			}
-			v = rv.Elem().Interface()
-		}
-	}
-	r.mu.RUnlock()
-	if !ok {
-		return nil, nil, fmt.Errorf("%w: Go type %v is not registered", ErrUnknownEventType, typ)
+	if ptr {
+		v = reflect.ValueOf(v).Elem().Interface()
 	}
 	return reg, v, nil
+}
+
+// lookupType finds the registration for the dynamic type of v (ptr false)
+// or of *v when v is a non-nil pointer to a registered type (ptr true),
+// without taking the registry's lock.
+func (r *Registry) lookupType(v any) (reg *registration, ptr bool, err error) {
+	if v == nil {
+		return nil, false, fmt.Errorf("%w: nil payload", ErrUnknownEventType)
+	}
+	typ := reflect.TypeOf(v)
+	var e typeEntry
+	if types := r.types.Load(); types != nil {
+		e = (*types)[typ]
+	}
+	if e.reg == nil {
+		return nil, false, fmt.Errorf("%w: Go type %v is not registered", ErrUnknownEventType, typ)
+	}
+	if e.ptr && reflect.ValueOf(v).IsNil() {
+		return nil, false, fmt.Errorf("%w: nil %v", ErrUnknownEventType, typ)
+	}
+	return e.reg, e.ptr, nil
 }
 
 // TypeName returns the registered type name of v's type (or of *v, for a
@@ -241,14 +278,97 @@ func (r *Registry) MarshalFor(ctx context.Context, subject string, v any) (Envel
 	return r.marshal(ctx, subject, v, true)
 }
 
+// AppendMarshalFor is MarshalFor that writes the payload's encoding at
+// the end of buf when it can, instead of into an allocation of its own:
+// it returns the envelope and buf extended by the payload, which the
+// envelope's Data then is (its capacity ends where it ends, so appending
+// to Data never writes into buf). The envelope's Data shares buf's
+// memory: the caller must not overwrite that part of buf (by reusing buf
+// from an earlier length) while the envelope is in use.
+//
+// The payload goes into buf when the registry's codec is JSONCodec and
+// the payload's type is one the registry compiled an encoder for (see
+// JSONCodec); the bytes are then exactly json.Marshal's. Otherwise Data
+// is a new allocation, as with MarshalFor, and buf is returned unchanged.
+// Passing a pointer to the payload (a *T for a registered T) spares
+// boxing a copy of it in an interface. Errors are MarshalFor's, with buf
+// returned unchanged.
+func (r *Registry) AppendMarshalFor(ctx context.Context, buf []byte, subject string, v any) (Envelope, []byte, error) {
+	reg, ptr, err := r.lookupType(v)
+	if err != nil {
+		return Envelope{}, buf, err
+	}
+	if reg.encode != nil && isJSONCodec(r.codec) {
+		if p := payloadPointer(reg, ptr, v); p != nil {
+			start := len(buf)
+			if out, ok := reg.encode(buf, p); ok {
+				return r.envelope(reg, subject, out[start:len(out):len(out)]), out, nil
+			}
+			// A value json.Marshal refuses: it reports the error below.
+		}
+	}
+	if ptr {
+		v = reflect.ValueOf(v).Elem().Interface()
+	}
+	env, err := r.encodeWithCodec(ctx, reg, subject, v, true)
+	return env, buf, err
+}
+
+// payloadPointer returns a pointer to the payload in v (a T, or a *T when
+// ptr is set), or nil when a T boxed in an interface does not point to
+// its value.
+func payloadPointer(reg *registration, ptr bool, v any) unsafe.Pointer {
+	if ptr {
+		return reflect.ValueOf(v).UnsafePointer()
+	}
+	if !reg.boxedPtr {
+		return nil
+	}
+	return (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[1]
+}
+
 // marshal encodes v, with the SubjectCodec's EncodeFor when forSubject is
 // set and the codec is one.
 func (r *Registry) marshal(ctx context.Context, subject string, v any, forSubject bool) (Envelope, error) {
-	reg, v, err := r.lookupValue(v)
+	reg, ptr, err := r.lookupType(v)
 	if err != nil {
 		return Envelope{}, err
 	}
+	if reg.encode != nil && isJSONCodec(r.codec) {
+		if p := payloadPointer(reg, ptr, v); p != nil {
+			scratch := jsonScratch.Get().(*[]byte)
+			out, ok := reg.encode((*scratch)[:0], p)
+			var data []byte
+			if ok {
+				data = append([]byte(nil), out...)
+			}
+			if cap(out) <= maxJSONScratch {
+				*scratch = out[:0]
+			}
+			jsonScratch.Put(scratch)
+			if ok {
+				return r.envelope(reg, subject, data), nil
+			}
+		}
+	}
+	if ptr {
+		v = reflect.ValueOf(v).Elem().Interface()
+	}
+	return r.encodeWithCodec(ctx, reg, subject, v, forSubject)
+}
+
+// jsonScratch holds buffers that Marshal encodes into before copying the
+// payload into its own allocation of the exact size.
+var jsonScratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxJSONScratch bounds the buffer a pooled scratch keeps.
+const maxJSONScratch = 64 << 10
+
+// encodeWithCodec encodes v (a T) with the registry's codec, with the
+// SubjectCodec's EncodeFor when forSubject is set and the codec is one.
+func (r *Registry) encodeWithCodec(ctx context.Context, reg *registration, subject string, v any, forSubject bool) (Envelope, error) {
 	var data []byte
+	var err error
 	if sc, ok := r.codec.(SubjectCodec); ok && forSubject {
 		data, err = sc.EncodeFor(ctx, subject, v)
 	} else {
@@ -257,6 +377,11 @@ func (r *Registry) marshal(ctx context.Context, subject string, v any, forSubjec
 	if err != nil {
 		return Envelope{}, fmt.Errorf("orchestrix: encoding %q: %w", reg.name, err)
 	}
+	return r.envelope(reg, subject, data), nil
+}
+
+// envelope returns the envelope of a payload of reg encoded as data.
+func (r *Registry) envelope(reg *registration, subject string, data []byte) Envelope {
 	return Envelope{
 		ID:              r.newID(),
 		SpecVersion:     SpecVersion,
@@ -265,7 +390,7 @@ func (r *Registry) marshal(ctx context.Context, subject string, v any, forSubjec
 		SchemaVersion:   reg.version,
 		DataContentType: r.codec.ContentType(),
 		Data:            data,
-	}, nil
+	}
 }
 
 // Unmarshal decodes the payload of e into a value of the type registered

@@ -90,6 +90,11 @@ type batch[S, E any] struct {
 	cmdp [1]*pendingCmd[E]
 	env0 [1]orchestrix.Envelope
 	done appendDone[S, E]
+	// payloads holds the encoded payloads of envs where the registry
+	// could write them into it (Registry.AppendMarshalFor); kept when b is
+	// recycled, since the journal keeps no bytes of an append once it has
+	// reported it.
+	payloads []byte
 
 	// owner is the actor that launched b. onAppended is b's completion
 	// function for AppendAsync: made at b's first launch and kept when b
@@ -126,9 +131,18 @@ func (h *Handle[S, C, E]) newBatch(state S, version uint64) *batch[S, E] {
 // recycled: a late report of them is told apart by its pointer.
 func (h *Handle[S, C, E]) recycleBatch(b *batch[S, E]) {
 	f := b.onAppended
-	*b = batch[S, E]{onAppended: f}
+	payloads := b.payloads[:0]
+	if cap(payloads) > maxRecycledPayloads {
+		payloads = nil
+	}
+	*b = batch[S, E]{onAppended: f, payloads: payloads}
 	h.batches.Put(b)
 }
+
+// maxRecycledPayloads bounds the payload buffer a recycled batch keeps:
+// enough for a full batch (DefaultMaxBatchEvents) of small events, so that
+// a hot aggregate's batches do not grow their buffers again each time.
+const maxRecycledPayloads = 256 << 10
 
 // newCmd returns storage for the next command of b.
 func (b *batch[S, E]) newCmd() *pendingCmd[E] {
@@ -386,7 +400,7 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E], now time
 	if p.err == nil && len(events) > 0 {
 		n := len(b.envs)
 		var err error
-		b.envs, err = a.h.envelopesFor(cmd, events, now, b.envs)
+		b.envs, b.payloads, err = a.h.envelopesFor(cmd, events, now, b.envs, b.payloads)
 		if err != nil {
 			clear(b.envs[n:])
 			b.envs = b.envs[:n]

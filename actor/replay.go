@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -425,17 +426,31 @@ func (h *Handle[S, C, E]) loadSnapshot(ctx context.Context, store snapshot.Store
 	}
 }
 
-// envelopesFor encodes the events of one command.
-func (h *Handle[S, C, E]) envelopesFor(cmd aggregate.Command[C], events []E, now time.Time, dst []orchestrix.Envelope) ([]orchestrix.Envelope, error) {
+// envelopesFor encodes the events of one command, appending their
+// envelopes to dst and, where the registry can, their payloads to buf
+// (see Registry.AppendMarshalFor: the envelopes' Data then point into
+// buf, which must not be reused before the append has reported).
+func (h *Handle[S, C, E]) envelopesFor(cmd aggregate.Command[C], events []E, now time.Time, dst []orchestrix.Envelope, buf []byte) ([]orchestrix.Envelope, []byte, error) {
 	corr := cmd.CorrelationID
 	if corr == "" {
 		corr = cmd.ID
 	}
-	for _, e := range events {
-		env, err := h.sys.cfg.Registry.MarshalFor(h.sys.bg, cmd.AggregateID, e)
-		if err != nil {
-			return dst, err
+	// A concrete event type is passed by pointer, which spares boxing a
+	// copy of each event (an interface or pointer type is boxed for free).
+	byPointer := eventsByPointer[E]()
+	reg := h.sys.cfg.Registry
+	for i := range events {
+		var v any
+		if byPointer {
+			v = &events[i]
+		} else {
+			v = events[i]
 		}
+		env, out, err := reg.AppendMarshalFor(h.sys.bg, buf, cmd.AggregateID, v)
+		if err != nil {
+			return dst, buf, err
+		}
+		buf = out
 		env.Source = h.sys.cfg.Source
 		env.Subject = cmd.AggregateID
 		env.Time = now
@@ -444,5 +459,15 @@ func (h *Handle[S, C, E]) envelopesFor(cmd aggregate.Command[C], events []E, now
 		env.TraceParent = cmd.TraceParent
 		dst = append(dst, env)
 	}
-	return dst, nil
+	return dst, buf, nil
+}
+
+// eventsByPointer reports whether envelopesFor passes events of type E to
+// the registry as *E: when E is neither an interface nor a pointer type.
+func eventsByPointer[E any]() bool {
+	switch reflect.TypeFor[E]().Kind() {
+	case reflect.Interface, reflect.Pointer:
+		return false
+	}
+	return true
 }

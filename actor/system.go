@@ -270,6 +270,9 @@ func (s *System) validateID(what, id string) error {
 	if len(id) > s.cfg.MaxIDLength {
 		return fmt.Errorf("%w: %s is %d bytes, limit %d", ErrInvalidID, what, len(id), s.cfg.MaxIDLength)
 	}
+	if printableASCII(id) {
+		return nil // the common case, in one pass
+	}
 	if !utf8.ValidString(id) {
 		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidID, what)
 	}
@@ -279,6 +282,17 @@ func (s *System) validateID(what, id string) error {
 		}
 	}
 	return nil
+}
+
+// printableASCII reports whether id is ASCII without control characters,
+// which validateID then accepts without decoding runes.
+func printableASCII(id string) bool {
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // ---- routing ----

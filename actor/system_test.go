@@ -148,9 +148,13 @@ func TestHandle_Send_InvalidID_Fails(t *testing.T) {
 	env := actortest.NewSystem(t)
 	h := register(t, env, banktest.Accounts())
 	ctx := ctxT(t)
-	for _, id := range []string{"", "bad\x00id", string(make([]byte, 300))} {
+	for _, id := range []string{"", "bad\x00id", string(make([]byte, 300)), "bad\x7fid", "bad\u0085id", "bad\xffid", "tab\tid"} {
 		_, err := h.Send(ctx, id, banktest.OpenAccount{})
 		assert.ErrorIs(t, err, actor.ErrInvalidID, "%q", id)
+	}
+	for _, id := range []string{"compte-é", "账户~1", " spaced id "} {
+		_, err := h.Send(ctx, id, banktest.OpenAccount{})
+		assert.NoError(t, err, "%q", id)
 	}
 	_, err := h.Send(ctx, "ok", banktest.OpenAccount{}, actor.WithCommandID("\n"))
 	assert.ErrorIs(t, err, actor.ErrInvalidID)
