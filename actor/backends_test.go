@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -79,7 +80,10 @@ func startOn(t *testing.T, j journal.Journal, s snapshot.Store) (*actor.System, 
 func TestRuntime_DurableBackends_ConcurrentCommandsSurviveRestart(t *testing.T) {
 	for name, open := range durableBackends(t) {
 		t.Run(name, func(t *testing.T) {
-			ctx := ctxT(t)
+			// The whole scenario (three systems, two restarts) shares one
+			// context: 4-7 s under -race on a quiet machine, and it ran
+			// past a 10 s deadline at load 12-13.
+			ctx := ctxWithin(t, 2*time.Minute)
 			const aggregates, deposits = 12, 20
 
 			j, s := open(t)
