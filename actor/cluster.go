@@ -149,8 +149,14 @@ func (h *Handle[S, C, E]) stateCluster(ctx context.Context, id string, at bool, 
 	return st, reply.Version, nil
 }
 
+// encodeEvent encodes e, an event of aggregate id, for a reply to another
+// member (the payload through a scratch buffer, the envelope into one
+// exact allocation).
 func (h *Handle[S, C, E]) encodeEvent(ctx context.Context, id string, e E) ([]byte, error) {
-	env, err := h.sys.cfg.Registry.MarshalFor(ctx, id, e)
+	scratch := getScratch()
+	defer putScratch(scratch)
+	env, payload, err := h.sys.cfg.Registry.AppendMarshalFor(ctx, (*scratch)[:0], id, e)
+	*scratch = payload
 	if err != nil {
 		return nil, err
 	}
@@ -159,13 +165,17 @@ func (h *Handle[S, C, E]) encodeEvent(ctx context.Context, id string, e E) ([]by
 	env.ID = orchestrix.NewID()
 	env.Source = h.sys.cfg.Source
 	env.Time = h.sys.cfg.Clock.Now()
-	return env.MarshalBinary()
+	return marshalEnvelope(env)
 }
 
+// decodeEvent decodes an event of the owner's reply. b is the wire
+// decoder's buffer for this reply alone, never modified again, so the
+// envelope borrows it instead of copying it; the registry's codec copies
+// (JSONCodec) or keeps, as it would from the copy, what the event holds.
 func (h *Handle[S, C, E]) decodeEvent(ctx context.Context, b []byte) (E, error) {
 	var zero E
 	var env orchestrix.Envelope
-	if err := env.UnmarshalBinary(b); err != nil {
+	if err := env.UnmarshalBinaryBorrowed(b); err != nil {
 		return zero, err
 	}
 	v, err := h.sys.cfg.Registry.UnmarshalFor(ctx, env)
@@ -185,7 +195,7 @@ type kindServer[S, C, E any] struct{ h *Handle[S, C, E] }
 
 func (k kindServer[S, C, E]) ServeCommand(ctx context.Context, data []byte) (clusterseam.CommandReply, error) {
 	h := k.h
-	cmd, err := h.DecodeCommand(ctx, data)
+	cmd, err := h.decodeCommand(ctx, data, true)
 	if err != nil {
 		return clusterseam.CommandReply{}, err
 	}

@@ -58,7 +58,7 @@ func (r forwardRouter) State(ctx context.Context, kind, id string, at bool, vers
 	return reply, false, err
 }
 
-func twoSystems(t *testing.T) (*actor.System, *actor.System, *accountHandle, *accountHandle) {
+func twoSystems(t testing.TB) (*actor.System, *actor.System, *accountHandle, *accountHandle) {
 	t.Helper()
 	j, err := mem.New(mem.Config{})
 	require.NoError(t, err)

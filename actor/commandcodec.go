@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/aggregate"
@@ -42,7 +43,10 @@ func (h *Handle[S, C, E]) EncodeCommand(ctx context.Context, cmd aggregate.Comma
 		}
 		return nil, fmt.Errorf("%w: %T is not listed in the Commands of aggregate kind %q", ErrUnknownCommandType, any(cmd.Body), h.kind)
 	}
-	env, err := h.sys.cfg.Registry.MarshalFor(ctx, cmd.AggregateID, cmd.Body)
+	scratch := getScratch()
+	defer putScratch(scratch)
+	env, payload, err := h.sys.cfg.Registry.AppendMarshalFor(ctx, (*scratch)[:0], cmd.AggregateID, cmd.Body)
+	*scratch = payload
 	if err != nil {
 		return nil, fmt.Errorf("actor: encoding %s command %q: %w", h.kind, name, err)
 	}
@@ -51,7 +55,34 @@ func (h *Handle[S, C, E]) EncodeCommand(ctx context.Context, cmd aggregate.Comma
 	env.Time = h.sys.cfg.Clock.Now()
 	env.CorrelationID = cmd.CorrelationID
 	env.TraceParent = cmd.TraceParent
-	return env.MarshalBinary()
+	return marshalEnvelope(env)
+}
+
+// marshalEnvelope is env.MarshalBinary into one allocation of the exact
+// size: env.Data may point into a scratch buffer, which the result does
+// not share.
+func marshalEnvelope(env orchestrix.Envelope) ([]byte, error) {
+	if err := env.Validate(); err != nil {
+		return nil, err
+	}
+	return env.AppendBinary(nil)
+}
+
+// scratchPool holds the buffers the wire encoders (EncodeCommand, a
+// served command's reply) write a payload into before it is copied into
+// the envelope's bytes: one allocation per encoding instead of two.
+// Buffers that grew past maxScratch are dropped rather than kept.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+const maxScratch = 64 << 10
+
+func getScratch() *[]byte { return scratchPool.Get().(*[]byte) }
+
+func putScratch(b *[]byte) {
+	if cap(*b) <= maxScratch {
+		*b = (*b)[:0]
+		scratchPool.Put(b)
+	}
 }
 
 // DecodeCommand decodes bytes written by EncodeCommand (by this or another
@@ -63,9 +94,23 @@ func (h *Handle[S, C, E]) EncodeCommand(ctx context.Context, cmd aggregate.Comma
 // that this system would refuse match ErrInvalidID. Payloads written at an
 // older schema version go through the registry's upcasters.
 func (h *Handle[S, C, E]) DecodeCommand(ctx context.Context, data []byte) (aggregate.Command[C], error) {
+	return h.decodeCommand(ctx, data, false)
+}
+
+// decodeCommand is DecodeCommand; with owned set, data belongs to the
+// caller alone and is never modified again (a buffer the wire decoder
+// allocated for this command), so the command's strings may point into it
+// instead of into a copy.
+func (h *Handle[S, C, E]) decodeCommand(ctx context.Context, data []byte, owned bool) (aggregate.Command[C], error) {
 	var cmd aggregate.Command[C]
 	var env orchestrix.Envelope
-	if err := env.UnmarshalBinary(data); err != nil {
+	var err error
+	if owned {
+		err = env.UnmarshalBinaryBorrowed(data)
+	} else {
+		err = env.UnmarshalBinary(data)
+	}
+	if err != nil {
 		return cmd, fmt.Errorf("actor: decoding a %s command: %w", h.kind, err)
 	}
 	if !h.def.HasCommandType(env.Type) {

@@ -59,6 +59,24 @@ func TestHandle_EncodeDecodeCommand_RoundTripAcrossSystems(t *testing.T) {
 	assert.Equal(t, "c-open", recs[0].Envelope.CausationID)
 }
 
+// DecodeCommand's command owns its memory: the caller may reuse the bytes
+// it decoded from (only the cluster's wire path, whose buffers are its
+// own, lets the command borrow them).
+func TestHandle_DecodeCommand_DoesNotKeepTheInput(t *testing.T) {
+	ctx := ctxT(t)
+	h := register(t, actortest.NewSystem(t), accountsWithCommands(allAccountCommands()...))
+	in := aggregate.Command[banktest.Command]{ID: "cmd-keep", AggregateID: "acc-keep", Body: banktest.OpenAccount{Owner: "ada"},
+		CorrelationID: "corr-keep", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+	data, err := h.EncodeCommand(ctx, in)
+	require.NoError(t, err)
+	out, err := h.DecodeCommand(ctx, data)
+	require.NoError(t, err)
+	for i := range data {
+		data[i] = 'x'
+	}
+	assert.Equal(t, in, out)
+}
+
 func TestHandle_EncodeCommand_TypeNotListed_ErrUnknownCommandType(t *testing.T) {
 	ctx := ctxT(t)
 	h := register(t, actortest.NewSystem(t), accountsWithCommands(aggregate.CommandOf[banktest.OpenAccount]("test.account.open")))
