@@ -180,7 +180,11 @@ type outbox struct {
 
 // batchItem is one command waiting in an outbox or sent in a batch.
 type batchItem struct {
-	req   *wire.CommandRequest
+	req *wire.CommandRequest
+	// sent is what goes in the batch: a copy of req with its seq (the
+	// caller's req may be sent again, by a retry, while this one is in
+	// flight), kept here to spare an allocation per command.
+	sent  wire.CommandRequest
 	reply chan any // buffered (1): its *wire.CommandReply, or a *proto.DeadLetterResponse
 	// done is set once by whoever ends the item first: its reply (or a
 	// dead letter) arriving, or its caller abandoning it.
@@ -304,10 +308,9 @@ func (m *Member) sendBatch(pid *proto.PID, items []*batchItem) {
 	s.left.Store(int64(len(items)))
 	msg := &wire.CommandBatch{Commands: make([]*wire.CommandRequest, 0, len(items))}
 	for i, it := range items {
-		// A copy: the caller's request may be sent again (a retry) while
-		// this one is in flight.
-		r := &wire.CommandRequest{Kind: it.req.GetKind(), AggregateId: it.req.GetAggregateId(),
-			CommandId: it.req.GetCommandId(), Command: it.req.GetCommand(), Seq: uint32(i + 1)}
+		r := &it.sent
+		r.Kind, r.AggregateId, r.CommandId, r.Command = it.req.GetKind(), it.req.GetAggregateId(), it.req.GetCommandId(), it.req.GetCommand()
+		r.Seq = uint32(i + 1)
 		msg.Commands = append(msg.Commands, r)
 	}
 	s.self, _ = s.reg.Add(s, "orchestrix-batch"+s.reg.NextId())
