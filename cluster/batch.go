@@ -51,6 +51,11 @@ import (
 // crash). Set only by the multi-process tests, before Start.
 var olderBuildForTests bool
 
+// unpackedBuildForTests is olderBuildForTests for packed batches alone
+// (packed.go): the members Start creates then neither announce nor send
+// them, as a build with batches but before packed ones.
+var unpackedBuildForTests bool
+
 // featureBit is the HandoffReply.features bit of f.
 func featureBit(f wire.Feature) uint64 { return 1 << uint(f) }
 
@@ -59,7 +64,10 @@ func (m *Member) features() uint64 {
 	if m.noBatch {
 		return 0
 	}
-	return featureBit(wire.Feature_FEATURE_COMMAND_BATCH)
+	if m.noPacked {
+		return featureBit(wire.Feature_FEATURE_COMMAND_BATCH)
+	}
+	return featureBit(wire.Feature_FEATURE_COMMAND_BATCH) | featureBit(wire.Feature_FEATURE_PACKED_BATCH)
 }
 
 // Limits of one CommandBatch: more commands, or more command bytes, than
@@ -167,6 +175,11 @@ func (m *Member) noteFeatures(addr string, a askedAt, r *wire.HandoffReply) {
 // batches reports whether commands to addr may go in batches.
 func (m *Member) batches(addr string) bool {
 	return !m.noBatch && m.caps.has(addr, m.peerID(addr), wire.Feature_FEATURE_COMMAND_BATCH)
+}
+
+// packs reports whether a batch to addr may be packed (packed.go).
+func (m *Member) packs(addr string) bool {
+	return !m.noPacked && m.caps.has(addr, m.peerID(addr), wire.Feature_FEATURE_PACKED_BATCH)
 }
 
 // ---- caller side ----
@@ -297,6 +310,7 @@ func (m *Member) flushOutbox(addr string, ob *outbox, inline bool) {
 // batch (one or more CommandBatchReply, or a dead letter) and hands each
 // to its item. It unregisters itself once every item has ended.
 type batchSlot struct {
+	m     *Member
 	items []*batchItem // index seq-1
 	left  atomic.Int64 // items not yet ended
 	reg   *proto.ProcessRegistryValue
@@ -304,14 +318,19 @@ type batchSlot struct {
 }
 
 func (m *Member) sendBatch(pid *proto.PID, items []*batchItem) {
-	s := &batchSlot{items: items, reg: m.proto.ProcessRegistry}
+	s := &batchSlot{m: m, items: items, reg: m.proto.ProcessRegistry}
 	s.left.Store(int64(len(items)))
-	msg := &wire.CommandBatch{Commands: make([]*wire.CommandRequest, 0, len(items))}
-	for i, it := range items {
-		r := &it.sent
-		r.Kind, r.AggregateId, r.CommandId, r.Command = it.req.GetKind(), it.req.GetAggregateId(), it.req.GetCommandId(), it.req.GetCommand()
-		r.Seq = uint32(i + 1)
-		msg.Commands = append(msg.Commands, r)
+	var msg *wire.CommandBatch
+	if m.packs(pid.GetAddress()) {
+		msg = &wire.CommandBatch{Packed: packCommands(items)}
+	} else {
+		msg = &wire.CommandBatch{Commands: make([]*wire.CommandRequest, 0, len(items))}
+		for i, it := range items {
+			r := &it.sent
+			r.Kind, r.AggregateId, r.CommandId, r.Command = it.req.GetKind(), it.req.GetAggregateId(), it.req.GetCommandId(), it.req.GetCommand()
+			r.Seq = uint32(i + 1)
+			msg.Commands = append(msg.Commands, r)
+		}
 	}
 	s.self, _ = s.reg.Add(s, "orchestrix-batch"+s.reg.NextId())
 	for _, it := range items {
@@ -363,7 +382,16 @@ func (s *batchSlot) SendUserMessage(_ *proto.PID, message any) {
 	_, msg, _ := proto.UnwrapEnvelope(message)
 	switch r := msg.(type) {
 	case *wire.CommandBatchReply:
-		for _, rep := range r.GetReplies() {
+		reps := r.GetReplies()
+		if len(r.GetPacked()) > 0 {
+			var err error
+			if reps, err = unpackReplies(r.GetPacked()); err != nil {
+				// Their callers end with an unknown outcome (no reply).
+				s.m.cfg.Logger.Error("cluster: dropped malformed replies to a batch", "error", err)
+				return
+			}
+		}
+		for _, rep := range reps {
 			s.deliver(int(rep.GetSeq())-1, rep)
 		}
 	case *proto.DeadLetterResponse:
@@ -387,6 +415,7 @@ func (s *batchSlot) Stop(*proto.PID) {}
 type replyBatch struct {
 	m      *Member
 	sender *proto.PID
+	packed bool // the batch came packed: so go its replies
 	mu     sync.Mutex
 	ready  []*wire.CommandReply
 	busy   bool
@@ -395,8 +424,12 @@ type replyBatch struct {
 // serveBatch serves each command of b on a worker of its own (as single
 // requests are served), answering to sender.
 func (m *Member) serveBatch(sender *proto.PID, b *wire.CommandBatch) {
-	rb := &replyBatch{m: m, sender: sender}
-	for _, req := range b.GetCommands() {
+	reqs, packed, ok := m.batchCommands(b)
+	if !ok {
+		return
+	}
+	rb := &replyBatch{m: m, sender: sender, packed: packed}
+	for _, req := range reqs {
 		m.serving.Add(1) // done once its reply is handed to the transport
 		m.work.run(func() {
 			r := m.serveCommand(req)
@@ -406,13 +439,42 @@ func (m *Member) serveBatch(sender *proto.PID, b *wire.CommandBatch) {
 	}
 }
 
+// batchCommands returns the commands of b, and whether they came packed.
+// Packed bytes that are malformed are logged and the batch dropped
+// unserved (ok false): its callers end with an unknown outcome, and
+// nothing of it ran.
+func (m *Member) batchCommands(b *wire.CommandBatch) (reqs []*wire.CommandRequest, packed, ok bool) {
+	if len(b.GetPacked()) == 0 {
+		return b.GetCommands(), false, true
+	}
+	reqs, err := unpackCommands(b.GetPacked())
+	if err != nil {
+		m.cfg.Logger.Error("cluster: dropped a malformed batch of commands", "error", err)
+		return nil, true, false
+	}
+	return reqs, true, true
+}
+
+// batchReply is the message carrying replies to a batch, packed when the
+// batch was.
+func batchReply(replies []*wire.CommandReply, packed bool) *wire.CommandBatchReply {
+	if packed {
+		return &wire.CommandBatchReply{Packed: packReplies(replies)}
+	}
+	return &wire.CommandBatchReply{Replies: replies}
+}
+
 // refuseBatch answers every command of b with code (a drained member).
 func (m *Member) refuseBatch(sender *proto.PID, b *wire.CommandBatch, code wire.Code, msg string) {
-	out := &wire.CommandBatchReply{Replies: make([]*wire.CommandReply, 0, len(b.GetCommands()))}
-	for _, req := range b.GetCommands() {
-		out.Replies = append(out.Replies, &wire.CommandReply{Code: code, Message: msg, Seq: req.GetSeq()})
+	reqs, packed, ok := m.batchCommands(b)
+	if !ok {
+		return
 	}
-	m.root().Send(sender, out)
+	replies := make([]*wire.CommandReply, 0, len(reqs))
+	for _, req := range reqs {
+		replies = append(replies, &wire.CommandReply{Code: code, Message: msg, Seq: req.GetSeq()})
+	}
+	m.root().Send(sender, batchReply(replies, packed))
 }
 
 func (rb *replyBatch) add(r *wire.CommandReply) {
@@ -438,7 +500,7 @@ func (rb *replyBatch) flush() {
 			return
 		}
 		rb.mu.Unlock()
-		rb.m.root().Send(rb.sender, &wire.CommandBatchReply{Replies: ready})
+		rb.m.root().Send(rb.sender, batchReply(ready, rb.packed))
 		for range ready {
 			rb.m.serving.Done()
 		}

@@ -12,7 +12,6 @@ import (
 	proto "github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 
-	"github.com/orchestrix/orchestrix/cluster/internal/wire"
 	"github.com/orchestrix/orchestrix/internal/clusterseam"
 )
 
@@ -81,7 +80,7 @@ func BenchmarkRemoteCommand(b *testing.B) {
 				m.cur.Store(&view{self: m.addr(), pl: pl, ep: ep})
 			}
 			if batched {
-				caller.caps.record(owner.addr(), "owner", 0, featureBit(wire.Feature_FEATURE_COMMAND_BATCH))
+				caller.caps.record(owner.addr(), "owner", 0, owner.features())
 			}
 			cmd := make([]byte, 80)
 			local := func(context.Context) error { return fmt.Errorf("not the owner") }

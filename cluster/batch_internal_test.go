@@ -1,9 +1,12 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,11 +53,15 @@ func sendAndAnswer(t *testing.T, m *Member, h blackHole, id string) any {
 	case *wire.CommandRequest:
 		m.root().Send(env.Sender, &wire.CommandReply{Version: 1})
 	case *wire.CommandBatch:
-		out := &wire.CommandBatchReply{}
-		for _, c := range msg.GetCommands() {
-			out.Replies = append(out.Replies, &wire.CommandReply{Version: 1, Seq: c.GetSeq()})
+		reqs, packed, ok := m.batchCommands(msg)
+		if !ok {
+			t.Fatalf("malformed batch: %x", msg.GetPacked())
 		}
-		m.root().Send(env.Sender, out)
+		var replies []*wire.CommandReply
+		for _, c := range reqs {
+			replies = append(replies, &wire.CommandReply{Version: 1, Seq: c.GetSeq()})
+		}
+		m.root().Send(env.Sender, batchReply(replies, packed))
 	default:
 		t.Fatalf("the command was sent as %T", env.Message)
 	}
@@ -128,9 +135,180 @@ func TestBatch_Announced(t *testing.T) {
 	if r.GetFeatures()&featureBit(wire.Feature_FEATURE_COMMAND_BATCH) == 0 {
 		t.Fatalf("probe answer %v does not announce FEATURE_COMMAND_BATCH", r)
 	}
+	if r.GetFeatures()&featureBit(wire.Feature_FEATURE_PACKED_BATCH) == 0 {
+		t.Fatalf("probe answer %v does not announce FEATURE_PACKED_BATCH", r)
+	}
+	m.noPacked = true
+	if r := m.serveConfirm(&wire.HandoffRequest{MemberId: "peer"}); r.GetFeatures() != featureBit(wire.Feature_FEATURE_COMMAND_BATCH) {
+		t.Fatalf("with packed batches off the answer announces %b, want batches alone", r.GetFeatures())
+	}
 	m.noBatch = true
 	if r := m.serveConfirm(&wire.HandoffRequest{MemberId: "peer"}); r.GetFeatures() != 0 {
 		t.Fatalf("with batching off the answer still announces %b", r.GetFeatures())
+	}
+}
+
+// Rolling upgrade, packed batches: a batch is packed only for a peer that
+// announced FEATURE_PACKED_BATCH (a build with batches but before packed
+// ones would see an empty batch), and its replies come back packed.
+func TestBatch_PackedOnlyToPeersThatAnnouncedIt(t *testing.T) {
+	m, h := batchMember(t)
+	id := peerOwned(t, m)
+	packed := func(msg any) bool {
+		b, ok := msg.(*wire.CommandBatch)
+		if !ok {
+			t.Fatalf("sent %T, want a *wire.CommandBatch", msg)
+		}
+		return len(b.GetPacked()) > 0
+	}
+	announce(t, m, h, featureBit(wire.Feature_FEATURE_COMMAND_BATCH))
+	if packed(sendAndAnswer(t, m, h, id)) {
+		t.Fatal("packed a batch for a peer that announced batches alone")
+	}
+	announce(t, m, h, featureBit(wire.Feature_FEATURE_COMMAND_BATCH)|featureBit(wire.Feature_FEATURE_PACKED_BATCH))
+	if !packed(sendAndAnswer(t, m, h, id)) {
+		t.Fatal("did not pack a batch for a peer that announced packed batches")
+	}
+	m.noPacked = true
+	if packed(sendAndAnswer(t, m, h, id)) {
+		t.Fatal("packed a batch with packed batches off")
+	}
+}
+
+func packedItems(reqs ...*wire.CommandRequest) []*batchItem {
+	items := make([]*batchItem, len(reqs))
+	for i, r := range reqs {
+		items[i] = &batchItem{req: r}
+	}
+	return items
+}
+
+// Packed commands and replies read back as what was packed, seq numbered
+// from 1 in order, including empty fields and a reply with several events.
+func TestPacked_RoundTrip(t *testing.T) {
+	big := bytes.Repeat([]byte{0xfe}, 300) // lengths past one uvarint byte
+	reqs := []*wire.CommandRequest{
+		{Kind: "account", AggregateId: "acc-1", CommandId: "c-1", Command: []byte("payload-1")},
+		{Kind: "k", AggregateId: "", CommandId: "", Command: nil},
+		{Kind: "account", AggregateId: strings.Repeat("x", 200), CommandId: "c-3", Command: big},
+	}
+	got, err := unpackCommands(packCommands(packedItems(reqs...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(reqs) {
+		t.Fatalf("unpacked %d commands, want %d", len(got), len(reqs))
+	}
+	for i, r := range reqs {
+		g := got[i]
+		if g.GetKind() != r.GetKind() || g.GetAggregateId() != r.GetAggregateId() || g.GetCommandId() != r.GetCommandId() ||
+			!bytes.Equal(g.GetCommand(), r.GetCommand()) || g.GetSeq() != uint32(i+1) {
+			t.Fatalf("command %d: got %v, want %v with seq %d", i, g, r, i+1)
+		}
+	}
+
+	replies := []*wire.CommandReply{
+		{Seq: 1, Version: 7, Position: 1 << 40, Events: [][]byte{[]byte("e1"), big, {}}},
+		{Seq: 2, Code: wire.Code_REJECTED, Message: "not enough money"},
+		{Seq: 3, Version: 3, Duplicate: true, Events: [][]byte{[]byte("dup")}},
+		{Seq: 4, Code: wire.Code_FAILED, Message: strings.Repeat("m", 500)},
+	}
+	back, err := unpackReplies(packReplies(replies))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back) != len(replies) {
+		t.Fatalf("unpacked %d replies, want %d", len(back), len(replies))
+	}
+	for i, r := range replies {
+		if len(r.GetEvents()) != len(back[i].GetEvents()) || !sameReply(back[i], r) {
+			t.Fatalf("reply %d: got %v, want %v", i, back[i], r)
+		}
+	}
+	if cap(back[0].Events) != 3 {
+		t.Fatalf("reply 0's events have capacity %d: appending to them would write into reply 1's", cap(back[0].Events))
+	}
+}
+
+// sameReply compares replies field by field (an empty event unpacks as an
+// empty, not nil, slice, which proto.Equal would tell apart).
+func sameReply(a, b *wire.CommandReply) bool {
+	if a.GetSeq() != b.GetSeq() || a.GetCode() != b.GetCode() || a.GetMessage() != b.GetMessage() ||
+		a.GetVersion() != b.GetVersion() || a.GetPosition() != b.GetPosition() || a.GetDuplicate() != b.GetDuplicate() {
+		return false
+	}
+	for i := range a.GetEvents() {
+		if !bytes.Equal(a.GetEvents()[i], b.GetEvents()[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Malformed packed bytes (every truncation of a valid batch, and random
+// bytes) give errPacked, never a panic or a partial batch.
+func TestPacked_MalformedIsAnError(t *testing.T) {
+	cmds := packCommands(packedItems(
+		&wire.CommandRequest{Kind: "account", AggregateId: "acc-1", CommandId: "c-1", Command: []byte("payload")},
+		&wire.CommandRequest{Kind: "account", AggregateId: "acc-2", CommandId: "c-2", Command: []byte("payload-2")}))
+	reps := packReplies([]*wire.CommandReply{{Seq: 1, Version: 2, Events: [][]byte{[]byte("event")}}, {Seq: 2, Message: "m"}})
+	for n := 1; n < len(cmds); n++ {
+		got, err := unpackCommands(cmds[:n])
+		if err == nil {
+			// A cut right after the first command is a well-formed batch
+			// of one.
+			if len(got) != 1 || got[0].GetAggregateId() != "acc-1" {
+				t.Fatalf("commands cut at %d of %d: no error, %d commands", n, len(cmds), len(got))
+			}
+			continue
+		}
+		if !errors.Is(err, errPacked) || got != nil {
+			t.Fatalf("commands cut at %d: %v (%d commands), want errPacked and none", n, err, len(got))
+		}
+	}
+	for n := 1; n < len(reps); n++ {
+		got, err := unpackReplies(reps[:n])
+		if err == nil {
+			if len(got) != 1 || got[0].GetSeq() != 1 {
+				t.Fatalf("replies cut at %d of %d: no error, %d replies", n, len(reps), len(got))
+			}
+			continue
+		}
+		if !errors.Is(err, errPacked) || got != nil {
+			t.Fatalf("replies cut at %d: %v (%d replies), want errPacked and none", n, err, len(got))
+		}
+	}
+	for _, bad := range [][]byte{
+		{0x00, 0, 0, 0, 0},          // seq 0
+		{0x80, 0x80, 0x80},          // a uvarint that does not end
+		{0x01, 0x7f, 'a'},           // a length past the end
+		{0x01, 0x00, 0x00, 0x00, 2}, // a command length past the end
+	} {
+		if _, err := unpackCommands(bad); !errors.Is(err, errPacked) {
+			t.Fatalf("commands %x: %v, want errPacked", bad, err)
+		}
+	}
+	for _, bad := range [][]byte{
+		{1, 99, 0, 0, 0, 0, 0},               // unknown code
+		{1, 0, 0, 0, 0x80, 0, 0},             // unknown flags
+		{1, 0, 0, 0, 0, 0, 0xff, 0xff, 0x03}, // more events than bytes
+	} {
+		if _, err := unpackReplies(bad); !errors.Is(err, errPacked) {
+			t.Fatalf("replies %x: %v, want errPacked", bad, err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = byte(rng.UintN(256))
+		}
+		if reqs, err := unpackCommands(b); err != nil && reqs != nil {
+			t.Fatalf("commands %x: error %v with %d commands", b, err, len(reqs))
+		}
+		if reps, err := unpackReplies(b); err != nil && reps != nil {
+			t.Fatalf("replies %x: error %v with %d replies", b, err, len(reps))
+		}
 	}
 }
 

@@ -69,6 +69,16 @@
 // connection's failure detection could be sent a batch (protoactor-go
 // gives no other per-connection identity to check).
 //
+// Between members that both announce it (wire.Feature_FEATURE_PACKED_BATCH;
+// a build with batches but before this one gets them unpacked), a batch
+// carries its commands, and its replies, packed in one bytes field instead
+// of a protobuf message each (packed.go): the two ends then neither size,
+// write, read nor allocate a message per command, and the receiver's
+// commands and replies point into the one buffer the protobuf decoder
+// made for the batch. Packed bytes that do not parse are logged and
+// dropped whole: nothing of that batch runs, and its callers end with
+// orchestrix.ErrOutcomeUnknown at their RequestTimeout.
+//
 // # What a caller can rely on (errors matched with errors.Is)
 //
 //   - Not delivered (no member hosts the kind yet: ErrNoOwner; the member

@@ -74,10 +74,12 @@ type Member struct {
 
 	// caps are the features peers announced, outboxes the commands
 	// queued per target address for a batch (batch.go); noBatch (tests)
-	// makes this member neither send nor announce batches.
+	// makes this member neither send nor announce batches, noPacked
+	// (tests) packed batches (packed.go).
 	caps     capabilities
 	outboxes outboxes
 	noBatch  bool
+	noPacked bool
 
 	closeOnce sync.Once
 }
@@ -109,7 +111,7 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 		return nil, fmt.Errorf("%w: %T keeps its events in one process (use journal/postgres)", ErrJournalNotShared, j)
 	}
 	m := &Member{cfg: cfg, sys: sys, proto: protosys.Of(sys), kinds: clusterseam.Kinds(sys),
-		metrics: telemetryhooks.MetricsOf(cfg.Metrics), noBatch: olderBuildForTests}
+		metrics: telemetryhooks.MetricsOf(cfg.Metrics), noBatch: olderBuildForTests, noPacked: olderBuildForTests || unpackedBuildForTests}
 	m.bg, m.stopBG = context.WithCancel(context.Background())
 	m.work = newWorkers(5*time.Second, m.bg.Done())
 	origin := time.Now()
@@ -357,8 +359,8 @@ func (m *Member) requestVia(ctx context.Context, addr string, send func() (<-cha
 	defer m.pending.end(t)
 	replies, unregister := send()
 	defer unregister()
-	tm := time.NewTimer(timeout)
-	defer tm.Stop()
+	tm := getTimer(timeout)
+	defer putTimer(tm)
 	select {
 	case v := <-replies:
 		if _, dead := v.(*proto.DeadLetterResponse); dead {
@@ -378,6 +380,32 @@ func (m *Member) requestVia(ctx context.Context, addr string, send func() (<-cha
 		return nil, unknown, fmt.Errorf("%w: cluster: no reply from %s within %v: %w",
 			orchestrix.ErrOutcomeUnknown, addr, timeout, proto.ErrTimeout)
 	}
+}
+
+// timers recycles the timers of requests (requestVia). Since Go 1.23 a
+// timer that was stopped or reset delivers no value from before; putTimer
+// also drains a value a fired timer left, for a program that runs with
+// the older timer channels (GODEBUG asynctimerchan=1).
+var timers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+func getTimer(d time.Duration) *time.Timer {
+	t := timers.Get().(*time.Timer)
+	t.Reset(d)
+	return t
+}
+
+func putTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	timers.Put(t)
 }
 
 // replyError turns an error reply into the caller's error and says whether

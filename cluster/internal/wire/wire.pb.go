@@ -135,6 +135,9 @@ const (
 	Feature_FEATURE_NONE Feature = 0
 	// FEATURE_COMMAND_BATCH: the member serves CommandBatch.
 	Feature_FEATURE_COMMAND_BATCH Feature = 1
+	// FEATURE_PACKED_BATCH: the member serves CommandBatch.packed and
+	// answers it with CommandBatchReply.packed.
+	Feature_FEATURE_PACKED_BATCH Feature = 2
 )
 
 // Enum value maps for Feature.
@@ -142,10 +145,12 @@ var (
 	Feature_name = map[int32]string{
 		0: "FEATURE_NONE",
 		1: "FEATURE_COMMAND_BATCH",
+		2: "FEATURE_PACKED_BATCH",
 	}
 	Feature_value = map[string]int32{
 		"FEATURE_NONE":          0,
 		"FEATURE_COMMAND_BATCH": 1,
+		"FEATURE_PACKED_BATCH":  2,
 	}
 )
 
@@ -358,8 +363,15 @@ func (x *CommandReply) GetSeq() uint32 {
 // FEATURE_COMMAND_BATCH in a HandoffReply: a member of an older build
 // does not know this type (protoactor-go would crash it).
 type CommandBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Commands      []*CommandRequest      `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Commands []*CommandRequest      `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
+	// packed, when set, carries the commands instead of commands, in the
+	// packed form (FEATURE_PACKED_BATCH; package cluster's packed.go): per
+	// command its seq as a uvarint, then kind, aggregate_id, command_id
+	// and command, each as a uvarint length and that many bytes. One bytes
+	// field costs the two ends far less than a message per command. The
+	// receiver of a packed batch answers with packed replies.
+	Packed        []byte `protobuf:"bytes,2,opt,name=packed,proto3" json:"packed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -401,13 +413,26 @@ func (x *CommandBatch) GetCommands() []*CommandRequest {
 	return nil
 }
 
+func (x *CommandBatch) GetPacked() []byte {
+	if x != nil {
+		return x.Packed
+	}
+	return nil
+}
+
 // CommandBatchReply carries replies to commands of one CommandBatch, each
 // with its request's seq. The receiver answers a batch with one or more of
 // them, as its commands finish (a slow command does not hold up the
 // others' replies).
 type CommandBatchReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Replies       []*CommandReply        `protobuf:"bytes,1,rep,name=replies,proto3" json:"replies,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Replies []*CommandReply        `protobuf:"bytes,1,rep,name=replies,proto3" json:"replies,omitempty"`
+	// packed, when set, carries the replies instead of replies, in the
+	// packed form (the answer to a packed CommandBatch): per reply its seq,
+	// code, version and position as uvarints, a flags byte (bit 0:
+	// duplicate), the message as a uvarint length and bytes, the number of
+	// events as a uvarint, and each event as a uvarint length and bytes.
+	Packed        []byte `protobuf:"bytes,2,opt,name=packed,proto3" json:"packed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -445,6 +470,13 @@ func (*CommandBatchReply) Descriptor() ([]byte, []int) {
 func (x *CommandBatchReply) GetReplies() []*CommandReply {
 	if x != nil {
 		return x.Replies
+	}
+	return nil
+}
+
+func (x *CommandBatchReply) GetPacked() []byte {
+	if x != nil {
+		return x.Packed
 	}
 	return nil
 }
@@ -909,11 +941,13 @@ const file_wire_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x1a\n" +
 	"\bposition\x18\x05 \x01(\x04R\bposition\x12\x1c\n" +
 	"\tduplicate\x18\x06 \x01(\bR\tduplicate\x12\x10\n" +
-	"\x03seq\x18\a \x01(\rR\x03seq\"S\n" +
+	"\x03seq\x18\a \x01(\rR\x03seq\"k\n" +
 	"\fCommandBatch\x12C\n" +
-	"\bcommands\x18\x01 \x03(\v2'.orchestrix.cluster.wire.CommandRequestR\bcommands\"T\n" +
+	"\bcommands\x18\x01 \x03(\v2'.orchestrix.cluster.wire.CommandRequestR\bcommands\x12\x16\n" +
+	"\x06packed\x18\x02 \x01(\fR\x06packed\"l\n" +
 	"\x11CommandBatchReply\x12?\n" +
-	"\areplies\x18\x01 \x03(\v2%.orchestrix.cluster.wire.CommandReplyR\areplies\"o\n" +
+	"\areplies\x18\x01 \x03(\v2%.orchestrix.cluster.wire.CommandReplyR\areplies\x12\x16\n" +
+	"\x06packed\x18\x02 \x01(\fR\x06packed\"o\n" +
 	"\fStateRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n" +
 	"\faggregate_id\x18\x02 \x01(\tR\vaggregateId\x12\x0e\n" +
@@ -961,10 +995,11 @@ const file_wire_proto_rawDesc = "" +
 	"\x10INVALID_ENVELOPE\x10\v\x12\r\n" +
 	"\tTOO_LARGE\x10\f\x12\n" +
 	"\n" +
-	"\x06FAILED\x10\r*6\n" +
+	"\x06FAILED\x10\r*P\n" +
 	"\aFeature\x12\x10\n" +
 	"\fFEATURE_NONE\x10\x00\x12\x19\n" +
-	"\x15FEATURE_COMMAND_BATCH\x10\x01B8Z6github.com/orchestrix/orchestrix/cluster/internal/wireb\x06proto3"
+	"\x15FEATURE_COMMAND_BATCH\x10\x01\x12\x18\n" +
+	"\x14FEATURE_PACKED_BATCH\x10\x02B8Z6github.com/orchestrix/orchestrix/cluster/internal/wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
