@@ -181,18 +181,19 @@ func Register[T any](r *Registry, name string, opts ...RegisterOption) error {
 		encode:    compileJSON(typ),
 		boxedPtr:  boxedByPointer(typ),
 	}
+	box := boxer[T](reg.boxedPtr)
 	reg.decode = func(c Codec, data []byte) (any, error) {
-		var v T
+		v := new(T)
 		if reg.fastJSON(c) {
-			if err := decodeFastJSON(data, &v); err != nil {
+			if err := decodeFastJSON(data, v); err != nil {
 				return nil, err
 			}
-			return v, nil
+			return box(v), nil
 		}
-		if err := c.Decode(data, &v); err != nil {
+		if err := c.Decode(data, v); err != nil {
 			return nil, err
 		}
-		return v, nil
+		return box(v), nil
 	}
 	r.byName[name] = reg
 	r.byType[typ] = reg
@@ -312,6 +313,28 @@ func (r *Registry) AppendMarshalFor(ctx context.Context, buf []byte, subject str
 	}
 	env, err := r.encodeWithCodec(ctx, reg, subject, v, true)
 	return env, buf, err
+}
+
+// boxer returns the function that turns a decoded *T, which nothing else
+// refers to, into the interface value holding the T. When an interface
+// holds a T by pointer to it (boxed, see boxedByPointer), that pointer
+// can be v itself: the interface is built around v instead of copying *v
+// into an allocation of its own, which halves the allocations of a
+// decode (replay decodes every event of a stream this way). Otherwise
+// the T is stored in the interface itself, as any(*v) does without
+// allocating.
+func boxer[T any](boxed bool) func(v *T) any {
+	if !boxed {
+		return func(v *T) any { return *v }
+	}
+	var zero any = *new(T)
+	typ := (*[2]unsafe.Pointer)(unsafe.Pointer(&zero))[0]
+	return func(v *T) any {
+		var out any
+		w := (*[2]unsafe.Pointer)(unsafe.Pointer(&out))
+		w[0], w[1] = typ, unsafe.Pointer(v)
+		return out
+	}
 }
 
 // payloadPointer returns a pointer to the payload in v (a T, or a *T when
