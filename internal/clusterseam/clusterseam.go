@@ -77,6 +77,26 @@ type Kind interface {
 	Release(ctx context.Context, keep func(id string) bool) (int, error)
 }
 
+// AsyncKind is an optional interface of a Kind (package actor's kinds
+// implement it): it serves a command without a goroutine waiting for it.
+type AsyncKind interface {
+	// ServeCommandAsync decodes and runs a command on this member's local
+	// path, as ServeCommand does, and calls done exactly once when its
+	// outcome is known: on the calling goroutine when it is known at once
+	// (a decoding error, a refusal, a command decided without events run
+	// inline), otherwise later, on the goroutine that answered it (the
+	// aggregate's or the journal's). done must therefore not block nor
+	// route a command; it gets the outcome as a function, to be called
+	// once, elsewhere, which encodes the reply. Nothing bounds the wait
+	// but the local path itself (journal timeouts, the system's Close, a
+	// Release).
+	ServeCommandAsync(data []byte, done func(Outcome))
+}
+
+// Outcome returns a served command's reply, or its error, as
+// Kind.ServeCommand would have.
+type Outcome func() (CommandReply, error)
+
 // ErrReleased: the command reached an activation this member was
 // releasing (it no longer owns the id, or it is leaving or fenced), and
 // was not executed. The router places it again.
