@@ -388,6 +388,8 @@ func (m *Member) serveBatch(sender *proto.PID, b *wire.CommandBatch) {
 	if len(reqs) == 0 {
 		return
 	}
+	batchCounts.batches.Add(1)
+	batchCounts.commands.Add(int64(len(reqs)))
 	rb := &replyBatch{m: m, sender: sender, left: len(reqs) + 1, start: m.clock().Now()}
 	m.serving.Add(len(reqs)) // each done once its reply is handed to the transport
 	m.work.run(func() { m.serveBatchTask(rb, reqs) })
@@ -530,5 +532,7 @@ func (rb *replyBatch) send(ready []batchReply) {
 		out.Replies[i] = r.r
 	}
 	rb.m.root().Send(rb.sender, out)
+	batchCounts.replyMsgs.Add(1)
+	batchCounts.replies.Add(int64(len(ready)))
 	rb.m.serving.Add(-len(ready))
 }

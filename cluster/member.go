@@ -114,6 +114,7 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 		metrics: telemetryhooks.MetricsOf(cfg.Metrics), noBatch: olderBuildForTests}
 	m.bg, m.stopBG = context.WithCancel(context.Background())
 	m.work = newWorkers(5*time.Second, m.bg.Done())
+	m.logBatchCounts()
 	origin := time.Now()
 	m.f = newFence(func() time.Duration { return time.Since(origin) }, cfg.PauseThreshold, cfg.SettlePeriod)
 	m.lease = newLease(m.f.now, cfg.ConfirmLease)
