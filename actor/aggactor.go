@@ -225,7 +225,15 @@ func (a *aggActor[S, C, E]) Receive(c proto.Context) {
 		if r := recover(); r != nil {
 			a.sys().cfg.Logger.Error("aggregate actor panicked; restarting from the journal",
 				"kind", a.h.kind, "id", a.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			a.failAll(fmt.Errorf("actor: internal error: %v", r))
+			err := fmt.Errorf("actor: internal error: %v", r)
+			a.failAll(err)
+			if m, ok := c.Message().(*cmdMsg[C, E]); ok && !m.taken {
+				// The panic came before the command was answered or
+				// recorded: answer it here, or its sender (a served
+				// command's completion function, which nothing else
+				// bounds) would never hear of it.
+				m.replier().send(Result[E]{}, err)
+			}
 		}
 	}()
 	switch m := c.Message().(type) {

@@ -15,6 +15,7 @@ import (
 	"github.com/orchestrix/orchestrix/internal/banktest"
 	"github.com/orchestrix/orchestrix/internal/clusterseam"
 	"github.com/orchestrix/orchestrix/journal/mem"
+	"github.com/orchestrix/orchestrix/telemetry"
 )
 
 // asyncServer serves commands through clusterseam.AsyncKind and counts
@@ -190,4 +191,30 @@ func TestServeCommandAsync_InFlightDuplicateAndRelease(t *testing.T) {
 	require.True(t, r.Duplicate, "the retry of a command in flight is its duplicate")
 	require.Equal(t, uint64(2), r.Version)
 	require.NoError(t, <-released)
+}
+
+// A panic in the actor before a command is answered (here an Observer
+// that panics as a duplicate is reported) still answers the command, once,
+// with an internal error: a served command has nothing else bounding it.
+func TestServeCommandAsync_AnsweredWhenTheActorPanics(t *testing.T) {
+	j, err := mem.New(mem.Config{})
+	require.NoError(t, err)
+	obs := telemetry.ObserverFunc(func(o telemetry.Observation) {
+		if o.Kind == telemetry.CommandDone && o.Outcome == telemetry.OutcomeDuplicate {
+			panic("observer")
+		}
+	})
+	sys, err := actor.NewSystem(actor.Config{Journal: j, Observer: obs})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sys.Close() })
+	h, err := actor.Register(sys, encodableAccounts())
+	require.NoError(t, err)
+	s := newAsyncServer(t, sys)
+	_, err = s.serve(encode(t, h, "acc", "open", banktest.OpenAccount{Owner: "ada"}))
+	require.NoError(t, err)
+	_, err = s.serve(encode(t, h, "acc", "open", banktest.OpenAccount{Owner: "ada"}))
+	require.ErrorContains(t, err, "internal error")
+	r, err := s.serve(encode(t, h, "acc", "dep", banktest.Deposit{Amount: 2}))
+	require.NoError(t, err, "the actor recovered from the journal")
+	require.Equal(t, uint64(2), r.Version)
 }

@@ -229,6 +229,7 @@ func (h *Handle[S, C, E]) dispatchAsync(cmd aggregate.Command[C], done func(Resu
 func (h *Handle[S, C, E]) recycle(m *cmdMsg[C, E]) {
 	m.cmd = aggregate.Command[C]{}
 	m.start = time.Time{}
+	m.taken = false
 	h.msgs.Put(m)
 }
 
@@ -355,12 +356,20 @@ type cmdMsg[C, E any] struct {
 	cmd   aggregate.Command[C]
 	reply chan cmdReply[E]       // nil for Tell and dispatchAsync
 	done  func(Result[E], error) // set by dispatchAsync only
+	// taken is set once the actor answered m or recorded where its answer
+	// goes (replier).
+	taken bool
 	// start is when the command was sent (zero unless Config.Observer or
 	// Config.Metrics is set).
 	start time.Time
 }
 
-func (m *cmdMsg[C, E]) replier() replier[E] { return replier[E]{ch: m.reply, fn: m.done} }
+// replier returns where m's outcome goes, and notes that the actor has
+// taken the duty to answer m (see Receive's recovery from a panic).
+func (m *cmdMsg[C, E]) replier() replier[E] {
+	m.taken = true
+	return replier[E]{ch: m.reply, fn: m.done}
+}
 
 // inlineOK: a command may be handled on a sender's goroutine (see mailbox).
 func (*cmdMsg[C, E]) inlineOK() {}
