@@ -16,7 +16,7 @@ import (
 // This file coalesces the commands this member sends to the same member
 // into one wire message (wire.CommandBatch), and the replies it sends back
 // to one caller's batch into as few wire.CommandBatchReply messages as
-// finish together.
+// the bound on holding them allows (replyBatch).
 //
 // Each remote command otherwise costs its own protoactor-go envelope on
 // both sides (marshalled and unmarshalled by type name, a mailbox post to

@@ -456,8 +456,9 @@ func (m *Member) State(ctx context.Context, kind, id string, at bool, version ui
 
 // ---- the request actor (receiving side) ----
 
-// server is each member's request actor. It checks ownership and hands
-// each request to a goroutine, so a slow command never holds up others.
+// server is each member's request actor. It hands each request, and each
+// CommandBatch as a whole (serveBatch: its commands do not wait for one
+// another), to a goroutine, so a slow command never holds up others.
 // Once drained (Shutdown), it answers inline, refusing work.
 type server struct {
 	m       *Member
