@@ -157,7 +157,7 @@ type pendingCmd[E any] struct {
 	at       int64  // when it was decided (Clock, unix ns): its events' Time
 	res      Result[E]
 	err      error
-	reply    chan cmdReply[E]
+	reply    replier[E]
 	start    time.Time // when it was sent; zero when not timed
 	dups     []dupWaiter[E]
 	answered bool // finish has run: a command is answered once
@@ -166,7 +166,7 @@ type pendingCmd[E any] struct {
 // dupWaiter is a retry of a command still in flight, answered with its
 // result.
 type dupWaiter[E any] struct {
-	reply chan cmdReply[E]
+	reply replier[E]
 	start time.Time
 }
 
@@ -225,7 +225,15 @@ func (a *aggActor[S, C, E]) Receive(c proto.Context) {
 		if r := recover(); r != nil {
 			a.sys().cfg.Logger.Error("aggregate actor panicked; restarting from the journal",
 				"kind", a.h.kind, "id", a.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			a.failAll(fmt.Errorf("actor: internal error: %v", r))
+			err := fmt.Errorf("actor: internal error: %v", r)
+			a.failAll(err)
+			if m, ok := c.Message().(*cmdMsg[C, E]); ok && !m.taken {
+				// The panic came before the command was answered or
+				// recorded: answer it here, or its sender (a served
+				// command's completion function, which nothing else
+				// bounds) would never hear of it.
+				m.replier().send(Result[E]{}, err)
+			}
 		}
 	}()
 	switch m := c.Message().(type) {
@@ -339,13 +347,13 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E], now time
 			err = clusterseam.ErrReleased // not executed: the caller re-places it
 		}
 		a.commandDone(m.start, 0, 0, telemetry.OutcomeClosed, err)
-		replyTo(m.reply, Result[E]{}, err)
+		m.replier().send(Result[E]{}, err)
 		return
 	}
 	if !a.ready {
 		if err := a.restore(); err != nil {
 			a.commandDone(m.start, 0, 0, outcomeOf(err), err)
-			replyTo(m.reply, Result[E]{}, err)
+			m.replier().send(Result[E]{}, err)
 			return
 		}
 		now = a.sys().cfg.Clock.Now() // recovery took its time
@@ -364,11 +372,11 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E], now time
 				outcome = outcomeOf(err)
 			}
 			a.commandDone(m.start, hit.res.Version, 0, outcome, err)
-			replyTo(m.reply, r, err)
+			m.replier().send(r, err)
 			return
 		}
 		if p := a.pending.get(cmd.ID, tag); p != nil {
-			p.dups = append(p.dups, dupWaiter[E]{reply: m.reply, start: m.start})
+			p.dups = append(p.dups, dupWaiter[E]{reply: m.replier(), start: m.start})
 			return
 		}
 	}
@@ -389,14 +397,14 @@ func (a *aggActor[S, C, E]) onCommand(c proto.Context, m *cmdMsg[C, E], now time
 
 	if len(a.batches) == 0 && (decErr != nil || len(events) == 0) {
 		// Nothing pending: the outcome is final now.
-		p := &pendingCmd[E]{tag: tag, at: now.UnixNano(), reply: m.reply, start: m.start, err: decErr,
+		p := &pendingCmd[E]{tag: tag, at: now.UnixNano(), reply: m.replier(), start: m.start, err: decErr,
 			res: Result[E]{CommandID: cmd.ID, Version: a.pversion}}
 		a.finish(p)
 		return
 	}
 	b := a.building(len(events))
 	p := b.newCmd()
-	*p = pendingCmd[E]{tag: tag, at: now.UnixNano(), reply: m.reply, start: m.start, err: decErr, res: Result[E]{CommandID: cmd.ID}}
+	*p = pendingCmd[E]{tag: tag, at: now.UnixNano(), reply: m.replier(), start: m.start, err: decErr, res: Result[E]{CommandID: cmd.ID}}
 	if p.err == nil && len(events) > 0 {
 		n := len(b.envs)
 		var err error
@@ -630,7 +638,7 @@ func (a *aggActor[S, C, E]) finish(p *pendingCmd[E]) {
 	}
 	outcome := outcomeOf(p.err)
 	a.commandDone(p.start, p.res.Version, len(p.res.Events), outcome, p.err)
-	replyTo(p.reply, p.res, p.err)
+	p.reply.send(p.res, p.err)
 	if len(p.dups) > 0 {
 		dup := p.res
 		dup.Duplicate = true
@@ -639,17 +647,33 @@ func (a *aggActor[S, C, E]) finish(p *pendingCmd[E]) {
 		}
 		for _, w := range p.dups {
 			a.commandDone(w.start, p.res.Version, 0, outcome, p.err)
-			replyTo(w.reply, dup, p.err)
+			w.reply.send(dup, p.err)
 		}
 	}
 }
 
-func replyTo[E any](ch chan cmdReply[E], res Result[E], err error) {
-	if ch != nil {
-		if err != nil {
-			res = Result[E]{}
-		}
-		ch <- cmdReply[E]{res: res, err: err}
+// replier is where a command's outcome goes: the reply channel of a
+// caller waiting in dispatchLocal, or the completion function of one that
+// does not wait (dispatchAsync), or neither (Tell). The actor answers a
+// command exactly once, through send.
+type replier[E any] struct {
+	ch chan cmdReply[E]
+	// fn is called on whichever goroutine answers the command: the
+	// actor's, the journal's (completeInline) or a sender's running the
+	// command inline, with the actor's lock held. It must not block and
+	// must not route a message to an aggregate (see dispatchAsync).
+	fn func(Result[E], error)
+}
+
+func (r replier[E]) send(res Result[E], err error) {
+	if err != nil {
+		res = Result[E]{}
+	}
+	if r.ch != nil {
+		r.ch <- cmdReply[E]{res: res, err: err}
+	}
+	if r.fn != nil {
+		r.fn(res, err)
 	}
 }
 

@@ -66,6 +66,22 @@ func (h *Handle[S, C, E]) localRetrying(ctx context.Context, cmd aggregate.Comma
 	return res, err
 }
 
+// localRetryingAsync is localRetrying without waiting: done is called
+// exactly once with the outcome. The retry after a version conflict is
+// routed from a goroutine of its own: the first outcome is delivered on the
+// goroutine that answered it, with its actor's lock held, where routing a
+// message to the same aggregate could run it inline on that actor.
+func (h *Handle[S, C, E]) localRetryingAsync(cmd aggregate.Command[C], done func(Result[E], error)) {
+	h.dispatchAsync(cmd, func(res Result[E], err error) {
+		if err != nil && errors.Is(err, orchestrix.ErrVersionConflict) && !h.sys.closed.Load() {
+			telemetryhooks.MetricsOf(h.sys.cfg.Metrics).ClusterConflictRetry(h.kind)
+			go h.dispatchAsync(cmd, done)
+			return
+		}
+		done(res, err)
+	})
+}
+
 func (h *Handle[S, C, E]) dispatchCluster(ctx context.Context, cmd aggregate.Command[C], r clusterseam.Router) (Result[E], error) {
 	fail := func(err error) (Result[E], error) {
 		return Result[E]{}, &CommandError{Kind: h.kind, AggregateID: cmd.AggregateID, CommandID: cmd.ID, Err: err}
@@ -206,6 +222,40 @@ func (k kindServer[S, C, E]) ServeCommand(ctx context.Context, data []byte) (clu
 	out := clusterseam.CommandReply{Version: res.Version, Position: res.Position, Duplicate: res.Duplicate}
 	for _, e := range res.Events {
 		b, err := h.encodeEvent(ctx, cmd.AggregateID, e)
+		if err != nil {
+			// Committed, but the reply cannot carry it.
+			return clusterseam.CommandReply{}, &unknownOutcomeError{cause: fmt.Errorf("encoding the reply: %w", err)}
+		}
+		out.Events = append(out.Events, b)
+	}
+	return out, nil
+}
+
+// ServeCommandAsync implements clusterseam.AsyncKind: the command runs on
+// the local path without a goroutine waiting for it, and done gets its
+// outcome once decided and durable; the reply is encoded only when the
+// function done was given is called (by the cluster's reply sender, not
+// on the goroutine that answered the command: the journal's, often).
+func (k kindServer[S, C, E]) ServeCommandAsync(data []byte, done func(clusterseam.Outcome)) {
+	h := k.h
+	cmd, err := h.decodeCommand(h.sys.bg, data, true)
+	if err != nil {
+		done(func() (clusterseam.CommandReply, error) { return clusterseam.CommandReply{}, err })
+		return
+	}
+	h.localRetryingAsync(cmd, func(res Result[E], err error) {
+		done(func() (clusterseam.CommandReply, error) { return k.reply(h.sys.bg, cmd.AggregateID, res, err) })
+	})
+}
+
+// reply is the outcome of a served command as it crosses members.
+func (k kindServer[S, C, E]) reply(ctx context.Context, id string, res Result[E], err error) (clusterseam.CommandReply, error) {
+	if err != nil {
+		return clusterseam.CommandReply{}, err
+	}
+	out := clusterseam.CommandReply{Version: res.Version, Position: res.Position, Duplicate: res.Duplicate}
+	for _, e := range res.Events {
+		b, err := k.h.encodeEvent(ctx, id, e)
 		if err != nil {
 			// Committed, but the reply cannot carry it.
 			return clusterseam.CommandReply{}, &unknownOutcomeError{cause: fmt.Errorf("encoding the reply: %w", err)}

@@ -201,11 +201,35 @@ func (h *Handle[S, C, E]) dispatchLocal(ctx context.Context, cmd aggregate.Comma
 	return r.res, nil
 }
 
+// dispatchAsync runs cmd on this process's actor for its aggregate like
+// dispatchLocal, but without waiting: done is called exactly once with the
+// outcome (errors as dispatchLocal returns them), by whichever goroutine
+// answers the command (see replier), or by dispatchAsync itself when the
+// command cannot be routed. Like dispatchLocal, it may run the command
+// inline on the calling goroutine; it returns once the command is decided
+// and, when it has events, queued to the journal.
+func (h *Handle[S, C, E]) dispatchAsync(cmd aggregate.Command[C], done func(Result[E], error)) {
+	msg := &cmdMsg[C, E]{cmd: cmd}
+	msg.done = func(res Result[E], err error) {
+		if err != nil {
+			err = &CommandError{Kind: h.kind, AggregateID: cmd.AggregateID, CommandID: cmd.ID, Err: err}
+		}
+		done(res, err)
+	}
+	if h.sys.timed {
+		msg.start = h.sys.cfg.Clock.Now()
+	}
+	if err := h.sys.route(h.routes, cmd.AggregateID, msg, h.props, h.sys.cfg.MaxActive, true); err != nil {
+		msg.done(Result[E]{}, err)
+	}
+}
+
 // recycle returns a command message whose reply was received (or that
 // was never delivered) to the pool.
 func (h *Handle[S, C, E]) recycle(m *cmdMsg[C, E]) {
 	m.cmd = aggregate.Command[C]{}
 	m.start = time.Time{}
+	m.taken = false
 	h.msgs.Put(m)
 }
 
@@ -330,10 +354,21 @@ func (h *Handle[S, C, E]) StateAtTime(ctx context.Context, id string, t time.Tim
 
 type cmdMsg[C, E any] struct {
 	cmd   aggregate.Command[C]
-	reply chan cmdReply[E] // nil for Tell
+	reply chan cmdReply[E]       // nil for Tell and dispatchAsync
+	done  func(Result[E], error) // set by dispatchAsync only
+	// taken is set once the actor answered m or recorded where its answer
+	// goes (replier).
+	taken bool
 	// start is when the command was sent (zero unless Config.Observer or
 	// Config.Metrics is set).
 	start time.Time
+}
+
+// replier returns where m's outcome goes, and notes that the actor has
+// taken the duty to answer m (see Receive's recovery from a panic).
+func (m *cmdMsg[C, E]) replier() replier[E] {
+	m.taken = true
+	return replier[E]{ch: m.reply, fn: m.done}
 }
 
 // inlineOK: a command may be handled on a sender's goroutine (see mailbox).

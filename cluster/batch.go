@@ -4,16 +4,19 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	proto "github.com/asynkron/protoactor-go/actor"
 
+	"github.com/orchestrix/orchestrix"
 	"github.com/orchestrix/orchestrix/cluster/internal/wire"
+	"github.com/orchestrix/orchestrix/internal/clusterseam"
 )
 
 // This file coalesces the commands this member sends to the same member
 // into one wire message (wire.CommandBatch), and the replies it sends back
 // to one caller's batch into as few wire.CommandBatchReply messages as
-// finish together.
+// the bound on holding them allows (replyBatch).
 //
 // Each remote command otherwise costs its own protoactor-go envelope on
 // both sides (marshalled and unmarshalled by type name, a mailbox post to
@@ -408,35 +411,47 @@ func (s *batchSlot) Stop(*proto.PID) {}
 
 // ---- serving side ----
 
-// replyBatch gathers the replies to one CommandBatch and sends them to its
-// sender as they finish: the worker whose reply finds no flush running
-// flushes (yielding the processor once first, as flushOutbox does, so
-// that the replies finishing together go together) until none is left.
-type replyBatch struct {
-	m      *Member
-	sender *proto.PID
-	packed bool // the batch came packed: so go its replies
-	mu     sync.Mutex
-	ready  []*wire.CommandReply
-	busy   bool
-}
-
-// serveBatch serves each command of b on a worker of its own (as single
-// requests are served), answering to sender.
+// serveBatch serves the commands of b on one worker task (serveBatchTask),
+// answering to sender in as few CommandBatchReply messages as the bound
+// on holding replies allows (replyBatch).
 func (m *Member) serveBatch(sender *proto.PID, b *wire.CommandBatch) {
 	reqs, packed, ok := m.batchCommands(b)
-	if !ok {
+	if !ok || len(reqs) == 0 {
 		return
 	}
-	rb := &replyBatch{m: m, sender: sender, packed: packed}
+	batchCounts.batches.Add(1)
+	batchCounts.commands.Add(int64(len(reqs)))
+	rb := &replyBatch{m: m, sender: sender, packed: packed, left: len(reqs) + 1, start: m.clock().Now()}
+	m.serving.Add(len(reqs)) // each done once its reply is handed to the transport
+	m.work.run(func() { m.serveBatchTask(rb, reqs) })
+}
+
+// serveBatchTask checks each command of a batch in turn and starts it on
+// the local path without waiting for it (clusterseam.AsyncKind): its
+// outcome joins rb when the aggregate answers it. A command whose check
+// must wait (an id this member gained in a handoff round still running),
+// or whose kind cannot be served asynchronously, is served on a worker of
+// its own as a single request is, so that it holds up no other.
+func (m *Member) serveBatchTask(rb *replyBatch, reqs []*wire.CommandRequest) {
 	for _, req := range reqs {
-		m.serving.Add(1) // done once its reply is handed to the transport
-		m.work.run(func() {
-			r := m.serveCommand(req)
-			r.Seq = req.GetSeq()
-			rb.add(r)
-		})
+		k, code, msg, wait := m.checkNow(req.GetKind(), req.GetAggregateId())
+		ak, async := k.(clusterseam.AsyncKind)
+		switch {
+		case wait || (code == wire.Code_OK && !async):
+			m.work.run(func() {
+				r := m.serveCommand(req)
+				r.Seq = req.GetSeq()
+				rb.add(batchReply{r: r}, false)
+			})
+		case code != wire.Code_OK:
+			rb.add(batchReply{r: &wire.CommandReply{Code: code, Message: msg, Seq: req.GetSeq()}}, true)
+		default:
+			ak.ServeCommandAsync(req.GetCommand(), func(o clusterseam.Outcome) {
+				rb.add(batchReply{req: req, out: o}, false)
+			})
+		}
 	}
+	rb.add(batchReply{}, true) // the task's own count: the batch may end here
 }
 
 // batchCommands returns the commands of b, and whether they came packed.
@@ -455,9 +470,9 @@ func (m *Member) batchCommands(b *wire.CommandBatch) (reqs []*wire.CommandReques
 	return reqs, true, true
 }
 
-// batchReply is the message carrying replies to a batch, packed when the
-// batch was.
-func batchReply(replies []*wire.CommandReply, packed bool) *wire.CommandBatchReply {
+// batchReplyMsg is the message carrying replies to a batch, packed when
+// the batch was.
+func batchReplyMsg(replies []*wire.CommandReply, packed bool) *wire.CommandBatchReply {
 	if packed {
 		return &wire.CommandBatchReply{Packed: packReplies(replies)}
 	}
@@ -474,35 +489,111 @@ func (m *Member) refuseBatch(sender *proto.PID, b *wire.CommandBatch, code wire.
 	for _, req := range reqs {
 		replies = append(replies, &wire.CommandReply{Code: code, Message: msg, Seq: req.GetSeq()})
 	}
-	m.root().Send(sender, batchReply(replies, packed))
+	m.root().Send(sender, batchReplyMsg(replies, packed))
 }
 
-func (rb *replyBatch) add(r *wire.CommandReply) {
+// replyBatch gathers the replies to one CommandBatch and sends them to its
+// sender: all together once every command of the batch has its reply, or,
+// when some take longer, what is ready once the first reply waiting has
+// waited replyHold (then the rest the same way). So the usual batch, whose
+// commands are committed by the same journal commits, is answered by one
+// message, and a slow command (a recovery, a hot aggregate's queue, an
+// append the journal retries) holds the others' replies for at most
+// replyHold. The bound is a trade-off: each CommandBatchReply costs tens
+// of µs of CPU over both ends (BENCHMARKS.md), while holding a reply adds
+// to its command's latency.
+type replyBatch struct {
+	m      *Member
+	sender *proto.PID
+	packed bool      // the batch came packed: so go its replies
+	start  time.Time // when the batch was received
+
+	mu    sync.Mutex
+	ready []batchReply
+	left  int // replies not yet in ready, plus 1 while serveBatchTask runs
+	timer orchestrix.Timer
+}
+
+// batchReply is one reply of a batch: r, or the outcome out of req, which
+// is encoded on the goroutine that sends it.
+type batchReply struct {
+	r   *wire.CommandReply
+	req *wire.CommandRequest
+	out clusterseam.Outcome
+}
+
+// replyHold is how long a batch's ready replies wait for the others: half
+// the time the batch's first reply took since the batch arrived (the
+// commands of one batch that share a journal commit answer within a
+// fraction of that), within [minReplyHold, maxReplyHold].
+func replyHold(first time.Duration) time.Duration {
+	return min(max(first/2, minReplyHold), maxReplyHold)
+}
+
+const (
+	minReplyHold = 200 * time.Microsecond
+	maxReplyHold = 5 * time.Millisecond
+)
+
+// add adds one reply (an empty one: serveBatchTask's own count). onTask is
+// set when the caller is serveBatchTask's goroutine, which may send;
+// otherwise the caller may be an aggregate's or the journal's goroutine,
+// which must not be held up: the send goes to a worker.
+func (rb *replyBatch) add(r batchReply, onTask bool) {
 	rb.mu.Lock()
-	rb.ready = append(rb.ready, r)
-	start := !rb.busy
-	rb.busy = true
-	rb.mu.Unlock()
-	if start {
-		rb.flush() // on this worker: its own command is done
+	if r.r != nil || r.out != nil {
+		rb.ready = append(rb.ready, r)
 	}
-}
-
-func (rb *replyBatch) flush() {
-	for {
-		runtime.Gosched()
-		rb.mu.Lock()
-		ready := rb.ready
-		rb.ready = nil
-		if len(ready) == 0 {
-			rb.busy = false
-			rb.mu.Unlock()
-			return
+	rb.left--
+	if rb.left > 0 {
+		if rb.timer == nil && len(rb.ready) > 0 {
+			hold := replyHold(rb.m.clock().Now().Sub(rb.start))
+			rb.timer = rb.m.clock().AfterFunc(hold, rb.expired)
 		}
 		rb.mu.Unlock()
-		rb.m.root().Send(rb.sender, batchReply(ready, rb.packed))
-		for range ready {
-			rb.m.serving.Done()
-		}
+		return
 	}
+	ready := rb.ready
+	rb.ready = nil
+	if rb.timer != nil {
+		rb.timer.Stop()
+		rb.timer = nil
+	}
+	rb.mu.Unlock()
+	if len(ready) == 0 {
+		return
+	}
+	if onTask {
+		rb.send(ready)
+	} else {
+		rb.m.work.run(func() { rb.send(ready) })
+	}
+}
+
+// expired sends what is ready when the hold ended before the batch did.
+func (rb *replyBatch) expired() {
+	rb.mu.Lock()
+	ready := rb.ready
+	rb.ready = nil
+	rb.timer = nil
+	rb.mu.Unlock()
+	if len(ready) > 0 {
+		rb.send(ready)
+	}
+}
+
+func (rb *replyBatch) send(ready []batchReply) {
+	replies := make([]*wire.CommandReply, len(ready))
+	for i, r := range ready {
+		if r.out != nil {
+			rep, err := r.out()
+			r.r = rb.m.wireReply(r.req, rep, err)
+			r.r.Seq = r.req.GetSeq()
+		}
+		replies[i] = r.r
+	}
+	rb.m.root().Send(rb.sender, batchReplyMsg(replies, rb.packed))
+	batchCounts.replyMsgs.Add(1)
+	batchCounts.replies.Add(int64(len(ready)))
+	rb.m.serving.Add(-len(ready))
 }

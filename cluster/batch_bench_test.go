@@ -25,6 +25,14 @@ func (echoKind) ServeCommand(context.Context, []byte) (clusterseam.CommandReply,
 	return clusterseam.CommandReply{Events: [][]byte{echoEvent}, Version: 1, Position: 1}, nil
 }
 
+// ServeCommandAsync answers at once, on the calling goroutine (as a command
+// run inline would).
+func (echoKind) ServeCommandAsync(_ []byte, done func(clusterseam.Outcome)) { done(echoOutcome) }
+
+func echoOutcome() (clusterseam.CommandReply, error) {
+	return clusterseam.CommandReply{Events: [][]byte{echoEvent}, Version: 1, Position: 1}, nil
+}
+
 // remoteMember is a member on its own protoactor-go system with a remote
 // endpoint on 127.0.0.1 (no cluster provider, no gossip): its view is
 // set by the caller.

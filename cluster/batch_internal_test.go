@@ -61,7 +61,7 @@ func sendAndAnswer(t *testing.T, m *Member, h blackHole, id string) any {
 		for _, c := range reqs {
 			replies = append(replies, &wire.CommandReply{Version: 1, Seq: c.GetSeq()})
 		}
-		m.root().Send(env.Sender, batchReply(replies, packed))
+		m.root().Send(env.Sender, batchReplyMsg(replies, packed))
 	default:
 		t.Fatalf("the command was sent as %T", env.Message)
 	}

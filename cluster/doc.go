@@ -46,9 +46,26 @@
 // Commands headed to the same member are coalesced into one wire message
 // (wire.CommandBatch; batch.go): the caller that queues a command into
 // an idle outbox for that member yields the processor once and sends
-// everything queued by then, and the owner sends the replies back as the
-// commands finish, those finishing together in one message. There is no
-// timer: a lone command goes at once (in BenchmarkRemoteCommand, one
+// everything queued by then. The owner serves a whole batch on one
+// goroutine: it checks each command's ownership and starts it on its
+// local path without waiting for it (the aggregate answers through a
+// completion function, so no goroutine is parked per command; a command
+// whose check must wait for a handoff round, and nothing else, gets a
+// goroutine of its own). It sends the replies back together once every
+// command of the batch has one, or, when some take longer (a recovery, a
+// hot aggregate's queue), what is ready once the first ready reply has
+// waited half the time it took (at least 200 µs, at most 5 ms), then the
+// rest the same way: one message per batch usually, and a slow command
+// delays the others' replies by at most 5 ms. A served command has no
+// deadline of its own on the owner: it is bounded by the owner's local
+// path (the journal's own timeouts, such as the PostgreSQL journal's
+// WriteTimeout, actor.Config.AppendTimeout, a recovery's reads), by a
+// Release of its activation (a leave, a handoff, a fence: queued commands
+// are refused, appends in flight finish) and by the system's Close; the
+// caller's side is bounded by its RequestTimeout and context as below (a
+// reply after that is dropped). Shutdown waits for every command it
+// received to be answered. The sending side has no timer: a lone command
+// goes at once (in BenchmarkRemoteCommand, one
 // caller: its round trip within that benchmark's spread, ~8 µs more CPU),
 // and under load the commands of the callers that ran meanwhile share
 // the message (about 7 per batch in bench cluster; with 256 callers the

@@ -64,6 +64,8 @@ type Member struct {
 
 	serving sync.WaitGroup // requests being served
 	work    *workers       // the goroutines that serve them (reply.go)
+	// replyClock, when set (tests), times the hold of batch replies.
+	replyClock orchestrix.Clock
 
 	// pending are the requests this member has sent and not yet seen
 	// answered, by target address (pending.go); probe, when set (tests),
@@ -114,6 +116,7 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 		metrics: telemetryhooks.MetricsOf(cfg.Metrics), noBatch: olderBuildForTests, noPacked: olderBuildForTests || unpackedBuildForTests}
 	m.bg, m.stopBG = context.WithCancel(context.Background())
 	m.work = newWorkers(5*time.Second, m.bg.Done())
+	m.logBatchCounts()
 	origin := time.Now()
 	m.f = newFence(func() time.Duration { return time.Since(origin) }, cfg.PauseThreshold, cfg.SettlePeriod)
 	m.lease = newLease(m.f.now, cfg.ConfirmLease)
@@ -481,8 +484,9 @@ func (m *Member) State(ctx context.Context, kind, id string, at bool, version ui
 
 // ---- the request actor (receiving side) ----
 
-// server is each member's request actor. It checks ownership and hands
-// each request to a goroutine, so a slow command never holds up others.
+// server is each member's request actor. It hands each request, and each
+// CommandBatch as a whole (serveBatch: its commands do not wait for one
+// another), to a goroutine, so a slow command never holds up others.
 // Once drained (Shutdown), it answers inline, refusing work.
 type server struct {
 	m       *Member
@@ -546,15 +550,8 @@ func (m *Member) root() *proto.RootContext { return m.proto.Root }
 
 // check reports why this member will not serve kind/id, if it will not.
 func (m *Member) check(kind, id string) (clusterseam.Kind, wire.Code, string) {
-	k, ok := m.kinds[kind]
-	if !ok {
-		return nil, wire.Code_UNKNOWN_KIND, fmt.Sprintf("%v: %q is not hosted here", ErrUnknownKind, kind)
-	}
-	owner, err := m.Owner(kind, id)
-	if err != nil || owner != m.addr() {
-		return nil, wire.Code_NOT_OWNER, fmt.Sprintf("%v of %s %q (owner in this member's view: %q)", ErrNotOwner, kind, id, owner)
-	}
-	if v := m.cur.Load(); v != nil && !v.ready(kind, id) {
+	k, code, msg, wait := m.checkNow(kind, id)
+	if wait {
 		// The id is one this member gained in a handoff round still
 		// running: wait for it (await), at most RequestTimeout.
 		ctx, cancel := context.WithTimeout(m.bg, m.cfg.RequestTimeout)
@@ -563,7 +560,25 @@ func (m *Member) check(kind, id string) (clusterseam.Kind, wire.Code, string) {
 			return nil, wire.Code_NOT_OWNER, fmt.Sprintf("%v of %s %q yet: the handoff from its previous owner did not end in time", ErrNotOwner, kind, id)
 		}
 	}
-	return k, wire.Code_OK, ""
+	return k, code, msg
+}
+
+// checkNow is check without waiting: wait is set (with k and Code_OK) when
+// the id is one this member gained in a handoff round still running, which
+// check waits for.
+func (m *Member) checkNow(kind, id string) (k clusterseam.Kind, code wire.Code, msg string, wait bool) {
+	k, ok := m.kinds[kind]
+	if !ok {
+		return nil, wire.Code_UNKNOWN_KIND, fmt.Sprintf("%v: %q is not hosted here", ErrUnknownKind, kind), false
+	}
+	owner, err := m.Owner(kind, id)
+	if err != nil || owner != m.addr() {
+		return nil, wire.Code_NOT_OWNER, fmt.Sprintf("%v of %s %q (owner in this member's view: %q)", ErrNotOwner, kind, id, owner), false
+	}
+	if v := m.cur.Load(); v != nil && !v.ready(kind, id) {
+		return k, wire.Code_OK, "", true
+	}
+	return k, wire.Code_OK, "", false
 }
 
 func (m *Member) serveCommand(req *wire.CommandRequest) *wire.CommandReply {
@@ -574,6 +589,11 @@ func (m *Member) serveCommand(req *wire.CommandRequest) *wire.CommandReply {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
 	defer cancel()
 	r, err := k.ServeCommand(ctx, req.GetCommand())
+	return m.wireReply(req, r, err)
+}
+
+// wireReply is the reply to req that ended with r or err.
+func (m *Member) wireReply(req *wire.CommandRequest, r clusterseam.CommandReply, err error) *wire.CommandReply {
 	if err != nil {
 		if errors.Is(err, actor.ErrUnknownCommandType) {
 			m.cfg.Logger.Warn("cluster: refused a command of an unknown type", "kind", req.GetKind(),
@@ -582,6 +602,15 @@ func (m *Member) serveCommand(req *wire.CommandRequest) *wire.CommandReply {
 		return &wire.CommandReply{Code: codeOf(err), Message: err.Error()}
 	}
 	return &wire.CommandReply{Events: r.Events, Version: r.Version, Position: r.Position, Duplicate: r.Duplicate}
+}
+
+// clock times the hold of a batch's replies (replyBatch): replyClock when
+// a test set one.
+func (m *Member) clock() orchestrix.Clock {
+	if m.replyClock != nil {
+		return m.replyClock
+	}
+	return orchestrix.SystemClock{}
 }
 
 func (m *Member) serveState(req *wire.StateRequest) *wire.StateReply {

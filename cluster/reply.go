@@ -19,7 +19,8 @@ import (
 // channel, so the request loop selects on it directly.
 //
 // Each request a member serves runs on its own goroutine (a slow command
-// must not hold up others). Starting one per request grows a fresh stack
+// must not hold up others; a CommandBatch's commands share one, which
+// waits for none of them: serveBatch). Starting one per request grows a fresh stack
 // through the whole serving call chain every time; a workers pool keeps
 // the goroutines that finished for a while and hands them the next
 // request instead. Its size is not bounded: when no worker is idle, a new

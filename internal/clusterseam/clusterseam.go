@@ -65,6 +65,8 @@ type StateReply struct {
 // Kind serves the requests of other members for one registered kind.
 type Kind interface {
 	// ServeCommand decodes and runs a command on this member's local path.
+	// data is the caller's own buffer (the wire decoder's), never modified
+	// afterwards: the decoded command may keep pointing into it.
 	ServeCommand(ctx context.Context, data []byte) (CommandReply, error)
 	// ServeState reads a state on this member's local path.
 	ServeState(ctx context.Context, id string, at bool, version uint64) (StateReply, error)
@@ -76,6 +78,26 @@ type Kind interface {
 	// how many activations it stopped.
 	Release(ctx context.Context, keep func(id string) bool) (int, error)
 }
+
+// AsyncKind is an optional interface of a Kind (package actor's kinds
+// implement it): it serves a command without a goroutine waiting for it.
+type AsyncKind interface {
+	// ServeCommandAsync decodes and runs a command on this member's local
+	// path, as ServeCommand does, and calls done exactly once when its
+	// outcome is known: on the calling goroutine when it is known at once
+	// (a decoding error, a refusal, a command decided without events run
+	// inline), otherwise later, on the goroutine that answered it (the
+	// aggregate's or the journal's). done must therefore not block nor
+	// route a command; it gets the outcome as a function, to be called
+	// once, elsewhere, which encodes the reply. Nothing bounds the wait
+	// but the local path itself (journal timeouts, the system's Close, a
+	// Release). data is owned as ServeCommand's is.
+	ServeCommandAsync(data []byte, done func(Outcome))
+}
+
+// Outcome returns a served command's reply, or its error, as
+// Kind.ServeCommand would have.
+type Outcome func() (CommandReply, error)
 
 // ErrReleased: the command reached an activation this member was
 // releasing (it no longer owns the id, or it is leaving or fenced), and
