@@ -14,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/orchestrix/orchestrix"
+	"github.com/orchestrix/orchestrix/actor/actortest"
 	"github.com/orchestrix/orchestrix/cluster/internal/wire"
 	"github.com/orchestrix/orchestrix/internal/clusterseam"
 )
@@ -539,5 +540,79 @@ func TestServer_BatchCommandsKeepTheRequestDeadline(t *testing.T) {
 			t.Fatalf("a batch's command was served with deadline %v; want RequestTimeout (%v) after its arrival, between %v and %v",
 				dl, m.cfg.RequestTimeout, before.Add(m.cfg.RequestTimeout), after.Add(m.cfg.RequestTimeout))
 		}
+	}
+}
+
+// Under a load that comes in bursts (the last batch to the address left
+// less than outboxBusy ago with at least outboxBurst commands), the
+// outbox gathers for outboxHold before it flushes; otherwise (a lone
+// command, a small last batch, a quiet address) it flushes at once.
+func TestBatch_OutboxHoldsOnlyUnderBurstyLoad(t *testing.T) {
+	m, h := batchMember(t)
+	id := peerOwned(t, m)
+	announce(t, m, h, m.features())
+	clock := actortest.NewManualClock(time.Unix(0, 0))
+	m.outboxTestClock, m.outboxHold = clock, 3*time.Millisecond
+	ob := m.outboxes.get(peerAddr)
+	setLast := func(ago time.Duration, size int) {
+		ob.mu.Lock()
+		ob.lastSent, ob.lastSize = clock.Now().Add(-ago), size
+		ob.mu.Unlock()
+	}
+	queued := func() int {
+		ob.mu.Lock()
+		defer ob.mu.Unlock()
+		return len(ob.queue)
+	}
+	answer := func(env *proto.MessageEnvelope) {
+		reqs, packed, ok := m.batchCommands(env.Message.(*wire.CommandBatch))
+		if !ok {
+			t.Fatal("malformed batch")
+		}
+		var replies []*wire.CommandReply
+		for _, c := range reqs {
+			replies = append(replies, &wire.CommandReply{Version: 1, Seq: c.GetSeq()})
+		}
+		m.root().Send(env.Sender, batchReplyMsg(replies, packed))
+	}
+	sendsAtOnce := func(what string) {
+		t.Helper()
+		res := sendCommand(m, id, "c-"+what, func(context.Context) error { return errors.New("ran locally") })
+		select {
+		case env := <-h.got:
+			answer(env)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the command was not sent at once", what)
+		}
+		if r := <-res; r.err != nil {
+			t.Fatalf("%s: %v", what, r.err)
+		}
+	}
+
+	sendsAtOnce("lone")
+	setLast(time.Millisecond, outboxBurst-1)
+	sendsAtOnce("after a small batch")
+	setLast(outboxBusy, outboxBurst)
+	sendsAtOnce("after a quiet spell")
+
+	setLast(time.Millisecond, outboxBurst)
+	res := sendCommand(m, id, "c-held", func(context.Context) error { return errors.New("ran locally") })
+	for queued() == 0 || clock.Timers() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case env := <-h.got:
+		t.Fatalf("sent %T during the hold", env.Message)
+	default:
+	}
+	clock.Advance(3 * time.Millisecond)
+	select {
+	case env := <-h.got:
+		answer(env)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held command was not sent once the hold passed")
+	}
+	if r := <-res; r.err != nil {
+		t.Fatal(r.err)
 	}
 }

@@ -66,6 +66,11 @@ type Member struct {
 	work    *workers       // the goroutines that serve them (reply.go)
 	// replyClock, when set (tests), times the hold of batch replies.
 	replyClock orchestrix.Clock
+	// outboxHold is how long the outbox of a busy address gathers commands
+	// before it flushes (0: never; batch.go), timed by outboxTestClock
+	// when set (tests).
+	outboxHold      time.Duration
+	outboxTestClock orchestrix.Clock
 
 	// pending are the requests this member has sent and not yet seen
 	// answered, by target address (pending.go); probe, when set (tests),
@@ -113,7 +118,8 @@ func Start(ctx context.Context, sys *actor.System, cfg Config) (*Member, error) 
 		return nil, fmt.Errorf("%w: %T keeps its events in one process (use journal/postgres)", ErrJournalNotShared, j)
 	}
 	m := &Member{cfg: cfg, sys: sys, proto: protosys.Of(sys), kinds: clusterseam.Kinds(sys),
-		metrics: telemetryhooks.MetricsOf(cfg.Metrics), noBatch: olderBuildForTests, noPacked: olderBuildForTests || unpackedBuildForTests}
+		metrics: telemetryhooks.MetricsOf(cfg.Metrics), noBatch: olderBuildForTests, noPacked: olderBuildForTests || unpackedBuildForTests,
+		outboxHold: defaultOutboxHold}
 	m.bg, m.stopBG = context.WithCancel(context.Background())
 	m.work = newWorkers(5*time.Second, m.bg.Done())
 	m.logBatchCounts()
