@@ -3,7 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -260,6 +262,11 @@ func TestServer_BatchCommandsAwaitTheHandoff(t *testing.T) {
 	if len(k.held) != 0 {
 		t.Fatal("a command reached the kind before the handoff round ended")
 	}
+	// The batch's task runs on a worker of its own: the later batch's
+	// reply does not say it has checked its commands yet. Close the round
+	// only once both wait in it (a check after the close would see the
+	// round over and rightly take the asynchronous path).
+	waitGoroutines(t, "cluster.(*Member).await(", 2)
 	close(ep.settled)
 	r := nextBatchReply(t, cp)
 	if got := seqs(r); !slices.Equal(got, []uint32{1, 2}) {
@@ -269,5 +276,22 @@ func TestServer_BatchCommandsAwaitTheHandoff(t *testing.T) {
 		if rep.GetCode() != wire.Code_OK || rep.GetVersion() != 7 {
 			t.Fatalf("reply %v; want OK from the per-command path (version 7)", rep)
 		}
+	}
+}
+
+// waitGoroutines waits until n goroutines have frame in their stacks.
+func waitGoroutines(t *testing.T, frame string, n int) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		if strings.Count(stacks, frame) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines in %s after 10 s, want %d", strings.Count(stacks, frame), frame, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
