@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -64,6 +65,9 @@ type clusterConfig struct {
 	jsonOut         bool
 	warm            bool
 	memberMaxConns  int
+	// memberProcs, when positive, is each member's GOMAXPROCS (a
+	// diagnosis: three runtimes sharing 2 cores; 0 leaves Go's default).
+	memberProcs int
 	// cpuprofile, when set, makes each member write a CPU profile of its
 	// throughput phase (/load) to cpuprofile + ".member<index>".
 	cpuprofile string
@@ -157,6 +161,7 @@ func parseClusterFlags(args []string, stderr io.Writer) (clusterConfig, error) {
 	fs.BoolVar(&cfg.netns, "netns", true, "as root, run inside a loopback-only network namespace (unshare -n)")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print one JSON object per line instead of a table")
 	fs.IntVar(&cfg.memberMaxConns, "member-max-conns", 0, "journal connection pool size of each member (0: journal/postgres's default, pgxpool's)")
+	fs.IntVar(&cfg.memberProcs, "member-procs", 0, "GOMAXPROCS of each member process (0: Go's default, every core; a diagnosis of co-located members, the goal is stated with the default)")
 	fs.BoolVar(&cfg.warm, "warm", false, "activate every aggregate (one command each, on its owner) before each throughput phase, so that CPU per command leaves out activation (diagnosis; the default stays cold, as the issue's goal is stated)")
 	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "each member writes a CPU profile of the cluster throughput phase to this path + \".member<index>\" (0, 1, …)")
 	if err := fs.Parse(args); err != nil {
@@ -173,6 +178,9 @@ func parseClusterFlags(args []string, stderr io.Writer) (clusterConfig, error) {
 	}
 	if cfg.refreshTTL < 0 || cfg.requestTimeout < 0 {
 		return cfg, errors.New("-refresh-ttl and -request-timeout must not be negative")
+	}
+	if cfg.memberProcs < 0 || cfg.memberProcs > 1024 {
+		return cfg, fmt.Errorf("-member-procs %d: want 0 (Go's default) to 1024", cfg.memberProcs)
 	}
 	if cfg.memberMaxConns < 0 || cfg.memberMaxConns > math.MaxInt32 {
 		return cfg, errors.New("-member-max-conns must be between 0 and 2^31-1")
@@ -244,7 +252,7 @@ func benchCluster(cfg clusterConfig, stdout, stderr io.Writer) error {
 	ms, err := localcluster.Start(ctx, localcluster.Options{Members: cfg.members, LogDir: logDir, Params: map[string]string{
 		"dsn": cfg.dsn, "schema": schema,
 		"refresh_ttl": cfg.refreshTTL.String(), "request_timeout": cfg.requestTimeout.String(),
-		"cpuprofile": cfg.cpuprofile, "max_conns": strconv.Itoa(cfg.memberMaxConns),
+		"cpuprofile": cfg.cpuprofile, "max_conns": strconv.Itoa(cfg.memberMaxConns), "procs": strconv.Itoa(cfg.memberProcs),
 	}})
 	if err != nil {
 		return err
@@ -565,6 +573,9 @@ func runClusterMember(spec localcluster.Spec, specErr error) int {
 	}
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if n, err := strconv.Atoi(spec.Params["procs"]); err == nil && n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
 	maxConns, err := strconv.Atoi(spec.Params["max_conns"])
 	if err != nil || maxConns < 0 || maxConns > math.MaxInt32 {
 		return fail(fmt.Errorf("bad max_conns %q", spec.Params["max_conns"]))
