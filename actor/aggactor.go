@@ -658,11 +658,10 @@ func (a *aggActor[S, C, E]) finish(p *pendingCmd[E]) {
 // command exactly once, through send.
 type replier[E any] struct {
 	ch chan cmdReply[E]
-	// fn is called on whichever goroutine answers the command: the
+	// to is called on whichever goroutine answers the command: the
 	// actor's, the journal's (completeInline) or a sender's running the
-	// command inline, with the actor's lock held. It must not block and
-	// must not route a message to an aggregate (see dispatchAsync).
-	fn func(Result[E], error)
+	// command inline, with the actor's lock held (see completion).
+	to completion[E]
 }
 
 func (r replier[E]) send(res Result[E], err error) {
@@ -672,8 +671,8 @@ func (r replier[E]) send(res Result[E], err error) {
 	if r.ch != nil {
 		r.ch <- cmdReply[E]{res: res, err: err}
 	}
-	if r.fn != nil {
-		r.fn(res, err)
+	if r.to != nil {
+		r.to.complete(res, err)
 	}
 }
 

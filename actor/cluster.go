@@ -66,22 +66,6 @@ func (h *Handle[S, C, E]) localRetrying(ctx context.Context, cmd aggregate.Comma
 	return res, err
 }
 
-// localRetryingAsync is localRetrying without waiting: done is called
-// exactly once with the outcome. The retry after a version conflict is
-// routed from a goroutine of its own: the first outcome is delivered on the
-// goroutine that answered it, with its actor's lock held, where routing a
-// message to the same aggregate could run it inline on that actor.
-func (h *Handle[S, C, E]) localRetryingAsync(cmd aggregate.Command[C], done func(Result[E], error)) {
-	h.dispatchAsync(cmd, func(res Result[E], err error) {
-		if err != nil && errors.Is(err, orchestrix.ErrVersionConflict) && !h.sys.closed.Load() {
-			telemetryhooks.MetricsOf(h.sys.cfg.Metrics).ClusterConflictRetry(h.kind)
-			go h.dispatchAsync(cmd, done)
-			return
-		}
-		done(res, err)
-	})
-}
-
 func (h *Handle[S, C, E]) dispatchCluster(ctx context.Context, cmd aggregate.Command[C], r clusterseam.Router) (Result[E], error) {
 	fail := func(err error) (Result[E], error) {
 		return Result[E]{}, &CommandError{Kind: h.kind, AggregateID: cmd.AggregateID, CommandID: cmd.ID, Err: err}
@@ -235,7 +219,8 @@ func (k kindServer[S, C, E]) ServeCommand(ctx context.Context, data []byte) (clu
 // the local path without a goroutine waiting for it, and done gets its
 // outcome once decided and durable; the reply is encoded only when the
 // function done was given is called (by the cluster's reply sender, not
-// on the goroutine that answered the command: the journal's, often).
+// on the goroutine that answered the command: the journal's, often). A
+// version conflict is retried once on fresh state, as localRetrying does.
 func (k kindServer[S, C, E]) ServeCommandAsync(data []byte, done func(clusterseam.Outcome)) {
 	h := k.h
 	cmd, err := h.decodeCommand(h.sys.bg, data, true)
@@ -243,9 +228,47 @@ func (k kindServer[S, C, E]) ServeCommandAsync(data []byte, done func(clustersea
 		done(func() (clusterseam.CommandReply, error) { return clusterseam.CommandReply{}, err })
 		return
 	}
-	h.localRetryingAsync(cmd, func(res Result[E], err error) {
-		done(func() (clusterseam.CommandReply, error) { return k.reply(h.sys.bg, cmd.AggregateID, res, err) })
-	})
+	s := &servedCmd[S, C, E]{k: k, done: done}
+	s.msg = cmdMsg[C, E]{cmd: cmd, done: s}
+	h.dispatchAsync(&s.msg)
+}
+
+// servedCmd is a command served for another member, in one allocation: its
+// message to the aggregate, the function its outcome goes to, and that
+// outcome until its reply is encoded.
+type servedCmd[S, C, E any] struct {
+	msg     cmdMsg[C, E]
+	k       kindServer[S, C, E]
+	done    func(clusterseam.Outcome)
+	retried bool
+	res     Result[E]
+	err     error
+}
+
+// complete implements completion. A version conflict (another activation
+// wrote to the stream; this one dropped its state) is dispatched once more
+// with the same command id, in a new message and from a goroutine of its
+// own: complete runs with the answering actor's lock held, where routing
+// to the same aggregate could run it inline on that actor.
+func (s *servedCmd[S, C, E]) complete(res Result[E], err error) {
+	h := s.k.h
+	if err != nil && !s.retried && errors.Is(err, orchestrix.ErrVersionConflict) && !h.sys.closed.Load() {
+		s.retried = true
+		telemetryhooks.MetricsOf(h.sys.cfg.Metrics).ClusterConflictRetry(h.kind)
+		go h.dispatchAsync(&cmdMsg[C, E]{cmd: s.msg.cmd, done: s})
+		return
+	}
+	if err != nil {
+		cmd := &s.msg.cmd
+		err = &CommandError{Kind: h.kind, AggregateID: cmd.AggregateID, CommandID: cmd.ID, Err: err}
+	}
+	s.res, s.err = res, err
+	s.done(s.outcome)
+}
+
+// outcome is the served command's reply, or its error (clusterseam.Outcome).
+func (s *servedCmd[S, C, E]) outcome() (clusterseam.CommandReply, error) {
+	return s.k.reply(s.k.h.sys.bg, s.msg.cmd.AggregateID, s.res, s.err)
 }
 
 // reply is the outcome of a served command as it crosses members.

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/orchestrix/orchestrix/aggregate"
 	"github.com/orchestrix/orchestrix/internal/banktest"
 	"github.com/orchestrix/orchestrix/internal/clusterseam"
 )
@@ -34,6 +35,42 @@ func BenchmarkClusterForwarded(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		if _, err := a.Send(ctx, "acc-"+strconv.Itoa(i%accounts), banktest.Deposit{Amount: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkServeCommandAsync measures the owner's side of a remote command
+// served without a goroutine waiting for it (clusterseam.AsyncKind): the
+// command's encoding (the caller's part, for the bytes), its decoding,
+// execution on a mem journal, and its reply's encoding, one at a time.
+//
+//	go test -run '^$' -bench ServeCommandAsync -benchmem ./actor/
+func BenchmarkServeCommandAsync(b *testing.B) {
+	ctx := context.Background()
+	sys, _, h, _ := twoSystems(b)
+	k := clusterseam.Kinds(sys)["account"].(clusterseam.AsyncKind)
+	const accounts = 64
+	for i := range accounts {
+		if _, err := h.Send(ctx, "acc-"+strconv.Itoa(i), banktest.OpenAccount{Owner: "ada"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	replies := make(chan error, 1)
+	done := func(o clusterseam.Outcome) {
+		_, err := o()
+		replies <- err
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		data, err := h.EncodeCommand(ctx, aggregate.Command[banktest.Command]{ID: "c-" + strconv.Itoa(i),
+			AggregateID: "acc-" + strconv.Itoa(i%accounts), Body: banktest.Deposit{Amount: 1}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		k.ServeCommandAsync(data, done)
+		if err := <-replies; err != nil {
 			b.Fatal(err)
 		}
 	}

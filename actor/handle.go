@@ -201,27 +201,31 @@ func (h *Handle[S, C, E]) dispatchLocal(ctx context.Context, cmd aggregate.Comma
 	return r.res, nil
 }
 
-// dispatchAsync runs cmd on this process's actor for its aggregate like
-// dispatchLocal, but without waiting: done is called exactly once with the
-// outcome (errors as dispatchLocal returns them), by whichever goroutine
-// answers the command (see replier), or by dispatchAsync itself when the
-// command cannot be routed. Like dispatchLocal, it may run the command
-// inline on the calling goroutine; it returns once the command is decided
-// and, when it has events, queued to the journal.
-func (h *Handle[S, C, E]) dispatchAsync(cmd aggregate.Command[C], done func(Result[E], error)) {
-	msg := &cmdMsg[C, E]{cmd: cmd}
-	msg.done = func(res Result[E], err error) {
-		if err != nil {
-			err = &CommandError{Kind: h.kind, AggregateID: cmd.AggregateID, CommandID: cmd.ID, Err: err}
-		}
-		done(res, err)
-	}
+// dispatchAsync runs the command of msg (a message of its own, not
+// pooled, whose done is set) on this process's actor for its aggregate
+// like dispatchLocal, but without waiting: msg.done.complete is called
+// exactly once with the outcome (an error as a *CommandError, as
+// dispatchLocal returns it), by whichever goroutine answers the command
+// (see replier), or by dispatchAsync itself when the command cannot be
+// routed. Like dispatchLocal, it may run the command inline on the calling
+// goroutine; it returns once the command is decided and, when it has
+// events, queued to the journal. A message is dispatched once: a retry
+// takes a new one (the actor that answered may still be handling it).
+func (h *Handle[S, C, E]) dispatchAsync(msg *cmdMsg[C, E]) {
 	if h.sys.timed {
 		msg.start = h.sys.cfg.Clock.Now()
 	}
-	if err := h.sys.route(h.routes, cmd.AggregateID, msg, h.props, h.sys.cfg.MaxActive, true); err != nil {
-		msg.done(Result[E]{}, err)
+	if err := h.sys.route(h.routes, msg.cmd.AggregateID, msg, h.props, h.sys.cfg.MaxActive, true); err != nil {
+		msg.done.complete(Result[E]{}, err)
 	}
+}
+
+// completion receives the outcome of a command dispatched with
+// dispatchAsync. complete is called on whichever goroutine answers the
+// command, possibly with the actor's lock held: it must not block and
+// must not route a message to an aggregate.
+type completion[E any] interface {
+	complete(res Result[E], err error)
 }
 
 // recycle returns a command message whose reply was received (or that
@@ -354,8 +358,8 @@ func (h *Handle[S, C, E]) StateAtTime(ctx context.Context, id string, t time.Tim
 
 type cmdMsg[C, E any] struct {
 	cmd   aggregate.Command[C]
-	reply chan cmdReply[E]       // nil for Tell and dispatchAsync
-	done  func(Result[E], error) // set by dispatchAsync only
+	reply chan cmdReply[E] // nil for Tell and dispatchAsync
+	done  completion[E]    // set for dispatchAsync only
 	// taken is set once the actor answered m or recorded where its answer
 	// goes (replier).
 	taken bool
@@ -368,7 +372,7 @@ type cmdMsg[C, E any] struct {
 // taken the duty to answer m (see Receive's recovery from a panic).
 func (m *cmdMsg[C, E]) replier() replier[E] {
 	m.taken = true
-	return replier[E]{ch: m.reply, fn: m.done}
+	return replier[E]{ch: m.reply, to: m.done}
 }
 
 // inlineOK: a command may be handled on a sender's goroutine (see mailbox).
