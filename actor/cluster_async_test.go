@@ -149,14 +149,8 @@ func TestServeCommandAsync_AnswersEachCommandOnce(t *testing.T) {
 // ErrReleased, and the in-flight append is answered once it completes.
 func TestServeCommandAsync_InFlightDuplicateAndRelease(t *testing.T) {
 	ctx := ctxT(t)
-	j, err := mem.New(mem.Config{})
-	require.NoError(t, err)
-	sys, err := actor.NewSystem(actor.Config{Journal: j})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sys.Close() })
-	h, err := actor.Register(sys, encodableAccounts())
-	require.NoError(t, err)
-	_, err = h.Send(ctx, "moved", banktest.OpenAccount{Owner: "ada"})
+	sys, j, h := memAccounts(t)
+	_, err := h.Send(ctx, "moved", banktest.OpenAccount{Owner: "ada"})
 	require.NoError(t, err)
 	s := newAsyncServer(t, sys)
 

@@ -58,6 +58,20 @@ func (r forwardRouter) State(ctx context.Context, kind, id string, at bool, vers
 	return reply, false, err
 }
 
+// memAccounts is a system on a mem journal of its own with the encodable
+// accounts registered.
+func memAccounts(t *testing.T) (*actor.System, *mem.Journal, *accountHandle) {
+	t.Helper()
+	j, err := mem.New(mem.Config{})
+	require.NoError(t, err)
+	sys, err := actor.NewSystem(actor.Config{Journal: j})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sys.Close() })
+	h, err := actor.Register(sys, encodableAccounts())
+	require.NoError(t, err)
+	return sys, j, h
+}
+
 func twoSystems(t testing.TB) (*actor.System, *actor.System, *accountHandle, *accountHandle) {
 	t.Helper()
 	j, err := mem.New(mem.Config{})
@@ -153,13 +167,7 @@ func TestClusterModeForwardsToTheOwner(t *testing.T) {
 // is refused with ErrReleased (not executed), and the ids kept stay active.
 func TestClusterRelease_DrainsInFlightAndRefusesQueued(t *testing.T) {
 	ctx := ctxT(t)
-	j, err := mem.New(mem.Config{})
-	require.NoError(t, err)
-	sys, err := actor.NewSystem(actor.Config{Journal: j})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sys.Close() })
-	h, err := actor.Register(sys, encodableAccounts())
-	require.NoError(t, err)
+	sys, j, h := memAccounts(t)
 	for _, id := range []string{"moved", "kept"} {
 		_, err := h.Send(ctx, id, banktest.OpenAccount{Owner: id})
 		require.NoError(t, err)
@@ -193,7 +201,7 @@ func TestClusterRelease_DrainsInFlightAndRefusesQueued(t *testing.T) {
 	<-scanned
 	// Routed after the release's shutdown (the shard is locked until it is
 	// sent), so it queues behind it.
-	_, err = h.Send(ctx, "moved", banktest.Deposit{Amount: 5}, actor.WithCommandID("queued"))
+	_, err := h.Send(ctx, "moved", banktest.Deposit{Amount: 5}, actor.WithCommandID("queued"))
 	require.ErrorIs(t, err, clusterseam.ErrReleased)
 	select {
 	case err := <-released:
