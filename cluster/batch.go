@@ -208,7 +208,8 @@ type outbox struct {
 // directions). An address without recent traffic, or whose commands come
 // one at a time (a lone command, a quiet system, a moderate steady load),
 // is flushed at once, as before: the hold only adds its latency where it
-// saves messages (BENCHMARKS.md: "Caller-side gathering").
+// saves messages (BENCHMARKS.md, "…packed batches and the caller-side
+// hold").
 const (
 	outboxBusy        = 2 * time.Millisecond
 	outboxBurst       = 4
