@@ -485,7 +485,15 @@ func tail(s string, n int) string {
 var client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
 
 func (m *member) get(path string, q url.Values, out any) error {
-	resp, err := client.Get("http://" + m.http + path + "?" + q.Encode())
+	return m.getWith(client, path, q, out)
+}
+
+// patientClient is for requests whose answer may take a long time for a
+// good reason (a member resuming from a pause must first get a view).
+var patientClient = &http.Client{Timeout: 2 * time.Minute, Transport: client.Transport}
+
+func (m *member) getWith(c *http.Client, path string, q url.Values, out any) error {
+	resp, err := c.Get("http://" + m.http + path + "?" + q.Encode())
 	if err != nil {
 		return err
 	}
@@ -1123,8 +1131,13 @@ func TestPausedMemberExecutesNothingQueued(t *testing.T) {
 			defer probes.Done()
 			id, cmdID := victimIDs[g%len(victimIDs)], fmt.Sprintf("probe-%d", g)
 			var r sendReply
-			q := url.Values{"id": {id}, "cmd": {cmdID}, "sent": {strconv.FormatInt(time.Now().UnixNano(), 10)}}
-			err := victim.get("/send", q, &r)
+			// The resumed member answers once it has a view again: under
+			// a loaded CI machine (every package's tests at once) that
+			// took more than the default 15 s once. What counts is that
+			// the probe is served by an owner, never run by the stale
+			// member, not how soon.
+			q := url.Values{"id": {id}, "cmd": {cmdID}, "sent": {strconv.FormatInt(time.Now().UnixNano(), 10)}, "timeout": {"60s"}}
+			err := victim.getWith(patientClient, "/send", q, &r)
 			probeMu.Lock()
 			defer probeMu.Unlock()
 			switch {
