@@ -161,24 +161,43 @@ func TestServer_SlowCommandHoldsTheOthersAtMostTheBound(t *testing.T) {
 		t.Fatalf("once the hold passed: replies %v; want the two fast ones (1, 3) together", got)
 	}
 
+	served := servingEnds(m)
+	stillServing(t, served, "a command still in flight")
+	h["slow"].done(versionOutcome(2))
+	if got := seqs(nextBatchReply(t, cp)); !slices.Equal(got, []uint32{2}) {
+		t.Fatalf("then: replies %v; want the slow one (2)", got)
+	}
+	servingEnded(t, served, "every command was answered")
+}
+
+// servingEnds returns a channel closed once m serves no request.
+func servingEnds(m *Member) <-chan struct{} {
 	served := make(chan struct{})
 	go func() {
 		m.serving.Wait()
 		close(served)
 	}()
+	return served
+}
+
+// stillServing fails the test if served is closed already (with what
+// still due).
+func stillServing(t *testing.T, served <-chan struct{}, what string) {
+	t.Helper()
 	select {
 	case <-served:
-		t.Fatal("serving ended with a command still in flight")
+		t.Fatalf("serving ended with %s", what)
 	default:
 	}
-	h["slow"].done(versionOutcome(2))
-	if got := seqs(nextBatchReply(t, cp)); !slices.Equal(got, []uint32{2}) {
-		t.Fatalf("then: replies %v; want the slow one (2)", got)
-	}
+}
+
+// servingEnded waits for served (at most a minute) once what happened.
+func servingEnded(t *testing.T, served <-chan struct{}, what string) {
+	t.Helper()
 	select {
 	case <-served:
 	case <-time.After(time.Minute):
-		t.Fatal("serving did not end once every command was answered")
+		t.Fatalf("serving did not end once %s", what)
 	}
 }
 
@@ -195,31 +214,19 @@ func TestServer_DrainWaitsForCommandsInFlight(t *testing.T) {
 	if _, err := m.root().RequestFuture(srv, drainMsg{}, time.Minute).Result(); err != nil {
 		t.Fatal(err)
 	}
-	served := make(chan struct{})
-	go func() {
-		m.serving.Wait()
-		close(served)
-	}()
+	served := servingEnds(m)
 	m.root().RequestWithCustomSender(srv, &wire.CommandBatch{Commands: []*wire.CommandRequest{
 		{Kind: "k", AggregateId: "c", Command: []byte("3"), Seq: 1}}}, from)
 	if r := nextBatchReply(t, cp); len(r.GetReplies()) != 1 || r.GetReplies()[0].GetCode() != wire.Code_NOT_OWNER {
 		t.Fatalf("a batch after the drain: %v; want NOT_OWNER", r)
 	}
-	select {
-	case <-served:
-		t.Fatal("serving ended with commands still in flight")
-	default:
-	}
+	stillServing(t, served, "commands still in flight")
 	go h["1"].done(versionOutcome(1))
 	go h["2"].done(versionOutcome(2))
 	if got := seqs(nextBatchReply(t, cp)); !slices.Equal(got, []uint32{1, 2}) {
 		t.Fatalf("replies %v; want 1 and 2", got)
 	}
-	select {
-	case <-served:
-	case <-time.After(time.Minute):
-		t.Fatal("serving did not end once every command in flight was answered")
-	}
+	servingEnded(t, served, "every command in flight was answered")
 }
 
 // The hold is half the time the batch's first reply took, within its
